@@ -1,0 +1,58 @@
+# gpuplane — two commands on a fresh machine: `make demo` and `make test`.
+# Each target creates the virtualenv and installs what it needs (idempotent).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch: a CPU build where no GPU is present. On machines whose PyPI serves only CUDA wheels,
+# point TORCH_INDEX at a CPU index (e.g. https://download.pytorch.org/whl/cpu).
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX   ?=
+HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup test test-fast demo plan bench lint typecheck clean help
+
+help:
+	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
+	@echo "make test   - run the test suite (sets itself up)"
+	@echo "make bench  - run the benchmarks and print figures"
+	@echo "make plan   - offline plan of every reference stack"
+	@echo "make lint   - ruff + mypy"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+ifeq ($(HAVE_GPU),yes)
+	$(PIP) install -q "torch>=2.4"
+else
+	$(PIP) install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+endif
+	$(PIP) install -q -e ".[workloads,features,dev]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -n 2 --timeout 600
+
+test-fast: setup
+	$(PY) -m pytest -q -n 2 -m "not slow" --timeout 300
+
+plan: setup
+	@for s in $$(ls stacks/Pulumi.*.yaml | sed 's#stacks/Pulumi.\(.*\).yaml#\1#'); do \
+	  $(VENV)/bin/gpuplane plan --stack $$s || exit $$?; done
+
+demo: setup
+	$(VENV)/bin/gpuplane demo
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "=== $$b"; $(PY) $$b || exit $$?; done
+
+lint: setup
+	$(VENV)/bin/ruff check components policies stacks gpuplane workloads tests benchmarks
+	$(VENV)/bin/mypy components policies stacks gpuplane
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,35 @@
+"""gpuplane's component library: ``from components import GpuNodePool, InferenceEndpoint, ...``.
+
+Names are loaded lazily so that ``components.catalog`` (used by policies and the cost model)
+does not pull in the Pulumi provider SDKs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "KubernetesCluster": "components.cluster",
+    "KubernetesClusterArgs": "components.cluster",
+    "GpuNodePool": "components.node_pool",
+    "GpuNodePoolArgs": "components.node_pool",
+    "SpotTrainingCluster": "components.training",
+    "SpotTrainingClusterArgs": "components.training",
+    "TrainingJob": "components.training",
+    "TrainingJobArgs": "components.training",
+    "InferenceEndpoint": "components.inference",
+    "InferenceEndpointArgs": "components.inference",
+    "FeatureStore": "components.feature_store",
+    "FeatureStoreArgs": "components.feature_store",
+    "ComponentInputError": "components.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'components' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

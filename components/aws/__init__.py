@@ -1,0 +1,1 @@
+"""AWS implementations (EKS, Karpenter, S3, SageMaker)."""

@@ -1,0 +1,1 @@
+"""GCP implementations (GKE, GCS, Cloud Run, Vertex AI)."""

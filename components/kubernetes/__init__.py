@@ -1,0 +1,1 @@
+"""Implementations for any Kubernetes cluster (no cloud API calls)."""

@@ -1,0 +1,82 @@
+"""The NVIDIA device plugin and DCGM exporter, configured for one GPU pool.
+
+Used by every implementation whose nodes do not come with a managed device plugin (EKS managed
+node groups, Karpenter pools, existing clusters); GKE installs its own. One Helm release per
+pool, pinned to the pool's nodes by its node selector, so each pool carries its own sharing
+config (time-slicing, MPS or MIG strategy) — the device plugin's documented config-file format:
+https://github.com/NVIDIA/k8s-device-plugin#shared-access-to-gpus
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+if TYPE_CHECKING:
+    from components.node_pool import NodePoolPlan
+
+DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
+DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+DEVICE_PLUGIN_VERSION = "0.17.4"
+DCGM_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+DCGM_CHART = "dcgm-exporter"
+DCGM_VERSION = "4.4.1"
+NAMESPACE = "nvidia-device-plugin"
+
+
+def sharing_config(plan: NodePoolPlan) -> dict[str, Any]:
+    """The device plugin config file for the pool's sharing mode."""
+    config: dict[str, Any] = {"version": "v1", "flags": {"migStrategy": "single" if plan.sharing == "mig" else "none"}}
+    if plan.sharing in ("time-slicing", "mps"):
+        key = "timeSlicing" if plan.sharing == "time-slicing" else "mps"
+        config["sharing"] = {key: {"resources": [{"name": "nvidia.com/gpu", "replicas": plan.sharing_replicas}]}}
+    return config
+
+
+def device_plugin_values(plan: NodePoolPlan) -> dict[str, Any]:
+    """Helm values of the device plugin release for one pool."""
+    return {
+        "config": {"map": {"default": yaml.safe_dump(sharing_config(plan), sort_keys=True)}, "default": "default"},
+        "migStrategy": "single" if plan.sharing == "mig" else "none",
+        "gfd": {"enabled": True},
+        "nodeSelector": dict(plan.scheduling.node_selector),
+        "tolerations": [dict(t) for t in plan.scheduling.tolerations],
+    }
+
+
+def create_device_plugin(parent: pulumi.Resource, name: str, plan: NodePoolPlan, provider: k8s.Provider, *, dcgm: bool = True) -> list[pulumi.Resource]:
+    """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``."""
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+    created: list[pulumi.Resource] = [
+        k8s.helm.v3.Release(
+            f"{name}-device-plugin",
+            k8s.helm.v3.ReleaseArgs(
+                chart=DEVICE_PLUGIN_CHART,
+                version=DEVICE_PLUGIN_VERSION,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
+                namespace=NAMESPACE,
+                create_namespace=True,
+                values=device_plugin_values(plan),
+            ),
+            opts=opts,
+        )
+    ]
+    if dcgm:
+        created.append(
+            k8s.helm.v3.Release(
+                f"{name}-dcgm-exporter",
+                k8s.helm.v3.ReleaseArgs(
+                    chart=DCGM_CHART,
+                    version=DCGM_VERSION,
+                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO),
+                    namespace=NAMESPACE,
+                    create_namespace=True,
+                    values={"nodeSelector": dict(plan.scheduling.node_selector), "tolerations": [dict(t) for t in plan.scheduling.tolerations], "serviceMonitor": {"enabled": False}},
+                ),
+                opts=opts,
+            )
+        )
+    return created

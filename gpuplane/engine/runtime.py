@@ -1,0 +1,209 @@
+"""Run a Pulumi program under the SDK's mock runtime and record every registration.
+
+This is how ``gpuplane plan`` and the test suite see what a program would create without the
+Pulumi CLI, a provider plugin or a cloud account (REFERENCE.md §1):
+
+- a fresh event loop and fresh runtime settings per run, so runs never leak into each other;
+- ``set_all_config`` with the stack's config (JSON strings, as the CLI passes them);
+- a ``RecordingMonitor`` that keeps, for every resource: URN, type, name, parent URN,
+  custom/remote, provider reference, the inputs as the engine sees them (wire names, numbers
+  as floats) and the resource options policies care about (protect, ignoreChanges,
+  dependencies);
+- ``MockOutputs`` that answer each registration with its inputs plus plausible computed
+  outputs (ids, ARNs, endpoints), so ``apply`` chains in components resolve.
+
+Provider-side behaviour (defaults, autonaming, Helm rendering, transforms) does not happen
+here; that is the documented limit of the mock runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+
+from gpuplane.engine.mock_outputs import computed_outputs, invoke_result
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    remote: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``gpuplane plan --format json`` prints for a resource (stable)."""
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class ProgramRun:
+    project: str
+    stack: str
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    stack_urn: str | None = None
+
+    def by_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> RecordedResource:
+        found = [r for r in self.resources if r.type == type_ and (name is None or r.name == name)]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}{f' named {name}' if name else ''}, found {[r.urn for r in found]}")
+        return found[0]
+
+    def named(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name}, found {[r.urn for r in found]}")
+        return found[0]
+
+    def children_of(self, urn: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        state = dict(args.inputs)
+        state.update(computed_outputs(args.typ, args.name, args.inputs))
+        return (f"{args.name}-id" if args.custom else None), state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
+        return invoke_result(args.token, args.args), []
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping every registration in order."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+        self.stack_urn: str | None = None
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = response.urn
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                remote=bool(request.remote),
+                provider=request.provider or None,
+                inputs=_plain(inputs),
+                protect=bool(request.protect),
+                ignore_changes=list(request.ignoreChanges),
+                dependencies=list(request.dependencies),
+                id=response.id or None,
+            )
+        )
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON-able data (resource references become their URN, secrets their value)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001
+            return _plain(value.get("value"))
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return getattr(value, "_name", repr(value))
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+_PULUMI_ENV = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN", "PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")
+
+
+@contextlib.contextmanager
+def _clean_pulumi_env() -> Iterator[None]:
+    """The SDK reads these if set (by a surrounding `pulumi` process); an offline run must not."""
+    saved = {k: os.environ.pop(k) for k in _PULUMI_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    project: str = "gpuplane",
+    stack: str = "dev",
+    config: dict[str, Any] | None = None,
+    secret_keys: list[str] | None = None,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run ``program`` under mocks with ``config`` (``{"ns:key": value}``) and return the record.
+
+    Values that are not strings are JSON-encoded, the way the CLI passes structured config.
+    Exceptions from the program propagate unchanged (after the runtime is torn down).
+    """
+    loop = asyncio.new_event_loop()
+    previous_loop = None
+    with contextlib.suppress(RuntimeError):
+        previous_loop = asyncio.get_event_loop_policy().get_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        with _clean_pulumi_env():
+            settings.reset_options(project=project, stack=stack, preview=preview)
+            set_all_config(
+                {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()},
+                secret_keys or [],
+            )
+            monitor = RecordingMonitor(_Mocks())
+            pulumi.runtime.set_mocks(_Mocks(), project=project, stack=stack, preview=preview, monitor=monitor)
+            loop.run_until_complete(run_pulumi_func(program))
+            root = settings.get_root_resource()
+            outputs = loop.run_until_complete(_resolve_outputs(getattr(root, "outputs", {}) or {}))
+        return ProgramRun(project, stack, list(monitor.recorded), outputs, monitor.stack_urn)
+    finally:
+        settings.reset_options()
+        set_all_config({}, [])
+        loop.close()
+        asyncio.set_event_loop(previous_loop)
+
+
+async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        known = await out.is_known()
+        resolved[key] = _plain(await out.future()) if known else "<unknown>"
+    return resolved
