@@ -1,0 +1,57 @@
+"""Where the server finds a user's recent items when a request sends ``user_id`` instead of
+``item_ids``: the pluggable history source.
+
+Contract:
+
+- A ``HistorySource`` is an object with ``async histories(user_ids) -> one sequence of item ids
+  per user`` (oldest first, any length; an unknown user gets an empty sequence) and
+  ``async aclose()``. The server calls ``histories`` once per request on the event loop, so
+  an implementation must not block it (use an async HTTP client), and ``aclose`` at shutdown.
+- A failure to look up (network, bad reply) raises ``HistoryLookupError``; the server answers
+  502 naming the source. Ids outside the model's items are dropped and histories trimmed to
+  ``block_size`` by the server (``protocol.history_from_source``), not by the source.
+- ``InMemoryHistorySource`` serves a fixed mapping (tests, demos, a snapshot file).
+
+The Feast feature-server source (``POST /get-online-features`` over HTTP, configured by
+``--feature-server-url``) plugs in here; this module deliberately imports nothing of Feast,
+whose import alone costs seconds of cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+
+class HistoryLookupError(Exception):
+    """The history source could not answer (unreachable, timed out, malformed reply)."""
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """Looks up users' recent item ids."""
+
+    name: str
+    """Shown in error messages and logs, e.g. the feature server URL."""
+
+    async def histories(self, user_ids: Sequence[str]) -> Sequence[Sequence[int]]:
+        """One item-id sequence per user, in the order given; empty for an unknown user."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the server stops."""
+        ...
+
+
+class InMemoryHistorySource:
+    """A fixed mapping from user id to recent items."""
+
+    def __init__(self, histories: Mapping[str, Sequence[int]], name: str = "in-memory") -> None:
+        self._histories = {str(user): tuple(items) for user, items in histories.items()}
+        self.name = name
+
+    async def histories(self, user_ids: Sequence[str]) -> Sequence[Sequence[int]]:
+        return [self._histories.get(user, ()) for user in user_ids]
+
+    async def aclose(self) -> None:
+        return None
