@@ -1,0 +1,189 @@
+"""A small HTTP client of the Feast feature server: each user's last N items, for a model server.
+
+Contract:
+
+- ``FeastHistoryClient(url)`` POSTs ``{"features": ["user_last_items:last_items"],
+  "entities": {"user_id": [...]}}`` to ``{url}/get-online-features`` (Feast's HTTP feature
+  server, ``feast serve``) and returns, per requested user and in request order, the list of
+  item ids (oldest first). One request per call, whatever the batch size.
+- It never imports Feast (its import costs seconds of a model server's cold start); it needs
+  only httpx.
+- Errors are typed so that the model server can answer with the right status: a user id that
+  is not an integer -> ``InvalidUserIdError`` (400); users the store does not know ->
+  ``UnknownUserError`` naming every one of them (404); an unreachable, slow or failing feature
+  server -> ``FeatureServerError`` (503). All three subclass ``HistoryError``, which carries
+  ``status``, so a server maps any of them to a 4xx/5xx OIP error, never an unhandled 500.
+- Optional in-process cache: with ``cache_ttl_seconds > 0``, known users' histories are
+  reused for that long (bounded LRU of ``cache_max_entries``); only the misses are fetched.
+  Unknown users are not cached, so a newly materialised user is found on the next call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+LAST_ITEMS_FEATURE = "user_last_items:last_items"
+INT64_MAX = 2**63 - 1
+
+
+class HistoryError(Exception):
+    """A history lookup that failed; ``status`` is the HTTP status a server should answer with."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidUserIdError(HistoryError, ValueError):
+    """A user id that is not a non-negative 64-bit integer."""
+
+    status = 400
+
+
+class UnknownUserError(HistoryError, LookupError):
+    """Users the feature store has no history for; ``user_ids`` lists them."""
+
+    status = 404
+
+    def __init__(self, user_ids: Sequence[int]) -> None:
+        shown = ", ".join(str(u) for u in list(user_ids)[:10]) + (" ..." if len(user_ids) > 10 else "")
+        super().__init__(
+            f"unknown user_id ({len(user_ids)}): {shown}. The feature store has no history for "
+            "them; send their recent items as item_ids instead, or materialise their events first."
+        )
+        self.user_ids = list(user_ids)
+
+
+class FeatureServerError(HistoryError):
+    """The feature server could not be reached, timed out or answered with an error."""
+
+    status = 503
+
+
+def parse_user_id(value: Any) -> int:
+    """A user id as int64: ints, or strings / bytes of decimal digits (OIP BYTES inputs)."""
+    raw = value
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidUserIdError(f"user_id={raw!r} is not a decimal integer") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise InvalidUserIdError(f"user_id={raw!r} is not a decimal integer (user ids are int64 >= 0)")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidUserIdError(f"user_id={raw!r} has type {type(raw).__name__}; send an INT64 or a decimal string")
+    if not 0 <= value <= INT64_MAX:
+        raise InvalidUserIdError(f"user_id={raw!r} is outside 0..{INT64_MAX}")
+    return value
+
+
+class FeastHistoryClient:
+    """Last items per user from a Feast feature server (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        feature: str = LAST_ITEMS_FEATURE,
+        timeout_s: float = 2.0,
+        cache_ttl_seconds: float = 0.0,
+        cache_max_entries: int = 100_000,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ":" not in feature:
+            raise ValueError(f"FeastHistoryClient: feature={feature!r} must be 'feature_view:feature'")
+        if cache_ttl_seconds < 0 or cache_max_entries < 1:
+            raise ValueError(
+                f"FeastHistoryClient: cache_ttl_seconds={cache_ttl_seconds} must be >= 0 and "
+                f"cache_max_entries={cache_max_entries} >= 1"
+            )
+        self.url = url.rstrip("/")
+        self.feature = feature
+        self._feature_name = feature.split(":", 1)[1]
+        self.timeout_s = timeout_s
+        self.cache_ttl_seconds = cache_ttl_seconds
+        self.cache_max_entries = cache_max_entries
+        self._cache: OrderedDict[int, tuple[float, list[int]]] = OrderedDict()
+        self._clock = clock
+        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+        self.requests_sent = 0
+        """Requests sent to the feature server (cache hits send none)."""
+
+    async def last_items(self, user_ids: Sequence[Any]) -> list[list[int]]:
+        """Each user's last items, oldest first, in the order of ``user_ids``."""
+        ids = [parse_user_id(u) for u in user_ids]
+        found: dict[int, list[int]] = {}
+        now = self._clock()
+        if self.cache_ttl_seconds > 0:
+            for uid in ids:
+                entry = self._cache.get(uid)
+                if entry is not None and entry[0] > now:
+                    found[uid] = entry[1]
+                    self._cache.move_to_end(uid)
+        misses = list(dict.fromkeys(u for u in ids if u not in found))
+        if misses:
+            fetched = await self._fetch(misses)
+            unknown = [u for u in misses if fetched.get(u) is None]
+            if unknown:
+                raise UnknownUserError(unknown)
+            for uid in misses:
+                found[uid] = fetched[uid]  # type: ignore[assignment]
+                if self.cache_ttl_seconds > 0:
+                    self._remember(uid, found[uid], now)
+        return [list(found[u]) for u in ids]
+
+    def _remember(self, uid: int, items: list[int], now: float) -> None:
+        self._cache[uid] = (now + self.cache_ttl_seconds, items)
+        self._cache.move_to_end(uid)
+        while len(self._cache) > self.cache_max_entries:
+            self._cache.popitem(last=False)
+
+    async def _fetch(self, user_ids: list[int]) -> dict[int, list[int] | None]:
+        body = {"features": [self.feature], "entities": {"user_id": user_ids}}
+        endpoint = f"{self.url}/get-online-features"
+        self.requests_sent += 1
+        try:
+            response = await self._client.post(endpoint, json=body)
+        except httpx.TimeoutException as err:
+            raise FeatureServerError(f"feature server {endpoint} timed out after {self.timeout_s} s: {err}") from err
+        except httpx.TransportError as err:
+            raise FeatureServerError(f"feature server {endpoint} is unreachable: {err!r}") from err
+        if response.status_code != 200:
+            raise FeatureServerError(
+                f"feature server {endpoint} answered {response.status_code}: {response.text[:300]}"
+            )
+        try:
+            return self._parse(response.json(), user_ids)
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise FeatureServerError(f"feature server {endpoint} sent an unexpected reply: {err}") from err
+
+    def _parse(self, payload: dict[str, Any], user_ids: list[int]) -> dict[int, list[int] | None]:
+        names = payload["metadata"]["feature_names"]
+        column = payload["results"][names.index(self._feature_name)]
+        values, statuses = column["values"], column["statuses"]
+        if len(values) != len(user_ids):
+            raise ValueError(f"{len(values)} values for {len(user_ids)} users")
+        out: dict[int, list[int] | None] = {}
+        for uid, value, status in zip(user_ids, values, statuses, strict=True):
+            out[uid] = [int(v) for v in value] if status == "PRESENT" and value is not None else None
+        return out
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> FeastHistoryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

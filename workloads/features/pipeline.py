@@ -1,0 +1,221 @@
+"""The local feature pipeline: event log -> feature tables -> Feast registry -> SQLite online store.
+
+``materialize_local(data_dir, repo_dir)`` runs it end to end and returns a summary dict;
+``python -m workloads.features materialize --data DIR --repo-dir DIR`` is its command line.
+
+What it does, in order:
+
+1. reads ``DATA/events.parquet`` (the data contract; ``DATA/meta.json`` must exist, which the
+   generator writes last);
+2. builds the point-in-time feature tables (``transform.py``) and writes them to
+   ``REPO/data/<table>.parquet``;
+3. makes ``REPO`` a self-contained Feast repository: ``feature_store.yaml`` rendered from the
+   ``local`` template, ``features.py`` copied from ``repo/features.py``;
+4. registers the definitions (the Python form of ``feast apply``) and materialises every
+   snapshot into the SQLite online store.
+
+Readers: ``historical_features`` (training, point-in-time correct) and ``online_features``
+(in-process, for tests and benchmarks; a model server uses ``client.FeastHistoryClient`` over
+HTTP instead). Feast is imported lazily inside the functions that need it (the import costs
+seconds), so importing this module is cheap. It does not deploy anything to a cluster or cloud:
+that is the FeatureStore component's job, which renders the same templates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workloads.features.render import render_feature_store_yaml
+from workloads.features.transform import TransformConfig, build_feature_tables, read_events, write_feature_tables
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+REPO_SOURCE = Path(__file__).parent / "repo" / "features.py"
+"""The feature definition copied into every repository directory."""
+
+LAST_ITEMS_FEATURE = "user_last_items:last_items"
+TRAINING_FEATURES = (
+    "user_last_items:last_items",
+    "user_activity:events_24h",
+    "user_activity:events_7d",
+    "user_activity:purchases_7d",
+    "user_activity:distinct_items",
+)
+
+Progress = Callable[[str], None]
+_LABEL_ROW = "__gpuplane_label_row"
+
+
+def _quiet_progress(_: str) -> None:
+    return None
+
+
+def prepare_repo(repo_dir: str | Path, *, project: str = "gpuplane") -> Path:
+    """Make ``repo_dir`` a local Feast repository (feature_store.yaml + features.py); return it."""
+    repo = Path(repo_dir)
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    yaml_text = render_feature_store_yaml("local", project=project)
+    _write_text_atomically(repo / "feature_store.yaml", yaml_text)
+    shutil.copyfile(REPO_SOURCE, repo / "features.py")
+    return repo
+
+
+def open_store(repo_dir: str | Path) -> FeatureStore:
+    """A ``feast.FeatureStore`` on ``repo_dir`` (imports Feast: seconds on first call)."""
+    os.environ.setdefault("FEAST_USAGE", "False")  # no telemetry
+    from feast import FeatureStore
+
+    repo = Path(repo_dir)
+    if not (repo / "feature_store.yaml").exists():
+        raise FileNotFoundError(
+            f"{repo}/feature_store.yaml is missing. Run `python -m workloads.features materialize "
+            f"--data DATA --repo-dir {repo}` first."
+        )
+    return FeatureStore(repo_path=str(repo))
+
+
+def materialize_local(
+    data_dir: str | Path,
+    repo_dir: str | Path,
+    *,
+    history_length: int = 32,
+    snapshot_every_hours: int = 24,
+    project: str = "gpuplane",
+    created_at: dt.datetime | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the local pipeline end to end (see the module docstring) and return a summary.
+
+    The summary holds the dataset size (events, users, items, snapshots), the rows written per
+    feature table, the snapshot range (ISO 8601), the repository paths and seconds per stage
+    (``seconds``: read, transform, write, apply, materialize, total).
+    """
+    say = progress or _quiet_progress
+    data = Path(data_dir)
+    repo = Path(repo_dir)
+    if not (data / "meta.json").exists():
+        raise FileNotFoundError(
+            f"{data}/meta.json is missing, so {data} is not a complete data set. Generate one with "
+            f"`python -m workloads.data.generate --out {data} --users 1000 --items 1000 --days 7 --seed 0`."
+        )
+    seconds: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    t = time.perf_counter()
+    events = read_events(data / "events.parquet")
+    seconds["read"] = time.perf_counter() - t
+    say(f"read {events.num_rows:,} events from {data / 'events.parquet'} ({seconds['read']:.2f} s)")
+
+    t = time.perf_counter()
+    config = TransformConfig(
+        history_length=history_length, snapshot_every_hours=snapshot_every_hours, created_at=created_at
+    )
+    tables = build_feature_tables(events, config)
+    seconds["transform"] = time.perf_counter() - t
+    say(
+        f"built feature tables over {tables.snapshots} snapshots every {snapshot_every_hours} h "
+        f"({tables.first_snapshot.isoformat()} .. {tables.last_snapshot.isoformat()}): "
+        + ", ".join(f"{name} {t.num_rows:,} rows" for name, t in tables.tables().items())
+        + f" ({seconds['transform']:.2f} s)"
+    )
+
+    t = time.perf_counter()
+    prepare_repo(repo, project=project)
+    paths = write_feature_tables(tables, repo / "data")
+    seconds["write"] = time.perf_counter() - t
+    say(f"wrote {repo}/feature_store.yaml, features.py and {len(paths)} tables under {repo / 'data'}")
+
+    t = time.perf_counter()
+    say("importing Feast and applying the feature definitions (feast apply) ...")
+    store = open_store(repo)
+    from workloads.features.repo.features import OBJECTS
+
+    store.apply(OBJECTS)
+    seconds["apply"] = time.perf_counter() - t
+    say(f"applied {len(OBJECTS)} objects to {repo}/data/registry.db ({seconds['apply']:.2f} s)")
+
+    t = time.perf_counter()
+    # Feast materialises rows with start <= event_timestamp < end; cover every snapshot.
+    start = tables.first_snapshot - dt.timedelta(seconds=1)
+    end = tables.last_snapshot + dt.timedelta(seconds=1)
+    store.materialize(start_date=start, end_date=end)
+    seconds["materialize"] = time.perf_counter() - t
+    rows = sum(t.num_rows for t in tables.tables().values())
+    say(
+        f"materialized {rows:,} snapshot rows into {repo}/data/online.db "
+        f"({seconds['materialize']:.2f} s, {rows / max(seconds['materialize'], 1e-9):,.0f} rows/s)"
+    )
+    seconds["total"] = time.perf_counter() - t_start
+    return {
+        "data_dir": str(data),
+        "repo_dir": str(repo),
+        "events": tables.events,
+        "users": tables.stats["users"],
+        "items": tables.stats["items"],
+        "snapshots": tables.snapshots,
+        "snapshot_every_hours": snapshot_every_hours,
+        "history_length": history_length,
+        "first_snapshot": tables.first_snapshot.isoformat(),
+        "last_snapshot": tables.last_snapshot.isoformat(),
+        "rows": {name: t.num_rows for name, t in tables.tables().items()},
+        "materialized_rows": rows,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
+def historical_features(
+    repo_dir: str | Path,
+    entity_df: pd.DataFrame,
+    features: Sequence[str] = TRAINING_FEATURES,
+) -> pd.DataFrame:
+    """Point-in-time features for labels: ``entity_df`` has ``user_id`` and ``event_timestamp``.
+
+    Each label gets, per feature view, the latest snapshot with ``event_timestamp <= label
+    time`` (never a later one); labels before a user's first snapshot get nulls. Rows come back
+    in the order of ``entity_df``, one per label, with its extra columns kept.
+    """
+    missing = {"user_id", "event_timestamp"} - set(entity_df.columns)
+    if missing:
+        raise ValueError(
+            f"historical_features: entity_df lacks columns {sorted(missing)}; it needs user_id (int64) "
+            "and event_timestamp (timezone-aware)."
+        )
+    import pandas as pd
+
+    store = open_store(repo_dir)
+    labels = entity_df.reset_index(drop=True).assign(**{_LABEL_ROW: range(len(entity_df))})
+    joined = store.get_historical_features(entity_df=labels, features=list(features)).to_df()
+    # Feast's file (dask) store drops a label whose entity has rows only after the label time,
+    # and returns rows in its own order: put every label back, in input order, with nulls.
+    feature_cols = [c for c in joined.columns if c not in labels.columns]
+    for col in feature_cols:  # nullable integers, so a missing label does not turn counts into floats
+        if pd.api.types.is_integer_dtype(joined[col]):
+            joined[col] = joined[col].astype("Int64")
+    out = pd.merge(labels, joined[[_LABEL_ROW, *feature_cols]], on=_LABEL_ROW, how="left", validate="one_to_one")
+    return out.sort_values(_LABEL_ROW).drop(columns=[_LABEL_ROW]).reset_index(drop=True)
+
+
+def online_features(
+    repo_dir: str | Path,
+    user_ids: Sequence[int],
+    features: Sequence[str] = (LAST_ITEMS_FEATURE,),
+    store: FeatureStore | None = None,
+) -> dict[str, list[Any]]:
+    """Latest feature values for ``user_ids`` read in-process (tests, benchmarks)."""
+    store = store or open_store(repo_dir)
+    rows = [{"user_id": int(u)} for u in user_ids]
+    return store.get_online_features(features=list(features), entity_rows=rows).to_dict()
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
