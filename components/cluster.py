@@ -115,6 +115,23 @@ class ClusterPlan:
     system_instance_type: str
     deletion_protection: bool
 
+    def summary(self) -> dict[str, object]:
+        """The plan as the component's registered ``gpuplane`` input (read by policies and the cost model)."""
+        f = self.facts
+        return {
+            "cloud": f.cloud,
+            "region": f.region,
+            "zones": list(f.zones),
+            "autoscaler": f.autoscaler,
+            "kubernetesVersion": self.kubernetes_version,
+            "privateEndpoint": self.private_endpoint,
+            "privateNodes": f.private_nodes,
+            "systemNodeCount": self.system_node_count,
+            "systemInstanceType": self.system_instance_type,
+            "deletionProtection": self.deletion_protection,
+            "tags": dict(f.tags),
+        }
+
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
 DEFAULT_SYSTEM_TYPES = {"aws": "m6i.large", "gcp": "e2-standard-4"}
@@ -223,7 +240,7 @@ class KubernetesCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_cluster(name, args)  # raises before anything is registered
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan = plan
         self.facts = plan.facts
         if plan.facts.cloud == "aws":

@@ -160,6 +160,28 @@ class NodePoolPlan:
     """The cloud's preemption notice (catalog)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self) -> dict[str, Any]:
+        """The plan as the component's registered ``gpuplane`` input: what policies and the cost model read."""
+        return {
+            "implementation": self.implementation,
+            "cloud": self.cloud,
+            "region": self.region,
+            "zones": list(self.zones),
+            "accelerator": self.accelerator.name,
+            "acceleratorsPerNode": self.gpus_per_node,
+            "instanceType": self.instance_type.name if self.instance_type else None,
+            "capacityType": self.capacity_type,
+            "minNodes": self.min_nodes,
+            "maxNodes": self.max_nodes,
+            "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in self.taints],
+            "labels": dict(self.labels),
+            "gpuSharing": self.sharing,
+            "compactPlacement": self.compact_placement,
+            "efa": self.efa,
+            "createsNodes": self.implementation != "existing-device-plugin",
+            "tags": dict(self.tags),
+        }
+
 
 def _implementation(facts: ClusterFacts) -> str:
     if facts.cloud == "aws":
@@ -398,7 +420,7 @@ class GpuNodePool(pulumi.ComponentResource):
         if not isinstance(cluster, KubernetesCluster):
             raise _single("GpuNodePool", name, "cluster", cluster, "is not a KubernetesCluster.", "pass the KubernetesCluster the pool joins.")
         plan = plan_node_pool(name, args, cluster.facts)  # raises before anything is registered
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan, self.scheduling, self.cluster = plan, plan.scheduling, cluster
         if plan.implementation in ("eks-managed-node-group", "karpenter"):
             from components.aws.node_pool import create_node_pool
