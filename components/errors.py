@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -32,8 +34,11 @@ class Problem:
         return f"{self.path} = {self.value!r}: {self.message} To fix: {self.fix}"
 
 
-class ComponentInputError(ValueError):
-    """Raised by planners; carries every problem found."""
+class ComponentInputError(pulumi.RunError, ValueError):
+    """Raised by planners; carries every problem found.
+
+    A ``pulumi.RunError``, so ``pulumi up`` shows the message without a Python traceback.
+    """
 
     def __init__(self, component: str, name: str, problems: list[Problem]):
         self.component = component

@@ -1,0 +1,131 @@
+"""The ``gpuplane`` command line.
+
+    gpuplane plan --stack aws-dev            # resource tree, offline
+    gpuplane plan --stack aws-dev --format json --out plan.json
+    gpuplane stacks                          # the reference stacks
+    gpuplane simulate inference --help       # scale-to-zero cost and cold starts
+    gpuplane demo                            # the whole reference pipeline, locally
+
+Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
+error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="gpuplane",
+    help="AI compute infrastructure as code: plan stacks offline, price them, check policy, simulate scale-to-zero.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def one_line(message: str) -> str:
+    """Multi-line problem lists ("has 2 problems:\n  - a\n  - b") as one line."""
+    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
+    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else message
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {one_line(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def plan(
+    stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml (see `gpuplane stacks`)."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table (a resource tree), json (machines) or markdown (a PR comment)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the output to this file instead of stdout."),
+) -> None:
+    """Run a stack's program offline (Pulumi mock runtime) and show what it would create.
+
+    Needs no cloud account and no Pulumi CLI. Every core Kubernetes object is validated against
+    the Kubernetes OpenAPI schema and AWS enum values against botocore's service models.
+    """
+    from gpuplane import render
+    from gpuplane.engine.plan import PlanError, plan_stack
+
+    try:
+        result = plan_stack(stack)
+    except PlanError as e:
+        raise fail(str(e), e.exit_code) from None
+    if format is Format.json:
+        text = render.to_json(result)
+    elif format is Format.markdown:
+        text = render.markdown(result)
+    else:
+        text = ""
+    if out is not None:
+        if format is Format.table:
+            console = Console(file=out.open("w"), width=160, no_color=True)
+            render.print_tree(result, console)
+        else:
+            out.write_text(text)
+        err.print(f"wrote {out} ({len(result.resources)} resources, {result.elapsed_seconds:.2f} s)")
+    elif format is Format.table:
+        render.print_tree(result)
+        err.print(f"[dim]planned in {result.elapsed_seconds:.2f} s[/dim]")
+    else:
+        sys.stdout.write(text)
+    if result.validation_problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stacks() -> None:
+    """List the reference stacks (stacks/Pulumi.<name>.yaml)."""
+    from gpuplane.engine.plan import available_stacks
+
+    for name in available_stacks():
+        typer.echo(name)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for every output of the demo."),
+) -> None:
+    """Run the reference pipeline locally, with progress output.
+
+    Plans every reference stack offline (resource tree, cost, violations), then the local
+    pipeline steps that have landed.
+    """
+    from gpuplane.demo import run_demo
+
+    code = run_demo(out)
+    raise typer.Exit(code)
+
+
+def _mount_optional() -> None:
+    """Sub-command groups that live in their own modules."""
+    try:
+        from gpuplane.simulate.cli import app as simulate_app
+    except ImportError:  # pragma: no cover - present in the package
+        pass
+    else:
+        app.add_typer(simulate_app, name="simulate", help="Simulate scale-to-zero inference and spot training cost before deploying.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

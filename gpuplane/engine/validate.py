@@ -1,0 +1,81 @@
+"""Offline strictness: Kubernetes objects against the OpenAPI schema, AWS enums against botocore.
+
+The offline plan should be as strict as the real APIs where we can make it so. Core Kubernetes
+objects (those pulumi-kubernetes registers with their full body) are validated strictly with
+``kubernetes-validate`` for one current release; CRD objects (JobSet, Kueue, Knative, Karpenter)
+are checked by the component tests against their documented shapes instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuplane.engine.runtime import ProgramRun, RecordedResource
+
+KUBERNETES_VERSION = "1.33.0"
+# pulumi-kubernetes token group -> apiVersion group for the core objects we validate.
+_CORE_GROUPS = {
+    "core": "",
+    "apps": "apps",
+    "batch": "batch",
+    "rbac.authorization.k8s.io": "rbac.authorization.k8s.io",
+    "policy": "policy",
+    "networking.k8s.io": "networking.k8s.io",
+    "scheduling.k8s.io": "scheduling.k8s.io",
+    "autoscaling": "autoscaling",
+    "storage.k8s.io": "storage.k8s.io",
+}
+
+
+def k8s_object(resource: RecordedResource) -> dict[str, Any] | None:
+    """The object a pulumi-kubernetes core resource would apply, or None (CRDs, Helm, providers)."""
+    parts = resource.type.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes":
+        return None
+    group_version, kind = parts[1], parts[2]
+    group, _, version = group_version.rpartition("/")
+    if group not in _CORE_GROUPS or kind.endswith(("List", "Patch")):
+        return None
+    obj = {k: v for k, v in resource.inputs.items() if k not in ("apiVersion", "kind")}
+    obj["apiVersion"] = version if group == "core" else f"{_CORE_GROUPS[group]}/{version}"
+    obj["kind"] = kind
+    return _ints(obj)
+
+
+def _ints(value: Any) -> Any:
+    """The mock runtime turns every number into a float; the schema wants integers back."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def validate_kubernetes(run: ProgramRun, version: str = KUBERNETES_VERSION) -> tuple[int, list[str]]:
+    """Validate every core Kubernetes object; returns (objects checked, problems)."""
+    import kubernetes_validate
+
+    checked, problems = 0, []
+    for r in run.resources:
+        obj = k8s_object(r)
+        if obj is None:
+            continue
+        checked += 1
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{r.urn}: Kubernetes {version} schema: {str(e).splitlines()[0]}")
+        except kubernetes_validate.SchemaNotFoundError as e:  # pragma: no cover - version/kind outside the bundle
+            problems.append(f"{r.urn}: no Kubernetes {version} schema for {obj['apiVersion']}/{obj['kind']}: {e}")
+    return checked, problems
+
+
+def validate_aws_enums(run: ProgramRun) -> list[str]:
+    """AWS enum values (instance types, AMI types, capacity types, ...) checked against botocore."""
+    try:
+        from gpuplane.engine.aws_enums import check_aws_enums
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return []
+    return list(check_aws_enums(run.resources))

@@ -1,0 +1,108 @@
+"""Rendering a stack plan: a terminal tree, JSON for machines, Markdown for pull requests."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.tree import Tree
+
+from gpuplane.engine.plan import StackPlan
+from gpuplane.engine.runtime import RecordedResource
+
+_KEY_INPUTS = ("instanceTypes", "instanceType", "capacityType", "amiType", "machineType", "chart", "kind", "location", "region")
+
+
+def _label(r: RecordedResource) -> str:
+    summary = r.inputs.get("gpuplane") if isinstance(r.inputs.get("gpuplane"), dict) else None
+    detail = ""
+    if summary:
+        keys = ("cloud", "region", "accelerator", "acceleratorsPerNode", "instanceType", "capacityType", "minNodes", "maxNodes")
+        parts = [f"{k}={_short(summary[k])}" for k in keys if summary.get(k) not in (None, "", [])]
+        detail = " ".join(parts)
+    else:
+        parts = [f"{k}={_short(r.inputs[k])}" for k in _KEY_INPUTS if k in r.inputs and r.inputs[k] not in (None, "")]
+        detail = " ".join(parts[:3])
+    return f"[bold]{r.name}[/bold] [dim]{r.type}[/dim]" + (f"  {detail}" if detail else "")
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, list):
+        return ",".join(_short(x) for x in v)
+    return str(v)
+
+
+def children_map(plan: StackPlan) -> dict[str | None, list[RecordedResource]]:
+    children: dict[str | None, list[RecordedResource]] = defaultdict(list)
+    urns = {r.urn for r in plan.resources}
+    for r in plan.resources:
+        parent = r.parent if r.parent in urns else None
+        children[parent].append(r)
+    for items in children.values():
+        items.sort(key=lambda r: (r.type.startswith("pulumi:providers"), r.type, r.name))
+    return children
+
+
+def tree(plan: StackPlan) -> Tree:
+    root = Tree(f"[bold cyan]{plan.project}[/bold cyan] / [bold]{plan.stack}[/bold]  ({len(plan.resources)} resources)")
+    children = children_map(plan)
+
+    def add(node: Tree, parent: str | None) -> None:
+        for r in children.get(parent, []):
+            add(node.add(_label(r)), r.urn)
+
+    add(root, None)
+    return root
+
+
+def print_tree(plan: StackPlan, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(tree(plan))
+    if plan.validation_problems:
+        console.print(f"[red]{len(plan.validation_problems)} validation problem(s):[/red]")
+        for p in plan.validation_problems:
+            console.print(f"  [red]-[/red] {p}", highlight=False)
+    else:
+        console.print(f"[green]valid[/green]: {plan.kubernetes_objects_checked} Kubernetes objects checked against the {_k8s()} schema; AWS enums checked against botocore.")
+
+
+def _k8s() -> str:
+    from gpuplane.engine.validate import KUBERNETES_VERSION
+
+    return f"Kubernetes {KUBERNETES_VERSION}"
+
+
+def to_json(plan: StackPlan, extra: dict[str, Any] | None = None) -> str:
+    data = plan.to_json()
+    data.update(extra or {})
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
+def markdown(plan: StackPlan) -> str:
+    """Resources grouped by top-level component, for a pull-request comment."""
+    children = children_map(plan)
+    lines = [f"### gpuplane plan: `{plan.stack}`", "", f"{len(plan.resources)} resources.", ""]
+    for top in children.get(None, []):
+        descendants: list[RecordedResource] = []
+        stack = [top.urn]
+        while stack:
+            for c in children.get(stack.pop(), []):
+                descendants.append(c)
+                stack.append(c.urn)
+        counts: dict[str, int] = defaultdict(int)
+        for d in descendants:
+            counts[d.type] += 1
+        lines.append(f"<details><summary><b>{top.name}</b> <code>{top.type}</code> — {len(descendants)} children</summary>")
+        lines.append("")
+        lines.append("| type | count |")
+        lines.append("| --- | ---: |")
+        lines += [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
+        lines += ["", "</details>", ""]
+    if plan.validation_problems:
+        lines.append("**Validation problems**")
+        lines += [f"- {p}" for p in plan.validation_problems]
+    return "\n".join(lines) + "\n"

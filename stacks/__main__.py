@@ -1,0 +1,28 @@
+"""The gpuplane platform program: ``pulumi up`` on a stack of this repo.
+
+Reads the typed stack config (stacks/config.py) and builds the platform through the recipes
+(stacks/recipes.py). ``gpuplane plan`` runs this same file under the mock runtime.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pulumi
+
+# `pulumi up` runs this file with stacks/ as the working directory; make the repo importable.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from stacks.config import load_config  # noqa: E402
+from stacks.recipes import gpu_platform  # noqa: E402
+
+config = load_config()
+platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
+
+pulumi.export("cloud", platform.cluster.facts.cloud)
+pulumi.export("region", platform.cluster.facts.region)
+pulumi.export("clusterName", platform.cluster.cluster_name)
+pulumi.export("gpuPools", {name: pool.plan.summary() for name, pool in platform.pools.items()})

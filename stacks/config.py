@@ -1,0 +1,188 @@
+"""Typed stack configuration: ``stacks/Pulumi.<stack>.yaml`` → ``StackConfig``.
+
+One namespace, ``gpuplane:``, camelCase keys, unknown keys rejected with their path. Defaults
+live here and only here. Usage assumptions for the cost model (``usage``) are config too.
+
+    config:
+      gpuplane:environment: dev
+      gpuplane:tags: {team: ml-platform, cost-center: cc-1234}
+      gpuplane:cluster: {cloud: aws, region: us-east-1, autoscaler: cluster-autoscaler}
+      gpuplane:gpuPools:
+        - {name: infer-l4, accelerator: L4, capacityType: spot, maxNodes: 4}
+
+A bad value raises ``StackConfigError`` (a ``pulumi.RunError``: shown without a traceback),
+whose message names every offending key path and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from components.catalog import load_catalog
+
+NAMESPACE = "gpuplane"
+
+
+class StackConfigError(pulumi.RunError, ValueError):
+    """The stack config is wrong; the message names each key path and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class ClusterConfig(_Model):
+    cloud: Literal["aws", "gcp", "existing"]
+    """aws (EKS), gcp (GKE) or existing (a kubeconfig)."""
+    region: str | None = None
+    """Cloud region (aws/gcp)."""
+    zones: list[str] | None = None
+    """Zones; default the first three of the region."""
+    project: str | None = None
+    """GCP project id."""
+    kubernetes_version: str | None = None
+    private_endpoint: bool = False
+    private_nodes: bool = True
+    autoscaler: Literal["karpenter", "cluster-autoscaler", "none"] | None = None
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None
+    system_node_count: int = Field(2, ge=1)
+    context: str | None = None
+    """existing: kubeconfig context."""
+
+    @model_validator(mode="after")
+    def _cloud_fields(self) -> ClusterConfig:
+        if self.cloud in ("aws", "gcp"):
+            if not self.region:
+                raise ValueError(f"region is required for cloud '{self.cloud}'. Set gpuplane:cluster.region, e.g. {load_catalog().region_names(self.cloud)[0]}")
+            names = load_catalog().region_names(self.cloud)
+            if self.region not in names:
+                raise ValueError(f"region '{self.region}' is not a {self.cloud} region in the catalog. Use one of {names}")
+        if self.cloud == "gcp" and not self.project:
+            raise ValueError("project is required for cloud 'gcp'. Set gpuplane:cluster.project to the GCP project id")
+        return self
+
+
+class GpuSharingConfig(_Model):
+    strategy: Literal["time-slicing", "mps", "mig"]
+    replicas: int | None = Field(None, ge=2, le=48)
+    mig_profile: str | None = None
+
+
+class GpuPoolConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,38}$")
+    """Pool name (lowercase letters, digits, dashes)."""
+    accelerator: str
+    accelerators_per_node: int | None = Field(None, ge=1)
+    instance_type: str | None = None
+    capacity_type: Literal["spot", "on_demand"] = "on_demand"
+    min_nodes: int = Field(0, ge=0)
+    max_nodes: int = Field(1, ge=1)
+    zones: list[str] | None = None
+    disk_size_gib: int = Field(200, ge=50)
+    gpu_sharing: GpuSharingConfig | None = None
+    compact_placement: bool = False
+    efa: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, v: str) -> str:
+        known = sorted(load_catalog().accelerators)
+        if v not in known:
+            raise ValueError(f"unknown accelerator '{v}'. Use one of {known}")
+        return v
+
+
+class UsageProfile(_Model):
+    """Usage assumptions the cost model prices (monthly figures use 730 hours)."""
+
+    training_hours_per_month: float = Field(200.0, ge=0, le=744)
+    """Hours per month training pools run above their minimum."""
+    endpoint_busy_hours_per_day: float = Field(6.0, ge=0, le=24)
+    """Hours per day an endpoint serves traffic (drives scale-to-zero cost)."""
+    storage_gib: float = Field(500.0, ge=0)
+    """Bytes kept in buckets (checkpoints, features, models), GiB."""
+    expected_node_fraction: float = Field(0.25, ge=0, le=1)
+    """Expected nodes = min + fraction x (max - min), for autoscaled pools without a better estimate."""
+
+
+class StackConfig(_Model):
+    environment: Literal["dev", "staging", "prod"] = "dev"
+    """prod turns on deletion protection and is held to the production policies."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Tags/labels on every taggable resource; team and cost-center are expected by policy."""
+    cluster: ClusterConfig
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    usage: UsageProfile = Field(default_factory=UsageProfile)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> StackConfig:
+        names = [p.name for p in self.gpu_pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique; repeated: {dupes}")
+        return self
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = f"{NAMESPACE}:{loc[0]}" if loc else NAMESPACE
+    for part in loc[1:]:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check its spelling (keys are camelCase)",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def parse_config(values: dict[str, Any]) -> StackConfig:
+    """Build ``StackConfig`` from ``{"gpuplane:key": value}`` (values decoded), or raise ``StackConfigError``."""
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in values.items():
+        ns, _, name = key.partition(":")
+        if ns == NAMESPACE:
+            data[name] = value
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+            got = err.get("input")
+            got_text = "" if err["type"] in ("missing",) or isinstance(got, dict) else f" (got {json.dumps(got, default=str)})"
+            msg = err["msg"].removeprefix("Value error, ")
+            fix = _FIXES.get(err["type"])
+            problems.append(f"{_path(loc)}: {msg}{got_text}" + (f". To fix: {fix}." if fix else "."))
+    raise StackConfigError("invalid stack config:\n  - " + "\n  - ".join(problems))
+
+
+def load_config() -> StackConfig:
+    """Read the ``gpuplane:`` namespace of the running program's config (CLI or mock runtime).
+
+    ``pulumi.Config`` reads one key at a time and cannot list keys, and an unknown key must
+    fail, so the whole config map is read from the SDK's runtime (explicit config first, then
+    the ``PULUMI_CONFIG`` bag the CLI passes).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = {}
+    raw.update(runtime_config.get_config_env() or {})
+    raw.update(runtime_config.CONFIG.get())
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = key.replace(f"{NAMESPACE}:config:", f"{NAMESPACE}:", 1)  # older CLIs' bag form
+        if not key.startswith(f"{NAMESPACE}:"):
+            continue
+        try:
+            values[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            values[key] = value
+    return parse_config(values)

@@ -1,0 +1,84 @@
+"""Recipes: which components a stack combines, as plain functions of ``StackConfig``.
+
+Kept apart from the library (torchtitan keeps run recipes out of its package): a platform team
+edits these, or writes its own, without touching ``components/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.cluster import KubernetesCluster, KubernetesClusterArgs
+from components.node_pool import GpuNodePool, GpuNodePoolArgs
+from stacks.config import ClusterConfig, GpuPoolConfig, StackConfig
+
+
+@dataclass
+class Platform:
+    """What a stack built, for outputs and for later recipes."""
+
+    cluster: KubernetesCluster
+    pools: dict[str, GpuNodePool] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def cluster_args(cfg: ClusterConfig, stack: StackConfig) -> KubernetesClusterArgs:
+    args: KubernetesClusterArgs = {"cloud": cfg.cloud, "tags": dict(stack.tags)}
+    if cfg.cloud != "existing":
+        args["region"] = cfg.region or ""
+        args["private_endpoint"] = cfg.private_endpoint
+        args["private_nodes"] = cfg.private_nodes
+        args["system_node_count"] = cfg.system_node_count
+        args["deletion_protection"] = stack.environment == "prod"
+        if cfg.zones:
+            args["zones"] = list(cfg.zones)
+        if cfg.kubernetes_version:
+            args["kubernetes_version"] = cfg.kubernetes_version
+    if cfg.cloud == "aws" and cfg.autoscaler:
+        args["autoscaler"] = cfg.autoscaler
+    if cfg.cloud == "gcp":
+        args["project"] = cfg.project or ""
+        if cfg.release_channel:
+            args["release_channel"] = cfg.release_channel
+    if cfg.cloud == "existing" and cfg.context:
+        args["context"] = cfg.context
+    return args
+
+
+def pool_args(cfg: GpuPoolConfig, cluster: KubernetesCluster) -> GpuNodePoolArgs:
+    args: GpuNodePoolArgs = {
+        "cluster": cluster,
+        "accelerator": cfg.accelerator,
+        "capacity_type": cfg.capacity_type,
+        "min_nodes": cfg.min_nodes,
+        "max_nodes": cfg.max_nodes,
+        "disk_size_gib": cfg.disk_size_gib,
+        "compact_placement": cfg.compact_placement,
+        "efa": cfg.efa,
+    }
+    if cfg.accelerators_per_node:
+        args["accelerators_per_node"] = cfg.accelerators_per_node
+    if cfg.instance_type:
+        args["instance_type"] = cfg.instance_type
+    if cfg.zones:
+        args["zones"] = list(cfg.zones)
+    if cfg.labels:
+        args["labels"] = dict(cfg.labels)
+    if cfg.gpu_sharing:
+        sharing: dict[str, Any] = {"strategy": cfg.gpu_sharing.strategy}
+        if cfg.gpu_sharing.replicas:
+            sharing["replicas"] = cfg.gpu_sharing.replicas
+        if cfg.gpu_sharing.mig_profile:
+            sharing["mig_profile"] = cfg.gpu_sharing.mig_profile
+        args["gpu_sharing"] = sharing  # type: ignore[typeddict-item]
+    return args
+
+
+def gpu_platform(stack: StackConfig, name: str) -> Platform:
+    """A cluster and its GPU pools: the foundation every reference stack starts from."""
+    cluster = KubernetesCluster(name, cluster_args(stack.cluster, stack))
+    platform = Platform(cluster=cluster)
+    for pool in stack.gpu_pools:
+        platform.pools[pool.name] = GpuNodePool(pool.name, pool_args(pool, cluster))
+    return platform
