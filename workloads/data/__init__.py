@@ -1,0 +1,1 @@
+"""Synthetic retail data for the reference pipeline (see ``workloads.data.generate``)."""

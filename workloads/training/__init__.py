@@ -1,0 +1,1 @@
+"""Reference training workload for the next-item model (see ``train.py`` for the loop)."""

@@ -1,0 +1,328 @@
+"""Sharded checkpoints (torch.distributed.checkpoint) committed atomically, local or in object storage.
+
+Layout under the checkpoint location (a local directory shared by all ranks, or an s3:// / gs://
+URL reached through fsspec)::
+
+    step_00000100/.metadata, __0_0.distcp, __1_0.distcp, ..., COMPLETE
+    .tmp-step_00000200/...          (local only: a save in progress or one that died)
+
+Commit protocol. A checkpoint exists only once its ``COMPLETE`` marker does, and the marker is
+always written last:
+
+- Local: every rank writes its shard into ``.tmp-step_N``; when all have finished, rank 0 renames
+  the directory to ``step_N`` (atomic on one filesystem) and then writes ``COMPLETE`` through a
+  temporary file, ``fsync`` and ``os.replace``.
+- URL: every rank writes its shard into a local staging directory, uploads the files it wrote to
+  ``step_N/``; after a barrier rank 0 puts ``COMPLETE`` (one object PUT, atomic in S3 and GCS).
+
+A process killed at any point (SIGKILL, a second SIGTERM, the end of the notice window) leaves
+at worst a temporary directory or a marker-less ``step_N``, which loading ignores and the next
+save of that step replaces. Pruning deletes the marker of an old checkpoint before its files.
+
+``latest_step`` picks the newest complete checkpoint (decided by rank 0 and broadcast).
+Asynchronous saves (``dcp.async_save``) copy the state to CPU memory before returning; the
+caller commits them once every rank reports its write finished (see ``train.py``), on a gloo
+process group of its own so background collectives never interleave with training ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+
+from workloads.training.config import CheckpointConfig
+
+# We pass no_dist explicitly for one-process runs; DCP warns about it on every call regardless.
+warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+
+MARKER = "COMPLETE"
+TMP_PREFIX = ".tmp-"
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def step_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def is_url(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_local_marker(directory: Path, payload: dict[str, Any]) -> None:
+    tmp = directory / f".{MARKER}.tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(payload, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / MARKER)
+    _fsync_dir(directory)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+class Checkpointer:
+    """Save, commit, list, load and prune checkpoints for one rank of a run."""
+
+    def __init__(
+        self,
+        cfg: CheckpointConfig,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        group: dist.ProcessGroup | None = None,
+    ) -> None:
+        if not cfg.location:
+            raise ValueError("Checkpointer needs CheckpointConfig.location")
+        self.cfg = cfg
+        self.rank = rank
+        self.world_size = world_size
+        self.group = group
+        self.location = cfg.location
+        self._pending: tuple[int, Future[Any], Path] | None = None
+        self._owned_staging: str | None = None
+        if is_url(cfg.location):
+            import fsspec  # only URL checkpoints need it
+
+            options: dict[str, Any] = {}
+            if cfg.endpoint_url:
+                options["endpoint_url"] = cfg.endpoint_url
+            self.fs, root = fsspec.core.url_to_fs(cfg.location, **options)
+            self.remote_root = root.rstrip("/")
+            if cfg.staging_dir:
+                staging = Path(cfg.staging_dir)
+            else:
+                self._owned_staging = tempfile.mkdtemp(prefix="gpuplane-ckpt-")
+                staging = Path(self._owned_staging)
+            self.staging = staging / f"rank{rank}"
+            self.local_root: Path | None = None
+        else:
+            self.fs = None
+            self.remote_root = ""
+            self.local_root = Path(cfg.location.removeprefix("file://"))
+            self.staging = Path()
+        if rank == 0:
+            self._prepare_root()
+        self._barrier()
+
+    # ---- listing -------------------------------------------------------------------------------
+
+    def _prepare_root(self) -> None:
+        if self.local_root is not None:
+            self.local_root.mkdir(parents=True, exist_ok=True)
+            for stale in self.local_root.glob(f"{TMP_PREFIX}*"):  # saves that died part-way
+                shutil.rmtree(stale, ignore_errors=True)
+        else:
+            assert self.fs is not None
+            self.fs.makedirs(self.remote_root, exist_ok=True)
+
+    def complete_steps(self) -> list[int]:
+        """Steps that have a complete checkpoint, oldest first (this rank's view)."""
+        steps = []
+        if self.local_root is not None:
+            if not self.local_root.is_dir():
+                return []
+            for child in self.local_root.iterdir():
+                m = _STEP_DIR.match(child.name)
+                if m and (child / MARKER).is_file():
+                    steps.append(int(m.group(1)))
+        else:
+            assert self.fs is not None
+            try:
+                names = self.fs.ls(self.remote_root, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+            for name in names:
+                m = _STEP_DIR.match(name.rstrip("/").rsplit("/", 1)[-1])
+                if m and self.fs.exists(f"{self.remote_root}/{step_name(int(m.group(1)))}/{MARKER}"):
+                    steps.append(int(m.group(1)))
+        return sorted(steps)
+
+    def latest_step(self) -> int | None:
+        """The newest complete checkpoint, agreed by all ranks (rank 0 decides)."""
+        steps = self.complete_steps() if self.rank == 0 else []
+        box: list[int | None] = [steps[-1] if steps else None]
+        if self._distributed():
+            dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
+    def metadata_keys(self, step: int) -> set[str]:
+        """Flattened state-dict keys stored in a checkpoint (to restore optional entries)."""
+        reader = dcp.FileSystemReader(str(self._readable_dir(step)))
+        return set(reader.read_metadata().state_dict_metadata)
+
+    # ---- saving --------------------------------------------------------------------------------
+
+    def save(self, step: int, state_dict: dict[str, Any], *, blocking: bool = True) -> None:
+        """Write ``state_dict`` as checkpoint ``step``; all ranks call it at the same step.
+
+        Blocking saves are committed before returning. A non-blocking save returns once the state
+        is copied to CPU memory; commit it with ``commit_pending`` after every rank's
+        ``pending_written()`` is true, or with ``wait``. A previous pending save is finished first.
+        """
+        self.wait()
+        target = self._write_dir(step)
+        if self.rank == 0:
+            shutil.rmtree(target, ignore_errors=True)
+            self._discard_incomplete(step)
+        self._barrier()
+        if blocking:
+            dcp.save(state_dict, checkpoint_id=str(target), process_group=self.group, no_dist=not self._distributed())
+            self._commit(step, target)
+        else:
+            future = dcp.async_save(
+                state_dict, checkpoint_id=str(target), process_group=self.group, no_dist=not self._distributed()
+            )
+            self._pending = (step, future, target)  # type: ignore[assignment]
+
+    def has_pending(self) -> bool:
+        return self._pending is not None
+
+    def pending_written(self) -> bool:
+        """True when there is no pending save or this rank's part of it has been written."""
+        return self._pending is None or self._pending[1].done()
+
+    def commit_pending(self) -> None:
+        """Commit the pending save; all ranks call it once all have written (see ``pending_written``)."""
+        if self._pending is None:
+            return
+        step, future, target = self._pending
+        self._pending = None
+        future.result()  # re-raises a failed background write
+        self._commit(step, target)
+
+    def wait(self) -> None:
+        """Block until the pending save (if any) is written everywhere, then commit it."""
+        if self._pending is not None:
+            self._pending[1].result()
+            self.commit_pending()
+
+    def _write_dir(self, step: int) -> Path:
+        if self.local_root is not None:
+            return self.local_root / f"{TMP_PREFIX}{step_name(step)}"
+        return self.staging / step_name(step)
+
+    def _discard_incomplete(self, step: int) -> None:
+        """Remove a marker-less (or to-be-replaced) checkpoint of ``step`` before writing it again."""
+        if self.local_root is not None:
+            final = self.local_root / step_name(step)
+            if final.exists():
+                (final / MARKER).unlink(missing_ok=True)
+                shutil.rmtree(final)
+        else:
+            assert self.fs is not None
+            remote = f"{self.remote_root}/{step_name(step)}"
+            if self.fs.exists(remote):
+                if self.fs.exists(f"{remote}/{MARKER}"):
+                    self.fs.rm(f"{remote}/{MARKER}")
+                self.fs.rm(remote, recursive=True)
+
+    def _commit(self, step: int, written: Path) -> None:
+        marker = {"step": step, "world_size": self.world_size, "committed_at": time.time()}
+        if self.local_root is not None:
+            if self.rank == 0:
+                _fsync_tree(written)
+                final = self.local_root / step_name(step)
+                os.replace(written, final)
+                _fsync_dir(self.local_root)
+                self.write_marker(final, marker)
+        else:
+            assert self.fs is not None
+            remote = f"{self.remote_root}/{step_name(step)}"
+            mine = [p for p in sorted(written.iterdir()) if p.is_file() and self._wrote(p.name)]
+            for path in mine:
+                self.fs.put_file(str(path), f"{remote}/{path.name}")
+            self._barrier()  # every rank's files are uploaded before the marker goes up
+            if self.rank == 0:
+                self.fs.pipe_file(f"{remote}/{MARKER}", (json.dumps(marker, sort_keys=True) + "\n").encode())
+            shutil.rmtree(written, ignore_errors=True)
+        if self.rank == 0:
+            self._prune()
+        self._barrier()
+
+    def write_marker(self, directory: Path, payload: dict[str, Any]) -> None:
+        """Write the local ``COMPLETE`` marker (a separate method so tests can interrupt it)."""
+        _write_local_marker(directory, payload)
+
+    def _wrote(self, filename: str) -> bool:
+        """Whether this rank wrote ``filename`` of a DCP checkpoint (rank 0 also owns .metadata)."""
+        return filename.startswith(f"__{self.rank}_") or (self.rank == 0 and filename == ".metadata")
+
+    def _prune(self) -> None:
+        for old in self.complete_steps()[: -self.cfg.keep_last]:
+            if self.local_root is not None:
+                d = self.local_root / step_name(old)
+                (d / MARKER).unlink()  # no longer complete before anything else goes
+                shutil.rmtree(d)
+            else:
+                assert self.fs is not None
+                remote = f"{self.remote_root}/{step_name(old)}"
+                self.fs.rm(f"{remote}/{MARKER}")
+                self.fs.rm(remote, recursive=True)
+
+    # ---- loading -------------------------------------------------------------------------------
+
+    def _readable_dir(self, step: int) -> Path:
+        """A local directory holding checkpoint ``step`` (downloaded for URLs, once)."""
+        if self.local_root is not None:
+            return self.local_root / step_name(step)
+        assert self.fs is not None
+        local = self.staging / "download" / step_name(step)
+        if not (local / MARKER).is_file():
+            shutil.rmtree(local, ignore_errors=True)
+            local.mkdir(parents=True)
+            remote = f"{self.remote_root}/{step_name(step)}"
+            for path in self.fs.find(remote):
+                name = path.rsplit("/", 1)[-1]
+                if name != MARKER:
+                    self.fs.get_file(path, str(local / name))
+            (local / MARKER).write_text("downloaded\n")
+        return local
+
+    def load(self, step: int, state_dict: dict[str, Any]) -> None:
+        """Load checkpoint ``step`` into ``state_dict`` in place (tensors are filled, not replaced)."""
+        dcp.load(
+            state_dict,
+            checkpoint_id=str(self._readable_dir(step)),
+            process_group=self.group,
+            no_dist=not self._distributed(),
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish a pending save and remove the temporary staging directory this object created."""
+        self.wait()
+        if self._owned_staging:
+            shutil.rmtree(self._owned_staging, ignore_errors=True)
+
+    def _distributed(self) -> bool:
+        return self.world_size > 1 and dist.is_available() and dist.is_initialized()
+
+    def _barrier(self) -> None:
+        if self._distributed():
+            dist.barrier(group=self.group)
