@@ -272,10 +272,7 @@ def create_app(
             authorize(request)
             spec = loaded_spec(request.path_params["name"])
             body = await read_body(request)
-            try:
-                parsed = parse_infer_request(body, spec, config.max_batch_size)
-            except ProtocolError as exc:
-                raise _Reject(exc.status, exc.message) from None
+            parsed = parse_infer_request(body, spec, config.max_batch_size)
             job = PredictJob(await histories_of(parsed, spec), parsed.k)
             try:
                 prediction, times = await batcher.submit(job)
@@ -325,6 +322,10 @@ def create_app(
         reject = cast(_Reject, exc)
         return _error(reject.status, reject.message, reject.headers)
 
+    async def on_protocol_error(request: Request, exc: Exception) -> Response:
+        invalid = cast(ProtocolError, exc)
+        return _error(invalid.status, invalid.message)
+
     async def on_http_error(request: Request, exc: Exception) -> Response:
         http = cast(HTTPException, exc)
         message = {404: f"no route {request.url.path}", 405: f"method {request.method} is not allowed on "
@@ -346,7 +347,8 @@ def create_app(
             Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ],
-        exception_handlers={_Reject: on_reject, HTTPException: on_http_error, Exception: on_crash},
+        exception_handlers={_Reject: on_reject, ProtocolError: on_protocol_error, HTTPException: on_http_error,
+                            Exception: on_crash},
         lifespan=lifespan,
     )
     app.add_middleware(_CountReplies, metrics=metrics)

@@ -264,7 +264,7 @@ def _flat_data(tensor: dict[str, Any], name: str, shape: Sequence[int]) -> list[
     while stack:  # iterative flatten: nested (row-major) or flat data both allowed
         for value in stack[-1]:
             if isinstance(value, list):
-                if len(stack) > len(shape):
+                if len(stack) >= max(len(shape), 1):
                     raise ProtocolError(400, f"input '{name}': 'data' is nested deeper than shape {list(shape)}")
                 stack.append(iter(value))
                 break
