@@ -51,6 +51,7 @@ def plan(
     stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml (see `gpuplane stacks`)."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table (a resource tree), json (machines) or markdown (a PR comment)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the output to this file instead of stdout."),
+    config_file: Path | None = typer.Option(None, "--config-file", help="Plan this Pulumi.<stack>.yaml-style file instead of the stack's own."),
 ) -> None:
     """Run a stack's program offline (Pulumi mock runtime) and show what it would create.
 
@@ -61,7 +62,7 @@ def plan(
     from gpuplane.engine.plan import PlanError, plan_stack
 
     try:
-        result = plan_stack(stack)
+        result = plan_stack(stack, config_file=config_file)
     except PlanError as e:
         raise fail(str(e), e.exit_code) from None
     if format is Format.json:
