@@ -64,6 +64,7 @@ class InstanceType:
     cloud: Cloud
     name: str
     accelerator: str
+    """Canonical accelerator name; empty for a CPU-only type (``gpus == 0``)."""
     gpus: int
     vcpus: int
     memory_gib: float
@@ -308,17 +309,24 @@ class Catalog:
         for line, r in rows:
             name = rows.text(line, r, "instance_type")
             _unique(seen, (name,), rows, line)
-            acc = rows.text(line, r, "accelerator")
-            self._check_accelerator(rows, line, acc)
+            service = rows.choice(line, r, "service", ("ec2", "sagemaker"))
+            # A blank accelerator marks a CPU-only EC2 type (system nodes), which must say gpus=0.
+            cpu_only = service == "ec2" and not r.get("accelerator")
+            acc = "" if cpu_only else rows.text(line, r, "accelerator")
+            if not cpu_only:
+                self._check_accelerator(rows, line, acc)
+            gpus = rows.integer(line, r, "gpus", minimum=0 if cpu_only else 1)
+            if cpu_only and gpus != 0:
+                raise rows.fail(line, f"column 'gpus' = {gpus} on a row with no accelerator. Name the accelerator, or set gpus to 0 for a CPU-only type.")
             self.instance_types[("aws", name)] = InstanceType(
                 cloud="aws",
                 name=name,
                 accelerator=acc,
-                gpus=rows.integer(line, r, "gpus", minimum=1),
+                gpus=gpus,
                 vcpus=rows.integer(line, r, "vcpus", minimum=1),
                 memory_gib=rows.number(line, r, "memory_gib"),
                 efa_interfaces=rows.integer(line, r, "efa_interfaces"),
-                service=rows.choice(line, r, "service", ("ec2", "sagemaker")),
+                service=service,
             )
 
     def _load_gcp_types(self) -> None:
@@ -472,13 +480,15 @@ class Catalog:
         capacity: Capacity | None = None,
         service: str | None = None,
     ) -> list[Offering]:
-        """Offerings matching every given filter, cheapest first (by on-demand, or by ``capacity``)."""
+        """Offerings matching every given filter, cheapest first (by on-demand, or by ``capacity``).
+
+        GPU offerings only, unless ``count=0`` asks for CPU-only types (system nodes)."""
         found = [
             o
             for (c, _, r), o in self.offerings.items()
             if (cloud is None or c == cloud)
             and (accelerator is None or o.instance_type.accelerator == accelerator)
-            and (count is None or o.instance_type.gpus == count)
+            and (o.instance_type.gpus == count if count is not None else o.instance_type.gpus > 0)
             and (region is None or r == region)
             and (capacity is None or capacity in o.usd_per_hour)
             and (service is None or o.instance_type.service == service)
