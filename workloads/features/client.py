@@ -13,6 +13,9 @@ Contract:
   ``UnknownUserError`` naming every one of them (404); an unreachable, slow or failing feature
   server -> ``FeatureServerError`` (503). All three subclass ``HistoryError``, which carries
   ``status``, so a server maps any of them to a 4xx/5xx OIP error, never an unhandled 500.
+- ``histories(user_ids)`` is the lenient form that ``workloads.serving.history`` expects of a
+  history source: invalid or unknown users get an empty history (the model server then
+  answers 400 for them), and only a feature-server failure raises.
 - Optional in-process cache: with ``cache_ttl_seconds > 0``, known users' histories are
   reused for that long (bounded LRU of ``cache_max_entries``); only the misses are fetched.
   Unknown users are not cached, so a newly materialised user is found on the next call.
@@ -121,9 +124,33 @@ class FeastHistoryClient:
         """Requests sent to the feature server (cache hits send none)."""
 
     async def last_items(self, user_ids: Sequence[Any]) -> list[list[int]]:
-        """Each user's last items, oldest first, in the order of ``user_ids``."""
+        """Each user's last items, oldest first, in the order of ``user_ids``.
+
+        Raises ``InvalidUserIdError`` for a non-integer id and ``UnknownUserError`` (naming all
+        of them) for users the store does not know.
+        """
         ids = [parse_user_id(u) for u in user_ids]
-        found: dict[int, list[int]] = {}
+        found = await self._lookup(ids)
+        unknown = list(dict.fromkeys(u for u in ids if found[u] is None))
+        if unknown:
+            raise UnknownUserError(unknown)
+        return [list(found[u] or ()) for u in ids]
+
+    async def histories(self, user_ids: Sequence[Any]) -> list[tuple[int, ...]]:
+        """Lenient form for a model server's history source: an id that is not an integer or
+        that the store does not know gets an empty history (the server answers 4xx for it)."""
+        parsed: list[int | None] = []
+        for raw in user_ids:
+            try:
+                parsed.append(parse_user_id(raw))
+            except InvalidUserIdError:
+                parsed.append(None)
+        found = await self._lookup([u for u in parsed if u is not None])
+        return [tuple(found.get(u) or ()) if u is not None else () for u in parsed]
+
+    async def _lookup(self, ids: list[int]) -> dict[int, list[int] | None]:
+        """Cache hits plus one request for the misses; ``None`` for unknown users."""
+        found: dict[int, list[int] | None] = {}
         now = self._clock()
         if self.cache_ttl_seconds > 0:
             for uid in ids:
@@ -134,14 +161,12 @@ class FeastHistoryClient:
         misses = list(dict.fromkeys(u for u in ids if u not in found))
         if misses:
             fetched = await self._fetch(misses)
-            unknown = [u for u in misses if fetched.get(u) is None]
-            if unknown:
-                raise UnknownUserError(unknown)
             for uid in misses:
-                found[uid] = fetched[uid]  # type: ignore[assignment]
-                if self.cache_ttl_seconds > 0:
-                    self._remember(uid, found[uid], now)
-        return [list(found[u]) for u in ids]
+                items = fetched.get(uid)
+                found[uid] = items
+                if items is not None and self.cache_ttl_seconds > 0:
+                    self._remember(uid, items, now)
+        return found
 
     def _remember(self, uid: int, items: list[int], now: float) -> None:
         self._cache[uid] = (now + self.cache_ttl_seconds, items)

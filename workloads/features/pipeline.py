@@ -23,9 +23,11 @@ that is the FeatureStore component's job, which renders the same templates.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -138,7 +140,8 @@ def materialize_local(
     store = open_store(repo)
     from workloads.features.repo.features import OBJECTS
 
-    store.apply(OBJECTS)
+    with contextlib.redirect_stdout(sys.stderr):
+        store.apply(OBJECTS)
     seconds["apply"] = time.perf_counter() - t
     say(f"applied {len(OBJECTS)} objects to {repo}/data/registry.db ({seconds['apply']:.2f} s)")
 
@@ -146,7 +149,8 @@ def materialize_local(
     # Feast materialises rows with start <= event_timestamp < end; cover every snapshot.
     start = tables.first_snapshot - dt.timedelta(seconds=1)
     end = tables.last_snapshot + dt.timedelta(seconds=1)
-    store.materialize(start_date=start, end_date=end)
+    with contextlib.redirect_stdout(sys.stderr):  # Feast prints its progress to stdout
+        store.materialize(start_date=start, end_date=end)
     seconds["materialize"] = time.perf_counter() - t
     rows = sum(t.num_rows for t in tables.tables().values())
     say(

@@ -11,16 +11,17 @@ Contract:
   502 naming the source. Ids outside the model's items are dropped and histories trimmed to
   ``block_size`` by the server (``protocol.history_from_source``), not by the source.
 - ``InMemoryHistorySource`` serves a fixed mapping (tests, demos, a snapshot file).
-
-The Feast feature-server source (``POST /get-online-features`` over HTTP, configured by
-``--feature-server-url``) plugs in here; this module deliberately imports nothing of Feast,
-whose import alone costs seconds of cold start.
+- ``FeastHistorySource`` reads ``user_last_items:last_items`` from the Feast feature server
+  (``POST /get-online-features`` over HTTP, ``workloads.features.client``); unknown or
+  non-integer user ids get an empty history, an unreachable or failing server raises
+  ``HistoryLookupError``. Neither this module nor that client imports Feast, whose import
+  alone costs seconds of cold start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class HistoryLookupError(Exception):
@@ -41,6 +42,29 @@ class HistorySource(Protocol):
     async def aclose(self) -> None:
         """Release connections; called once when the server stops."""
         ...
+
+
+class FeastHistorySource:
+    """Users' recent items from a Feast feature server (``feast serve``) over HTTP."""
+
+    def __init__(self, url: str, *, cache_ttl_seconds: float = 0.0, timeout_s: float = 2.0,
+                 transport: Any = None) -> None:
+        from workloads.features.client import FeastHistoryClient
+
+        self._client = FeastHistoryClient(url, cache_ttl_seconds=cache_ttl_seconds, timeout_s=timeout_s,
+                                          transport=transport)
+        self.name = f"feast feature server {self._client.url}"
+
+    async def histories(self, user_ids: Sequence[str]) -> Sequence[Sequence[int]]:
+        from workloads.features.client import FeatureServerError
+
+        try:
+            return await self._client.histories(user_ids)
+        except FeatureServerError as exc:
+            raise HistoryLookupError(exc.message) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 class InMemoryHistorySource:
