@@ -46,6 +46,11 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
             out["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}"
         elif typ == "aws:iam/instanceProfile:InstanceProfile":
             out["name"] = physical
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            out["latestVersion"] = 1
+            out["defaultVersion"] = 1
+        elif typ == "aws:iam/role:Role":
+            out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{physical}"
     elif typ.startswith("gcp:"):
         project = inputs.get("project") or "mock-project"
         out.setdefault("name", physical)
