@@ -18,11 +18,10 @@ component exposes plain ``facts`` next to its outputs. It never reads config or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-from typing_extensions import NotRequired, Required
 
 from components.catalog import Catalog, load_catalog
 from components.errors import Problems
@@ -243,6 +242,9 @@ class KubernetesCluster(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan = plan
         self.facts = plan.facts
+        # Cluster-wide add-ons installed by child components (Knative, Kueue, ...), keyed by
+        # add-on, so that each is installed once however many components need it.
+        self.addons: dict[str, list[pulumi.Resource]] = {}
         if plan.facts.cloud == "aws":
             from components.aws.cluster import create_eks
 

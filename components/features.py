@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from components.errors import Problem
 
 
-class Feature(str, Enum):
+class Feature(StrEnum):
     # node pools
     SPOT = "spot"
     SCALE_FROM_ZERO = "scale-from-zero"
@@ -29,6 +29,7 @@ class Feature(str, Enum):
     GANG_SCHEDULING = "gang-scheduling"
     CHECKPOINT_BUCKET = "checkpoint-bucket"
     INTERRUPTION_HANDLING = "interruption-handling"
+    RESERVED_CAPACITY = "reserved-capacity"
     # inference
     SCALE_TO_ZERO = "scale-to-zero"
     REQUEST_HOLDING = "request-holding"

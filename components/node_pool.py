@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import pulumi
-from typing_extensions import NotRequired, Required
 
 from components.catalog import Accelerator, Capacity, Catalog, InstanceType, load_catalog
 from components.cluster import ClusterFacts, KubernetesCluster

@@ -136,7 +136,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 def _plain(value: Any) -> Any:
     """Inputs as JSON-able data (resource references become their URN, secrets their value)."""
     if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _plain(value.get("value"))
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
