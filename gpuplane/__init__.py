@@ -1,0 +1,1 @@
+"""gpuplane: the command line (plan, cost, simulate, demo) and the offline plan engine."""

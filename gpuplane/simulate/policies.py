@@ -1,0 +1,196 @@
+"""Serving policies the simulator compares, as frozen parameter sets.
+
+Each policy is a plain dataclass; ``engine.simulate`` interprets it. The replica model shared by
+all of them (see ``engine.py``): replica slot ``j`` (1-based) is *needed* while more than
+``(j-1)·target`` requests are in flight at the endpoint; a policy decides how long an idle slot
+stays up (keep-alive), which slots are always up (min-scale), the ceiling (max-scale), which
+cold-start phases a new slot pays, and how it is billed.
+
+- :class:`StaticPeak` — replicas fixed at the endpoint's peak, never cold.
+- :class:`KnativeKeepAlive` — scale-to-zero with a fixed keep-alive built from Knative's knobs
+  (stable window, scale-down delay, scale-to-zero grace), target concurrency, min/max scale.
+- :class:`ServerlessPerRequest` — Cloud Run-like: scale out per request, per-second billing
+  while an instance is up (instance-based billing, required for GPUs) or only while it serves
+  (request-based), idle instances kept for ``idle_timeout_s``, min/max instances.
+- :class:`HistogramKeepAlive` — Shahrad et al., ATC 2020: per-endpoint idle-time histogram,
+  pre-warm at the 5th percentile, keep alive to the 99th, fixed keep-alive when the histogram is
+  not representative.
+- :class:`Oracle` — pays only busy time, never cold: a lower bound, not a deployable policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ColdPhases = Literal["node", "pod"]
+
+
+class PolicyError(ValueError):
+    """A policy parameter is out of range; the message names the policy, the field and the fix."""
+
+
+def _check(policy: str, problems: list[str]) -> None:
+    if problems:
+        raise PolicyError(f"{policy}: " + "; ".join(problems))
+
+
+def _nonneg(problems: list[str], **values: float | None) -> None:
+    for k, v in values.items():
+        if v is not None and not v >= 0:
+            problems.append(f"{k}={v} must be ≥ 0")
+
+
+@dataclass(frozen=True)
+class StaticPeak:
+    """Provisioning for peak: every endpoint runs ``ceil(peak in-flight / concurrency)`` replicas all the time."""
+
+
+    window_s: float = 60.0
+    """Peak of the mean in-flight count over this window (a Knative stable window). Bursts shorter
+    than it queue; 0 sizes for the instantaneous peak, which never queues."""
+    min_replicas: int = 1
+    """Replicas kept per endpoint even if its peak needs fewer (a deployed endpoint has at least one)."""
+    name: str = "static-peak"
+
+    def validate(self) -> None:
+        p: list[str] = []
+        _nonneg(p, window_s=self.window_s, min_replicas=self.min_replicas)
+        _check(self.name, p)
+
+
+@dataclass(frozen=True)
+class KnativeKeepAlive:
+    """Knative-like scale-to-zero. The last replica stays ``stable_window_s + scale_down_delay_s +
+    scale_to_zero_grace_s`` after its last request. Further replicas follow the desired count
+    ``max(ceil(stable mean / target), ceil(panic mean / target))`` and stay ``scale_down_delay_s``
+    after it drops."""
+
+    stable_window_s: float = 60.0
+    """Knative ``autoscaling.knative.dev/window`` (default 60 s)."""
+    scale_down_delay_s: float = 0.0
+    """Knative ``scale-down-delay``; InferenceEndpoint ``scale_down_delay_seconds``. The sweep knob."""
+    scale_to_zero_grace_s: float = 30.0
+    """Knative ``scale-to-zero-grace-period`` (default 30 s)."""
+    panic_window_fraction: float = 0.10
+    """Knative panic window as a fraction of the stable window (default 10 %): scale-up on bursts."""
+    target_concurrency: int | None = None
+    """In-flight requests per replica the autoscaler aims at (``target``); None = the service concurrency."""
+    min_scale: int = 0
+    """Replicas always up per endpoint (``min-scale``); ≥ 1 removes cold starts of the first replica."""
+    max_scale: int | None = None
+    """Ceiling per endpoint (``max-scale``); requests beyond it queue. None = unbounded."""
+    cold_phases: ColdPhases = "node"
+    """``node``: a new replica needs a new GPU node (provisioning + pull + load); ``pod``: load only."""
+    name: str = "knative"
+
+    @property
+    def keep_alive_s(self) -> float:
+        """Idle time before the last replica is removed."""
+        return self.stable_window_s + self.scale_down_delay_s + self.scale_to_zero_grace_s
+
+    def validate(self) -> None:
+        p: list[str] = []
+        _nonneg(p, stable_window_s=self.stable_window_s, scale_down_delay_s=self.scale_down_delay_s, scale_to_zero_grace_s=self.scale_to_zero_grace_s)
+        _scales(p, self.min_scale, self.max_scale, "min_scale", "max_scale")
+        if self.target_concurrency is not None and self.target_concurrency < 1:
+            p.append(f"target_concurrency={self.target_concurrency} must be ≥ 1")
+        if self.cold_phases not in ("node", "pod"):
+            p.append(f"cold_phases={self.cold_phases!r} must be 'node' or 'pod'")
+        _check(self.name, p)
+
+
+@dataclass(frozen=True)
+class ServerlessPerRequest:
+    """Cloud Run-like per-request scaling with per-second billing."""
+
+    idle_timeout_s: float = 900.0
+    """How long an idle instance is kept before shutdown (Cloud Run keeps idle instances up to ~15 min)."""
+    min_instances: int = 0
+    """Instances always up per endpoint, billed all the time."""
+    max_instances: int | None = None
+    """Ceiling per endpoint; requests beyond it queue. None = unbounded."""
+    billing: Literal["instance", "request"] = "instance"
+    """``instance``: billed from start to shutdown (Cloud Run GPU); ``request``: only while serving, plus start-up."""
+    name: str = "serverless"
+
+    def validate(self) -> None:
+        p: list[str] = []
+        _nonneg(p, idle_timeout_s=self.idle_timeout_s)
+        _scales(p, self.min_instances, self.max_instances, "min_instances", "max_instances")
+        if self.billing not in ("instance", "request"):
+            p.append(f"billing={self.billing!r} must be 'instance' or 'request'")
+        _check(self.name, p)
+
+
+@dataclass(frozen=True)
+class HistogramKeepAlive:
+    """Shahrad et al. (ATC 2020) hybrid histogram policy, refitted every ``refit_interval_s`` from the
+    idle times seen so far (no look-ahead). Applies to the first replica; further replicas use
+    ``extra_keep_alive_s``."""
+
+    bin_s: float = 60.0
+    """Histogram bin width (the paper uses 1 minute)."""
+    range_s: float = 4 * 3600.0
+    """Histogram range; idle times beyond it are out of bounds (the paper uses 4 hours)."""
+    prewarm_percentile: float = 5.0
+    """Pre-warm window = this percentile of idle time (the head)."""
+    keepalive_percentile: float = 99.0
+    """Keep-alive window ends at this percentile of idle time (the tail)."""
+    margin: float = 0.10
+    """Safety margin: pre-warm shortened and keep-alive lengthened by this fraction (the paper: 10 %)."""
+    min_samples: int = 10
+    """Idle times needed before the histogram is trusted."""
+    cv_threshold: float = 2.0
+    """The histogram is representative when the CV of its bin counts is at least this."""
+    max_out_of_bounds: float = 0.5
+    """... and when at most this fraction of idle times fell beyond ``range_s``."""
+    fallback_keep_alive_s: float = 600.0
+    """Fixed keep-alive used while the histogram is not representative. The sweep knob."""
+    extra_keep_alive_s: float = 60.0
+    """Keep-alive of replicas beyond the first (a Knative stable window)."""
+    refit_interval_s: float = 3600.0
+    """How often the windows are recomputed from the idle times observed so far."""
+    target_concurrency: int | None = None
+    """In-flight requests per replica; None = the service concurrency."""
+    max_scale: int | None = None
+    """Ceiling per endpoint; None = unbounded."""
+    cold_phases: ColdPhases = "node"
+    """As for :class:`KnativeKeepAlive`."""
+    name: str = "histogram"
+
+    def validate(self) -> None:
+        p: list[str] = []
+        _nonneg(p, fallback_keep_alive_s=self.fallback_keep_alive_s, extra_keep_alive_s=self.extra_keep_alive_s, margin=self.margin)
+        if not (self.bin_s > 0 and self.range_s >= self.bin_s):
+            p.append(f"bin_s={self.bin_s}, range_s={self.range_s}: need 0 < bin_s ≤ range_s")
+        if not 0 <= self.prewarm_percentile < self.keepalive_percentile <= 100:
+            p.append(
+                f"prewarm_percentile={self.prewarm_percentile}, keepalive_percentile={self.keepalive_percentile}: need 0 ≤ prewarm < keepalive ≤ 100"
+            )
+        if self.refit_interval_s <= 0:
+            p.append(f"refit_interval_s={self.refit_interval_s} must be > 0")
+        if self.target_concurrency is not None and self.target_concurrency < 1:
+            p.append(f"target_concurrency={self.target_concurrency} must be ≥ 1")
+        _scales(p, 0, self.max_scale, "min_scale", "max_scale")
+        _check(self.name, p)
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """Lower bound: pays exactly the busy replica time (work / concurrency), never cold."""
+
+    name: str = "oracle"
+
+    def validate(self) -> None:
+        return None
+
+
+Policy = StaticPeak | KnativeKeepAlive | ServerlessPerRequest | HistogramKeepAlive | Oracle
+
+
+def _scales(p: list[str], lo: int, hi: int | None, lo_name: str, hi_name: str) -> None:
+    if lo < 0:
+        p.append(f"{lo_name}={lo} must be ≥ 0")
+    if hi is not None and (hi < 1 or hi < lo):
+        p.append(f"{hi_name}={hi} must be ≥ 1 and ≥ {lo_name}={lo}")
