@@ -15,7 +15,12 @@ import pytest
 import torch
 from starlette.testclient import TestClient
 
-from tests.workloads.test_serving_support import infer_body, wait_until, write_model_dir
+from tests.workloads.test_serving_support import (  # noqa: F401 (one_torch_thread is a fixture)
+    infer_body,
+    one_torch_thread,
+    wait_until,
+    write_model_dir,
+)
 from workloads.model import ModelConfig, NextItemModel
 from workloads.serving.app import ServerConfig, create_app
 from workloads.serving.history import HistoryLookupError, InMemoryHistorySource
@@ -24,6 +29,9 @@ from workloads.serving.protocol import ModelSpec
 
 INFER = "/v2/models/recommender/infer"
 TOKEN = "s3cret-token"
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +225,10 @@ ROWS = [[1], [2, 3], [4, 5, 6], [7, 8, 9, 10, 11, 12, 13, 14], [50, 49], [3, 3, 
 def test_runner_batched_results_equal_one_row_at_a_time(model_dir: Path) -> None:
     runner = ModelRunner(model_dir)
     runner.load()
-    jobs = [PredictJob((tuple(r),), k) for r, k in zip(ROWS, [5, 3, 5, 1, 5, 4, 5, 2])]
+    jobs = [PredictJob((tuple(r),), k) for r, k in zip(ROWS, [5, 3, 5, 1, 5, 4, 5, 2], strict=True)]
     batched = runner.predict(jobs)
     single = [runner.predict([job])[0] for job in jobs]
-    for b, s in zip(batched, single):
+    for b, s in zip(batched, single, strict=True):
         assert b.items == s.items
         assert b.scores[0] == pytest.approx(s.scores[0], abs=1e-5)
 
@@ -234,7 +242,7 @@ def test_concurrent_http_requests_are_batched_and_match_sequential_replies(clien
             concurrent_replies = list(pool.map(lambda r: c.post(INFER, json=infer_body([r], k=5)).json(), ROWS))
         batches = _metric(c, "gpuplane_serving_batch_size_count") - batches_before
     assert batches < len(ROWS), "concurrent requests should share batches"
-    for seq, con in zip(sequential, concurrent_replies):
+    for seq, con in zip(sequential, concurrent_replies, strict=True):
         assert top_items(con) == top_items(seq)
         assert scores(con) == pytest.approx(scores(seq), abs=1e-5)
 
@@ -350,7 +358,7 @@ def test_draining_server_is_unready_and_refuses_new_inference(model_dir: Path) -
 def test_missing_export_files_are_named(tmp_path: Path) -> None:
     from workloads.serving.model_runner import check_model_dir
 
-    with pytest.raises(ModelDirError, match="missing model.safetensors, config.json"):
+    with pytest.raises(ModelDirError, match=r"missing model\.safetensors, config\.json"):
         check_model_dir(tmp_path)
     with pytest.raises(ModelDirError, match="not a directory"):
         check_model_dir(tmp_path / "absent")

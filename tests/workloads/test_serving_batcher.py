@@ -81,7 +81,7 @@ def test_a_lone_job_runs_once_the_delay_has_passed() -> None:
     async def scenario() -> None:
         batcher = make(model, max_delay_seconds=0.01)
         batcher.start()
-        result, times = await batcher.submit([5])
+        result, _ = await batcher.submit([5])
         assert result == [10]
         assert model.batches == [[[5]]]
         await batcher.stop()

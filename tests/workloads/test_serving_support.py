@@ -16,10 +16,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run torch ops on one thread for a test module (restored after): on a small, busy CI
+    host, OpenMP wake-ups on tiny ops otherwise cost milliseconds each."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_model_dir(path: Path, *, num_items: int = 50, block_size: int = 8, n_embd: int = 16,

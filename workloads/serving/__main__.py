@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token-file", type=Path,
                    help="file holding a bearer token that metadata and inference requests must send")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--torch-threads", type=_positive_int,
+                   help="CPU threads for torch ops (default: one per core); 1 suits small models on busy hosts")
     p.add_argument("--drain-timeout-seconds", type=_non_negative_float, default=30.0,
                    help="longest SIGTERM waits for in-flight requests (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -138,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           max_batch_delay_ms=args.max_batch_delay_ms, max_queue=args.max_queue,
                           max_body_bytes=args.max_body_bytes, auth_token=token)
     runner = ModelRunner(args.model_dir, model_name=args.model_name, device=args.device,
-                         warmup_batch_sizes=tuple(sorted({1, args.max_batch_size})))
+                         warmup_batch_sizes=tuple(sorted({1, args.max_batch_size})),
+                         torch_threads=args.torch_threads)
     server: DrainingServer | None = None
 
     def on_fatal() -> None:

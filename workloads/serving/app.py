@@ -113,7 +113,7 @@ class ServingState:
         """True once no inference request is in flight; False if ``timeout_seconds`` passed."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -243,7 +243,7 @@ def create_app(
         if len(found) != len(users):
             raise _Reject(502, f"history source {history_source.name} returned {len(found)} histories "
                                f"for {len(users)} users")
-        return tuple(history_from_source(u, items, spec) for u, items in zip(users, found))
+        return tuple(history_from_source(u, items, spec) for u, items in zip(users, found, strict=True))
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})

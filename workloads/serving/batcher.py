@@ -145,7 +145,7 @@ class DynamicBatcher(Generic[J, R]):
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 continue
             head = self._queue[0]
@@ -173,6 +173,6 @@ class DynamicBatcher(Generic[J, R]):
         inference_seconds = time.perf_counter() - started
         if self._on_batch is not None:
             self._on_batch(rows)
-        for p, result in zip(batch, results):
+        for p, result in zip(batch, results, strict=True):
             if not p.future.done():
                 p.future.set_result((result, StageTimes(started - p.enqueued_at, inference_seconds)))

@@ -118,7 +118,7 @@ def next_item_logits(model: Any, idx: Any) -> Any:
     on the last position only: for a large catalogue the head dominates the cost."""
     import torch
 
-    B, T = idx.shape
+    T = idx.shape[1]
     key_mask = idx != 0  # (B, T)
     pos = torch.arange(T, device=idx.device)  # (T,)
     x = model.drop(model.wte(idx) + model.wpe(pos))  # (B, T, C)
@@ -137,6 +137,9 @@ class ModelRunner:
     device: str = "auto"
     """'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'."""
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
+    torch_threads: int | None = None
+    """CPU threads for torch's intra-op parallelism (process-wide); None keeps torch's default
+    (one per core). On a busy or small CPU host, 1 avoids OpenMP wake-up stalls on small ops."""
     phases: dict[str, float] = field(default_factory=dict)
     """Cold-start phase durations in seconds, filled by ``load()``."""
     spec: ModelSpec | None = None
@@ -150,6 +153,8 @@ class ModelRunner:
 
         t1 = time.perf_counter()
         self.phases["imports"] = t1 - t0
+        if self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
 
         check_model_dir(self.model_dir)
         config_path = self.model_dir / CONFIG_FILE

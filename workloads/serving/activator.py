@@ -1,0 +1,394 @@
+"""Local scale-to-zero activator: ``python -m workloads.serving.activator --port P
+--idle-seconds S [options] -- <server command>``.
+
+What Knative's activator does for a cluster, for one machine (``gpuplane demo``, single-VM users):
+
+- Listens on the public port. The model server is not running until the first request, which
+  starts the server command as a subprocess; requests that arrive while it starts are held
+  (at most ``--max-held``; more get 503 with Retry-After) until ``GET /v2/health/ready``
+  answers 200, then forwarded. A start that does not become ready within
+  ``--ready-timeout-seconds`` answers the held requests 504 (the process is stopped); a server
+  that exits while starting answers them 502.
+- Forwards every path except ``/activator/...`` with an ``httpx.AsyncClient`` (keep-alive pool),
+  request and reply bodies whole (bounded by ``--max-body-bytes``), hop-by-hop headers dropped.
+- After ``--idle-seconds`` without requests in flight it stops the server with SIGTERM (the
+  server drains), SIGKILL after ``--stop-timeout-seconds``; the next request starts it again.
+- The upstream port is ``--upstream-port`` or a free loopback port chosen at each start, passed
+  to the command through a ``{port}`` placeholder in its arguments and the ``PORT`` variable.
+- Its own routes: ``/activator/metrics`` (Prometheus: cold starts, cold-start and hold time
+  histograms, held requests, upstream up, replies by code) and ``/activator/status`` (JSON).
+- SIGTERM/SIGINT stop the listener, stop the server (which drains) and exit 0.
+
+Deliberately not done: several replicas, load balancing, streaming bodies, WebSockets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("gpuplane.activator")
+
+READINESS_PATH = "/v2/health/ready"
+READINESS_POLL_FIRST_SECONDS = 0.01
+READINESS_POLL_MAX_SECONDS = 0.05
+"""Readiness polls back off from 10 ms to 50 ms: each poll costs the starting server a little CPU."""
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "host", "content-length"})
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HOLD_BUCKETS_SECONDS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass(frozen=True)
+class ActivatorConfig:
+    """Settings of one activator (its command-line flags)."""
+
+    command: tuple[str, ...]
+    """Server command; ``{port}`` in an argument becomes the upstream port."""
+    idle_seconds: float
+    """Stop the server after this long without requests in flight."""
+    max_held: int = 100
+    """Most requests held while the server starts; more get 503 with Retry-After."""
+    ready_timeout_seconds: float = 300.0
+    """Longest wait for the server to become ready before the held requests get 504."""
+    upstream_port: int | None = None
+    """Fixed upstream port; None picks a free loopback port at each start."""
+    stop_timeout_seconds: float = 30.0
+    """Wait after SIGTERM before SIGKILL."""
+    upstream_timeout_seconds: float = 60.0
+    """Longest wait for one forwarded reply."""
+    max_body_bytes: int = 1 << 20
+    """Largest request body accepted (413 above)."""
+    retry_after_seconds: int = 1
+
+
+class UpstreamStartError(Exception):
+    """The server did not become ready; ``status`` is what held requests are answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ActivatorMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.cold_starts = Counter("gpuplane_activator_cold_starts", "Server starts caused by a request.", registry=r)
+        self.cold_start_seconds = Histogram("gpuplane_activator_cold_start_seconds",
+                                            "Server start to ready, in seconds.", buckets=HOLD_BUCKETS_SECONDS,
+                                            registry=r)
+        self.scale_downs = Counter("gpuplane_activator_scale_downs", "Server stops after the idle period.",
+                                   registry=r)
+        self.hold_seconds = Histogram("gpuplane_activator_hold_seconds",
+                                      "Time requests were held waiting for the server to be ready.",
+                                      buckets=HOLD_BUCKETS_SECONDS, registry=r)
+        self.held = Gauge("gpuplane_activator_held_requests", "Requests held now.", registry=r)
+        self.upstream_up = Gauge("gpuplane_activator_upstream_up", "1 while the server is ready.", registry=r)
+        self.requests = Counter("gpuplane_activator_requests", "Replies by status code.", ["code"], registry=r)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Upstream:
+    """The managed server process: stopped → starting → ready → stopping → stopped."""
+
+    def __init__(self, config: ActivatorConfig, client: httpx.AsyncClient, metrics: ActivatorMetrics) -> None:
+        self.config, self.client, self.metrics = config, client, metrics
+        self.process: asyncio.subprocess.Process | None = None
+        self.port: int | None = None
+        self.ready = False
+        self._starting: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> str:
+        if self._stopping is not None:
+            return "stopping"
+        if self._starting is not None:
+            return "starting"
+        return "ready" if self.ready else "stopped"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def ensure_ready(self) -> None:
+        """Return once the server is ready, starting it (once, for all callers) if needed."""
+        while True:
+            if self.ready and self.alive():
+                return
+            if self.ready:  # it died on its own: start a fresh one
+                log.warning("server exited unexpectedly (code %s); restarting", self.process and self.process.returncode)
+                self.ready = False
+                self.metrics.upstream_up.set(0)
+            if self._stopping is not None:
+                await asyncio.shield(self._stopping)
+                continue
+            if self._starting is None:
+                self._starting = asyncio.create_task(self._start(), name="upstream-start")
+            await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        try:
+            self.port = self.config.upstream_port or free_port()
+            command = [arg.replace("{port}", str(self.port)) for arg in self.config.command]
+            self.metrics.cold_starts.inc()
+            started = time.monotonic()
+            log.info("starting server on port %d: %s", self.port, " ".join(command))
+            try:  # its own session: a Ctrl-C meant for the activator does not reach it twice
+                self.process = await asyncio.create_subprocess_exec(
+                    *command, env={**os.environ, "PORT": str(self.port)}, start_new_session=True)
+            except OSError as exc:
+                raise UpstreamStartError(502, f"cannot run the server command {command[0]!r}: {exc.strerror}") from None
+            deadline = started + self.config.ready_timeout_seconds
+            poll = READINESS_POLL_FIRST_SECONDS
+            while True:
+                if self.process.returncode is not None:
+                    raise UpstreamStartError(502, f"server exited with code {self.process.returncode} before "
+                                                  "becoming ready; see its log")
+                if time.monotonic() > deadline:
+                    await self._terminate()
+                    raise UpstreamStartError(504, f"server not ready after {self.config.ready_timeout_seconds:.0f}s "
+                                                  "(--ready-timeout-seconds)")
+                with contextlib.suppress(httpx.TransportError):
+                    reply = await self.client.get(f"{self.base_url}{READINESS_PATH}", timeout=1.0)
+                    if reply.status_code == 200:
+                        break
+                await asyncio.sleep(poll)
+                poll = min(poll * 1.5, READINESS_POLL_MAX_SECONDS)
+            self.ready = True
+            self.metrics.upstream_up.set(1)
+            self.metrics.cold_start_seconds.observe(time.monotonic() - started)
+            log.info("server ready after %.2fs", time.monotonic() - started)
+        finally:
+            self._starting = None
+
+    async def close(self) -> None:
+        """Let a start in progress finish, then stop the server."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._starting)
+        await self.stop()
+
+    def stop(self) -> asyncio.Task[None]:
+        """Begin stopping the server (SIGTERM, then SIGKILL); returns the task doing it."""
+        if self._stopping is None:
+            self.ready = False
+            self.metrics.upstream_up.set(0)
+            self._stopping = asyncio.create_task(self._stop(), name="upstream-stop")
+        return self._stopping
+
+    async def _stop(self) -> None:
+        try:
+            await self._terminate()
+        finally:
+            self._stopping = None
+
+    async def _terminate(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(process.wait(), self.config.stop_timeout_seconds)
+            log.info("server stopped (exit code %d)", code)
+        except TimeoutError:
+            log.warning("server did not stop within %.0fs of SIGTERM; killing it", self.config.stop_timeout_seconds)
+            process.kill()
+            await process.wait()
+
+
+def create_activator_app(config: ActivatorConfig) -> Starlette:
+    """The activator as an ASGI app; the server process lives as long as the app's lifespan."""
+    metrics = ActivatorMetrics()
+    retry = {"Retry-After": str(config.retry_after_seconds)}
+    client = httpx.AsyncClient(timeout=httpx.Timeout(config.upstream_timeout_seconds, connect=5.0),
+                               limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+    upstream = Upstream(config, client, metrics)
+    activity = {"in_flight": 0, "held": 0, "last": time.monotonic()}
+
+    def reply(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        metrics.requests.labels(code=str(status)).inc()
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    async def read_body(request: Request) -> bytes | None:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > config.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def proxy(request: Request) -> Response:
+        body = await read_body(request)
+        if body is None:
+            return reply(413, f"request body exceeds the activator's limit of {config.max_body_bytes} bytes "
+                              "(--max-body-bytes)")
+        activity["in_flight"] += 1
+        activity["last"] = time.monotonic()
+        try:
+            if not (upstream.ready and upstream.alive()):
+                if activity["held"] >= config.max_held:
+                    return reply(503, f"{activity['held']} requests are already waiting for the server to start "
+                                      f"(--max-held {config.max_held}); retry later", retry)
+                activity["held"] += 1
+                metrics.held.inc()
+                held_at = time.monotonic()
+                try:
+                    await upstream.ensure_ready()
+                except UpstreamStartError as exc:
+                    return reply(exc.status, str(exc))
+                finally:
+                    activity["held"] -= 1
+                    metrics.held.dec()
+                    metrics.hold_seconds.observe(time.monotonic() - held_at)
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+            url = f"{upstream.base_url}{request.url.path}"
+            if request.url.query:
+                url += f"?{request.url.query}"
+            try:
+                answer = await client.request(request.method, url, headers=headers, content=body)
+            except httpx.TimeoutException:
+                return reply(504, f"server did not answer within {config.upstream_timeout_seconds:.0f}s")
+            except httpx.TransportError as exc:
+                return reply(502, f"server unreachable: {type(exc).__name__}")
+            metrics.requests.labels(code=str(answer.status_code)).inc()
+            out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+            return Response(answer.content, status_code=answer.status_code, headers=out_headers)
+        finally:
+            activity["in_flight"] -= 1
+            activity["last"] = time.monotonic()
+
+    async def activator_metrics(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({"upstream": upstream.state, "port": upstream.port, "held": activity["held"],
+                             "in_flight": activity["in_flight"],
+                             "idle_seconds": round(time.monotonic() - activity["last"], 3)})
+
+    async def scale_down_when_idle() -> None:
+        interval = min(1.0, max(0.05, config.idle_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            idle = time.monotonic() - activity["last"]
+            if upstream.ready and activity["in_flight"] == 0 and idle >= config.idle_seconds:
+                log.info("idle for %.1fs: stopping the server", idle)
+                metrics.scale_downs.inc()
+                upstream.stop()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(scale_down_when_idle(), name="idle-reaper")
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await upstream.close()
+            await client.aclose()
+
+    app = Starlette(routes=[
+        Route("/activator/metrics", activator_metrics, methods=["GET"]),
+        Route("/activator/status", status, methods=["GET"]),
+        Route("/{path:path}", proxy, methods=METHODS),
+    ], lifespan=lifespan)
+    app.state.upstream = upstream
+    app.state.metrics = metrics
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without re-raising the signal after a graceful stop, so SIGTERM exits 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m workloads.serving.activator",
+        usage="%(prog)s --port P --idle-seconds S [options] -- <server command>",
+        description="Start a model server on the first request, hold requests while it starts, "
+                    "stop it when idle. '{port}' in the server command becomes its port (also $PORT).")
+    p.add_argument("--port", type=int, required=True, help="public port to listen on")
+    p.add_argument("--host", default="127.0.0.1", help="public bind address (default: %(default)s)")
+    p.add_argument("--idle-seconds", type=float, required=True, help="stop the server after this long idle")
+    p.add_argument("--max-held", type=int, default=100, help="most requests held during a start (default: %(default)s)")
+    p.add_argument("--ready-timeout-seconds", type=float, default=300.0,
+                   help="longest wait for the server's readiness (default: %(default)s)")
+    p.add_argument("--upstream-port", type=int, help="fixed server port (default: a free port per start)")
+    p.add_argument("--stop-timeout-seconds", type=float, default=30.0,
+                   help="wait after SIGTERM before SIGKILL (default: %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    parser = build_parser()
+    argv = list(argv)
+    if "--" not in argv:
+        parser.error("missing '-- <server command>', e.g. -- python -m workloads.serving --model-dir DIR --port {port}")
+    split = argv.index("--")
+    args, command = parser.parse_args(argv[:split]), tuple(argv[split + 1:])
+    if not command:
+        parser.error("the server command after '--' is empty")
+    problems = [f"{flag}={value} must be positive" for flag, value in
+                [("--idle-seconds", args.idle_seconds), ("--max-held", args.max_held),
+                 ("--ready-timeout-seconds", args.ready_timeout_seconds), ("--max-body-bytes", args.max_body_bytes)]
+                if value <= 0]
+    if args.upstream_port is not None and args.upstream_port == args.port:
+        problems.append(f"--upstream-port={args.upstream_port} must differ from --port")
+    if problems:
+        parser.error("; ".join(problems))
+    return args, command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, command = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request otherwise
+    config = ActivatorConfig(command=command, idle_seconds=args.idle_seconds, max_held=args.max_held,
+                             ready_timeout_seconds=args.ready_timeout_seconds, upstream_port=args.upstream_port,
+                             stop_timeout_seconds=args.stop_timeout_seconds, max_body_bytes=args.max_body_bytes)
+    app = create_activator_app(config)
+    server = _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                                    access_log=False, lifespan="on"))
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
