@@ -98,6 +98,38 @@ class GpuPoolConfig(_Model):
         return v
 
 
+class InferenceEndpointConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,38}$")
+    platform: Literal["knative", "cloud-run", "sagemaker"]
+    image: str
+    """Model server image (workloads/serving/Dockerfile)."""
+    pool: str | None = None
+    """knative: name of a GPU pool of this stack; none for CPU."""
+    region: str | None = None
+    """cloud-run / sagemaker: region; default the cluster's."""
+    project: str | None = None
+    """cloud-run: GCP project; default the cluster's."""
+    model_uri: str | None = None
+    model_name: str = "recommender"
+    model_size_gib: float = Field(1.0, gt=0)
+    image_size_gib: float = Field(8.0, gt=0)
+    sagemaker_mode: Literal["inference-components", "async"] | None = None
+    knative: Literal["install", "present"] = "install"
+    min_scale: int = Field(0, ge=0)
+    max_scale: int = Field(4, ge=1)
+    target_concurrency: int = Field(8, ge=1)
+    scale_down_delay_seconds: int = Field(300, ge=0)
+    hold_requests: bool = True
+    public: bool = False
+    auth: Literal["none", "iam", "bearer-token"] | None = None
+    prepull_image: bool = False
+    zonal_redundancy: bool = False
+    cpu: float | None = Field(None, gt=0)
+    memory_gib: float | None = Field(None, gt=0)
+    busy_hours_per_day: float | None = Field(None, ge=0, le=24)
+    """Traffic profile for the cost model: hours per day with traffic (default usage.endpointBusyHoursPerDay)."""
+
+
 class UsageProfile(_Model):
     """Usage assumptions the cost model prices (monthly figures use 730 hours)."""
 
@@ -118,14 +150,19 @@ class StackConfig(_Model):
     """Tags/labels on every taggable resource; team and cost-center are expected by policy."""
     cluster: ClusterConfig
     gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    inference_endpoints: list[InferenceEndpointConfig] = Field(default_factory=list)
     usage: UsageProfile = Field(default_factory=UsageProfile)
 
     @model_validator(mode="after")
-    def _unique_pools(self) -> StackConfig:
-        names = [p.name for p in self.gpu_pools]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"pool names must be unique; repeated: {dupes}")
+    def _names_and_references(self) -> StackConfig:
+        for kind, names in (("pool", [p.name for p in self.gpu_pools]), ("endpoint", [e.name for e in self.inference_endpoints])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind} names must be unique; repeated: {dupes}")
+        pools = {p.name for p in self.gpu_pools}
+        for i, e in enumerate(self.inference_endpoints):
+            if e.pool and e.pool not in pools:
+                raise ValueError(f"inferenceEndpoints[{i}].pool '{e.pool}' is not a pool of this stack. Use one of {sorted(pools)} or drop it for CPU")
         return self
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
+from components.inference import InferenceEndpoint, InferenceEndpointArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
-from stacks.config import ClusterConfig, GpuPoolConfig, StackConfig
+from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, StackConfig
 
 
 @dataclass
@@ -82,3 +83,48 @@ def gpu_platform(stack: StackConfig, name: str) -> Platform:
     for pool in stack.gpu_pools:
         platform.pools[pool.name] = GpuNodePool(pool.name, pool_args(pool, cluster))
     return platform
+
+
+def endpoint_args(cfg: InferenceEndpointConfig, stack: StackConfig, platform: Platform) -> InferenceEndpointArgs:
+    args: InferenceEndpointArgs = {
+        "platform": cfg.platform,
+        "image": cfg.image,
+        "model_name": cfg.model_name,
+        "model_size_gib": cfg.model_size_gib,
+        "image_size_gib": cfg.image_size_gib,
+        "min_scale": cfg.min_scale,
+        "max_scale": cfg.max_scale,
+        "target_concurrency": cfg.target_concurrency,
+        "scale_down_delay_seconds": cfg.scale_down_delay_seconds,
+        "hold_requests": cfg.hold_requests,
+        "public": cfg.public,
+        "tags": dict(stack.tags),
+    }
+    optional = {
+        "model_uri": cfg.model_uri,
+        "auth": cfg.auth,
+        "cpu": cfg.cpu,
+        "memory_gib": cfg.memory_gib,
+        "sagemaker_mode": cfg.sagemaker_mode,
+    }
+    args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
+    if cfg.platform == "knative":
+        args["cluster"] = platform.cluster
+        args["knative"] = cfg.knative
+        args["prepull_image"] = cfg.prepull_image
+        if cfg.pool:
+            args["pool"] = platform.pools[cfg.pool]
+    else:
+        args["region"] = cfg.region or stack.cluster.region or ""
+    if cfg.platform == "cloud-run":
+        args["project"] = cfg.project or stack.cluster.project or ""
+        args["zonal_redundancy"] = cfg.zonal_redundancy
+        args["deletion_protection"] = stack.environment == "prod"
+    return args
+
+
+def inference(stack: StackConfig, platform: Platform) -> dict[str, InferenceEndpoint]:
+    """The stack's scale-to-zero endpoints."""
+    endpoints = {e.name: InferenceEndpoint(e.name, endpoint_args(e, stack, platform)) for e in stack.inference_endpoints}
+    platform.extras["endpoints"] = endpoints
+    return endpoints
