@@ -122,7 +122,7 @@ def run_sweep(
     frontier = pareto_frontier([(r.cost_usd, r.cold_start_fraction) for r in results])
     meeting = [r for r in results if r.slo_attainment >= slo_target]
     recommended = min(meeting, key=lambda r: r.cost_usd) if meeting else static
-    if recommended.cost_usd > static.cost_usd:
+    if recommended.cost_usd >= static.cost_usd:  # no saving: keep the simpler static deployment
         recommended = static
     return SweepResult(static, oracle, tuple(results), tuple(frontier), recommended, slo_ms, slo_target)
 
