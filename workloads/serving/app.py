@@ -82,8 +82,10 @@ class Predictor(Protocol):
     """What the server runs: KServe-style ``load()`` once, then ``predict()`` per batch.
     Both are blocking and called in the model worker thread."""
 
-    phases: Mapping[str, float]
-    """Cold-start phases measured by ``load()``, in seconds."""
+    @property
+    def phases(self) -> Mapping[str, float]:
+        """Cold-start phases measured by ``load()``, in seconds."""
+        ...
 
     def load(self) -> ModelSpec: ...
 
