@@ -13,6 +13,7 @@ import pytest
 from workloads.data.generate import GenerateConfig, generate
 from workloads.features.__main__ import main
 from workloads.features.pipeline import historical_features, materialize_local, online_features
+from workloads.features.render import render_feature_store_yaml
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,50 @@ def test_created_at_is_written_to_every_row(tmp_path: Path) -> None:
     materialize_local(tmp_path / "raw", tmp_path / "repo", created_at=created)
     table = pq.read_table(tmp_path / "repo" / "data" / "user_activity.parquet")
     assert set(table.column("created_timestamp").to_pylist()) == {created}
+
+
+@pytest.mark.slow
+def test_events_tables_and_registry_can_live_on_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the cluster's materialisation job does: s3:// data, offline root and registry (moto)."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,  # boto3, s3fs and pyarrow
+            "FEAST_S3_ENDPOINT_URL": endpoint,  # Feast's S3 registry store
+        }.items():
+            monkeypatch.setenv(key, value)
+        import boto3
+        import fsspec
+
+        boto3.client("s3").create_bucket(Bucket="features-test")
+        generate(tmp_path / "raw", GenerateConfig(users=10, items=20, days=2, seed=4))
+        fs = fsspec.filesystem("s3", skip_instance_cache=True)
+        for name in ("events.parquet", "meta.json"):
+            fs.put(str(tmp_path / "raw" / name), f"features-test/events/{name}")
+        rendered = tmp_path / "feature_store.yaml"
+        rendered.write_text(
+            render_feature_store_yaml("local").replace("path: data/registry.db", "path: s3://features-test/feast/registry.pb")
+        )
+        summary = materialize_local(
+            "s3://features-test/events", tmp_path / "repo", feature_store_yaml=rendered,
+            offline_root="s3://features-test/features",
+        )
+        assert sorted(fs.ls("features-test/features")) == [
+            f"features-test/features/{t}.parquet" for t in ("item_popularity", "user_activity", "user_last_items")
+        ]
+        assert fs.exists("features-test/feast/registry.pb") and not (tmp_path / "repo" / "data" / "registry.db").exists()
+        assert summary["offline_root"] == "s3://features-test/features"
+        activity = pq.read_table("s3://features-test/features/user_activity.parquet").to_pandas()
+        latest = activity.sort_values("event_timestamp").groupby("user_id").last()
+        labels = pd.DataFrame({"user_id": latest.index, "event_timestamp": pd.Timestamp(summary["last_snapshot"])})
+        got = historical_features(tmp_path / "repo", labels, features=["user_activity:events_7d"])
+        assert got["events_7d"].tolist() == latest["events_7d"].tolist()
+    finally:
+        server.stop()

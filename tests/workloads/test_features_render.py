@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from workloads.features.__main__ import main
-from workloads.features.render import TARGETS, FeatureStoreYamlError, param_specs, render_feature_store_yaml
+from workloads.features.render import TARGETS, TEMPLATES_DIR, FeatureStoreYamlError, param_specs, render_feature_store_yaml
 
 CASES = {
     "local": ("local", {}),
@@ -100,3 +100,16 @@ def test_cli_renders_with_typed_values(capsys: pytest.CaptureFixture[str]) -> No
     assert '"redis:6380,password=${FEAST_REDIS_PASSWORD},ssl=true"' in capsys.readouterr().out
     assert main(["render", "--target", "aws"]) == 2
     assert "parameter 'registry' is required" in capsys.readouterr().err
+
+
+def test_feast_repository_builds_every_view_of_the_shared_definition() -> None:
+    """feature_views.yaml is the one definition: features.py exposes exactly its views and fields."""
+    from workloads.features.repo import features
+
+    spec = yaml.safe_load((TEMPLATES_DIR / "feature_views.yaml").read_text())
+    views = {v.name: v for v in features.OBJECTS if type(v).__name__ == "FeatureView"}
+    assert list(views) == list(spec["feature_views"])
+    for name, view in spec["feature_views"].items():
+        assert [f.name for f in views[name].schema if f.name not in ("user_id", "item_id")] == list(view["features"])
+        assert views[name].entities == [view["entity"]]
+        assert getattr(features, name) is views[name]

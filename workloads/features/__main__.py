@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--history-length", type=int, default=32, help="items kept per user (default 32)")
     mat.add_argument("--snapshot-every-hours", type=int, default=24, help="hours between snapshots, divides 24 (default 24)")
     mat.add_argument("--project", default="gpuplane", help="Feast project name (default gpuplane)")
+    mat.add_argument("--feature-store-yaml", help="use this rendered feature_store.yaml (default: the local target)")
+    mat.add_argument("--offline-root", help="write the feature tables here, e.g. s3://bucket/features (default REPO/data)")
 
     srv = sub.add_parser("serve", help="run `feast serve` for a repository on loopback until interrupted")
     srv.add_argument("--repo-dir", required=True)
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                 history_length=args.history_length,
                 snapshot_every_hours=args.snapshot_every_hours,
                 project=args.project,
+                feature_store_yaml=args.feature_store_yaml,
+                offline_root=args.offline_root,
                 progress=_progress,
             )
         except (FileNotFoundError, ValueError) as err:

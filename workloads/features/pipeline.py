@@ -10,7 +10,7 @@ What it does, in order:
 2. builds the point-in-time feature tables (``transform.py``) and writes them to
    ``REPO/data/<table>.parquet``;
 3. makes ``REPO`` a self-contained Feast repository: ``feature_store.yaml`` rendered from the
-   ``local`` template, ``features.py`` copied from ``repo/features.py``;
+   ``local`` template (or the target's, given), ``features.py`` and ``feature_views.yaml``;
 4. registers the definitions (the Python form of ``feast apply``) and materialises every
    snapshot into the SQLite online store.
 
@@ -40,8 +40,11 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
-REPO_SOURCE = Path(__file__).parent / "repo" / "features.py"
-"""The feature definition copied into every repository directory."""
+REPO_FILES = (
+    Path(__file__).parent / "repo" / "features.py",
+    Path(__file__).parent / "templates" / "feature_views.yaml",
+)
+"""The feature definition (code and data) copied into every repository directory."""
 
 LAST_ITEMS_FEATURE = "user_last_items:last_items"
 TRAINING_FEATURES = (
@@ -60,13 +63,20 @@ def _quiet_progress(_: str) -> None:
     return None
 
 
-def prepare_repo(repo_dir: str | Path, *, project: str = "gpuplane") -> Path:
-    """Make ``repo_dir`` a local Feast repository (feature_store.yaml + features.py); return it."""
+def prepare_repo(
+    repo_dir: str | Path, *, project: str = "gpuplane", feature_store_yaml: str | Path | None = None
+) -> Path:
+    """Make ``repo_dir`` a Feast repository: ``feature_store.yaml`` (rendered for the local
+    target, or copied from ``feature_store_yaml``), ``features.py`` and ``feature_views.yaml``."""
     repo = Path(repo_dir)
     (repo / "data").mkdir(parents=True, exist_ok=True)
-    yaml_text = render_feature_store_yaml("local", project=project)
+    if feature_store_yaml is None:
+        yaml_text = render_feature_store_yaml("local", project=project)
+    else:
+        yaml_text = Path(feature_store_yaml).read_text()
     _write_text_atomically(repo / "feature_store.yaml", yaml_text)
-    shutil.copyfile(REPO_SOURCE, repo / "features.py")
+    for source in REPO_FILES:
+        shutil.copyfile(source, repo / source.name)
     return repo
 
 
@@ -92,18 +102,25 @@ def materialize_local(
     snapshot_every_hours: int = 24,
     project: str = "gpuplane",
     created_at: dt.datetime | None = None,
+    feature_store_yaml: str | Path | None = None,
+    offline_root: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the local pipeline end to end (see the module docstring) and return a summary.
+    """Run the pipeline end to end in this process (see the module docstring); return a summary.
+
+    Defaults are the local target. A cluster's materialisation job passes the target's
+    rendered ``feature_store.yaml`` (Redis, DynamoDB, ... online store; registry on a bucket)
+    and ``offline_root`` (e.g. ``s3://bucket/features``: where the tables are written and
+    where the registered sources point); ``data_dir`` may then be a bucket URL too.
 
     The summary holds the dataset size (events, users, items, snapshots), the rows written per
     feature table, the snapshot range (ISO 8601), the repository paths and seconds per stage
     (``seconds``: read, transform, write, apply, materialize, total).
     """
     say = progress or _quiet_progress
-    data = Path(data_dir)
+    data = str(data_dir).rstrip("/")
     repo = Path(repo_dir)
-    if not (data / "meta.json").exists():
+    if not _exists(f"{data}/meta.json"):
         raise FileNotFoundError(
             f"{data}/meta.json is missing, so {data} is not a complete data set. Generate one with "
             f"`python -m workloads.data.generate --out {data} --users 1000 --items 1000 --days 7 --seed 0`."
@@ -112,9 +129,9 @@ def materialize_local(
     t_start = time.perf_counter()
 
     t = time.perf_counter()
-    events = read_events(data / "events.parquet")
+    events = read_events(f"{data}/events.parquet")
     seconds["read"] = time.perf_counter() - t
-    say(f"read {events.num_rows:,} events from {data / 'events.parquet'} ({seconds['read']:.2f} s)")
+    say(f"read {events.num_rows:,} events from {data}/events.parquet ({seconds['read']:.2f} s)")
 
     t = time.perf_counter()
     config = TransformConfig(
@@ -130,20 +147,22 @@ def materialize_local(
     )
 
     t = time.perf_counter()
-    prepare_repo(repo, project=project)
-    paths = write_feature_tables(tables, repo / "data")
+    prepare_repo(repo, project=project, feature_store_yaml=feature_store_yaml)
+    root = offline_root.rstrip("/") if offline_root else "data"
+    paths = write_feature_tables(tables, root if offline_root else repo / "data")
     seconds["write"] = time.perf_counter() - t
-    say(f"wrote {repo}/feature_store.yaml, features.py and {len(paths)} tables under {repo / 'data'}")
+    say(f"wrote {repo}/feature_store.yaml, features.py and {len(paths)} tables under {offline_root or repo / 'data'}")
 
     t = time.perf_counter()
     say("importing Feast and applying the feature definitions (feast apply) ...")
     store = open_store(repo)
-    from workloads.features.repo.features import OBJECTS
+    from workloads.features.repo.features import objects
 
+    definitions = objects(root)
     with contextlib.redirect_stdout(sys.stderr):
-        store.apply(OBJECTS)
+        store.apply(definitions)
     seconds["apply"] = time.perf_counter() - t
-    say(f"applied {len(OBJECTS)} objects to {repo}/data/registry.db ({seconds['apply']:.2f} s)")
+    say(f"applied {len(definitions)} objects to the registry ({store.config.registry.path}) ({seconds['apply']:.2f} s)")
 
     t = time.perf_counter()
     # Feast materialises rows with start <= event_timestamp < end; cover every snapshot.
@@ -156,12 +175,14 @@ def materialize_local(
     # The online store keeps the latest row per entity: that is what gets written.
     online_rows = 2 * tables.stats["users"] + tables.stats["items"]  # every logged entity has a row
     say(
-        f"materialized {rows:,} snapshot rows ({online_rows:,} latest entity rows written) into "
-        f"{repo}/data/online.db ({seconds['materialize']:.2f} s, {rows / max(seconds['materialize'], 1e-9):,.0f} rows/s)"
+        f"materialized {rows:,} snapshot rows ({online_rows:,} latest entity rows written) into the "
+        f"{store.config.online_store.type} online store ({seconds['materialize']:.2f} s, "
+        f"{rows / max(seconds['materialize'], 1e-9):,.0f} rows/s)"
     )
     seconds["total"] = time.perf_counter() - t_start
     return {
-        "data_dir": str(data),
+        "data_dir": data,
+        "offline_root": offline_root or str(repo / "data"),
         "repo_dir": str(repo),
         "events": tables.events,
         "users": tables.stats["users"],
@@ -203,8 +224,11 @@ def historical_features(
     # Feast's file (dask) store drops a label whose entity has rows only after the label time,
     # and returns rows in its own order: put every label back, in input order, with nulls.
     feature_cols = [c for c in joined.columns if c not in labels.columns]
-    for col in feature_cols:  # nullable integers, so a missing label does not turn counts into floats
-        if pd.api.types.is_integer_dtype(joined[col]):
+    from workloads.features.repo.features import SPEC
+
+    integer_features = {f for v in SPEC["feature_views"].values() for f, d in v["features"].items() if d["dtype"] == "int64"}
+    for col in feature_cols:  # nullable integers: a label without a value must not turn counts into floats
+        if col.rsplit("__", 1)[-1] in integer_features:
             joined[col] = joined[col].astype("Int64")
     out = pd.merge(labels, joined[[_LABEL_ROW, *feature_cols]], on=_LABEL_ROW, how="left", validate="one_to_one")
     return out.sort_values(_LABEL_ROW).drop(columns=[_LABEL_ROW]).reset_index(drop=True)
@@ -220,6 +244,15 @@ def online_features(
     store = store or open_store(repo_dir)
     rows = [{"user_id": int(u)} for u in user_ids]
     return store.get_online_features(features=list(features), entity_rows=rows).to_dict()
+
+
+def _exists(url_or_path: str) -> bool:
+    if "://" not in url_or_path:
+        return Path(url_or_path).exists()
+    import fsspec  # bucket URLs (s3://, gs://) on a cluster
+
+    fs, path = fsspec.core.url_to_fs(url_or_path)
+    return bool(fs.exists(path))
 
 
 def _write_text_atomically(path: Path, text: str) -> None:

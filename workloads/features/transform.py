@@ -288,15 +288,22 @@ def _windowed_rows(
     return {name: col[changed] for name, col in cols.items()}, (ce[changed], ck[changed])
 
 
-def write_feature_tables(tables: FeatureTables, out_dir: str | Path) -> dict[str, Path]:
-    """Write each table to ``out_dir/<name>.parquet`` atomically (temp file then rename)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_feature_tables(tables: FeatureTables, out_dir: str | Path) -> dict[str, str]:
+    """Write each table to ``out_dir/<name>.parquet``: locally atomically (temp file, rename);
+    on a bucket URL (``s3://``, ``gs://``) with one PUT per object, which is atomic there."""
     paths = {}
+    remote = "://" in str(out_dir)
+    if not remote:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     for name, table in tables.tables().items():
-        path = out / f"{name}.parquet"
+        if remote:
+            url = f"{str(out_dir).rstrip('/')}/{name}.parquet"
+            pq.write_table(table, url)
+            paths[name] = url
+            continue
+        path = Path(out_dir) / f"{name}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
         pq.write_table(table, tmp)
         tmp.replace(path)
-        paths[name] = path
+        paths[name] = str(path)
     return paths

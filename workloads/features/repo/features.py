@@ -1,104 +1,102 @@
-"""The one feature definition of gpuplane: entities, sources and feature views (Feast 0.67).
+"""The Feast repository of gpuplane: entities, sources, feature views and services (Feast 0.67).
 
-This file is the Feast repository. It imports only Feast, so it works in both roles:
+The definition itself is data, ``feature_views.yaml`` (beside this file in a repository
+directory, or in ``workloads/features/templates/``), which the FeatureStore Pulumi component
+reads too; this file turns it into Feast objects. It imports only Feast, PyYAML and the
+standard library, so it works in both roles:
 
 - imported as ``workloads.features.repo.features`` by the pipeline, which calls
-  ``FeatureStore.apply(OBJECTS)`` (the Python form of ``feast apply``);
-- copied into a repository directory next to a rendered ``feature_store.yaml``, where
-  ``feast apply`` / ``feast materialize`` / ``feast serve`` find it as any Feast repo file.
+  ``FeatureStore.apply(objects(offline_root))`` (the Python form of ``feast apply``);
+- copied with the YAML into a repository directory next to a rendered ``feature_store.yaml``,
+  where ``feast apply`` / ``feast serve`` find the module-level objects as in any Feast repo.
 
-Sources are parquet files written by ``workloads.features.transform`` under ``data/`` relative
-to the repository directory (Feast resolves relative file paths against the repo path), one
-row per entity per snapshot at which a value changed. Because decayed windows get explicit zero
-rows, no feature view needs a TTL (``ttl=0``: the latest row at or before a timestamp is the
-value), which keeps point-in-time joins exact and online reads never expired.
+Sources are the parquet tables written by ``workloads.features.transform``: by default
+``data/<view>.parquet`` relative to the repository (Feast resolves relative paths against the
+repo path); ``objects(offline_root)`` re-roots them, e.g. on ``s3://bucket/features``. Decayed
+windows get explicit zero rows, so no view needs a TTL (``ttl=0``: the latest row at or before
+a timestamp is the value) and online reads never expire.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+import yaml
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Array, Int64
+from feast.types import Array, Float64, Int64, String
 
-user = Entity(
-    name="user",
-    join_keys=["user_id"],
-    value_type=ValueType.INT64,
-    description="A shopper; user_id of the event log.",
-)
-item = Entity(
-    name="item",
-    join_keys=["item_id"],
-    value_type=ValueType.INT64,
-    description="A catalogue item; item_id of the event log (1..M, 0 is padding).",
-)
+SPEC_FILE = "feature_views.yaml"
+DTYPES: dict[str, Any] = {"int64": Int64, "float64": Float64, "string": String, "int64_list": Array(Int64)}
+VALUE_TYPES = {"int64": ValueType.INT64, "string": ValueType.STRING}
+NO_TTL = timedelta(seconds=0)
 
 
-def _source(table: str) -> FileSource:
-    return FileSource(
-        name=f"{table}_source",
-        path=f"data/{table}.parquet",
-        timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
-        description=f"Snapshots of {table}, written by workloads.features.transform.",
+def _spec_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / SPEC_FILE, here.parent / "templates" / SPEC_FILE):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{SPEC_FILE} is neither beside {__file__} nor in ../templates/")
+
+
+SPEC: dict[str, Any] = yaml.safe_load(_spec_path().read_text())
+
+ENTITIES: dict[str, Entity] = {
+    name: Entity(
+        name=name,
+        join_keys=[e["join_key"]],
+        value_type=VALUE_TYPES[e["dtype"]],
+        description=e["description"],
+    )
+    for name, e in SPEC["entities"].items()
+}
+
+
+def feature_view(name: str, offline_root: str = "data") -> FeatureView:
+    """The feature view ``name`` of the spec, reading ``{offline_root}/{name}.parquet``."""
+    view = SPEC["feature_views"][name]
+    return FeatureView(
+        name=name,
+        entities=[ENTITIES[view["entity"]]],
+        ttl=NO_TTL,
+        schema=[
+            Field(name=feature, dtype=DTYPES[f["dtype"]], description=f["description"])
+            for feature, f in view["features"].items()
+        ],
+        source=FileSource(
+            name=f"{name}_source",
+            path=f"{offline_root.rstrip('/')}/{name}.parquet",
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created_timestamp",
+            description=f"Snapshots of {name}, written by workloads.features.transform.",
+        ),
+        online=True,
+        description=view["description"],
     )
 
 
-NO_TTL = timedelta(seconds=0)
+def objects(offline_root: str = "data") -> list[Any]:
+    """Everything ``feast apply`` registers, in dependency order, with sources under ``offline_root``."""
+    views = {name: feature_view(name, offline_root) for name in SPEC["feature_views"]}
+    services = [
+        FeatureService(
+            name="next_item_model",
+            features=[views["user_last_items"]],
+            description="What the next-item model server reads online for a user_id.",
+        ),
+        FeatureService(
+            name="training",
+            features=[views["user_last_items"], views["user_activity"]],
+            description="Point-in-time user features for training labels (user_id, event_timestamp).",
+        ),
+    ]
+    return [*ENTITIES.values(), *views.values(), *services]
 
-user_last_items = FeatureView(
-    name="user_last_items",
-    entities=[user],
-    ttl=NO_TTL,
-    schema=[
-        Field(
-            name="last_items",
-            dtype=Array(Int64),
-            description="The user's most recent item ids (all event types), oldest first, at most history_length.",
-        )
-    ],
-    source=_source("user_last_items"),
-    online=True,
-    description="A user's recent items: the next-item model's input.",
-)
-user_activity = FeatureView(
-    name="user_activity",
-    entities=[user],
-    ttl=NO_TTL,
-    schema=[
-        Field(name="events_24h", dtype=Int64, description="Events in the 24 hours before the snapshot."),
-        Field(name="events_7d", dtype=Int64, description="Events in the 7 days before the snapshot."),
-        Field(name="purchases_7d", dtype=Int64, description="Purchases in the 7 days before the snapshot."),
-        Field(name="distinct_items", dtype=Int64, description="Distinct items the user ever touched."),
-    ],
-    source=_source("user_activity"),
-    online=True,
-    description="How active a user is.",
-)
-item_popularity = FeatureView(
-    name="item_popularity",
-    entities=[item],
-    ttl=NO_TTL,
-    schema=[
-        Field(name="events_7d", dtype=Int64, description="Events on the item in the 7 days before the snapshot."),
-        Field(name="purchases_7d", dtype=Int64, description="Purchases of the item in the 7 days before the snapshot."),
-    ],
-    source=_source("item_popularity"),
-    online=True,
-    description="How popular an item is.",
-)
 
-next_item_model = FeatureService(
-    name="next_item_model",
-    features=[user_last_items],
-    description="What the next-item model server reads online for a user_id.",
-)
-training = FeatureService(
-    name="training",
-    features=[user_last_items, user_activity],
-    description="Point-in-time user features for training labels (user_id, event_timestamp).",
-)
-
-OBJECTS = [user, item, user_last_items, user_activity, item_popularity, next_item_model, training]
-"""Everything ``feast apply`` registers, in dependency order."""
+# Module-level objects, so that `feast apply` run in a repository directory finds them.
+OBJECTS = objects()
+user, item = ENTITIES["user"], ENTITIES["item"]
+user_last_items, user_activity, item_popularity = (o for o in OBJECTS if isinstance(o, FeatureView))
+next_item_model, training = (o for o in OBJECTS if isinstance(o, FeatureService))
