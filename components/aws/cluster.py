@@ -38,7 +38,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -61,7 +61,13 @@ CLUSTER_AUTOSCALER_VERSION = "9.50.0"
 CLUSTER_AUTOSCALER_NAMESPACE = "kube-system"
 CLUSTER_AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 # Cluster Autoscaler must match the Kubernetes minor version (its README); images as kops pins them.
-CLUSTER_AUTOSCALER_IMAGES = {"1.30": "v1.30.6", "1.31": "v1.31.4", "1.32": "v1.32.3", "1.33": "v1.33.1", "1.34": "v1.34.0"}
+CLUSTER_AUTOSCALER_IMAGES = {
+    "1.30": "v1.30.6",
+    "1.31": "v1.31.4",
+    "1.32": "v1.32.3",
+    "1.33": "v1.33.1",
+    "1.34": "v1.34.0",
+}
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator")
 SYSTEM_DISK_GIB = 50
@@ -69,7 +75,12 @@ IMDS_HOP_LIMIT = 2
 LABEL_ROLE = "gpuplane.dev/role"
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonSSMManagedInstanceCore",
+)
 
 # EventBridge rules Karpenter's interruption controller consumes
 # (https://karpenter.sh/docs/concepts/disruption/#interruption).
@@ -108,7 +119,7 @@ class EksPlan:
 def subnet_layout(zones: tuple[str, ...], vpc_cidr: str = VPC_CIDR) -> tuple[SubnetLayout, ...]:
     """A /19 private subnet (8,190 addresses: pods take VPC IPs with the VPC CNI) and a /24 public
     subnet per zone, private ones from the bottom of the VPC, public ones from its top half."""
-    net = ipaddress.ip_network(vpc_cidr)
+    net = ipaddress.IPv4Network(vpc_cidr)
     private = list(net.subnets(new_prefix=19))
     public = list(list(net.subnets(new_prefix=17))[1].subnets(new_prefix=24))[::-1]
     return tuple(SubnetLayout(z, str(private[i]), str(public[i])) for i, z in enumerate(zones))
@@ -120,13 +131,28 @@ def plan_eks(name: str, plan: ClusterPlan, args: KubernetesClusterArgs) -> EksPl
     p = Problems("KubernetesCluster", name)
     existing = args.get("existing_network")
     if len(facts.zones) < 2:
-        p.add("zones", list(facts.zones), "EKS needs subnets in at least two availability zones.", "give two or more zones (default: the region's first three).")
+        p.add(
+            "zones",
+            list(facts.zones),
+            "EKS needs subnets in at least two availability zones.",
+            "give two or more zones (default: the region's first three).",
+        )
     if len(facts.zones) > 4 and not existing:
         p.add("zones", list(facts.zones), "gpuplane's VPC layout has room for four zones.", "give at most four zones.")
     if not 1 <= len(name) <= 100 or not name[0].isalnum() or not all(c.isalnum() or c in "-_" for c in name):
-        p.add("name", name, "is not a valid EKS cluster name (1-100 letters, digits, '-' and '_', starting alphanumeric).", "rename the component.")
+        p.add(
+            "name",
+            name,
+            "is not a valid EKS cluster name (1-100 letters, digits, '-' and '_', starting alphanumeric).",
+            "rename the component.",
+        )
     if facts.autoscaler == "cluster-autoscaler" and plan.kubernetes_version not in CLUSTER_AUTOSCALER_IMAGES:
-        p.add("kubernetes_version", plan.kubernetes_version, "has no pinned Cluster Autoscaler image (it must match the Kubernetes minor).", f"use one of {sorted(CLUSTER_AUTOSCALER_IMAGES)}.")
+        p.add(
+            "kubernetes_version",
+            plan.kubernetes_version,
+            "has no pinned Cluster Autoscaler image (it must match the Kubernetes minor).",
+            f"use one of {sorted(CLUSTER_AUTOSCALER_IMAGES)}.",
+        )
     p.raise_if_any()
     private_nodes = facts.private_nodes
     return EksPlan(
@@ -145,7 +171,9 @@ def kubeconfig_json(cluster_name: str, endpoint: str, ca_data: str, region: str)
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
             "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
             "current-context": cluster_name,
             "users": [
@@ -155,7 +183,16 @@ def kubeconfig_json(cluster_name: str, endpoint: str, ca_data: str, region: str)
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
+                            ],
                             "interactiveMode": "Never",
                         }
                     },
@@ -166,7 +203,9 @@ def kubeconfig_json(cluster_name: str, endpoint: str, ca_data: str, region: str)
     )
 
 
-def karpenter_controller_policy(cluster_name: str, region: str, node_role_arn: str, cluster_arn: str, queue_arn: str) -> str:
+def karpenter_controller_policy(
+    cluster_name: str, region: str, node_role_arn: str, cluster_arn: str, queue_arn: str
+) -> str:
     """The Karpenter v1 controller's permissions, condensed from its reference CloudFormation
     template (https://karpenter.sh/docs/reference/cloudformation/): launch and tag instances,
     terminate only instances Karpenter launched for this cluster, pass the node role, manage the
@@ -233,7 +272,12 @@ def karpenter_controller_policy(cluster_name: str, region: str, node_role_arn: s
                     ],
                     "Resource": f"arn:{partition}:iam::*:instance-profile/*",
                 },
-                {"Sid": "AmiParameters", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*"},
+                {
+                    "Sid": "AmiParameters",
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameter",
+                    "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
+                },
                 {"Sid": "Cluster", "Effect": "Allow", "Action": "eks:DescribeCluster", "Resource": cluster_arn},
                 {
                     "Sid": "InterruptionQueue",
@@ -276,7 +320,9 @@ def cluster_autoscaler_policy(cluster_name: str) -> str:
                     "Effect": "Allow",
                     "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
                     "Resource": "*",
-                    "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}},
+                    "Condition": {
+                        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+                    },
                 },
             ],
         },
@@ -319,7 +365,14 @@ def _tags(base: Mapping[str, str], **extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
-def _role(component: pulumi.Resource, name: str, service: str, policies: tuple[str, ...], region: str | None, tags: dict[str, str]) -> aws.iam.Role:
+def _role(
+    component: pulumi.Resource,
+    name: str,
+    service: str,
+    policies: tuple[str, ...],
+    region: str | None,
+    tags: dict[str, str],
+) -> aws.iam.Role:
     opts = pulumi.ResourceOptions(parent=component)
     role = aws.iam.Role(name, aws.iam.RoleArgs(assume_role_policy=service_trust_policy(service), tags=tags), opts=opts)
     for policy in policies:
@@ -331,20 +384,37 @@ def _role(component: pulumi.Resource, name: str, service: str, policies: tuple[s
     return role
 
 
-def _network(component: pulumi.Resource, name: str, cluster_name: str, eks: EksPlan, region: str, base_tags: dict[str, str]) -> tuple[pulumi.Output[str], dict[str, pulumi.Output[str]]]:
+def _network(
+    component: pulumi.Resource, name: str, cluster_name: str, eks: EksPlan, region: str, base_tags: dict[str, str]
+) -> tuple[pulumi.Output[str], dict[str, pulumi.Output[str]]]:
     """VPC, subnets, gateways, routes. Returns the VPC id and the node subnet id per zone."""
     opts = pulumi.ResourceOptions(parent=component)
     vpc = aws.ec2.Vpc(
         f"{name}-vpc",
-        aws.ec2.VpcArgs(cidr_block=VPC_CIDR, enable_dns_hostnames=True, enable_dns_support=True, region=region, tags=_tags(base_tags, Name=f"{name}-vpc")),
+        aws.ec2.VpcArgs(
+            cidr_block=VPC_CIDR,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            region=region,
+            tags=_tags(base_tags, Name=f"{name}-vpc"),
+        ),
         opts=opts,
     )
-    igw = aws.ec2.InternetGateway(f"{name}-igw", aws.ec2.InternetGatewayArgs(vpc_id=vpc.id, region=region, tags=_tags(base_tags, Name=f"{name}-igw")), opts=opts)
+    igw = aws.ec2.InternetGateway(
+        f"{name}-igw",
+        aws.ec2.InternetGatewayArgs(vpc_id=vpc.id, region=region, tags=_tags(base_tags, Name=f"{name}-igw")),
+        opts=opts,
+    )
     cluster_tag = {f"kubernetes.io/cluster/{cluster_name}": "shared"}
     node_tags = {"karpenter.sh/discovery": cluster_name}  # on the subnets nodes live in
     public_rt = aws.ec2.RouteTable(
         f"{name}-public-rt",
-        aws.ec2.RouteTableArgs(vpc_id=vpc.id, routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)], region=region, tags=_tags(base_tags, Name=f"{name}-public")),
+        aws.ec2.RouteTableArgs(
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            region=region,
+            tags=_tags(base_tags, Name=f"{name}-public"),
+        ),
         opts=opts,
     )
     public: dict[str, aws.ec2.Subnet] = {}
@@ -359,11 +429,21 @@ def _network(component: pulumi.Resource, name: str, cluster_name: str, eks: EksP
                 availability_zone=z,
                 map_public_ip_on_launch=not eks.nodes_in_private_subnets,
                 region=region,
-                tags={**base_tags, "Name": f"{name}-public-{z}", **cluster_tag, "kubernetes.io/role/elb": "1", **({} if eks.nodes_in_private_subnets else node_tags)},
+                tags={
+                    **base_tags,
+                    "Name": f"{name}-public-{z}",
+                    **cluster_tag,
+                    "kubernetes.io/role/elb": "1",
+                    **({} if eks.nodes_in_private_subnets else node_tags),
+                },
             ),
             opts=opts,
         )
-        aws.ec2.RouteTableAssociation(f"{name}-public-{z}-rta", aws.ec2.RouteTableAssociationArgs(subnet_id=public[z].id, route_table_id=public_rt.id, region=region), opts=opts)
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-{z}-rta",
+            aws.ec2.RouteTableAssociationArgs(subnet_id=public[z].id, route_table_id=public_rt.id, region=region),
+            opts=opts,
+        )
         private[z] = aws.ec2.Subnet(
             f"{name}-private-{z}",
             aws.ec2.SubnetArgs(
@@ -372,25 +452,49 @@ def _network(component: pulumi.Resource, name: str, cluster_name: str, eks: EksP
                 availability_zone=z,
                 map_public_ip_on_launch=False,
                 region=region,
-                tags={**base_tags, "Name": f"{name}-private-{z}", **cluster_tag, "kubernetes.io/role/internal-elb": "1", **(node_tags if eks.nodes_in_private_subnets else {})},
+                tags={
+                    **base_tags,
+                    "Name": f"{name}-private-{z}",
+                    **cluster_tag,
+                    "kubernetes.io/role/internal-elb": "1",
+                    **(node_tags if eks.nodes_in_private_subnets else {}),
+                },
             ),
             opts=opts,
         )
     if eks.nat_gateway:
         first = eks.subnets[0].zone
-        eip = aws.ec2.Eip(f"{name}-nat-eip", aws.ec2.EipArgs(domain="vpc", region=region, tags=_tags(base_tags, Name=f"{name}-nat")), opts=opts)
+        eip = aws.ec2.Eip(
+            f"{name}-nat-eip",
+            aws.ec2.EipArgs(domain="vpc", region=region, tags=_tags(base_tags, Name=f"{name}-nat")),
+            opts=opts,
+        )
         nat = aws.ec2.NatGateway(
             f"{name}-nat",
-            aws.ec2.NatGatewayArgs(allocation_id=eip.id, subnet_id=public[first].id, region=region, tags=_tags(base_tags, Name=f"{name}-nat")),
+            aws.ec2.NatGatewayArgs(
+                allocation_id=eip.id,
+                subnet_id=public[first].id,
+                region=region,
+                tags=_tags(base_tags, Name=f"{name}-nat"),
+            ),
             opts=pulumi.ResourceOptions(parent=component, depends_on=[igw]),
         )
         private_rt = aws.ec2.RouteTable(
             f"{name}-private-rt",
-            aws.ec2.RouteTableArgs(vpc_id=vpc.id, routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], region=region, tags=_tags(base_tags, Name=f"{name}-private")),
+            aws.ec2.RouteTableArgs(
+                vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+                region=region,
+                tags=_tags(base_tags, Name=f"{name}-private"),
+            ),
             opts=opts,
         )
         for z, subnet in private.items():
-            aws.ec2.RouteTableAssociation(f"{name}-private-{z}-rta", aws.ec2.RouteTableAssociationArgs(subnet_id=subnet.id, route_table_id=private_rt.id, region=region), opts=opts)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{z}-rta",
+                aws.ec2.RouteTableAssociationArgs(subnet_id=subnet.id, route_table_id=private_rt.id, region=region),
+                opts=opts,
+            )
     nodes = private if eks.nodes_in_private_subnets else public
     return vpc.id, {z: s.id for z, s in nodes.items()}
 
@@ -407,7 +511,9 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     # -- network -------------------------------------------------------------------------------
     existing = args.get("existing_network")
     if existing:
-        node_subnets: dict[str, pulumi.Output[str]] = {z: pulumi.Output.from_input(s) for z, s in (existing.get("subnet_ids_by_zone") or {}).items()}
+        node_subnets: dict[str, pulumi.Output[str]] = {
+            z: pulumi.Output.from_input(s) for z, s in (existing.get("subnet_ids_by_zone") or {}).items()
+        }
     else:
         _, node_subnets = _network(component, name, cluster_name, eks, region, tags)
 
@@ -416,7 +522,13 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     node_role = _role(component, f"{name}-node-role", "ec2.amazonaws.com", NODE_POLICIES, region, tags)
     key = aws.kms.Key(
         f"{name}-secrets-key",
-        aws.kms.KeyArgs(description=f"Envelope encryption of Kubernetes secrets in EKS cluster {cluster_name}", enable_key_rotation=True, deletion_window_in_days=30, region=region, tags=tags),
+        aws.kms.KeyArgs(
+            description=f"Envelope encryption of Kubernetes secrets in EKS cluster {cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            region=region,
+            tags=tags,
+        ),
         opts=pulumi.ResourceOptions(parent=component, protect=plan.deletion_protection),
     )
 
@@ -432,8 +544,12 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
                 endpoint_private_access=True,
                 endpoint_public_access=not plan.private_endpoint,
             ),
-            access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API_AND_CONFIG_MAP", bootstrap_cluster_creator_admin_permissions=True),
-            encryption_config=aws.eks.ClusterEncryptionConfigArgs(resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn)),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API_AND_CONFIG_MAP", bootstrap_cluster_creator_admin_permissions=True
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn)
+            ),
             enabled_cluster_log_types=list(CLUSTER_LOG_TYPES),
             deletion_protection=True if plan.deletion_protection else None,
             region=region,
@@ -447,21 +563,29 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
         aws.iam.OpenIdConnectProviderArgs(url=issuer, client_id_lists=["sts.amazonaws.com"], tags=tags),
         opts=opts,
     )
-    security_group_id = cluster.vpc_config.apply(lambda v: v.cluster_security_group_id)  # type: ignore[union-attr]
+    security_group_id = cast(pulumi.Output[str], cluster.vpc_config.apply(lambda v: v.cluster_security_group_id))  # type: ignore[union-attr]
 
     # -- system nodes --------------------------------------------------------------------------
     system_lt = aws.ec2.LaunchTemplate(
         f"{name}-system-launch-template",
         aws.ec2.LaunchTemplateArgs(
             description=f"System nodes of EKS cluster {cluster_name}: IMDSv2 required, encrypted root volume",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT),
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT
+            ),
             block_device_mappings=[
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                     device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=SYSTEM_DISK_GIB, volume_type="gp3", encrypted="true", delete_on_termination="true"),
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=SYSTEM_DISK_GIB, volume_type="gp3", encrypted="true", delete_on_termination="true"
+                    ),
                 )
             ],
-            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=tags) for t in ("instance", "volume")] if tags else None,
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=tags) for t in ("instance", "volume")
+            ]
+            if tags
+            else None,
             update_default_version=True,
             region=region,
             tags=tags,
@@ -477,9 +601,13 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
             instance_types=[plan.system_instance_type],
             ami_type=SYSTEM_AMI_TYPE,
             capacity_type="ON_DEMAND",
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=plan.system_node_count, max_size=plan.system_node_count, desired_size=plan.system_node_count),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=plan.system_node_count, max_size=plan.system_node_count, desired_size=plan.system_node_count
+            ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=system_lt.id, version=system_lt.latest_version.apply(str)),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=system_lt.id, version=system_lt.latest_version.apply(str)
+            ),
             labels={LABEL_ROLE: "system"},
             region=region,
             tags=tags,
@@ -488,7 +616,7 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     )
 
     # -- Kubernetes provider -------------------------------------------------------------------
-    kubeconfig = pulumi.Output.secret(
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(  # type: ignore[arg-type]
         pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
             lambda v: kubeconfig_json(v[0], v[1], v[2]["data"] if isinstance(v[2], dict) else v[2].data, region)
         )
@@ -511,7 +639,18 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     # -- node autoscaler -----------------------------------------------------------------------
     k8s_opts = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[system_nodes])
     if facts.autoscaler == "karpenter":
-        _karpenter(component, name, cluster_name, cluster, security_group_id, existing_subnets=node_subnets if existing else None, region=region, tags=tags, k8s_opts=k8s_opts, system_node_count=plan.system_node_count)
+        _karpenter(
+            component,
+            name,
+            cluster_name,
+            cluster,
+            security_group_id,
+            existing_subnets=node_subnets if existing else None,
+            region=region,
+            tags=tags,
+            k8s_opts=k8s_opts,
+            system_node_count=plan.system_node_count,
+        )
     elif facts.autoscaler == "cluster-autoscaler":
         _cluster_autoscaler(component, name, cluster_name, eks, region, tags, k8s_opts)
 
@@ -536,30 +675,65 @@ def _karpenter(
     node_role = _role(component, f"{name}-karpenter-node-role", "ec2.amazonaws.com", NODE_POLICIES, region, tags)
     aws.eks.AccessEntry(
         f"{name}-karpenter-node-access",
-        aws.eks.AccessEntryArgs(cluster_name=cluster.name, principal_arn=node_role.arn, type="EC2_LINUX", region=region, tags=tags),
+        aws.eks.AccessEntryArgs(
+            cluster_name=cluster.name, principal_arn=node_role.arn, type="EC2_LINUX", region=region, tags=tags
+        ),
         opts=opts,
     )
     # EC2NodeClasses select security groups and subnets by the discovery tag.
-    aws.ec2.Tag(f"{name}-sg-discovery-tag", aws.ec2.TagArgs(resource_id=security_group_id, key="karpenter.sh/discovery", value=cluster_name, region=region), opts=opts)
+    aws.ec2.Tag(
+        f"{name}-sg-discovery-tag",
+        aws.ec2.TagArgs(resource_id=security_group_id, key="karpenter.sh/discovery", value=cluster_name, region=region),
+        opts=opts,
+    )
     for zone, subnet_id in (existing_subnets or {}).items():
-        aws.ec2.Tag(f"{name}-subnet-{zone}-discovery-tag", aws.ec2.TagArgs(resource_id=subnet_id, key="karpenter.sh/discovery", value=cluster_name, region=region), opts=opts)
+        aws.ec2.Tag(
+            f"{name}-subnet-{zone}-discovery-tag",
+            aws.ec2.TagArgs(resource_id=subnet_id, key="karpenter.sh/discovery", value=cluster_name, region=region),
+            opts=opts,
+        )
 
     queue = aws.sqs.Queue(
         f"{name}-interruption-queue",
         aws.sqs.QueueArgs(message_retention_seconds=300, sqs_managed_sse_enabled=True, region=region, tags=tags),
         opts=opts,
     )
-    aws.sqs.QueuePolicy(f"{name}-interruption-queue-policy", aws.sqs.QueuePolicyArgs(queue_url=queue.url, policy=queue.arn.apply(interruption_queue_policy), region=region), opts=opts)
+    aws.sqs.QueuePolicy(
+        f"{name}-interruption-queue-policy",
+        aws.sqs.QueuePolicyArgs(queue_url=queue.url, policy=queue.arn.apply(interruption_queue_policy), region=region),
+        opts=opts,
+    )
     for rule_name, pattern in INTERRUPTION_RULES.items():
         rule = aws.cloudwatch.EventRule(
             f"{name}-{rule_name}",
-            aws.cloudwatch.EventRuleArgs(description=f"Karpenter interruption events for {cluster_name}: {pattern['detail-type'][0]}", event_pattern=json.dumps(pattern, sort_keys=True), region=region, tags=tags),
+            aws.cloudwatch.EventRuleArgs(
+                description=f"Karpenter interruption events for {cluster_name}: {pattern['detail-type'][0]}",
+                event_pattern=json.dumps(pattern, sort_keys=True),
+                region=region,
+                tags=tags,
+            ),
             opts=opts,
         )
-        aws.cloudwatch.EventTarget(f"{name}-{rule_name}-target", aws.cloudwatch.EventTargetArgs(rule=rule.name, arn=queue.arn, target_id="KarpenterInterruptionQueue", region=region), opts=opts)
+        aws.cloudwatch.EventTarget(
+            f"{name}-{rule_name}-target",
+            aws.cloudwatch.EventTargetArgs(
+                rule=rule.name, arn=queue.arn, target_id="KarpenterInterruptionQueue", region=region
+            ),
+            opts=opts,
+        )
 
-    policy = pulumi.Output.all(node_role.arn, cluster.arn, queue.arn).apply(lambda v: karpenter_controller_policy(cluster_name, region, v[0], v[1], v[2]))
-    controller = irsa_role(component, f"{name}-karpenter-controller", component, KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT, policy, tags)
+    policy = pulumi.Output.all(node_role.arn, cluster.arn, queue.arn).apply(
+        lambda v: karpenter_controller_policy(cluster_name, region, v[0], v[1], v[2])
+    )
+    controller = irsa_role(
+        component,
+        f"{name}-karpenter-controller",
+        component,
+        KARPENTER_NAMESPACE,
+        KARPENTER_SERVICE_ACCOUNT,
+        policy,
+        tags,
+    )
     release = k8s.helm.v3.Release(
         f"{name}-karpenter",
         k8s.helm.v3.ReleaseArgs(
@@ -568,7 +742,10 @@ def _karpenter(
             namespace=KARPENTER_NAMESPACE,
             values={
                 "settings": {"clusterName": cluster_name, "interruptionQueue": queue.name},
-                "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT, "annotations": {"eks.amazonaws.com/role-arn": controller.arn}},
+                "serviceAccount": {
+                    "name": KARPENTER_SERVICE_ACCOUNT,
+                    "annotations": {"eks.amazonaws.com/role-arn": controller.arn},
+                },
                 "replicas": min(2, system_node_count),
                 # Karpenter must not run on nodes it manages: keep it on the system nodes.
                 "nodeSelector": {LABEL_ROLE: "system"},
@@ -582,14 +759,40 @@ def _karpenter(
     component.autoscaler_release = release  # type: ignore[attr-defined]
 
 
-def _cluster_autoscaler(component: KubernetesCluster, name: str, cluster_name: str, eks: EksPlan, region: str, tags: dict[str, str], k8s_opts: pulumi.ResourceOptions) -> None:
-    role = irsa_role(component, f"{name}-cluster-autoscaler", component, CLUSTER_AUTOSCALER_NAMESPACE, CLUSTER_AUTOSCALER_SERVICE_ACCOUNT, cluster_autoscaler_policy(cluster_name), tags)
+def _cluster_autoscaler(
+    component: KubernetesCluster,
+    name: str,
+    cluster_name: str,
+    eks: EksPlan,
+    region: str,
+    tags: dict[str, str],
+    k8s_opts: pulumi.ResourceOptions,
+) -> None:
+    role = irsa_role(
+        component,
+        f"{name}-cluster-autoscaler",
+        component,
+        CLUSTER_AUTOSCALER_NAMESPACE,
+        CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+        cluster_autoscaler_policy(cluster_name),
+        tags,
+    )
     values: dict[str, Any] = {
         "cloudProvider": "aws",
         "awsRegion": region,
         "autoDiscovery": {"clusterName": cluster_name},
-        "rbac": {"serviceAccount": {"create": True, "name": CLUSTER_AUTOSCALER_SERVICE_ACCOUNT, "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
-        "extraArgs": {"balance-similar-node-groups": True, "skip-nodes-with-system-pods": False, "expander": "least-waste"},
+        "rbac": {
+            "serviceAccount": {
+                "create": True,
+                "name": CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+                "annotations": {"eks.amazonaws.com/role-arn": role.arn},
+            }
+        },
+        "extraArgs": {
+            "balance-similar-node-groups": True,
+            "skip-nodes-with-system-pods": False,
+            "expander": "least-waste",
+        },
         "nodeSelector": {LABEL_ROLE: "system"},
     }
     if eks.cluster_autoscaler_image:

@@ -109,11 +109,36 @@ def irsa_role(
     """
     problems = []
     if getattr(cluster, "oidc_provider_arn", None) is None or getattr(cluster, "oidc_issuer_url", None) is None:
-        problems.append(Problem("cluster", getattr(cluster, "_name", cluster), "has no IAM OIDC provider, so IRSA is impossible.", "pass a KubernetesCluster created with cloud='aws'."))
+        problems.append(
+            Problem(
+                "cluster",
+                getattr(cluster, "_name", cluster),
+                "has no IAM OIDC provider, so IRSA is impossible.",
+                "pass a KubernetesCluster created with cloud='aws'.",
+            )
+        )
     if not namespace or not service_account:
-        problems.append(Problem("service_account", f"{namespace}/{service_account}", "needs both a namespace and a service account name.", "give both."))
-    if isinstance(policy_json_or_managed_arns, Sequence) and not isinstance(policy_json_or_managed_arns, str) and not policy_json_or_managed_arns:
-        problems.append(Problem("policy_json_or_managed_arns", [], "grants nothing.", "give a policy document or at least one managed policy ARN."))
+        problems.append(
+            Problem(
+                "service_account",
+                f"{namespace}/{service_account}",
+                "needs both a namespace and a service account name.",
+                "give both.",
+            )
+        )
+    if (
+        isinstance(policy_json_or_managed_arns, Sequence)
+        and not isinstance(policy_json_or_managed_arns, str)
+        and not policy_json_or_managed_arns
+    ):
+        problems.append(
+            Problem(
+                "policy_json_or_managed_arns",
+                [],
+                "grants nothing.",
+                "give a policy document or at least one managed policy ARN.",
+            )
+        )
     if problems:
         raise ComponentInputError("irsa_role", name, problems)
 
@@ -152,4 +177,11 @@ def irsa_role(
     return role
 
 
-__all__ = ["STS_AUDIENCE", "irsa_role", "irsa_trust_policy", "managed_policy_arn", "partition_of", "service_trust_policy"]
+__all__ = [
+    "STS_AUDIENCE",
+    "irsa_role",
+    "irsa_trust_policy",
+    "managed_policy_arn",
+    "partition_of",
+    "service_trust_policy",
+]

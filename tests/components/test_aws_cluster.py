@@ -55,7 +55,7 @@ def _program(name: str, args: dict[str, Any], errors: list[Exception] | None = N
     return program
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(name: str, frozen_args: str) -> ProgramRun:
     return run(_program(name, json.loads(frozen_args)))
 
@@ -104,7 +104,10 @@ def test_eks_cluster_has_secure_defaults():
     assert i["vpcConfig"]["endpointPrivateAccess"] is True and i["vpcConfig"]["endpointPublicAccess"] is True
     assert i["accessConfig"]["authenticationMode"] == "API_AND_CONFIG_MAP"
     assert set(i["enabledClusterLogTypes"]) == {"api", "audit", "authenticator"}
-    assert i["encryptionConfig"] == {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:us-east-1:123456789012:gpu-secrets-key"}}
+    assert i["encryptionConfig"] == {
+        "resources": ["secrets"],
+        "provider": {"keyArn": "arn:aws:kms:us-east-1:123456789012:gpu-secrets-key"},
+    }
     assert key.inputs["enableKeyRotation"] is True, key.urn
     assert i["roleArn"].endswith(":role/gpu-cluster-role")
     assert not cluster.protect and not key.protect and "deletionProtection" not in i
@@ -126,7 +129,9 @@ def test_deletion_protection_protects_the_cluster_and_its_key():
 def test_network_has_public_and_private_subnets_per_zone_one_nat_and_discovery_tags():
     r = eks(autoscaler="karpenter")
     subnets = r.by_type("aws:ec2/subnet:Subnet")
-    assert sorted(s.name for s in subnets) == sorted([f"gpu-private-{z}" for z in ZONES] + [f"gpu-public-{z}" for z in ZONES])
+    assert sorted(s.name for s in subnets) == sorted(
+        [f"gpu-private-{z}" for z in ZONES] + [f"gpu-public-{z}" for z in ZONES]
+    )
     for s in subnets:
         tags = s.inputs["tags"]
         assert tags["kubernetes.io/cluster/gpu"] == "shared", s.urn
@@ -158,10 +163,19 @@ def test_public_nodes_need_no_nat_and_use_public_subnets():
 def test_existing_network_creates_no_vpc_and_tags_its_subnets_for_karpenter():
     net = {"vpc_id": "vpc-1", "subnet_ids_by_zone": {"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"}}
     r = eks(existing_network=net, autoscaler="karpenter")
-    assert not [x for x in r.resources if x.type.startswith("aws:ec2/") and x.type.split(":")[2] in ("Vpc", "Subnet", "NatGateway", "InternetGateway")]
+    assert not [
+        x
+        for x in r.resources
+        if x.type.startswith("aws:ec2/") and x.type.split(":")[2] in ("Vpc", "Subnet", "NatGateway", "InternetGateway")
+    ]
     assert r.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
     tags = {x.name: x.inputs for x in r.by_type("aws:ec2/tag:Tag")}
-    assert tags["gpu-subnet-us-east-1a-discovery-tag"] == {"resourceId": "subnet-a", "key": "karpenter.sh/discovery", "value": "gpu", "region": "us-east-1"}
+    assert tags["gpu-subnet-us-east-1a-discovery-tag"] == {
+        "resourceId": "subnet-a",
+        "key": "karpenter.sh/discovery",
+        "value": "gpu",
+        "region": "us-east-1",
+    }
     assert tags["gpu-sg-discovery-tag"]["resourceId"] == "sg-gpu"
     assert r.outputs["subnet_ids_by_zone"] == {"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"}
 
@@ -184,8 +198,20 @@ def test_node_role_has_the_worker_policies_and_trusts_ec2():
     r = eks(autoscaler="none")
     role = r.one("aws:iam/role:Role", "gpu-node-role")
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    attached = {x.inputs["policyArn"] for x in r.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if x.name.startswith("gpu-node-role-")}
-    assert attached == {managed_policy_arn(p) for p in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")}
+    attached = {
+        x.inputs["policyArn"]
+        for x in r.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if x.name.startswith("gpu-node-role-")
+    }
+    assert attached == {
+        managed_policy_arn(p)
+        for p in (
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+            "AmazonSSMManagedInstanceCore",
+        )
+    }
     assert r.outputs["node_role_name"] == "gpu-node-role"
 
 
@@ -194,7 +220,9 @@ def test_oidc_provider_and_outputs_for_workload_identity():
     oidc = r.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
     assert oidc.inputs["url"] == r.outputs["oidc_issuer_url"]
-    assert r.outputs["oidc_provider_arn"].startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/")
+    assert r.outputs["oidc_provider_arn"].startswith(
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/"
+    )
     assert r.outputs["security_group_id"] == "sg-gpu"
     assert r.outputs["cluster_name"] == "gpu"
 
@@ -205,7 +233,11 @@ def test_kubernetes_provider_authenticates_with_aws_eks_get_token():
     config = json.loads(provider.inputs["kubeconfig"])
     assert config == json.loads(r.outputs["kubeconfig"])
     user = config["users"][0]["user"]["exec"]
-    assert user["command"] == "aws" and user["args"][:4] == ["eks", "get-token", "--cluster-name", "gpu"] and "us-east-1" in user["args"]
+    assert (
+        user["command"] == "aws"
+        and user["args"][:4] == ["eks", "get-token", "--cluster-name", "gpu"]
+        and "us-east-1" in user["args"]
+    )
     assert config["clusters"][0]["cluster"]["server"] == "https://gpu.mock.eks.amazonaws.com"
 
 
@@ -221,7 +253,9 @@ def test_karpenter_gets_an_interruption_queue_fed_by_four_event_rules():
         ("AWS Health Event",),
     }
     targets = r.by_type("aws:cloudwatch/eventTarget:EventTarget")
-    assert {t.inputs["rule"] for t in targets} == set(rules) and {t.inputs["arn"] for t in targets} == {"arn:aws:sqs:us-east-1:123456789012:gpu-interruption-queue"}
+    assert {t.inputs["rule"] for t in targets} == set(rules) and {t.inputs["arn"] for t in targets} == {
+        "arn:aws:sqs:us-east-1:123456789012:gpu-interruption-queue"
+    }
     policy = json.loads(r.one("aws:sqs/queuePolicy:QueuePolicy").inputs["policy"])
     assert policy["Statement"][0]["Principal"]["Service"] == ["events.amazonaws.com", "sqs.amazonaws.com"]
     assert queue.inputs["sqsManagedSseEnabled"] is True
@@ -235,11 +269,16 @@ def test_karpenter_release_is_pinned_and_wired_to_its_irsa_role_and_queue():
     assert release.inputs["chart"] == KARPENTER_CHART and release.inputs["version"] == KARPENTER_VERSION
     values = release.inputs["values"]
     assert values["settings"] == {"clusterName": "gpu", "interruptionQueue": "gpu-interruption-queue"}
-    assert values["serviceAccount"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gpu-karpenter-controller"}
+    assert values["serviceAccount"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gpu-karpenter-controller"
+    }
     assert r.one("aws:eks/nodeGroup:NodeGroup").urn in release.dependencies
     trust = json.loads(r.named("gpu-karpenter-controller").inputs["assumeRolePolicy"])["Statement"][0]
     issuer = r.outputs["oidc_issuer_url"].removeprefix("https://")
-    assert trust["Condition"]["StringEquals"] == {f"{issuer}:sub": "system:serviceaccount:kube-system:karpenter", f"{issuer}:aud": "sts.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {
+        f"{issuer}:sub": "system:serviceaccount:kube-system:karpenter",
+        f"{issuer}:aud": "sts.amazonaws.com",
+    }
     assert trust["Principal"]["Federated"] == r.outputs["oidc_provider_arn"]
     policy = json.loads(r.named("gpu-karpenter-controller-policy").inputs["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
@@ -253,10 +292,14 @@ def test_karpenter_release_is_pinned_and_wired_to_its_irsa_role_and_queue():
 def test_cluster_autoscaler_release_discovers_the_cluster_with_an_irsa_role():
     r = eks(autoscaler="cluster-autoscaler")
     release = r.one("kubernetes:helm.sh/v3:Release")
-    assert release.name == "gpu-cluster-autoscaler" and release.inputs["repositoryOpts"] == {"repo": "https://kubernetes.github.io/autoscaler"}
+    assert release.name == "gpu-cluster-autoscaler" and release.inputs["repositoryOpts"] == {
+        "repo": "https://kubernetes.github.io/autoscaler"
+    }
     values = release.inputs["values"]
     assert values["autoDiscovery"] == {"clusterName": "gpu"} and values["awsRegion"] == "us-east-1"
-    assert values["rbac"]["serviceAccount"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gpu-cluster-autoscaler"}
+    assert values["rbac"]["serviceAccount"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/gpu-cluster-autoscaler"
+    }
     assert values["image"] == {"tag": CLUSTER_AUTOSCALER_IMAGES["1.33"]}
     policy = json.loads(r.named("gpu-cluster-autoscaler-policy").inputs["policy"])
     scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")
@@ -317,14 +360,29 @@ def test_subnet_layout_never_overlaps(zones):
     assert all(ipaddress.ip_network(s.private_cidr).num_addresses == 8192 for s in layout)
 
 
-@pytest.mark.parametrize(("region", "partition"), [("us-east-1", "aws"), ("eu-west-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), (None, "aws")])
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("us-east-1", "aws"),
+        ("eu-west-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        (None, "aws"),
+    ],
+)
 def test_partition_of_region(region, partition):
     assert partition_of(region) == partition
-    assert managed_policy_arn("AmazonEKSClusterPolicy", region) == f"arn:{partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+    assert (
+        managed_policy_arn("AmazonEKSClusterPolicy", region)
+        == f"arn:{partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+    )
 
 
 def test_policies_are_valid_json_with_unique_statement_ids():
-    for doc in (cluster_autoscaler_policy("c"), karpenter_controller_policy("c", "us-east-1", "arn:role", "arn:cluster", "arn:queue")):
+    for doc in (
+        cluster_autoscaler_policy("c"),
+        karpenter_controller_policy("c", "us-east-1", "arn:role", "arn:cluster", "arn:queue"),
+    ):
         statements = json.loads(doc)["Statement"]
         assert len({s["Sid"] for s in statements}) == len(statements)
         assert all(s["Effect"] == "Allow" for s in statements)
@@ -333,7 +391,10 @@ def test_policies_are_valid_json_with_unique_statement_ids():
 def test_irsa_trust_policy_pins_subject_and_audience():
     doc = json.loads(irsa_trust_policy("arn:oidc", "https://oidc.example/id/X", "ns", "sa"))
     cond = doc["Statement"][0]["Condition"]["StringEquals"]
-    assert cond == {"oidc.example/id/X:sub": "system:serviceaccount:ns:sa", "oidc.example/id/X:aud": "sts.amazonaws.com"}
+    assert cond == {
+        "oidc.example/id/X:sub": "system:serviceaccount:ns:sa",
+        "oidc.example/id/X:aud": "sts.amazonaws.com",
+    }
     assert doc["Statement"][0]["Action"] == "sts:AssumeRoleWithWebIdentity"
 
 
@@ -346,12 +407,21 @@ def test_kubeconfig_json_round_trips():
 def test_irsa_role_attaches_managed_policies_or_an_inline_document():
     def program() -> None:
         c = KubernetesCluster("c", {"cloud": "aws", "region": "us-east-1", "autoscaler": "none"})
-        irsa_role(c, "c-reader", c, "apps", "reader", ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"], {"team": "ml"})
+        irsa_role(
+            c, "c-reader", c, "apps", "reader", ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"], {"team": "ml"}
+        )
         irsa_role(c, "c-writer", c, "apps", "writer", {"Version": "2012-10-17", "Statement": []})
 
     r = run(program)
-    assert r.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "c-reader-amazons3readonlyaccess").inputs["policyArn"].endswith("AmazonS3ReadOnlyAccess")
-    assert json.loads(r.one("aws:iam/rolePolicy:RolePolicy", "c-writer-policy").inputs["policy"]) == {"Version": "2012-10-17", "Statement": []}
+    assert (
+        r.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "c-reader-amazons3readonlyaccess")
+        .inputs["policyArn"]
+        .endswith("AmazonS3ReadOnlyAccess")
+    )
+    assert json.loads(r.one("aws:iam/rolePolicy:RolePolicy", "c-writer-policy").inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [],
+    }
     assert r.named("c-reader").inputs["tags"] == {"team": "ml"}
     sub = json.loads(r.named("c-writer").inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:apps:writer" in sub.values()
