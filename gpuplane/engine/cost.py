@@ -1,0 +1,258 @@
+"""Pricing a planned stack, comparing two prices, and the pull-request comment.
+
+- ``price_run(run, usage, catalog)``: the cost model (policies/costmodel.py) over a recorded
+  program, with the usage profile from the stack's ``gpuplane:usage``.
+- ``cost_diff(base, head)``: what changes between two cost reports (another stack's plan, or a
+  saved ``gpuplane plan --format json`` file), matched by resource identity (type chain + name,
+  so two stacks of the same program line up although their URNs differ in the stack name).
+- ``render_pr_comment(...)``: Markdown for a pull request: resources by component with their
+  expected monthly cost, the cost table, the diff, violations and exemptions.
+
+Every figure keeps its basis; an unknown price stays unknown (listed, never summed as $0).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.catalog import Catalog, load_catalog
+from gpuplane.engine.policy import PolicyReport, resource_views
+from gpuplane.engine.runtime import ProgramRun
+from policies.costmodel import CostReport, Usage, price_resources
+
+
+def price_run(
+    run: ProgramRun,
+    usage: Mapping[str, Any] | Usage | None = None,
+    catalog: Catalog | None = None,
+    *,
+    provider_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CostReport:
+    """Price every priced resource of a recorded program (``UsageError`` for a bad profile)."""
+    profile = usage if isinstance(usage, Usage) else Usage.from_dict(usage)
+    return price_resources(resource_views(run.resources, provider_defaults), profile, catalog or load_catalog())
+
+
+# ---------------------------------------------------------------------------------------------
+# Diff
+
+
+def resource_key(urn: str, part: str | None = None) -> str:
+    """A URN without its stack and project: ``<type chain>::<name>`` (+ ``#part``)."""
+    parts = urn.split("::")
+    key = "::".join(parts[2:]) if len(parts) >= 4 else urn
+    return f"{key}#{part}" if part else key
+
+
+def load_cost_json(path: Path) -> dict[str, Any]:
+    """The cost section of a saved plan (``gpuplane plan --format json``) or a bare cost report."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"cannot read cost report {path}: {e}. Give a file written by `gpuplane plan --format json`."
+        ) from None
+    cost = data.get("cost", data) if isinstance(data, dict) else None
+    if not isinstance(cost, dict) or "monthly" not in cost or "by_resource" not in cost:
+        raise ValueError(
+            f"{path} has no cost report (no 'cost' key with 'monthly' and 'by_resource'). Write it with `gpuplane plan --format json`."
+        )
+    return cost
+
+
+@dataclass
+class CostDiff:
+    base_label: str
+    head_label: str
+    base_monthly: dict[str, float]
+    head_monthly: dict[str, float]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    """{"key", "name", "type", "change": added|removed|changed, "base", "head", "delta"} (expected monthly)."""
+
+    @property
+    def delta_monthly(self) -> dict[str, float]:
+        return {k: round(self.head_monthly[k] - self.base_monthly[k], 4) for k in ("min", "expected", "max")}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base": self.base_label,
+            "head": self.head_label,
+            "monthly": {"base": self.base_monthly, "head": self.head_monthly, "delta": self.delta_monthly},
+            "changes": self.changes,
+        }
+
+    def markdown(self) -> str:
+        d = self.delta_monthly["expected"]
+        lines = [
+            f"#### Cost change vs `{self.base_label}`: {_signed(d)}/month expected",
+            "",
+            "| | base | head | delta |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for k in ("min", "expected", "max"):
+            lines.append(
+                f"| monthly {k} | {_usd(self.base_monthly[k])} | {_usd(self.head_monthly[k])} | {_signed(self.head_monthly[k] - self.base_monthly[k])} |"
+            )
+        if self.changes:
+            lines += ["", "| resource | change | base | head | delta |", "| --- | --- | ---: | ---: | ---: |"]
+            for c in self.changes:
+                lines.append(
+                    f"| `{c['name']}` | {c['change']} | {_usd(c['base'])} | {_usd(c['head'])} | {_signed(c['delta'])} |"
+                )
+        return "\n".join(lines) + "\n"
+
+
+def _as_json(report: CostReport | Mapping[str, Any]) -> dict[str, Any]:
+    return report.to_json() if isinstance(report, CostReport) else dict(report)
+
+
+def cost_diff(
+    base: CostReport | Mapping[str, Any],
+    head: CostReport | Mapping[str, Any],
+    *,
+    base_label: str = "base",
+    head_label: str = "head",
+) -> CostDiff:
+    """Per-resource and total changes in expected monthly cost from ``base`` to ``head``."""
+    b, h = _as_json(base), _as_json(head)
+
+    def index(rep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {resource_key(i["urn"], i.get("part")): i for i in rep.get("by_resource", [])}
+
+    bi, hi = index(b), index(h)
+    changes = []
+    for key in sorted(set(bi) | set(hi)):
+        bv = bi[key]["monthly"]["expected"] if key in bi else 0.0
+        hv = hi[key]["monthly"]["expected"] if key in hi else 0.0
+        item = hi.get(key) or bi[key]
+        change = "added" if key not in bi else "removed" if key not in hi else "changed"
+        if change == "changed" and abs(hv - bv) < 0.005:
+            continue
+        name = item["name"] + (f" ({item['part']})" if item.get("part") else "")
+        changes.append(
+            {
+                "key": key,
+                "name": name,
+                "type": item["type"],
+                "change": change,
+                "base": bv,
+                "head": hv,
+                "delta": round(hv - bv, 4),
+            }
+        )
+    changes.sort(key=lambda c: -abs(c["delta"]))
+    return CostDiff(base_label, head_label, dict(b["monthly"]), dict(h["monthly"]), changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _usd(x: float | None) -> str:
+    return "unknown" if x is None else f"${x:,.2f}"
+
+
+def _signed(x: float) -> str:
+    return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}"
+
+
+def cost_markdown(report: CostReport) -> str:
+    """The cost table: stack totals, then every priced resource with its basis, then the unknowns."""
+    h, m = report.hourly, report.monthly
+    lines = [
+        f"#### Cost (USD; month = 730 h; usage {json.dumps(report.usage.to_json())})",
+        "",
+        "| | min | expected | max |",
+        "| --- | ---: | ---: | ---: |",
+        f"| per hour | {_usd(h.min)} | {_usd(h.expected)} | {_usd(h.max)} |",
+        f"| per month | {_usd(m.min)} | {_usd(m.expected)} | {_usd(m.max)} |",
+    ]
+    if report.priced:
+        lines += [
+            "",
+            "<details><summary>By resource</summary>",
+            "",
+            "| resource | monthly min | expected | max | basis |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        for i in sorted(report.priced, key=lambda i: -(i.monthly.expected if i.monthly else 0.0)):
+            mm = i.monthly
+            assert mm is not None
+            name = i.name + (f" ({i.part})" if i.part else "")
+            lines.append(
+                f"| `{name}` | {_usd(mm.min)} | {_usd(mm.expected)} | {_usd(mm.max)} | {' '.join(i.basis.split()).replace('|', '/')} |"
+            )
+        lines += ["", "</details>"]
+    if report.unknown:
+        lines += ["", f"**{len(report.unknown)} resource(s) with unknown price** (not included above):"]
+        lines += [f"- `{i.name}`{f' ({i.part})' if i.part else ''}: {i.basis}" for i in report.unknown]
+    return "\n".join(lines) + "\n"
+
+
+def _components(run: ProgramRun, report: CostReport) -> list[tuple[str, str, int, float, int]]:
+    """(name, type, descendants, expected monthly, unknown prices) per top-level resource."""
+    urns = {r.urn for r in run.resources}
+    parent = {r.urn: (r.parent if r.parent in urns else None) for r in run.resources}
+
+    def top(urn: str) -> str:
+        seen = set()
+        while parent.get(urn) and urn not in seen:
+            seen.add(urn)
+            urn = parent[urn]  # type: ignore[assignment]
+        return urn
+
+    rows: dict[str, list[Any]] = {}
+    by_urn = {r.urn: r for r in run.resources}
+    for r in run.resources:
+        if r.type.startswith("pulumi:providers:"):
+            continue
+        t = top(r.urn)
+        row = rows.setdefault(t, [by_urn[t].name, by_urn[t].type, -1, 0.0, 0])
+        row[2] += 1
+    for i in report.items:
+        if i.urn in by_urn:
+            row = rows.setdefault(top(i.urn), [by_urn[top(i.urn)].name, by_urn[top(i.urn)].type, 0, 0.0, 0])
+            if i.monthly is None:
+                row[4] += 1
+            else:
+                row[3] += i.monthly.expected
+    return [tuple(r) for r in rows.values()]  # type: ignore[misc]
+
+
+def render_pr_comment(
+    stack: str,
+    run: ProgramRun,
+    cost: CostReport,
+    policy: PolicyReport | None = None,
+    diff: CostDiff | None = None,
+    validation_problems: list[str] | None = None,
+) -> str:
+    """The pull-request comment for one stack's plan."""
+    status = "✅ passes policy" if policy is None or policy.passed else f"❌ {policy.mandatory} mandatory violation(s)"
+    lines = [
+        f"### gpuplane plan: `{stack}` — {status}",
+        "",
+        f"{len(run.resources)} resources · expected {_usd(cost.monthly.expected)}/month (max {_usd(cost.monthly.max)}/month, {_usd(cost.hourly.max)}/h at full scale)"
+        + (f" · {len(cost.unknown)} unknown price(s)" if cost.unknown else ""),
+        "",
+        "| component | type | resources | expected monthly |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for name, typ, n, monthly, unknown in sorted(_components(run, cost), key=lambda r: (-r[3], r[0])):
+        lines.append(f"| `{name}` | `{typ}` | {n + 1} | {_usd(monthly)}{f' + {unknown} unknown' if unknown else ''} |")
+    lines += ["", cost_markdown(cost)]
+    if diff is not None:
+        lines.append(diff.markdown())
+    if policy is not None:
+        lines.append(policy.markdown())
+    if validation_problems:
+        lines += [
+            "**Validation problems** (the real API would reject these)",
+            *[f"- {p}" for p in validation_problems],
+            "",
+        ]
+    return "\n".join(lines).rstrip("\n") + "\n"
