@@ -60,6 +60,8 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
             out["masterAuth"] = {"clusterCaCertificate": _FAKE_CA}
         elif typ == "gcp:serviceaccount/account:Account":
             out["email"] = f"{inputs.get('accountId', physical)}@{project}.iam.gserviceaccount.com"
+            out["name"] = f"projects/{project}/serviceAccounts/{out['email']}"
+            out["member"] = f"serviceAccount:{out['email']}"
         elif typ == "gcp:storage/bucket:Bucket":
             out["url"] = f"gs://{physical}"
         elif typ == "gcp:cloudrunv2/service:Service":
