@@ -137,6 +137,7 @@ class ModelRunner:
     device: str = "auto"
     """'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'."""
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
+    """Batch sizes run once before ready (all on CUDA, the first only on CPU)."""
     torch_threads: int | None = None
     """CPU threads for torch's intra-op parallelism (process-wide); None keeps torch's default
     (one per core). On a busy or small CPU host, 1 avoids OpenMP wake-up stalls on small ops."""
@@ -192,7 +193,10 @@ class ModelRunner:
             num_valid_items=cfg.num_items if valid is None else len(valid),
         )
         first_item = 1 if valid is None else min(valid)
-        for rows in self.warmup_batch_sizes:  # allocator, kernels and cuBLAS handles before ready
+        # On CUDA every batch shape is warmed (kernel selection, cuBLAS workspaces, allocator); on
+        # CPU one small pass covers the one-off initialisation, and a large one would only cost time.
+        sizes = self.warmup_batch_sizes if device.type == "cuda" else self.warmup_batch_sizes[:1]
+        for rows in sizes:
             self.predict([PredictJob(((first_item,),) * rows, spec.effective_default_k)])
         self.phases["warmup"] = time.perf_counter() - t2
         self.spec = spec
