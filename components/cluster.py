@@ -170,6 +170,9 @@ def plan_cluster(name: str, args: KubernetesClusterArgs, catalog: Catalog | None
         problems.add("autoscaler", autoscaler, "is not a known autoscaler.", "use 'karpenter', 'cluster-autoscaler' or 'none'.")
     if cloud != "aws" and "autoscaler" in args and cloud == "gcp":
         problems.add("autoscaler", autoscaler, "applies only to EKS; GKE scales node pools itself.", "remove it.")
+    if cloud == "gcp" and args.get("private_endpoint") and not args.get("private_nodes", True):
+        # GKE silently ignores enable_private_endpoint without private nodes and keeps the endpoint public.
+        problems.add("private_endpoint", True, "needs private nodes on GKE (GKE ignores it otherwise and the endpoint stays public).", "set private_nodes to True, or drop private_endpoint.")
     channel = args.get("release_channel", "REGULAR")
     if channel not in ("RAPID", "REGULAR", "STABLE"):
         problems.add("release_channel", channel, "is not a GKE release channel.", "use RAPID, REGULAR or STABLE.")

@@ -339,6 +339,8 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
             gpus = args.get("gpus", 1)
             if not isinstance(gpus, int) or gpus < 1 or gpus > pool.scheduling.allocatable_per_node:
                 p.add("gpus", gpus, f"does not fit pool '{pool.plan.name}' ({pool.scheduling.allocatable_per_node} x {pool.scheduling.resource_name} per node).", "request at most what one node offers.")
+            if pool.plan.sharing in ("time-slicing", "mps") and isinstance(gpus, int) and gpus > 1:
+                p.add("gpus", gpus, f"pool '{pool.plan.name}' shares GPUs ({pool.plan.sharing}); a container may request only one shared GPU.", "set gpus to 1 or use an unshared pool.")
             cpu_cap, mem_cap = pool.scheduling.vcpus_per_node, pool.scheduling.memory_gib_per_node
             if cpu_cap and sizes["cpu"] > cpu_cap - 0.5:
                 p.add("cpu", sizes["cpu"], f"does not fit a {instance_type} node ({cpu_cap} vCPU, some reserved for the system).", f"request at most {cpu_cap - 0.5:g}.")

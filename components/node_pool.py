@@ -355,7 +355,10 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         node_selector = {**dict(args.get("labels") or {}), "nvidia.com/gpu.present": "true"}
     else:
         node_selector = {LABEL_POOL: name}
-    resource = f"nvidia.com/mig-{mig_profile}" if sharing == "mig" and mig_profile else "nvidia.com/gpu"
+    # The device plugin's "single" MIG strategy and GKE both advertise MIG slices as
+    # nvidia.com/gpu; only the "mixed" strategy (not used here) names them nvidia.com/mig-<profile>.
+    # GKE: https://cloud.google.com/kubernetes-engine/docs/how-to/gpus-multi
+    resource = "nvidia.com/gpu"
     per_gpu = replicas if sharing in ("time-slicing", "mps") else (_mig_slices(mig_profile) if sharing == "mig" and mig_profile else 1)
     scheduling = PoolScheduling(
         node_selector=node_selector,

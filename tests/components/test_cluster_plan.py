@@ -32,6 +32,7 @@ def test_gcp_and_existing():
         ({"cloud": "gcp", "region": "us-central1"}, "project = None: is required"),
         ({"cloud": "gcp", "region": "us-central1", "project": "p", "autoscaler": "karpenter"}, "applies only to EKS"),
         ({"cloud": "existing", "region": "us-east-1"}, "has no effect on an existing cluster"),
+        ({"cloud": "gcp", "region": "us-central1", "project": "p", "private_endpoint": True, "private_nodes": False}, "needs private nodes on GKE"),
         ({"cloud": "aws", "region": "us-east-1", "system_node_count": 0}, "system_node_count = 0"),
         ({"cloud": "aws", "region": "us-east-1", "privte_endpoint": True}, "privte_endpoint = True: is not an argument"),
     ],

@@ -20,7 +20,7 @@ VALID = [
     (AWS, {"accelerator": "A10G", "capacity_type": "spot", "gpu_sharing": {"strategy": "time-slicing", "replicas": 4}}, "eks-managed-node-group", "g5.xlarge", 1, "nvidia.com/gpu", 4),
     (KARPENTER, {"accelerator": "H100", "accelerators_per_node": 8, "capacity_type": "spot"}, "karpenter", "p5.48xlarge", 8, "nvidia.com/gpu", 8),
     (GKE, {"accelerator": "A100-40GB", "accelerators_per_node": 8, "compact_placement": True}, "gke-node-pool", "a2-highgpu-8g", 8, "nvidia.com/gpu", 8),
-    (GKE, {"accelerator": "A100-80GB", "gpu_sharing": {"strategy": "mig", "mig_profile": "1g.10gb"}}, "gke-node-pool", "a2-ultragpu-1g", 1, "nvidia.com/mig-1g.10gb", 7),
+    (GKE, {"accelerator": "A100-80GB", "gpu_sharing": {"strategy": "mig", "mig_profile": "1g.10gb"}}, "gke-node-pool", "a2-ultragpu-1g", 1, "nvidia.com/gpu", 7),
     (GKE, {"accelerator": "L4", "gpu_sharing": {"strategy": "mps", "replicas": 8}}, "gke-node-pool", "g2-standard-4", 1, "nvidia.com/gpu", 8),
     (EXISTING, {"accelerator": "L4", "gpu_sharing": {"strategy": "time-slicing"}}, "existing-device-plugin", None, 1, "nvidia.com/gpu", 4),
 ]
