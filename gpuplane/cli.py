@@ -52,6 +52,8 @@ def plan(
     format: Format = typer.Option(Format.table, "--format", "-f", help="table (a resource tree), json (machines) or markdown (a PR comment)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the output to this file instead of stdout."),
     config_file: Path | None = typer.Option(None, "--config-file", help="Plan this Pulumi.<stack>.yaml-style file instead of the stack's own."),
+    policy_config: Path | None = typer.Option(None, "--policy-config", help="Policy pack config JSON (as pulumi --policy-pack-config). Default: policies/config/<stack>.json."),
+    compare_to: str | None = typer.Option(None, "--compare-to", help="Show the cost change against another stack, or a saved `--format json` plan file."),
 ) -> None:
     """Run a stack's program offline (Pulumi mock runtime) and show what it would create.
 
@@ -59,31 +61,37 @@ def plan(
     the Kubernetes OpenAPI schema and AWS enum values against botocore's service models.
     """
     from gpuplane import render
+    from gpuplane.engine.cost import assess_plan
     from gpuplane.engine.plan import PlanError, plan_stack
 
     try:
         result = plan_stack(stack, config_file=config_file)
+        checks = assess_plan(result, policy_config, compare_to)
     except PlanError as e:
         raise fail(str(e), e.exit_code) from None
+    except ValueError as e:  # PolicyConfigError, UsageError, unreadable --compare-to file
+        raise fail(str(e)) from None
     if format is Format.json:
-        text = render.to_json(result)
+        text = render.to_json(result, checks.to_json())
     elif format is Format.markdown:
-        text = render.markdown(result)
+        text = checks.markdown(result)
     else:
         text = ""
     if out is not None:
         if format is Format.table:
             console = Console(file=out.open("w"), width=160, no_color=True)
             render.print_tree(result, console)
+            checks.print_summary(console)
         else:
             out.write_text(text)
         err.print(f"wrote {out} ({len(result.resources)} resources, {result.elapsed_seconds:.2f} s)")
     elif format is Format.table:
         render.print_tree(result)
+        checks.print_summary(Console())
         err.print(f"[dim]planned in {result.elapsed_seconds:.2f} s[/dim]")
     else:
         sys.stdout.write(text)
-    if result.validation_problems:
+    if result.validation_problems or checks.policy.mandatory:
         raise typer.Exit(1)
 
 
@@ -119,6 +127,9 @@ def _mount_optional() -> None:
         pass
     else:
         app.add_typer(simulate_app, name="simulate", help="Simulate scale-to-zero inference and spot training cost before deploying.")
+    from gpuplane.offers import offers_command
+
+    app.command("offers")(offers_command)
 
 
 _mount_optional()

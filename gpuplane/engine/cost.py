@@ -256,3 +256,106 @@ def render_pr_comment(
             "",
         ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# One call for `gpuplane plan`: policy + cost + optional diff
+
+
+@dataclass
+class PlanChecks:
+    """What ``gpuplane plan`` adds to a plan: its policy report, its cost, and a cost diff."""
+
+    policy: PolicyReport
+    cost: CostReport
+    diff: CostDiff | None = None
+    policy_config_file: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``policy`` and ``cost`` keys (and ``cost_diff``) of ``gpuplane plan --format json``."""
+        out: dict[str, Any] = {
+            "policy": {
+                **self.policy.to_json(),
+                "config_file": str(self.policy_config_file) if self.policy_config_file else None,
+            },
+            "cost": self.cost.to_json(),
+        }
+        if self.diff is not None:
+            out["cost_diff"] = self.diff.to_json()
+        return out
+
+    def markdown(self, plan: Any) -> str:
+        return render_pr_comment(
+            plan.stack, plan.run, self.cost, self.policy, self.diff, list(plan.validation_problems)
+        )
+
+    def print_summary(self, console: Any) -> None:
+        """Cost totals and violations under the terminal tree."""
+        h, m = self.cost.hourly, self.cost.monthly
+        console.print(
+            f"[bold]cost[/bold]: expected ${m.expected:,.2f}/month (min ${m.min:,.2f}, max ${m.max:,.2f}); ${h.max:,.2f}/h at full scale"
+            + (f"; [yellow]{len(self.cost.unknown)} unknown price(s)[/yellow]" if self.cost.unknown else ""),
+            highlight=False,
+        )
+        for i in self.cost.unknown:
+            console.print(
+                f"  [yellow]?[/yellow] {i.name}{f' ({i.part})' if i.part else ''}: {i.basis}", highlight=False
+            )
+        if self.diff is not None:
+            d = self.diff.delta_monthly["expected"]
+            console.print(f"[bold]vs {self.diff.base_label}[/bold]: {_signed(d)}/month expected", highlight=False)
+        p = self.policy
+        colour = "red" if p.mandatory else "yellow" if p.advisory else "green"
+        console.print(
+            f"[bold]policy[/bold] ({p.pack} {p.version}): [{colour}]{p.mandatory} mandatory, {p.advisory} advisory[/{colour}]",
+            highlight=False,
+        )
+        for v in sorted(p.violations, key=lambda v: (v.level != "mandatory", v.policy)):
+            mark = "[red]✗[/red]" if v.level == "mandatory" else "[yellow]![/yellow]"
+            console.print(f"  {mark} [{v.policy}] {v.message}", highlight=False)
+        for e in p.exemptions:
+            state = (
+                f"honoured, suppressed {len(e.suppressed)}" if e.honoured else "NOT honoured: " + "; ".join(e.problems)
+            )
+            console.print(
+                f"  [cyan]exempt[/cyan] {e.urn.rsplit('::', 1)[-1]} from {', '.join(e.policies)} ({e.reason or 'no reason'}): {state}",
+                highlight=False,
+            )
+
+
+def assess_plan(
+    plan: Any, policy_config_file: Path | None = None, compare_to: str | None = None, *, catalog: Catalog | None = None
+) -> PlanChecks:
+    """Evaluate the pack and price a ``StackPlan`` (``.stack``, ``.run``, ``.config``, ``.usage()``).
+
+    The policy config is ``policy_config_file`` or else ``policies/config/<stack>.json`` when it
+    exists. ``compare_to`` is a saved ``gpuplane plan --format json`` file or another stack's
+    name. Raises ``PolicyConfigError`` / ``UsageError`` / ``ValueError`` with a one-line reason.
+    """
+    from gpuplane.engine.policy import (
+        evaluate_policies,
+        load_policy_config,
+        provider_defaults_from_config,
+        stack_policy_config_path,
+    )
+
+    config_file = policy_config_file or stack_policy_config_path(plan.stack)
+    policy_config = load_policy_config(config_file) if config_file else None
+    defaults = provider_defaults_from_config(plan.config)
+    usage = plan.usage()
+    policy = evaluate_policies(plan.run, policy_config, plan.stack, usage=usage, provider_defaults=defaults)
+    cost = price_run(plan.run, usage, catalog, provider_defaults=defaults)
+    diff = None
+    if compare_to:
+        path = Path(compare_to)
+        if path.exists():
+            base: CostReport | dict[str, Any] = load_cost_json(path)
+        else:
+            from gpuplane.engine.plan import plan_stack
+
+            other = plan_stack(compare_to, validate=False)
+            base = price_run(
+                other.run, other.usage(), catalog, provider_defaults=provider_defaults_from_config(other.config)
+            )
+        diff = cost_diff(base, cost, base_label=compare_to, head_label=plan.stack)
+    return PlanChecks(policy, cost, diff, config_file)
