@@ -15,8 +15,8 @@ What is priced, and how:
   SpotTrainingCluster is expected idle above its minimum); other pools run
   ``min + expectedNodeFraction x (max - min)`` nodes all month.
 - SpotTrainingCluster pools listed in its summary, when it has no GpuNodePool children.
-- Cluster control planes (EKS/GKE fee) and system nodes, from the catalog's ``cluster-hour`` and
-  ``system-node`` rows. Existing clusters are not priced (their owner pays for them).
+- Cluster control planes (EKS/GKE fee, the catalog's ``cluster-hour`` rows) and system nodes
+  (the instance catalog's CPU rows, else the ``system-node`` rows). Existing clusters are not priced (their owner pays for them).
 - Inference endpoints: Cloud Run (per-second GPU + vCPU + memory rates while an instance is
   up), SageMaker (instance $/h). Replica-hours per day: min = minReplicas x 24; expected =
   max(minReplicas x 24, busy + busy x scaleDownDelay/3600) — every busy hour is taken to end
@@ -616,7 +616,10 @@ def _cluster_cost(v: ResourceView, catalog: Catalog) -> list[ResourceCost]:
     n = number(s.get("systemNodeCount")) or 0.0
     it = s.get("systemInstanceType")
     if n > 0:
-        usd, basis = rate(catalog, cloud, "system-node", f"{it}-hour", region)
+        if isinstance(it, str) and catalog.price(cloud, it, region) is not None:
+            usd, basis = node_price(catalog, cloud, it, region, "on_demand")
+        else:
+            usd, basis = rate(catalog, cloud, "system-node", f"{it}-hour", region)
         out.append(
             ResourceCost(
                 v.urn,

@@ -386,7 +386,7 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
     elif t == "aws:eks/nodeGroup:NodeGroup":
         for it in p.get("instanceTypes") or []:
             info = catalog.instance_type("aws", it) if isinstance(it, str) else None
-            if info:
+            if info and info.gpus > 0:
                 cap = {"SPOT": "spot", "ON_DEMAND": "on_demand", "CAPACITY_BLOCK": "capacity_block"}.get(
                     str(p.get("capacityType") or "ON_DEMAND")
                 )
@@ -443,7 +443,7 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
         for v in p.get("productionVariants") or []:
             it = v.get("instanceType") if isinstance(v, dict) else None
             info = catalog.instance_type("aws", it) if isinstance(it, str) else None
-            if info:
+            if info and info.gpus > 0:
                 mx = number(dig(v, "managedInstanceScaling.maxInstanceCount")) or number(v.get("initialInstanceCount"))
                 mn = number(dig(v, "managedInstanceScaling.minInstanceCount"))
                 if mn is None:
