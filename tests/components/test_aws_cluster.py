@@ -61,7 +61,11 @@ def _run(name: str, frozen_args: str) -> ProgramRun:
 
 
 def eks(name: str = "gpu", **args: Any) -> ProgramRun:
+    args.setdefault("autoscaler", "cluster-autoscaler")
     return _run(name, json.dumps(args, sort_keys=True))
+
+
+HARDENED = {"private_endpoint": True, "deletion_protection": True, "system_node_count": 3, "autoscaler": "none"}
 
 
 def _component(r: ProgramRun, name: str) -> RecordedResource:
@@ -114,12 +118,12 @@ def test_eks_cluster_has_secure_defaults():
 
 
 def test_private_endpoint_turns_public_access_off():
-    vpc = eks(private_endpoint=True).one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    vpc = eks(**HARDENED).one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
 
 
 def test_deletion_protection_protects_the_cluster_and_its_key():
-    r = eks(deletion_protection=True)
+    r = eks(**HARDENED)
     cluster, key = r.one("aws:eks/cluster:Cluster"), r.one("aws:kms/key:Key")
     assert cluster.protect and key.protect, (cluster.urn, key.urn)
     assert cluster.inputs["deletionProtection"] is True
@@ -181,7 +185,7 @@ def test_existing_network_creates_no_vpc_and_tags_its_subnets_for_karpenter():
 
 
 def test_system_nodes_are_on_demand_al2023_with_imdsv2_required():
-    r = eks(system_node_count=3)
+    r = eks(**HARDENED)
     ng = r.one("aws:eks/nodeGroup:NodeGroup", "gpu-system-nodes")
     i = ng.inputs
     assert i["amiType"] == "AL2023_x86_64_STANDARD" and i["capacityType"] == "ON_DEMAND", ng.urn
