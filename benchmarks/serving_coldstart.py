@@ -16,6 +16,7 @@ bandwidth measured on the same machine (goal ≥ 0.5 of pinned). Prints figures;
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -149,6 +150,7 @@ def main() -> None:
             servers.append(elapsed)
             phases.append(server_phases)
 
+        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work inflates every figure)")
         print(f"cold start: model {size / 1e6:.1f} MB (num_items={num_items}, n_embd=256, n_layer=4), "
               f"device {args.device}, {args.repeats} interleaved runs, medians")
         print(f"  {'floor: imports + read weights, spawn -> done':48s} {median(floors):7.3f} s"

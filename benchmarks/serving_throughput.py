@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import subprocess
 import tempfile
@@ -193,6 +194,7 @@ def main() -> None:
         model_dir = Path(tmp) / "model"
         size = make_model(model_dir, num_items=NUM_ITEMS, n_embd=64, n_layer=2, n_head=2, block_size=32)
         bodies = infer_bodies(512, NUM_ITEMS)
+        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work inflates every figure)")
         print(f"model {size / 1e6:.2f} MB (tiny preset shape), device {args.device}, torch threads "
               f"{args.torch_threads or 'default'}, {args.concurrency} connections, {args.duration:.0f} s per point; "
               "each request: 1 row of 16 items, k=10")

@@ -106,6 +106,7 @@ def _status(url: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_then_exits_zero(
         server_process: tuple[subprocess.Popen[bytes], str, Path]) -> None:
     proc, base_url, log = server_process
