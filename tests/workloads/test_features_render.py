@@ -110,6 +110,18 @@ def test_feast_repository_builds_every_view_of_the_shared_definition() -> None:
     views = {v.name: v for v in features.OBJECTS if type(v).__name__ == "FeatureView"}
     assert list(views) == list(spec["feature_views"])
     for name, view in spec["feature_views"].items():
-        assert [f.name for f in views[name].schema if f.name not in ("user_id", "item_id")] == list(view["features"])
+        assert [f.name for f in views[name].features] == list(view["features"])
         assert views[name].entities == [view["entity"]]
         assert getattr(features, name) is views[name]
+
+
+def test_views_can_read_athena_or_bigquery_tables_over_the_bucket_layout() -> None:
+    from workloads.features.repo.features import objects, table_path
+
+    athena = {o.name: o for o in objects("s3://fs/features", "athena", {"database": "gpuplane_features"})}
+    source = athena["user_activity"].batch_source
+    assert (type(source).__name__, source.table, source.database) == ("AthenaSource", "user_activity", "gpuplane_features")
+    bigquery = {o.name: o for o in objects("gs://fs/features", "bigquery", {"dataset": "acme-ml.features"})}
+    assert bigquery["item_popularity"].batch_source.table == "acme-ml.features.item_popularity"
+    assert table_path("s3://fs/features", "user_activity", "athena") == "s3://fs/features/user_activity/data.parquet"
+    assert table_path("data", "user_activity") == "data/user_activity.parquet"

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--project", default="gpuplane", help="Feast project name (default gpuplane)")
     mat.add_argument("--feature-store-yaml", help="use this rendered feature_store.yaml (default: the local target)")
     mat.add_argument("--offline-root", help="write the feature tables here, e.g. s3://bucket/features (default REPO/data)")
+    mat.add_argument("--source", default="file", choices=("file", "athena", "bigquery"), help="offline source kind (default file)")
+    mat.add_argument("--source-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="athena: database=DB; bigquery: dataset=PROJECT.DATASET")
 
     srv = sub.add_parser("serve", help="run `feast serve` for a repository on loopback until interrupted")
     srv.add_argument("--repo-dir", required=True)
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 project=args.project,
                 feature_store_yaml=args.feature_store_yaml,
                 offline_root=args.offline_root,
+                source=args.source,
+                source_options=dict(o.partition("=")[::2] for o in args.source_option),
                 progress=_progress,
             )
         except (FileNotFoundError, ValueError) as err:

@@ -104,6 +104,8 @@ def materialize_local(
     created_at: dt.datetime | None = None,
     feature_store_yaml: str | Path | None = None,
     offline_root: str | None = None,
+    source: str = "file",
+    source_options: dict[str, str] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline end to end in this process (see the module docstring); return a summary.
@@ -111,7 +113,10 @@ def materialize_local(
     Defaults are the local target. A cluster's materialisation job passes the target's
     rendered ``feature_store.yaml`` (Redis, DynamoDB, ... online store; registry on a bucket)
     and ``offline_root`` (e.g. ``s3://bucket/features``: where the tables are written and
-    where the registered sources point); ``data_dir`` may then be a bucket URL too.
+    where the registered sources point); ``data_dir`` may then be a bucket URL too. With
+    ``source="athena"`` (options ``database``) or ``"bigquery"`` (options ``dataset`` as
+    ``project.dataset``) the views read the Glue / BigQuery tables that the FeatureStore
+    component defines over ``{offline_root}/{view}/``.
 
     The summary holds the dataset size (events, users, items, snapshots), the rows written per
     feature table, the snapshot range (ISO 8601), the repository paths and seconds per stage
@@ -149,7 +154,13 @@ def materialize_local(
     t = time.perf_counter()
     prepare_repo(repo, project=project, feature_store_yaml=feature_store_yaml)
     root = offline_root.rstrip("/") if offline_root else "data"
-    paths = write_feature_tables(tables, root if offline_root else repo / "data")
+    from workloads.features.repo.features import SOURCES, table_path
+
+    if source not in SOURCES:
+        raise ValueError(f"materialize: source={source!r} is not one of {SOURCES}")
+    paths = write_feature_tables(
+        tables, root if offline_root else repo / "data", layout=lambda out, view: table_path(out, view, source)
+    )
     seconds["write"] = time.perf_counter() - t
     say(f"wrote {repo}/feature_store.yaml, features.py and {len(paths)} tables under {offline_root or repo / 'data'}")
 
@@ -158,7 +169,7 @@ def materialize_local(
     store = open_store(repo)
     from workloads.features.repo.features import objects
 
-    definitions = objects(root)
+    definitions = objects(root, source, source_options)
     with contextlib.redirect_stdout(sys.stderr):
         store.apply(definitions)
     seconds["apply"] = time.perf_counter() - t

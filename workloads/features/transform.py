@@ -27,6 +27,7 @@ snapshot, so hourly snapshots over millions of events stay cheap.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,22 +289,22 @@ def _windowed_rows(
     return {name: col[changed] for name, col in cols.items()}, (ce[changed], ck[changed])
 
 
-def write_feature_tables(tables: FeatureTables, out_dir: str | Path) -> dict[str, str]:
-    """Write each table to ``out_dir/<name>.parquet``: locally atomically (temp file, rename);
-    on a bucket URL (``s3://``, ``gs://``) with one PUT per object, which is atomic there."""
+def write_feature_tables(
+    tables: FeatureTables, out_dir: str | Path, layout: Callable[[str, str], str] | None = None
+) -> dict[str, str]:
+    """Write each table to ``layout(out_dir, name)`` (default ``out_dir/<name>.parquet``):
+    locally atomically (temp file, rename); on a bucket URL (``s3://``, ``gs://``) with one PUT
+    per object, which is atomic there."""
     paths = {}
-    remote = "://" in str(out_dir)
-    if not remote:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
     for name, table in tables.tables().items():
-        if remote:
-            url = f"{str(out_dir).rstrip('/')}/{name}.parquet"
-            pq.write_table(table, url)
-            paths[name] = url
-            continue
-        path = Path(out_dir) / f"{name}.parquet"
-        tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(path)
-        paths[name] = str(path)
+        target = layout(str(out_dir), name) if layout else f"{str(out_dir).rstrip('/')}/{name}.parquet"
+        if "://" in target:
+            pq.write_table(table, target)
+        else:
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            pq.write_table(table, tmp)
+            tmp.replace(path)
+        paths[name] = target
     return paths

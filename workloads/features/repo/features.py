@@ -54,8 +54,43 @@ ENTITIES: dict[str, Entity] = {
 }
 
 
-def feature_view(name: str, offline_root: str = "data") -> FeatureView:
-    """The feature view ``name`` of the spec, reading ``{offline_root}/{name}.parquet``."""
+SOURCES = ("file", "athena", "bigquery")
+"""Offline source kinds: parquet files (local or on a bucket), Athena over Glue tables on S3,
+BigQuery (external tables over parquet on GCS). The FeatureStore component creates the Glue
+and BigQuery tables over ``{offline_root}/{view}/``; ``table_path`` gives the layout."""
+
+
+def table_path(offline_root: str, name: str, source: str = "file") -> str:
+    """Where the transform writes view ``name``: a file for file sources, a prefix of parquet
+    files for Athena and BigQuery tables (which are defined over a folder)."""
+    root = offline_root.rstrip("/")
+    return f"{root}/{name}.parquet" if source == "file" else f"{root}/{name}/data.parquet"
+
+
+def _source(name: str, offline_root: str, source: str, options: dict[str, str]) -> Any:
+    common = dict(
+        name=f"{name}_source",
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        description=f"Snapshots of {name}, written by workloads.features.transform.",
+    )
+    if source == "file":
+        return FileSource(path=table_path(offline_root, name), **common)
+    if source == "athena":
+        from feast.infra.offline_stores.contrib.athena_offline_store.athena_source import AthenaSource
+
+        return AthenaSource(table=name, database=options["database"], data_source=options.get("data_source", "AwsDataCatalog"), **common)
+    if source == "bigquery":
+        from feast.infra.offline_stores.bigquery_source import BigQuerySource
+
+        return BigQuerySource(table=f"{options['dataset']}.{name}", **common)  # dataset = "project.dataset"
+    raise ValueError(f"source={source!r} is not one of {SOURCES}")
+
+
+def feature_view(
+    name: str, offline_root: str = "data", source: str = "file", options: dict[str, str] | None = None
+) -> FeatureView:
+    """The feature view ``name`` of the spec, reading its table under ``offline_root``."""
     view = SPEC["feature_views"][name]
     return FeatureView(
         name=name,
@@ -65,21 +100,19 @@ def feature_view(name: str, offline_root: str = "data") -> FeatureView:
             Field(name=feature, dtype=DTYPES[f["dtype"]], description=f["description"])
             for feature, f in view["features"].items()
         ],
-        source=FileSource(
-            name=f"{name}_source",
-            path=f"{offline_root.rstrip('/')}/{name}.parquet",
-            timestamp_field="event_timestamp",
-            created_timestamp_column="created_timestamp",
-            description=f"Snapshots of {name}, written by workloads.features.transform.",
-        ),
+        source=_source(name, offline_root, source, options or {}),
         online=True,
         description=view["description"],
     )
 
 
-def objects(offline_root: str = "data") -> list[Any]:
-    """Everything ``feast apply`` registers, in dependency order, with sources under ``offline_root``."""
-    views = {name: feature_view(name, offline_root) for name in SPEC["feature_views"]}
+def objects(offline_root: str = "data", source: str = "file", options: dict[str, str] | None = None) -> list[Any]:
+    """Everything ``feast apply`` registers, in dependency order, with sources under ``offline_root``.
+
+    ``source``/``options``: ``file``; ``athena`` with ``database`` (and ``data_source``);
+    ``bigquery`` with ``dataset`` as ``project.dataset``.
+    """
+    views = {name: feature_view(name, offline_root, source, options) for name in SPEC["feature_views"]}
     services = [
         FeatureService(
             name="next_item_model",
