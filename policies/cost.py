@@ -209,7 +209,7 @@ def check_scale_to_zero(view: ResourceView, cfg: Config) -> list[str]:
     limit = float(cfg.get("maxMinReplicas", 0))
     if mn is not None and mn > limit:
         return [
-            f"{label(view)} keeps {fmt(mn)} GPU replicas when idle ({where}); at most {fmt(limit)} are allowed. Set {where} to {fmt(limit)} so it scales to zero, or exempt it with gpuplane/exempt: endpoint-scale-to-zero and a reason."
+            f"{label(view)} keeps {fmt(mn)} GPU replica(s) when idle ({where}); at most {fmt(limit)} are allowed. Set {where} to {fmt(limit)} so it scales to zero, or exempt it with gpuplane/exempt: endpoint-scale-to-zero and a reason."
         ]
     return []
 

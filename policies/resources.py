@@ -496,7 +496,8 @@ def role_of(view: ResourceView) -> str | None:
     role = s.get("role")
     if isinstance(role, str):
         return role
-    labels = {**(s.get("labels") or {}), **tags_of(view)} if view.component else tags_of(view)
+    node_labels = view.props.get("labels") if not view.component else s.get("labels")
+    labels = {**(node_labels if isinstance(node_labels, dict) else {}), **tags_of(view)}
     for key in ("gpuplane.dev/role", "gpuplane/role", "gpuplane-role", "role", "workload"):
         v = labels.get(key)
         if isinstance(v, str) and v in ("training", "inference"):
