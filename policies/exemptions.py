@@ -74,12 +74,14 @@ def honoured(view: ResourceView, policy: str) -> Exemption | None:
     return ex if ex is not None and ex.covers(policy) and ex.reason else None
 
 
-REASON_LINE = re.compile(r"^exempted by (?P<key>\S+) on (?P<urn>\S+) \((?P<reason>.*?)\): (?P<message>.*)$")
+# Policy messages never contain " — " (em dash), so the reason (any text) ends at the last one.
+REASON_LINE = re.compile(r"^exempted by (?P<key>\S+) on (?P<urn>\S+) \(reason: (?P<reason>.*)\) — (?P<message>.*)$")
 
 
 def reason_line(ex: Exemption, message: str) -> str:
     """One suppressed finding, in the form the plan engine parses back (``REASON_LINE``)."""
-    return f"exempted by {ex.key} on {ex.urn} ({ex.reason}): {' '.join(message.split())}"
+    reason = " ".join(str(ex.reason).split())
+    return f"exempted by {ex.key} on {ex.urn} (reason: {reason}) — {' '.join(message.split())}"
 
 
 def problems(ex: Exemption, known_policies: set[str]) -> list[str]:
