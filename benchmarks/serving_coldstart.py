@@ -65,14 +65,14 @@ def run_floor(weights: Path) -> tuple[float, float, float]:
     return elapsed, float(line[1]), float(line[2])
 
 
-def run_server(model_dir: Path, device: str, body: bytes) -> tuple[float, dict[str, float]]:
+def run_server(model_dir: Path, extra: list[str], body: bytes) -> tuple[float, dict[str, float]]:
     import urllib.error
     import urllib.request
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    proc = spawn_server(model_dir, port, ["--device", device])
+    proc = spawn_server(model_dir, port, extra)
     try:
         while True:
             request = urllib.request.Request(f"{url}{INFER_PATH}", data=body, method="POST",
@@ -129,6 +129,8 @@ def main() -> None:
     p.add_argument("--model-mb", type=float, default=80.0, help="approximate weight size (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu", help="server --device (default: %(default)s)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="server --torch-threads (default: %(default)s; 0 keeps torch's default, one per core)")
     p.add_argument("--gpu-bandwidth", action=argparse.BooleanOptionalAction, default=None,
                    help="measure weight-load vs host-to-device bandwidth (default: when CUDA is available)")
     args = p.parse_args()
@@ -139,6 +141,7 @@ def main() -> None:
         size = make_model(model_dir, num_items=num_items, n_embd=256, n_layer=4, n_head=4, block_size=32)
         weights = model_dir / "model.safetensors"
         body = infer_bodies(1, num_items)[0]
+        server_args = ["--device", args.device, *(["--torch-threads", str(args.torch_threads)] if args.torch_threads else [])]
         run_floor(weights)  # page cache and import caches warm for both sides
         floors, floor_imports, floor_reads, servers, phases = [], [], [], [], []
         for _ in range(args.repeats):
@@ -146,13 +149,14 @@ def main() -> None:
             floors.append(total)
             floor_imports.append(imports)
             floor_reads.append(read)
-            elapsed, server_phases = run_server(model_dir, args.device, body)
+            elapsed, server_phases = run_server(model_dir, server_args, body)
             servers.append(elapsed)
             phases.append(server_phases)
 
         print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work inflates every figure)")
         print(f"cold start: model {size / 1e6:.1f} MB (num_items={num_items}, n_embd=256, n_layer=4), "
-              f"device {args.device}, {args.repeats} interleaved runs, medians")
+              f"device {args.device}, torch threads {args.torch_threads or 'default'}, {args.repeats} interleaved runs, "
+              "medians")
         print(f"  {'floor: imports + read weights, spawn -> done':48s} {median(floors):7.3f} s"
               f"   (imports {median(floor_imports):.3f}, read {median(floor_reads):.3f})")
         print(f"  {'server: spawn -> first 200 from /infer':48s} {median(servers):7.3f} s")
