@@ -190,7 +190,8 @@ class CostReport:
 
 
 def _money(x: float) -> str:
-    return f"${x:,.4f}".rstrip("0").rstrip(".") if x < 1 else f"${x:,.2f}"
+    text = f"{x:,.4f}".rstrip("0").rstrip(".")
+    return f"${text}"
 
 
 def node_price(

@@ -217,7 +217,7 @@ def test_stack_budget_uses_the_stack_usage_unless_the_config_sets_one():
     with pytest.raises(PolicyConfigError):
         evaluate_policies(program(pool), {"stack-budget": {"usage": "lots"}})
     bad = evaluate_policies(program(pool), None, usage={"trainingHours": 3})
-    assert [v.message for v in bad.violations if v.policy == "stack-budget"][0].startswith(
+    assert next(v.message for v in bad.violations if v.policy == "stack-budget").startswith(
         "The stack-budget policy config is wrong: usage profile: unknown key 'trainingHours'."
     )
 
