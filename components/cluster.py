@@ -235,6 +235,9 @@ class KubernetesCluster(pulumi.ComponentResource):
     node_role_name: pulumi.Output[str] | None = None
     subnet_ids_by_zone: dict[str, pulumi.Output[str]] | None = None
     security_group_id: pulumi.Output[str] | None = None
+    system_node_group: pulumi.Resource | None = None
+    autoscaler_release: pulumi.Resource | None = None
+    """The Karpenter or Cluster Autoscaler Helm release (Karpenter pools wait for its CRDs)."""
     # gcp
     project: pulumi.Input[str] | None = None
     node_service_account_email: pulumi.Output[str] | None = None
@@ -242,6 +245,11 @@ class KubernetesCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_cluster(name, args)  # raises before anything is registered
+        eks_plan = None
+        if plan.facts.cloud == "aws":
+            from components.aws.cluster import plan_eks
+
+            eks_plan = plan_eks(name, plan, args)  # EKS-only checks, also before registering
         super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan = plan
         self.facts = plan.facts
@@ -251,7 +259,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         if plan.facts.cloud == "aws":
             from components.aws.cluster import create_eks
 
-            create_eks(self, name, plan, args)
+            create_eks(self, name, plan, args, eks_plan)
         elif plan.facts.cloud == "gcp":
             from components.gcp.cluster import create_gke
 

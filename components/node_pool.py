@@ -240,7 +240,7 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         if offered_counts:
             p.add("accelerators_per_node", count, f"is not offered for {acc.name} on {cloud} (offered: {', '.join(map(str, offered_counts))}).", "set it to one of those.")
         else:
-            p.add("accelerator", acc.name, f"is not offered on {cloud}.", f"use one of {sorted({it.accelerator for (c, _), it in catalog.instance_types.items() if c == cloud})}.")
+            p.add("accelerator", acc.name, f"is not offered on {cloud}.", f"use one of {sorted({it.accelerator for (c, _), it in catalog.instance_types.items() if c == cloud and it.accelerator})}.")
 
     capacity: Capacity = args.get("capacity_type", "on_demand")  # type: ignore[assignment]
     if capacity not in ("on_demand", "spot"):
@@ -313,13 +313,19 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
             chosen = offers[0]
             instance, candidates, price = chosen.instance_type, tuple(sorted({o.instance_type.name for o in offers})), chosen.price(capacity)
             given_zones = args.get("zones")
+            usable = tuple(z for z in (facts.zones or chosen.zones) if z in chosen.zones)
             if given_zones:
                 bad = [z for z in given_zones if z not in chosen.zones]
+                outside = [z for z in given_zones if facts.zones and z not in facts.zones]
                 if bad:
                     p.add("zones", list(given_zones), f"{instance.name} is not offered in {bad}.", f"use zones from {list(chosen.zones)}.")
+                if outside:
+                    p.add("zones", list(given_zones), f"{outside} are not zones of cluster '{facts.name}' ({list(facts.zones)}).", "use the cluster's zones, or add the zone to the cluster.")
                 zones = tuple(given_zones)
+            elif not usable:
+                p.add("cluster.zones", list(facts.zones), f"none of the cluster's zones offers {instance.name} (offered in {list(chosen.zones)}).", "add one of those zones to the cluster.")
             else:
-                zones = tuple(z for z in (facts.zones or chosen.zones) if z in chosen.zones) or chosen.zones[:1]
+                zones = usable
             if (efa or compact) and len(zones) > 1:
                 if given_zones:
                     p.add("zones", list(zones), "EFA and compact placement need all nodes in one zone.", f"give one zone, e.g. [{zones[0]!r}].")

@@ -499,9 +499,12 @@ def _network(
     return vpc.id, {z: s.id for z, s in nodes.items()}
 
 
-def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args: KubernetesClusterArgs) -> None:
-    """Create the EKS cluster and set the attributes ``KubernetesCluster`` documents for aws."""
-    eks = plan_eks(name, plan, args)  # raises before any child exists
+def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args: KubernetesClusterArgs, eks: EksPlan | None = None) -> None:
+    """Create the EKS cluster and set the attributes ``KubernetesCluster`` documents for aws.
+
+    ``KubernetesCluster`` passes the ``plan_eks`` result it validated before registering itself.
+    """
+    eks = eks or plan_eks(name, plan, args)
     facts = plan.facts
     region = facts.region or "us-east-1"
     tags = dict(facts.tags)
@@ -633,8 +636,8 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     component.node_role_name = node_role.name
     component.subnet_ids_by_zone = node_subnets
     component.security_group_id = security_group_id
-    component.system_node_group = system_nodes  # type: ignore[attr-defined]
-    component.autoscaler_release = None  # type: ignore[attr-defined]
+    component.system_node_group = system_nodes
+    component.autoscaler_release = None
 
     # -- node autoscaler -----------------------------------------------------------------------
     k8s_opts = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[system_nodes])
@@ -756,7 +759,7 @@ def _karpenter(
     # GPU pools on this cluster run as the Karpenter node role.
     component.node_role_arn = node_role.arn
     component.node_role_name = node_role.name
-    component.autoscaler_release = release  # type: ignore[attr-defined]
+    component.autoscaler_release = release
 
 
 def _cluster_autoscaler(
@@ -808,7 +811,7 @@ def _cluster_autoscaler(
         ),
         opts=k8s_opts,
     )
-    component.autoscaler_release = release  # type: ignore[attr-defined]
+    component.autoscaler_release = release
 
 
 __all__ = [

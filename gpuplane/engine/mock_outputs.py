@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from typing import Any
 
 ACCOUNT = "123456789012"
@@ -31,7 +32,7 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         if typ == "aws:eks/cluster:Cluster":
             out["endpoint"] = f"https://{physical}.mock.eks.amazonaws.com"
             out["certificateAuthority"] = {"data": _FAKE_CA}
-            out["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/MOCK{abs(hash(physical)) % 10**8}"}]}]
+            out["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/MOCK{zlib.crc32(physical.encode()):08X}"}]}]
             out["vpcConfig"] = {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{physical}"}
         elif typ == "aws:eks/nodeGroup:NodeGroup":
             out["resources"] = [{"autoscalingGroups": [{"name": f"eks-{physical}-asg"}]}]

@@ -358,11 +358,11 @@ def test_region_without_the_gpu_registers_nothing_of_the_pool():
     assert [x.urn for x in r.resources if x.name.startswith("bad-region")] == []
 
 
-def test_zone_without_a_cluster_subnet_creates_no_child():
+def test_zone_outside_the_cluster_is_rejected_before_anything_is_registered():
     # The cluster spans 1a/1b; the pool asks for 1c, which has no node subnet.
     r, errors = bad_runs()
-    assert "the cluster has no node subnet in ['us-east-1c']" in str(errors["bad-zone"])
-    assert [x.urn for x in r.resources if x.name.startswith("bad-zone-")] == []
+    assert "['us-east-1c'] are not zones of cluster" in str(errors["bad-zone"])
+    assert [x.urn for x in r.resources if x.name == "bad-zone" or x.name.startswith("bad-zone-")] == []
 
 
 # -- pure helpers -------------------------------------------------------------------------------
