@@ -49,6 +49,9 @@ class StaticPeak:
     window_s: float = 60.0
     """Peak of the mean in-flight count over this window (a Knative stable window). Bursts shorter
     than it queue; 0 sizes for the instantaneous peak, which never queues."""
+    target_utilization: float = 0.7
+    """Size so the peak uses this fraction of replica capacity: the same target the autoscaled
+    policies use (Knative's 70 % default), so a constant load costs the same either way."""
     min_replicas: int = 1
     """Replicas kept per endpoint even if its peak needs fewer (a deployed endpoint has at least one)."""
     name: str = "static-peak"
@@ -56,6 +59,8 @@ class StaticPeak:
     def validate(self) -> None:
         p: list[str] = []
         _nonneg(p, window_s=self.window_s, min_replicas=self.min_replicas)
+        if not 0 < self.target_utilization <= 1:
+            p.append(f"target_utilization={self.target_utilization} must be in (0, 1]")
         _check(self.name, p)
 
 
@@ -72,6 +77,9 @@ class KnativeKeepAlive:
     """Knative ``scale-down-delay``; InferenceEndpoint ``scale_down_delay_seconds``. The sweep knob."""
     scale_to_zero_grace_s: float = 30.0
     """Knative ``scale-to-zero-grace-period`` (default 30 s)."""
+    target_utilization: float = 0.7
+    """Knative ``container-concurrency-target-percentage`` (default 70 %): replicas beyond the first
+    are added when the mean in-flight count exceeds this fraction of their capacity."""
     panic_window_fraction: float = 0.10
     """Knative panic window as a fraction of the stable window (default 10 %): scale-up on bursts."""
     target_concurrency: int | None = None
@@ -95,6 +103,8 @@ class KnativeKeepAlive:
         _scales(p, self.min_scale, self.max_scale, "min_scale", "max_scale")
         if self.target_concurrency is not None and self.target_concurrency < 1:
             p.append(f"target_concurrency={self.target_concurrency} must be ≥ 1")
+        if not 0 < self.target_utilization <= 1 or not 0 < self.panic_window_fraction <= 1:
+            p.append(f"target_utilization={self.target_utilization}, panic_window_fraction={self.panic_window_fraction}: need (0, 1]")
         if self.cold_phases not in ("node", "pod"):
             p.append(f"cold_phases={self.cold_phases!r} must be 'node' or 'pod'")
         _check(self.name, p)
