@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.catalog import Catalog, Region, load_catalog
+from components.catalog import Capacity, Catalog, Region, load_catalog
 from policies.resources import region_matches
 
 
@@ -110,7 +110,7 @@ def find_offers(
         raise OffersError(f"--count {count} must be at least 1.")
     accelerators = set(resolve_gpu(catalog, gpu))
     near = find_region(catalog, near_region) if near_region else None
-    capacity = "spot" if spot else "on_demand"
+    capacity: Capacity = "spot" if spot else "on_demand"
     out: list[Offer] = []
     for (cloud, name, region), o in catalog.offerings.items():
         it = o.instance_type

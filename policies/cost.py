@@ -123,7 +123,7 @@ def check_training_on_spot(view: ResourceView, cfg: Config) -> list[str]:
     if view.component == "SpotTrainingCluster":
         order = [c for c in view.summary.get("capacityFallback") or [] if isinstance(c, str)]
         if not order:
-            order = [p.get("capacityType") for p in view.summary.get("pools") or [] if isinstance(p, dict)]
+            order = [str(p.get("capacityType")) for p in view.summary.get("pools") or [] if isinstance(p, dict)]
         out: list[str] = []
         if order and order[0] not in allowed:
             out.append(

@@ -53,7 +53,9 @@ def _split(value: str) -> tuple[str, ...]:
 
 def declared(view: ResourceView) -> Exemption | None:
     """The exemption a resource declares (tags/labels/annotations/summary tags), or None."""
-    key, names, reason = None, (), None
+    key: str | None = None
+    names: tuple[str, ...] = ()
+    reason: str | None = None
     for m in tag_maps(view):
         for k in EXEMPT_KEYS:
             v = m.get(k)

@@ -159,7 +159,7 @@ def to_policy(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
         name=rule.name,
         description=rule.description,
         validate=_resource_validate(rule),
-        remediate=_resource_remediate(rule) if rule.remediate else None,
+        remediate=_resource_remediate(rule) if rule.remediate else None,  # type: ignore[arg-type]
         enforcement_level=rule.enforcement,
         config_schema=_schema(rule),
     )

@@ -454,7 +454,8 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
 
 def endpoint_facts(s: Mapping[str, Any]) -> dict[str, Any]:
     """An InferenceEndpoint summary's facts under one set of names (tolerates older/newer keys)."""
-    timeouts = s.get("timeouts") if isinstance(s.get("timeouts"), dict) else {}
+    raw_timeouts = s.get("timeouts")
+    timeouts: Mapping[str, Any] = raw_timeouts if isinstance(raw_timeouts, dict) else {}
     budget = s.get("coldStartBudget")
     auth = s.get("auth")
     return {

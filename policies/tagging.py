@@ -129,8 +129,8 @@ def remediate_required_tags(view: ResourceView, cfg: Config) -> dict[str, Any] |
             nxt = {}
             cur[part] = nxt
         cur = nxt
-    existing = cur.get(parts[-1]) if isinstance(cur.get(parts[-1]), dict) else {}
-    cur[parts[-1]] = {**existing, **add}
+    existing = cur.get(parts[-1])
+    cur[parts[-1]] = {**(existing if isinstance(existing, dict) else {}), **add}
     return props
 
 
