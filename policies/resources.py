@@ -12,23 +12,24 @@ from checking the fields it can see. Rules treat ``UNKNOWN`` as "cannot tell" an
 Component-level facts come from the ``gpuplane`` summary input every gpuplane component
 registers (components/README.md). Summary keys read here and by the policy modules:
 
-- every component: ``cloud``, ``region``, ``zones``, ``tags``, ``implementation``
+- every component: ``cloud``, ``region``, ``tags``
+- KubernetesCluster: ``systemNodeCount``, ``systemInstanceType``, ``deletionProtection``
 - GpuNodePool: ``accelerator``, ``acceleratorsPerNode``, ``instanceType``, ``capacityType``,
-  ``minNodes``, ``maxNodes``, ``taints``, ``labels``, ``compactPlacement``, ``efa``,
-  ``createsNodes``, ``role`` (optional: ``training`` | ``inference``)
-- KubernetesCluster: ``systemNodeCount``, ``systemInstanceType``, ``deletionProtection``,
-  ``privateEndpoint``
-- SpotTrainingCluster: ``pools`` (ordered list of pool summaries, first = preferred),
-  ``checkpointBucket`` or ``checkpointUrl``, ``terminationGracePeriodSeconds``, ``dataUrl``
-- TrainingJob: ``nodes``, ``gpusPerNode``, ``accelerator``, ``dataUrl``, ``checkpointUrl``,
-  ``terminationGracePeriodSeconds``, ``capacityType``
-- InferenceEndpoint: ``accelerator``, ``gpusPerReplica``, ``minReplicas``, ``maxReplicas``,
-  ``scaleDownDelaySeconds``, ``coldStartBudgetSeconds``, ``requestTimeoutSeconds``,
-  ``readinessProbe``, ``public``, ``authenticated``, ``instanceType``, ``vcpus``, ``memoryGib``
-- FeatureStore: ``online``, ``offline``, ``encrypted``, ``public``, ``onlineNodes``
+  ``minNodes``, ``maxNodes``, ``zones``, ``taints``, ``labels``, ``compactPlacement``, ``efa``,
+  ``createsNodes``; optional ``role`` (``training`` | ``inference``)
+- SpotTrainingCluster: ``capacityFallback``, ``pools`` (its GPUs are its GpuNodePool
+  children), ``checkpointBucket`` (``{url, ...}``) or ``checkpointUrl``,
+  ``terminationGracePeriodSeconds``, optional ``dataUrl``
+- TrainingJob: ``accelerator``, ``nodes``, ``gpusPerNode``, ``capacityFallback``,
+  ``checkpointUrl``, ``terminationGracePeriodSeconds``, optional ``dataUrl``
+- InferenceEndpoint (``endpoint_facts``): ``platform``, ``accelerator``, ``instanceType``,
+  ``gpus``, ``cpu``, ``memoryGib``, ``minScale``, ``maxScale``, ``scaleDownDelaySeconds``,
+  ``coldStartBudget.totalSeconds``, ``timeouts.{requestTimeoutSeconds,
+  progressDeadlineSeconds}``, ``readinessPath``, ``public``, ``auth``, ``zonalRedundancy``
+- FeatureStore: ``online`` (sqlite | redis | dynamodb | sagemaker | bigtable | vertex...),
+  ``onlineNodes``, ``onlineStorageGib``, ``encrypted``, ``public``, ``deletionProtection``
 
-A missing key never raises: the rule that needs it does not fire (and the lead is told which
-keys a component lacks).
+A missing key never raises: the rule that needs it does not fire.
 """
 
 from __future__ import annotations

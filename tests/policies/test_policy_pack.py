@@ -165,3 +165,12 @@ def test_urn_facts():
     )
     assert v.stack == "prod" and v.managed and v.component_ancestors == ["SpotTrainingCluster", "GpuNodePool"]
     assert defaults({"a": {"default": 1}, "b": {}}) == {"a": 1}
+
+
+def test_ci_example_gates_on_gpuplane_plan_and_previews_with_the_pack():
+    wf = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions.yml").read_text())
+    plan_steps = " ".join(str(s.get("run", "")) for s in wf["jobs"]["plan"]["steps"])
+    assert "gpuplane plan --stack" in plan_steps and "--format markdown" in plan_steps
+    pulumi = next(s for s in wf["jobs"]["preview"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@v7"))
+    assert pulumi["with"]["policyPacks"] == "policies"
+    assert pulumi["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
