@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -144,7 +145,7 @@ class _SpotMetadata(BaseHTTPRequestHandler):
     """AWS IMDS: a token on PUT, 404 for instance-action until the test arms it."""
 
     armed = threading.Event()
-    tokens_seen: list[str] = []
+    tokens_seen: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:
         pass

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -101,7 +103,7 @@ def test_lr_warms_up_then_decays_to_min() -> None:
     lrs = [lr_at(s, o, 100) for s in range(120)]
     assert lrs[0] < lrs[5] < lrs[9] < 1.0
     assert lrs[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(lrs[10:100], lrs[11:100], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:101]))
     assert lrs[100] == lrs[119] == 0.1
 
 
@@ -228,7 +230,7 @@ class _Metadata(BaseHTTPRequestHandler):
     """A cloud metadata service: 404 (AWS) / FALSE (GCE) until ``armed``."""
 
     armed = False
-    seen_headers: list[dict[str, str]] = []
+    seen_headers: ClassVar[list[dict[str, str]]] = []
 
     def log_message(self, *args: object) -> None:
         pass

@@ -20,8 +20,8 @@ at worst a temporary directory or a marker-less ``step_N``, which loading ignore
 save of that step replaces. Pruning deletes the marker of an old checkpoint before its files.
 
 ``latest_step`` picks the newest complete checkpoint (decided by rank 0 and broadcast).
-Asynchronous saves (``dcp.async_save``) copy the state to CPU memory before returning; the
-caller commits them once every rank reports its write finished (see ``train.py``), on a gloo
+Asynchronous saves (``dcp.async_save``) copy the state to CPU memory before returning (into
+buffers kept for the whole run); the caller commits them once every rank reports its write finished (see ``train.py``), on a gloo
 process group of its own so background collectives never interleave with training ones.
 """
 
@@ -38,8 +38,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.staging import DefaultStager, StagingOptions
 
 from workloads.training.config import CheckpointConfig
 
@@ -104,6 +106,15 @@ class Checkpointer:
         self.group = group
         self.location = cfg.location
         self._pending: tuple[int, Future[Any], Path] | None = None
+        self._stager: DefaultStager | None = None
+        if cfg.async_save:
+            # One stager for the whole run: it keeps its CPU copies between saves, so later saves
+            # copy into memory that is already allocated (and pinned on CUDA) instead of faulting
+            # in fresh pages while training waits.
+            cuda = torch.cuda.is_available()
+            self._stager = DefaultStager(StagingOptions(
+                use_pinned_memory=cuda, use_shared_memory=False, use_async_staging=False, use_non_blocking_copy=cuda
+            ))
         self._owned_staging: str | None = None
         if is_url(cfg.location):
             import fsspec  # only URL checkpoints need it
@@ -190,12 +201,17 @@ class Checkpointer:
             shutil.rmtree(target, ignore_errors=True)
             self._discard_incomplete(step)
         self._barrier()
+        writer = dcp.FileSystemWriter(str(target), thread_count=self.cfg.writer_threads)
         if blocking:
-            dcp.save(state_dict, checkpoint_id=str(target), process_group=self.group, no_dist=not self._distributed())
+            dcp.save(state_dict, storage_writer=writer, process_group=self.group, no_dist=not self._distributed())
             self._commit(step, target)
         else:
             future = dcp.async_save(
-                state_dict, checkpoint_id=str(target), process_group=self.group, no_dist=not self._distributed()
+                state_dict,
+                storage_writer=writer,
+                process_group=self.group,
+                no_dist=not self._distributed(),
+                async_stager=self._stager,
             )
             self._pending = (step, future, target)  # type: ignore[assignment]
 
@@ -317,6 +333,9 @@ class Checkpointer:
     def close(self) -> None:
         """Finish a pending save and remove the temporary staging directory this object created."""
         self.wait()
+        if self._stager is not None:
+            self._stager.close()
+            self._stager = None
         if self._owned_staging:
             shutil.rmtree(self._owned_staging, ignore_errors=True)
 

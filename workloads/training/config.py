@@ -111,6 +111,8 @@ class CheckpointConfig:
     """Local directory for URL checkpoints before upload and after download; None: a temporary one."""
     endpoint_url: str | None = None
     """Object-store endpoint (S3-compatible servers, emulators); None: the SDK default."""
+    writer_threads: int = 2
+    """Threads (and files) each rank writes its shard with."""
 
 
 @dataclass(frozen=True)

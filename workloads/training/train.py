@@ -267,6 +267,11 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
             if step >= t_cfg.max_steps:
                 break
             if stop_now:
+                if t_warm is not None and tokens_warm:  # throughput up to the notice
+                    if env.device.type == "cuda":
+                        torch.cuda.synchronize(env.device)
+                    result.tokens_per_second = tokens_warm / (time.perf_counter() - t_warm)
+                    result.mfu = mfu_of(result.tokens_per_second)
                 reason = stop.reason or "another rank"
                 if ckpt is not None:
                     ckpt.wait()
