@@ -267,6 +267,7 @@ class EndpointPlan:
             "holdsRequests": self.features.supports(Feature.REQUEST_HOLDING),
             "zonalRedundancy": self.zonal_redundancy,
             "deletionProtection": self.deletion_protection,
+            "pool": self.extra.get("pool"),
             "tags": dict(self.tags),
         }
 
@@ -475,6 +476,7 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         env=dict(args.get("env") or {}),
         tags=tags,
         features=features,
+        extra={"pool": pool.plan.name if isinstance(pool, GpuNodePool) else None},
     )
 
 

@@ -95,6 +95,8 @@ class GpuNodePoolArgs(TypedDict, total=False):
     """Who owns the node count: ``autoscaler`` (Pulumi ignores drift in desired size) or ``iac``. Default ``autoscaler``."""
     priority: int
     """Karpenter NodePool weight (higher is tried first); used for capacity fallback ordering. Default 0."""
+    role: Literal["training", "inference", "general"]
+    """What the pool is for; policies hold training pools to spot and compact placement. Default ``general``."""
     tags: dict[str, str]
     """Extra tags/labels on the cloud resources (merged over the cluster's tags)."""
 
@@ -151,6 +153,7 @@ class NodePoolPlan:
     efa: bool
     replicas_managed_by: str
     priority: int
+    role: str
     tags: dict[str, str]
     scheduling: PoolScheduling
     usd_per_node_hour: float | None
@@ -178,6 +181,7 @@ class NodePoolPlan:
             "compactPlacement": self.compact_placement,
             "efa": self.efa,
             "createsNodes": self.implementation != "existing-device-plugin",
+            "role": self.role,
             "tags": dict(self.tags),
         }
 
@@ -344,6 +348,9 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
     disk = args.get("disk_size_gib", 200)
     if not _is_int(disk) or disk < 50:
         p.add("disk_size_gib", disk, "is too small for CUDA images and model weights.", "set it to 50 GiB or more (default 200).")
+    role = args.get("role", "general")
+    if role not in ("training", "inference", "general"):
+        p.add("role", role, "is not a pool role.", "use 'training', 'inference' or 'general'.")
     managed_by = args.get("replicas_managed_by", "autoscaler")
     if managed_by not in ("autoscaler", "iac"):
         p.add("replicas_managed_by", managed_by, "is not an owner of the node count.", "use 'autoscaler' or 'iac'.")
@@ -398,6 +405,7 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         efa=efa,
         replicas_managed_by=managed_by,
         priority=int(args.get("priority", 0)),
+        role=role,
         tags={**facts.tags, **dict(args.get("tags") or {})},
         scheduling=scheduling,
         usd_per_node_hour=price,

@@ -88,6 +88,9 @@ class GpuPoolConfig(_Model):
     compact_placement: bool = False
     efa: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Extra tags on the pool's resources, e.g. a policy exemption (gpuplane/exempt + gpuplane/exempt-reason)."""
+    role: Literal["training", "inference", "general"] = "general"
 
     @field_validator("accelerator")
     @classmethod

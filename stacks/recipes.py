@@ -57,7 +57,10 @@ def pool_args(cfg: GpuPoolConfig, cluster: KubernetesCluster) -> GpuNodePoolArgs
         "disk_size_gib": cfg.disk_size_gib,
         "compact_placement": cfg.compact_placement,
         "efa": cfg.efa,
+        "role": cfg.role,
     }
+    if cfg.tags:
+        args["tags"] = dict(cfg.tags)
     if cfg.accelerators_per_node:
         args["accelerators_per_node"] = cfg.accelerators_per_node
     if cfg.instance_type:

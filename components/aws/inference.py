@@ -33,40 +33,74 @@ if TYPE_CHECKING:
 VARIANT = "main"
 
 
-def _execution_role(endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, output_prefix: str | None) -> aws.iam.Role:
+def _execution_role(
+    endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, output_prefix: str | None
+) -> aws.iam.Role:
     opts = pulumi.ResourceOptions(parent=endpoint)
-    role = aws.iam.Role(f"{name}-execution-role", assume_role_policy=service_trust_policy("sagemaker.amazonaws.com"), tags=plan.tags, opts=opts)
+    role = aws.iam.Role(
+        f"{name}-execution-role",
+        assume_role_policy=service_trust_policy("sagemaker.amazonaws.com"),
+        tags=plan.tags,
+        opts=opts,
+    )
     statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData"],
+            "Resource": "*",
+        },
     ]
     if plan.model_uri:
         bucket, _, prefix = plan.model_uri.removeprefix("s3://").partition("/")
-        statements.append({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"})
+        statements.append(
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"}
+        )
         statements.append({"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"})
     if output_prefix:
         bucket, _, prefix = output_prefix.removeprefix("s3://").partition("/")
-        statements.append({"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"})
-    aws.iam.RolePolicy(f"{name}-execution-policy", role=role.id, policy=json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True), opts=opts)
+        statements.append(
+            {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"}
+        )
+    aws.iam.RolePolicy(
+        f"{name}-execution-policy",
+        role=role.id,
+        policy=json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True),
+        opts=opts,
+    )
     aws.iam.RolePolicyAttachment(
-        f"{name}-ecr-read", role=role.name, policy_arn=managed_policy_arn("AmazonEC2ContainerRegistryReadOnly", plan.region), opts=opts
+        f"{name}-ecr-read",
+        role=role.name,
+        policy_arn=managed_policy_arn("AmazonEC2ContainerRegistryReadOnly", plan.region),
+        opts=opts,
     )
     return role
 
 
-def _model(endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, image: Any, role: aws.iam.Role) -> aws.sagemaker.Model:
+def _model(
+    endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, image: Any, role: aws.iam.Role
+) -> aws.sagemaker.Model:
     env = {"GPUPLANE_MODEL_NAME": plan.model_name, **plan.env}
     return aws.sagemaker.Model(
         f"{name}-model",
         execution_role_arn=role.arn,
         region=plan.region,
-        primary_container=aws.sagemaker.ModelPrimaryContainerArgs(image=image, model_data_url=plan.model_uri, environment=env),
+        primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+            image=image, model_data_url=plan.model_uri, environment=env
+        ),
         tags=plan.tags,
         opts=pulumi.ResourceOptions(parent=endpoint),
     )
 
 
 def _scale_from_zero(
-    endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, resource_id: Any, dimension: str, target_policy: dict[str, Any], alarm_metric: str, alarm_dims: Any
+    endpoint: pulumi.ComponentResource,
+    name: str,
+    plan: EndpointPlan,
+    resource_id: Any,
+    dimension: str,
+    target_policy: dict[str, Any],
+    alarm_metric: str,
+    alarm_dims: Any,
 ) -> None:
     opts = pulumi.ResourceOptions(parent=endpoint)
     target = aws.appautoscaling.Target(
@@ -86,7 +120,9 @@ def _scale_from_zero(
         resource_id=target.resource_id,
         scalable_dimension=dimension,
         region=plan.region,
-        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(**target_policy),
+        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+            **target_policy
+        ),
         opts=opts,
     )
     step = aws.appautoscaling.Policy(
@@ -100,7 +136,11 @@ def _scale_from_zero(
             adjustment_type="ChangeInCapacity",
             cooldown=60,
             metric_aggregation_type="Maximum",
-            step_adjustments=[aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(metric_interval_lower_bound="0", scaling_adjustment=1)],
+            step_adjustments=[
+                aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
+                    metric_interval_lower_bound="0", scaling_adjustment=1
+                )
+            ],
         ),
         opts=opts,
     )
@@ -114,7 +154,9 @@ def _scale_from_zero(
         period=60,
         evaluation_periods=1,
         threshold=1 if alarm_metric == "HasBacklogWithoutCapacity" else 0,
-        comparison_operator="GreaterThanOrEqualToThreshold" if alarm_metric == "HasBacklogWithoutCapacity" else "GreaterThanThreshold",
+        comparison_operator="GreaterThanOrEqualToThreshold"
+        if alarm_metric == "HasBacklogWithoutCapacity"
+        else "GreaterThanThreshold",
         treat_missing_data="notBreaching",
         alarm_actions=[step.arn],
         region=plan.region,
@@ -123,7 +165,9 @@ def _scale_from_zero(
     )
 
 
-def create_sagemaker_endpoint(endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, args: InferenceEndpointArgs) -> pulumi.Output[str]:
+def create_sagemaker_endpoint(
+    endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, args: InferenceEndpointArgs
+) -> pulumi.Output[str]:
     opts = pulumi.ResourceOptions(parent=endpoint)
     async_mode = plan.sagemaker_mode == "async"
     output_prefix = None
@@ -146,8 +190,12 @@ def create_sagemaker_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
             f"{name}-config",
             production_variants=[variant],
             async_inference_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigArgs(
-                output_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigOutputConfigArgs(s3_output_path=output_prefix or f"s3://{plan.name}-async-results/"),
-                client_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigClientConfigArgs(max_concurrent_invocations_per_instance=plan.target_concurrency),
+                output_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigOutputConfigArgs(
+                    s3_output_path=output_prefix or f"s3://{plan.name}-async-results/"
+                ),
+                client_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigClientConfigArgs(
+                    max_concurrent_invocations_per_instance=plan.target_concurrency
+                ),
             ),
             region=plan.region,
             tags=plan.tags,
@@ -161,14 +209,25 @@ def create_sagemaker_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
             managed_instance_scaling=aws.sagemaker.EndpointConfigurationProductionVariantManagedInstanceScalingArgs(
                 status="ENABLED", min_instance_count=plan.min_scale, max_instance_count=plan.max_scale
             ),
-            routing_configs=[aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(routing_strategy="LEAST_OUTSTANDING_REQUESTS")],
+            routing_configs=[
+                aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(
+                    routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                )
+            ],
             container_startup_health_check_timeout_in_seconds=startup,
             model_data_download_timeout_in_seconds=startup,
         )
         config = aws.sagemaker.EndpointConfiguration(
-            f"{name}-config", production_variants=[variant], execution_role_arn=role.arn, region=plan.region, tags=plan.tags, opts=opts
+            f"{name}-config",
+            production_variants=[variant],
+            execution_role_arn=role.arn,
+            region=plan.region,
+            tags=plan.tags,
+            opts=opts,
         )
-    sm_endpoint = aws.sagemaker.Endpoint(f"{name}-endpoint", endpoint_config_name=config.name, region=plan.region, tags=plan.tags, opts=opts)
+    sm_endpoint = aws.sagemaker.Endpoint(
+        f"{name}-endpoint", endpoint_config_name=config.name, region=plan.region, tags=plan.tags, opts=opts
+    )
     if async_mode:
         resource_id = sm_endpoint.name.apply(lambda n: f"endpoint/{n}/variant/{VARIANT}")
         _scale_from_zero(
@@ -183,7 +242,11 @@ def create_sagemaker_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
                     metric_name="ApproximateBacklogSizePerInstance",
                     namespace="AWS/SageMaker",
                     statistic="Average",
-                    dimensions=[aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(name="EndpointName", value=sm_endpoint.name)],
+                    dimensions=[
+                        aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
+                            name="EndpointName", value=sm_endpoint.name
+                        )
+                    ],
                 ),
                 "scale_in_cooldown": plan.scale_down_delay_seconds,
                 "scale_out_cooldown": 60,
@@ -201,7 +264,8 @@ def create_sagemaker_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
             specification=aws_native.sagemaker.InferenceComponentSpecificationArgs(
                 model_name=model.name,
                 compute_resource_requirements=aws_native.sagemaker.InferenceComponentComputeResourceRequirementsArgs(
-                    number_of_accelerator_devices_required=float(plan.gpus), min_memory_required_in_mb=int(plan.memory_gib * 1024)
+                    number_of_accelerator_devices_required=float(plan.gpus),
+                    min_memory_required_in_mb=int(plan.memory_gib * 1024),
                 ),
             ),
             runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=max(1, plan.min_scale)),
