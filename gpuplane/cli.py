@@ -57,8 +57,7 @@ def plan(
 ) -> None:
     """Run a stack's program offline (Pulumi mock runtime) and show what it would create.
 
-    Needs no cloud account and no Pulumi CLI. Every core Kubernetes object is validated against
-    the Kubernetes OpenAPI schema and AWS enum values against botocore's service models.
+    Needs no cloud account and no Pulumi CLI. Core Kubernetes objects are validated against the Kubernetes OpenAPI schema, AWS enum values against botocore's service models; the policy pack runs and the plan is priced.
     """
     from gpuplane import render
     from gpuplane.engine.cost import assess_plan

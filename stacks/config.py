@@ -154,7 +154,7 @@ class StackConfig(_Model):
     cluster: ClusterConfig
     gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
     inference_endpoints: list[InferenceEndpointConfig] = Field(default_factory=list)
-    usage: UsageProfile = Field(default_factory=UsageProfile)
+    usage: UsageProfile = Field(default_factory=lambda: UsageProfile())
 
     @model_validator(mode="after")
     def _names_and_references(self) -> StackConfig:
