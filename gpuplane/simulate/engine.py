@@ -549,7 +549,6 @@ def simulate(
         iv = lv.req_interval
         r_min, r_max = min_e[ep], max_e[ep]
         over = r_slot >= r_max
-        inst_end = lv.end[iv]  # when N falls back below this request's slot (capped at max scale)
         if dz is None:
             r_ready = runs.ready[iv]
             no_slot = np.zeros(a.size, bool)
@@ -558,15 +557,20 @@ def simulate(
             ready_hi = np.where(hit >= 0, runs_hi.ready[np.maximum(hit, 0)] if runs_hi.ready.size else np.inf, np.inf)
             r_ready = np.where(r_slot == 0, runs.ready[iv], ready_hi)
             no_slot = (r_slot > 0) & (hit < 0)  # the autoscaler does not want this replica yet
-        w = np.where(r_slot == 0, r_ready - a, np.minimum(r_ready, inst_end) - a)
+        # A request above the capacity of the replicas below its slot queues FIFO behind
+        # (level - capacity + 1) others while capacity requests are in service, one leaving every
+        # S / capacity; it is served by whichever comes first, a freed place or its own replica.
+        below = np.minimum(r_slot, r_max) * c
+        w_free = (lv.level - below + 1) * st / np.maximum(below, 1)
+        w = np.where(r_slot == 0, r_ready - a, np.minimum(r_ready - a, w_free))
         w = np.where(r_slot < r_min, 0.0, np.maximum(w, 0.0))
-        wait = np.where(over, np.maximum(inst_end - a, 0.0), w)
+        wait = np.where(over | no_slot, np.maximum(w_free, 0.0), w)
         # a cold-start wait: slot 1 was booting, or the request was served by a replica that
-        # finished booting before any lower replica freed up (otherwise it only queued)
-        served_by_new = (r_ready > a) & (r_ready <= inst_end) & ~no_slot & ~over
+        # finished booting before a place freed up (otherwise it only queued)
+        served_by_new = (r_ready > a) & (r_ready - a <= w_free) & ~no_slot & ~over
         booting = served_by_new | ((r_slot == 0) & (r_ready > a)) | (runs.ready[lv.req_interval0] > a)
         cold = (wait > 0) & booting
-        queued = (wait > 0) & ~cold & (over | no_slot | (r_slot > 0))
+        queued = (wait > 0) & ~cold
     billed += float(min_e.sum()) * horizon
     extra = {"cold_start_s": t_cold}
     if isinstance(policy, StaticPeak):

@@ -354,7 +354,7 @@ def _read_azure_day(path: Path, group_by: str) -> tuple[list[str], np.ndarray]:
         raise _fail(
             path,
             int(r) + 2,
-            f"column {c + 5} (minute {c + 1}) holds {cells[r, c]!r}, not a non-negative integer count",
+            f"column {c + 5} (minute {c + 1}) holds {str(cells[r, c])!r}, not a non-negative integer count",
             "per-minute columns must be whole invocation counts ≥ 0",
         )
     return keys, cells.astype(np.int64)
