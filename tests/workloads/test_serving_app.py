@@ -233,6 +233,33 @@ def test_runner_batched_results_equal_one_row_at_a_time(model_dir: Path) -> None
         assert b.scores[0] == pytest.approx(s.scores[0], abs=1e-5)
 
 
+def test_trimmed_padding_with_position_offset_equals_the_model_on_full_padding(model_dir: Path) -> None:
+    from workloads.serving.model_runner import next_item_logits
+
+    model = reference_model(model_dir)
+    full = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5], [0, 0, 0, 0, 0, 0, 0, 7], [0, 0, 0, 0, 9, 8, 7, 6]])
+    expected = model(full)[:, -1, :]
+    for keep in (4, 5, 8):  # drop 4, 3 or no all-padding columns
+        with torch.inference_mode():
+            got = next_item_logits(model, full[:, -keep:], position_offset=8 - keep)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="position_offset 5 with 4 columns exceeds block_size 8"):
+        next_item_logits(model, full[:, -4:], position_offset=5)
+
+
+def test_runner_pads_to_the_longest_row_not_to_block_size(model_dir: Path) -> None:
+    runner = ModelRunner(model_dir)
+    runner.load()
+    seen: list[tuple[int, ...]] = []
+    model = runner._model
+    hook = model.wte.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    try:
+        runner.predict([PredictJob(((1, 2),), 3), PredictJob(((4, 5, 6), (7,)), 3)])
+    finally:
+        hook.remove()
+    assert seen == [(3, 3)]  # 3 rows, 3 columns: the longest row, not block_size 8
+
+
 def test_concurrent_http_requests_are_batched_and_match_sequential_replies(client: TestClient,
                                                                           model_dir: Path) -> None:
     sequential = [client.post(INFER, json=infer_body([r], k=5)).json() for r in ROWS]

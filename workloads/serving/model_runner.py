@@ -11,10 +11,15 @@ Contract:
   safetensors straight onto the target device (memory-mapped on CPU) and assigns them, then runs
   a warm-up pass. It records the phases ``imports``, ``weights`` and ``warmup`` in seconds.
 - ``predict(jobs)`` runs one forward pass over every row of every job: rows are left-padded to
-  ``block_size`` (so a row's result does not depend on its batch mates), the padding id and ids
+  the batch's longest row, not to ``block_size``, with position ids as if they were padded to
+  ``block_size``. Padding keys are masked in every layer and the causal mask does not depend on
+  where a row starts, so this is the same computation as padding to ``block_size`` minus columns
+  that are padding in every row: a row's result does not depend on its batch mates (up to float
+  rounding), and short histories cost in proportion to their length. The padding id and ids
   outside items.json are masked, and each job gets its own top-k (ids and log-probabilities).
 - Only the last position goes through the output head; ``next_item_logits`` mirrors
-  ``NextItemModel.forward`` for that position, and a test pins it to ``NextItemModel.recommend``.
+  ``NextItemModel.forward`` for that position, and tests pin it to ``NextItemModel.recommend``
+  (full left padding and trimmed).
 
 Not done here: quantisation, compilation, multi-GPU placement.
 """
@@ -111,16 +116,22 @@ def _skip_weight_init(torch: Any) -> Iterator[None]:
             setattr(init, n, fn)
 
 
-def next_item_logits(model: Any, idx: Any) -> Any:
+def next_item_logits(model: Any, idx: Any, position_offset: int = 0) -> Any:
     """Logits (B, vocab) for the item after each left-padded history in ``idx`` (B, T).
 
     Same computation as ``NextItemModel.forward(idx)[:, -1, :]``, but the tied output head runs
-    on the last position only: for a large catalogue the head dominates the cost."""
+    on the last position only: for a large catalogue the head dominates the cost. Column ``t``
+    gets position id ``position_offset + t``: with ``position_offset = block_size - T`` the
+    result equals that of ``idx`` left-padded to ``block_size`` (the dropped columns are padding,
+    which no real position attends to)."""
     import torch
 
     T = idx.shape[1]
+    if position_offset < 0 or position_offset + T > model.wpe.num_embeddings:
+        raise ValueError(f"position_offset {position_offset} with {T} columns exceeds block_size "
+                         f"{model.wpe.num_embeddings}")
     key_mask = idx != 0  # (B, T)
-    pos = torch.arange(T, device=idx.device)  # (T,)
+    pos = torch.arange(position_offset, position_offset + T, device=idx.device)  # (T,)
     x = model.drop(model.wte(idx) + model.wpe(pos))  # (B, T, C)
     for block in model.blocks:
         x = block(x, key_mask)
@@ -204,17 +215,18 @@ class ModelRunner:
 
     def predict(self, jobs: Sequence[PredictJob]) -> list[Prediction]:
         torch = self._torch
-        T = self._block_size
+        T = max(len(row) for job in jobs for row in job.histories)  # longest row; <= block_size
         flat: list[int] = []
         for job in jobs:
             for row in job.histories:
-                flat.extend([0] * (T - len(row)))
+                if len(row) < T:
+                    flat.extend([0] * (T - len(row)))
                 flat.extend(row)
         B = len(flat) // T
         k_max = max(job.k for job in jobs)
         idx = torch.tensor(flat, dtype=torch.long).view(B, T).to(self._device, non_blocking=True)  # (B, T)
         with torch.inference_mode():
-            logits = next_item_logits(self._model, idx).float()  # (B, V)
+            logits = next_item_logits(self._model, idx, self._block_size - T).float()  # (B, V)
             logits.masked_fill_(~self._valid_mask, float("-inf"))
             scores, items = torch.topk(torch.log_softmax(logits, dim=-1), k=k_max, dim=-1)  # (B, k_max)
         all_items, all_scores = items.cpu().tolist(), scores.cpu().tolist()
