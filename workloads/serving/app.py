@@ -166,7 +166,7 @@ class _CountReplies:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(route=template, code=str(status)).inc()
+            self.metrics.count_reply(template, status)
 
 
 def create_app(
@@ -281,9 +281,9 @@ def create_app(
             except QueueFullError as exc:
                 raise _Reject(503, f"server is at capacity: {exc}; retry later", retry) from None
             reply = JSONResponse(infer_response(spec, parsed, prediction.items, prediction.scores))
-        metrics.latency.labels(stage="queue").observe(times.queue_seconds)
-        metrics.latency.labels(stage="inference").observe(times.inference_seconds)
-        metrics.latency.labels(stage="total").observe(time.perf_counter() - t0)
+        metrics.queue_latency.observe(times.queue_seconds)
+        metrics.inference_latency.observe(times.inference_seconds)
+        metrics.total_latency.observe(time.perf_counter() - t0)
         return reply
 
     async def prometheus(request: Request) -> Response:
@@ -340,13 +340,13 @@ def create_app(
 
     app_started = time.monotonic()
     app = Starlette(
-        routes=[
+        routes=[  # matched in order: the hot route first
+            Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/v2/health/live", live, methods=["GET"]),
             Route("/v2/health/ready", ready, methods=["GET"]),
             Route("/v2", server_metadata, methods=["GET"]),
             Route("/v2/models/{name}", metadata, methods=["GET"]),
             Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ],
         exception_handlers={_Reject: on_reject, ProtocolError: on_protocol_error, HTTPException: on_http_error,

@@ -67,6 +67,19 @@ class ServingMetrics:
         self.ready = Gauge("gpuplane_serving_ready", "1 when the model is loaded and the server is not draining.",
                            registry=r)
 
+        # Label lookups take a lock and hash the labels; the hot path uses these children instead.
+        self.queue_latency = self.latency.labels(stage="queue")
+        self.inference_latency = self.latency.labels(stage="inference")
+        self.total_latency = self.latency.labels(stage="total")
+        self._replies: dict[tuple[str, int], Counter] = {}
+
+    def count_reply(self, route: str, code: int) -> None:
+        """One HTTP reply on ``route`` (a route template) with status ``code``."""
+        child = self._replies.get((route, code))
+        if child is None:
+            child = self._replies[(route, code)] = self.requests.labels(route=route, code=str(code))
+        child.inc()
+
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
 
