@@ -603,11 +603,15 @@ def _windowed_peak(a: np.ndarray, ep: np.ndarray, st: np.ndarray, n_endpoints: i
     level_after = np.cumsum(delta)
     f = np.concatenate(([0.0], np.cumsum(level_after[:-1] * np.diff(k))))  # F at each event, keyed
     # within an endpoint F starts at 0; across endpoints the gap contributes level 0 × gap = 0
-    t_hi = np.concatenate((k, k + window_s))
-    e_hi = np.concatenate((np.repeat(np.arange(n_endpoints), 2 * np.bincount(ep, minlength=n_endpoints)),) * 2)
-    lo_key = np.maximum(t_hi - window_s, e_hi * big)
-    hi_key = np.minimum(t_hi, e_hi * big + big * 0.999)
-    busy = np.interp(hi_key, k, f) - np.interp(lo_key, k, f)
+    # windows ending at each event, and windows starting at each event (ending W later); keys
+    # are (endpoint, time) so a window never reaches into a neighbouring endpoint: F is flat there
+    f_at = f
+    busy_end = f_at - np.interp(k - window_s, k, f)
+    busy_start = np.interp(k + window_s, k, f) - f_at
+    busy = np.maximum(busy_end, busy_start)
+    per_ep = 2 * np.bincount(ep, minlength=n_endpoints)
     peak = np.zeros(n_endpoints)
-    np.maximum.at(peak, e_hi, busy / window_s)
+    has = per_ep > 0
+    bounds = np.concatenate(([0], np.cumsum(per_ep)[:-1]))[has]
+    peak[has] = np.maximum.reduceat(busy, bounds) / window_s
     return peak
