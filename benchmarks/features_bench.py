@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import numpy as np
+import pyarrow.parquet as pq
 
-from workloads.data.generate import GenerateConfig, generate  # noqa: E402
-from workloads.features.client import FeastHistoryClient  # noqa: E402
-from workloads.features.pipeline import materialize_local, online_features, open_store  # noqa: E402
-from workloads.features.server import FeatureServer  # noqa: E402
+from workloads.data.generate import GenerateConfig, generate
+from workloads.features.client import FeastHistoryClient
+from workloads.features.pipeline import materialize_local, online_features, open_store
+from workloads.features.server import FeatureServer
 
 
 def _percentiles(samples_s: list[float]) -> tuple[float, float]:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         sec = summary["seconds"]
         print(f"dataset: {summary['events']:,} events, {summary['users']:,} users, {summary['items']:,} items, "
               f"{args.days} days, {summary['snapshots']} daily snapshots (generated in {gen_s:.2f} s)")
-        print(f"feature tables: " + ", ".join(f"{k} {v:,} rows" for k, v in summary["rows"].items()))
+        print("feature tables: " + ", ".join(f"{k} {v:,} rows" for k, v in summary["rows"].items()))
         print(f"{'stage':<14}{'seconds':>9}{'rows/s':>14}")
         rows = summary["materialized_rows"]
         print(f"{'read':<14}{sec['read']:>9.2f}{summary['events'] / sec['read']:>14,.0f}  (events)")

@@ -37,12 +37,11 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import jinja2
 import pulumi
 import yaml
-from typing_extensions import NotRequired, Required
 
 from components.catalog import Catalog, load_catalog
 from components.cluster import ClusterFacts, KubernetesCluster
@@ -430,11 +429,11 @@ def plan_feature_store(name: str, args: FeatureStoreArgs, catalog: Catalog | Non
     if engine not in ("feast", "managed"):
         p.add("engine", engine, "is not an engine.", "use 'feast' or 'managed'.")
         engine = "feast"
-    key = (str(target), engine)
-    implementation = IMPLEMENTATIONS.get(key) or IMPLEMENTATIONS[(str(target), "feast")]
+    impl_key = (str(target), engine)
+    implementation = IMPLEMENTATIONS.get(impl_key) or IMPLEMENTATIONS[(str(target), "feast")]
     requested = [(Feature.MANAGED_ONLINE_STORE, "engine", engine)] if engine == "managed" else []
     p.extend(feature_support(implementation).check(requested))
-    if key not in IMPLEMENTATIONS:
+    if impl_key not in IMPLEMENTATIONS:
         p.raise_if_any()  # the feature check above explained why (e.g. managed on kubernetes)
     uses_cluster = engine == "feast" and target != "local"
 
@@ -498,7 +497,7 @@ def plan_feature_store(name: str, args: FeatureStoreArgs, catalog: Catalog | Non
             gcp_project = given
 
     # -- stores ---------------------------------------------------------------------------------
-    online_choices, offline_choices = ONLINE_STORES[key], OFFLINE_STORES[key]
+    online_choices, offline_choices = ONLINE_STORES[impl_key], OFFLINE_STORES[impl_key]
     online = args.get("online_store", online_choices[0])
     if online not in online_choices:
         p.add("online_store", online, f"is not available for {implementation}.", f"use one of {list(online_choices)}.")
@@ -519,9 +518,8 @@ def plan_feature_store(name: str, args: FeatureStoreArgs, catalog: Catalog | Non
     # -- bucket ---------------------------------------------------------------------------------
     bucket: BucketPlan | None = None
     if target != "local":
-        scheme: Literal["s3", "gs"] | None = {"aws": "s3", "gcp": "gs"}.get(
-            str(target) if target != "kubernetes" else (facts.cloud if facts else ""), None  # type: ignore[arg-type]
-        )
+        cloud_of_bucket = str(target) if target != "kubernetes" else (facts.cloud if facts else "")
+        scheme: Literal["s3", "gs"] | None = {"aws": "s3", "gcp": "gs"}.get(cloud_of_bucket)  # type: ignore[assignment]
         given_bucket = args.get("offline_bucket")
         if given_bucket is not None:
             m = _BUCKET_URL.fullmatch(given_bucket) if isinstance(given_bucket, str) else None
@@ -543,7 +541,7 @@ def plan_feature_store(name: str, args: FeatureStoreArgs, catalog: Catalog | Non
     # -- redis ----------------------------------------------------------------------------------
     redis: RedisPlan | None = None
     if target == "kubernetes":
-        r = dict(args.get("redis") or {})
+        r: dict[str, Any] = dict(args.get("redis") or {})
         for k in sorted(set(r) - _REDIS_KEYS):
             p.add(f"redis.{k}", r[k], "is not an argument of RedisArgs.", f"use one of {sorted(_REDIS_KEYS)}.")
         endpoint = r.get("endpoint")

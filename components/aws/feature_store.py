@@ -30,6 +30,7 @@ ingestion jobs) is not done by this component or the local pipeline.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -188,6 +189,10 @@ def glue_columns(view: FeatureViewSpec) -> list[aws.glue.CatalogTableStorageDesc
     return [aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t) for n, t in columns]
 
 
+def _prefix_of(view: str) -> Callable[[str], str]:
+    return lambda bucket: f"s3://{bucket}/features/{view}/"
+
+
 def _create_athena(parent: pulumi.Resource, name: str, plan: FeatureStorePlan, bucket_name: pulumi.Output[str], key_arn: pulumi.Output[str]) -> list[pulumi.Resource]:
     database = aws.glue.CatalogDatabase(
         f"{name}-glue-db",
@@ -206,7 +211,7 @@ def _create_athena(parent: pulumi.Resource, name: str, plan: FeatureStorePlan, b
                     table_type="EXTERNAL_TABLE",
                     parameters={"classification": "parquet", "EXTERNAL": "TRUE"},
                     storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                        location=bucket_name.apply(lambda b, v=view.name: f"s3://{b}/features/{v}/"),
+                        location=bucket_name.apply(_prefix_of(view.name)),
                         input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
                         output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
                         ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(

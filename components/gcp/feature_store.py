@@ -30,12 +30,19 @@ Vertex AI) must already be enabled: this component does not enable services.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.feature_store import FeatureStorePlan, FeatureViewSpec, bigtable_instance_id, datastore_database_id, vertex_id
+from components.feature_store import (
+    FeatureStorePlan,
+    FeatureViewSpec,
+    bigtable_instance_id,
+    datastore_database_id,
+    vertex_id,
+)
 from components.features import Feature, FeatureSupport
 
 if TYPE_CHECKING:
@@ -107,6 +114,10 @@ def bigquery_schema(view: FeatureViewSpec, *, vertex: bool = False) -> str:
     return json.dumps(fields)
 
 
+def _parquet_of(view: str) -> Callable[[str], str]:
+    return lambda bucket: f"gs://{bucket}/features/{view}/*.parquet"
+
+
 def _create_bigquery(
     parent: pulumi.Resource, name: str, plan: FeatureStorePlan, args: FeatureStoreArgs, bucket_name: pulumi.Output[str]
 ) -> tuple[gcp.bigquery.Dataset, dict[str, gcp.bigquery.Table]]:
@@ -138,7 +149,7 @@ def _create_bigquery(
                     source_format="PARQUET",
                     autodetect=False,
                     schema=bigquery_schema(view),
-                    source_uris=[bucket_name.apply(lambda b, v=view.name: f"gs://{b}/features/{v}/*.parquet")],
+                    source_uris=[bucket_name.apply(_parquet_of(view.name))],
                 ),
                 labels=_labels(plan),
             ),
@@ -149,7 +160,8 @@ def _create_bigquery(
 
 def create_gcp_store(parent: pulumi.ComponentResource, name: str, plan: FeatureStorePlan, args: FeatureStoreArgs) -> dict[str, Any]:
     """``feast-gcp`` or ``vertex-feature-store`` (see the module docstring)."""
-    assert plan.bucket is not None and plan.gcp_project is not None  # planned for gcp
+    assert plan.bucket is not None and plan.gcp_project is not None and plan.region is not None  # planned for gcp
+    region: str = plan.region
     if plan.bucket.create:
         bucket_name: pulumi.Output[str] = create_bucket(parent, name, plan, args).name
     else:
@@ -190,7 +202,7 @@ def create_gcp_store(parent: pulumi.ComponentResource, name: str, plan: FeatureS
             gcp.firestore.DatabaseArgs(
                 name=datastore_database_id(name),
                 project=plan.gcp_project,
-                location_id=plan.region,
+                location_id=region,
                 type="DATASTORE_MODE",
                 delete_protection_state="DELETE_PROTECTION_ENABLED" if plan.deletion_protection else "DELETE_PROTECTION_DISABLED",
                 deletion_policy="ABANDON" if plan.deletion_protection else "DELETE",
@@ -237,6 +249,7 @@ def _create_vertex(
     dataset: gcp.bigquery.Dataset, tables: dict[str, gcp.bigquery.Table], bucket_url: pulumi.Output[str],
 ) -> dict[str, Any]:
     kms = args.get("kms_key_name")
+    region: str = plan.region or ""
     store_id = vertex_id(name, "online")
     if plan.online_store == "bigtable":
         serving: dict[str, Any] = {
@@ -252,7 +265,7 @@ def _create_vertex(
             "optimized": gcp.vertex.AiFeatureOnlineStoreOptimizedArgs(),
             "dedicated_serving_endpoint": gcp.vertex.AiFeatureOnlineStoreDedicatedServingEndpointArgs(
                 private_service_connect_config=gcp.vertex.AiFeatureOnlineStoreDedicatedServingEndpointPrivateServiceConnectConfigArgs(
-                    enable_private_service_connect=True, project_allowlists=[plan.gcp_project]
+                    enable_private_service_connect=True, project_allowlists=[plan.gcp_project or ""]
                 )
             ),
         }
@@ -261,7 +274,7 @@ def _create_vertex(
         gcp.vertex.AiFeatureOnlineStoreArgs(
             name=store_id,
             project=plan.gcp_project,
-            region=plan.region,
+            region=region,
             labels=_labels(plan),
             encryption_spec=gcp.vertex.AiFeatureOnlineStoreEncryptionSpecArgs(kms_key_name=kms) if kms else None,
             force_destroy=not plan.deletion_protection,
@@ -290,7 +303,7 @@ def _create_vertex(
             gcp.vertex.AiFeatureGroupArgs(
                 name=group_id,
                 project=plan.gcp_project,
-                region=plan.region,
+                region=region,
                 description=view.description,
                 labels=_labels(plan),
                 big_query=gcp.vertex.AiFeatureGroupBigQueryArgs(
@@ -309,7 +322,7 @@ def _create_vertex(
                     name=feature.name,
                     feature_group=group.name,
                     project=plan.gcp_project,
-                    region=plan.region,
+                    region=region,
                     description=feature.description,
                     labels=_labels(plan),
                 ),
@@ -322,7 +335,7 @@ def _create_vertex(
             gcp.vertex.AiFeatureOnlineStoreFeatureviewArgs(
                 name=group_id,
                 project=plan.gcp_project,
-                region=plan.region,
+                region=region,
                 feature_online_store=online.name,
                 sync_config=gcp.vertex.AiFeatureOnlineStoreFeatureviewSyncConfigArgs(cron=plan.materialize_schedule),
                 feature_registry_source=gcp.vertex.AiFeatureOnlineStoreFeatureviewFeatureRegistrySourceArgs(

@@ -90,11 +90,11 @@ def pod_env(plan: FeatureStorePlan) -> list[dict[str, Any]]:
 
 
 def _volumes(plan: FeatureStorePlan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes = [
+    volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": f"{plan.name}-feast-config"}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
     return volumes, mounts
 
 
@@ -408,7 +408,8 @@ def create_kubernetes_store(
         role = bucket_access_role(component, name, plan, cluster, sa_name, bucket_name, key_arn)
         annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
     elif cluster.facts.cloud == "gcp":
-        from components.gcp.feature_store import bucket_access_identity, create_bucket as create_gcs_bucket
+        from components.gcp.feature_store import bucket_access_identity
+        from components.gcp.feature_store import create_bucket as create_gcs_bucket
 
         bucket_name = create_gcs_bucket(component, name, plan, args).name if bucket.create else pulumi.Output.from_input(bucket.given or "")
         annotations = bucket_access_identity(component, name, plan, cluster, sa_name, bucket_name).annotations

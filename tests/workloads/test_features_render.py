@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from workloads.features.__main__ import main
-from workloads.features.render import TARGETS, TEMPLATES_DIR, FeatureStoreYamlError, param_specs, render_feature_store_yaml
+from workloads.features.render import (
+    TARGETS,
+    TEMPLATES_DIR,
+    FeatureStoreYamlError,
+    param_specs,
+    render_feature_store_yaml,
+)
 
 CASES = {
     "local": ("local", {}),
@@ -82,7 +88,7 @@ def test_every_problem_is_reported_at_once() -> None:
     ],
 )
 def test_invalid_parameters_are_rejected_with_the_value_and_the_rule(target: str, params: dict, fragment: str) -> None:
-    with pytest.raises(FeatureStoreYamlError, match="feature_store.yaml") as err:
+    with pytest.raises(FeatureStoreYamlError, match=r"feature_store\.yaml") as err:
         render_feature_store_yaml(target, **params)
     assert fragment in str(err.value)
 

@@ -16,7 +16,7 @@ from workloads.serving.history import FeastHistorySource
 
 
 def test_feature_server_refuses_a_directory_that_is_not_a_repository(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="feature_store.yaml is missing"):
+    with pytest.raises(FileNotFoundError, match=r"feature_store\.yaml is missing"):
         FeatureServer(tmp_path)
 
 
