@@ -144,8 +144,9 @@ class FeatureStoreArgs(TypedDict, total=False):
     """Where the materialisation job reads the event log (a ``workloads.data.generate`` directory). Default
     ``<bucket>/events``."""
     credentials_secret: NotRequired[str]
-    """kubernetes target on an existing cluster: a Secret in the namespace whose keys become the pods'
-    environment (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for MinIO). Default: none."""
+    """kubernetes target: a Secret in the namespace whose keys become the pods' environment, for a bucket that
+    workload identity does not cover (MinIO: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL and
+    FEAST_S3_ENDPOINT_URL). Default: none."""
     redis: NotRequired[RedisArgs]
     """kubernetes target: the Redis online store. Default: an in-cluster StatefulSet with a generated password."""
     server_replicas: NotRequired[int]

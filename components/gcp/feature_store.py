@@ -22,6 +22,11 @@ feature, ``{name}-online`` (an ``AiFeatureOnlineStore``: autoscaling Bigtable, o
 serving behind a Private Service Connect endpoint) and ``{name}-<view>-view`` (an online
 feature view synced from the group on ``materialize_schedule``).
 
+With either engine the parquet files under ``features/`` are written by the materialisation
+job (``python -m workloads.features materialize --offline-root gs://BUCKET/features --source
+bigquery``): the CronJob for ``feast-gcp``, a job of your own for Vertex, which then syncs from
+BigQuery on its schedule.
+
 Everything is encrypted at rest by Google; with ``kms_key_name`` the bucket, dataset, Bigtable
 and Vertex store use that key instead (CMEK). Project APIs (BigQuery, Datastore, Bigtable,
 Vertex AI) must already be enabled: this component does not enable services.

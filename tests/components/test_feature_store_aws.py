@@ -118,3 +118,34 @@ def test_sagemaker_feature_groups_are_online_and_offline_and_encrypted() -> None
     assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert r.outputs["yaml"] is None and r.outputs["offline"] == "s3://fs-bucket-mock/sagemaker"
     assert r.outputs["resources"]["feature_groups"] == ["fs-user-last-items", "fs-user-activity", "fs-item-popularity"]
+
+
+ENUMS = {  # (resource type, input path) -> botocore (service, shape): as strict as the AWS API
+    ("aws:dynamodb/table:Table", ("billingMode",)): ("dynamodb", "BillingMode"),
+    ("aws:dynamodb/table:Table", ("attributes", 0, "type")): ("dynamodb", "ScalarAttributeType"),
+    ("aws:sagemaker/featureGroup:FeatureGroup", ("onlineStoreConfig", "storageType")): ("sagemaker", "StorageType"),
+    ("aws:sagemaker/featureGroup:FeatureGroup", ("offlineStoreConfig", "tableFormat")): ("sagemaker", "TableFormat"),
+    ("aws:athena/workgroup:Workgroup", ("configuration", "resultConfiguration", "encryptionConfiguration", "encryptionOption")): ("athena", "EncryptionOption"),
+    ("aws:s3/bucketOwnershipControls:BucketOwnershipControls", ("rule", "objectOwnership")): ("s3", "ObjectOwnership"),
+    ("aws:s3/bucketVersioning:BucketVersioning", ("versioningConfiguration", "status")): ("s3", "BucketVersioningStatus"),
+}
+
+
+def test_enum_values_are_ones_the_aws_api_accepts(athena: ProgramRun) -> None:
+    from gpuplane.engine.aws_enums import allowed_values
+
+    managed = _run({"target": "aws", "engine": "managed", "region": "us-east-1"}, with_cluster=False)
+    checked = 0
+    for r in [*athena.resources, *managed.resources]:
+        for (typ, path), (service, shape) in ENUMS.items():
+            if r.type != typ:
+                continue
+            value: Any = r.inputs
+            for step in path:
+                value = value[step]
+            assert value in allowed_values(service, shape), f"{r.urn}: {'.'.join(map(str, path))}={value!r}"
+            checked += 1
+        if r.type == "aws:sagemaker/featureGroup:FeatureGroup":
+            for definition in r.inputs["featureDefinitions"]:
+                assert definition["featureType"] in allowed_values("sagemaker", "FeatureType"), r.urn
+    assert checked >= 12
