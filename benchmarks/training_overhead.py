@@ -6,7 +6,7 @@ logging, no checkpoints); the bare loop trains on one fixed batch with nothing e
 interleaved and repeated; the script prints medians and the overhead. Goal: overhead <= 5%.
 No pass/fail: it prints figures.
 
-    python benchmarks/training_overhead.py [--preset tiny] [--steps 100] [--repeats 5]
+    python benchmarks/training_overhead.py [--preset tiny] [--steps 100] [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for both loops (default 1)")
     args = ap.parse_args()
 
     from workloads.data.generate import GenerateConfig, generate
@@ -77,7 +78,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, GenerateConfig(users=2000, items=1000, days=7, seed=0))
         cfg = parse_args(["--preset", args.preset, "--data", tmp, "--max-steps", str(args.steps + 1),
-                          "--batch-size", str(args.batch_size), "--log-every", str(10 * args.steps)])
+                          "--batch-size", str(args.batch_size), "--log-every", str(10 * args.steps),
+                          "--threads", str(args.threads)])
         data = load_dataset(tmp, cfg.model.block_size, cfg.train.eval_fraction, cfg.train.eval_positions)
         harness, bare = [], []
         for _ in range(args.repeats):
@@ -87,14 +89,16 @@ def main() -> None:
 
     h, b = statistics.median(harness), statistics.median(bare)
     overhead = 1 - h / b
+    paired = 1 - statistics.median(x / y for x, y in zip(harness, bare, strict=True))
     print(f"== training harness vs bare loop: preset {args.preset}, batch {args.batch_size}, "
           f"{args.steps} steps, median of {args.repeats}")
     print(f"{'':<10}{'tokens/s':>12}  runs")
     print(f"{'harness':<10}{h:>12,.0f}  {', '.join(f'{v:,.0f}' for v in harness)}")
     print(f"{'bare':<10}{b:>12,.0f}  {', '.join(f'{v:,.0f}' for v in bare)}")
-    print(f"overhead {100 * overhead:.1f}% (goal <= 5%)")
+    print(f"overhead {100 * overhead:.1f}% of medians, {100 * paired:.1f}% median of back-to-back pairs "
+          "(goal <= 5%)")
     print(json.dumps({"preset": args.preset, "harness_tokens_per_s": h, "bare_tokens_per_s": b,
-                      "overhead": overhead, "goal_overhead_max": 0.05}))
+                      "overhead": overhead, "overhead_paired": paired, "goal_overhead_max": 0.05}))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from workloads.training.config import (
     EXIT_PREEMPTED,
     OptimConfig,
     RunConfig,
+    UsageError,
     peak_tflops_for,
     validate,
 )
@@ -90,8 +91,6 @@ def setup_distributed(device_pref: str) -> DistEnv:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
-        from workloads.training.config import UsageError
-
         raise UsageError("--device=cuda but torch.cuda.is_available() is False; use --device cpu")
     device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
     if use_cuda:
