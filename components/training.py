@@ -39,10 +39,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import pulumi
-from typing_extensions import NotRequired, Required
 
 from components.catalog import Catalog, load_catalog
 from components.cluster import ClusterFacts, KubernetesCluster
@@ -413,7 +412,8 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
     requested: list[tuple[Feature, str, object]] = [(Feature.GANG_SCHEDULING, "teams", "kueue")]
     if spot:
         requested.append((Feature.SPOT, "capacity_fallback", list(fallback)))
-        requested.append((Feature.INTERRUPTION_HANDLING, "capacity_fallback", list(fallback)))
+        if support.supports(Feature.SPOT):  # one message is enough where spot itself is missing
+            requested.append((Feature.INTERRUPTION_HANDLING, "capacity_fallback", list(fallback)))
     if "reserved" in fallback:
         requested.append((Feature.RESERVED_CAPACITY, "capacity_fallback", list(fallback)))
 
@@ -469,7 +469,9 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
             p.add(f"{path}.name", pname, "is used by another pool.", "give every pool its own name.")
             continue
         seen_pools.add(pname)  # type: ignore[arg-type]
-        plan = _plan_pool(p, name, path, spec, fallback, facts, catalog)
+        # Capacity types the implementation lacks were reported above; plan node pools for the rest.
+        node_fallback = [c for c in fallback if c == "on_demand" or (c == "spot" and support.supports(Feature.SPOT))]
+        plan = _plan_pool(p, name, path, spec, node_fallback, facts, catalog)
         if plan is not None:
             pools.append(plan)
 
@@ -501,7 +503,7 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
         if _dns_label(p, f"{path}.namespace", ns, "namespace"):
             if ns in seen_ns:
                 p.add(f"{path}.namespace", ns, f"is already team {seen_ns[ns]!r}'s namespace; each team's service account and identity live in its own.", "give each team its own namespace.")
-            seen_ns[ns] = tname  # type: ignore[index]
+            seen_ns[str(ns)] = str(tname)
         quota = team.get("gpu_quota") or {}
         if not isinstance(quota, dict):
             p.add(f"{path}.gpu_quota", quota, "must map pool names to GPU counts.", "give e.g. {'h100': 16}.")
@@ -625,7 +627,7 @@ def _plan_bucket(p: Problems, b: CheckpointBucketArgs, facts: ClusterFacts, requ
 def _plan_pool(p: Problems, name: str, path: str, spec: TrainingPoolArgs, fallback: list[str], facts: ClusterFacts, catalog: Catalog) -> TrainingPoolPlan | None:
     pname = spec["name"]
     capacities: list[CapacityPoolPlan] = []
-    node_capacities = [c for c in fallback if c in ("spot", "on_demand")] or ["on_demand"]
+    node_capacities = fallback or ["on_demand"]
     ok = True
     for rank, cap in enumerate(node_capacities):
         np_name = f"{name}-{pname}-{cap.replace('_', '-')}"

@@ -24,6 +24,7 @@ signs for the bucket's region.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,10 @@ def team_policy(bucket_arn: str, team: str, kms_key_arn: str | None) -> str:
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def _team_policy_of(values: list[Any], team: str) -> str:
+    return team_policy(values[0], team, values[1])
 
 
 def lifecycle_rules(bucket: BucketPlan) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -261,7 +266,7 @@ def create_cloud_resources(
             bucket_arn = pulumi.Output.from_input(f"arn:{partition_of(region)}:s3:::{given}")
         url = bucket_name.apply(lambda b: f"s3://{b}")
         for team in plan.teams:
-            policy = pulumi.Output.all(bucket_arn, key_arn).apply(lambda v, t=team.name: team_policy(v[0], t, v[1]))
+            policy = pulumi.Output.all(bucket_arn, key_arn).apply(functools.partial(_team_policy_of, team=team.name))
             role = irsa_role(
                 component,
                 f"{name}-{team.name}-irsa",

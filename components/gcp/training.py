@@ -24,6 +24,7 @@ derived from the catalog's 30 s notice (25 s by default).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -57,6 +58,10 @@ def team_condition(bucket: str, team: str) -> dict[str, str]:
         "description": f"Objects under gs://{bucket}/{team}/ only (gpuplane)",
         "expression": f'resource.type == "storage.googleapis.com/Bucket" || resource.name.startsWith("projects/_/buckets/{bucket}/objects/{team}/")',
     }
+
+
+def _condition_of(bucket: str, team: str) -> dict[str, str]:
+    return team_condition(bucket, team)
 
 
 def lifecycle_rules(bucket: BucketPlan) -> list[gcp.storage.BucketLifecycleRuleArgs]:
@@ -100,6 +105,7 @@ def create_cloud_resources(component: SpotTrainingCluster, name: str, plan: Trai
     for team in plan.teams:
         identity = workload_identity_sa(component, f"{name}-{team.name}", cluster, team.namespace, team.service_account, display_name=f"gpuplane training {name}/{team.name}")
         static = team_condition("BUCKET", team.name)
+        condition = bucket_name.apply(functools.partial(_condition_of, team=team.name))
         grant = gcp.storage.BucketIAMMember(
             f"{name}-{team.name}-checkpoints-access",
             bucket=bucket_name,
@@ -107,8 +113,8 @@ def create_cloud_resources(component: SpotTrainingCluster, name: str, plan: Trai
             member=identity.member,
             condition=gcp.storage.BucketIAMMemberConditionArgs(
                 title=static["title"],
-                description=bucket_name.apply(lambda b, t=team.name: team_condition(b, t)["description"]),
-                expression=bucket_name.apply(lambda b, t=team.name: team_condition(b, t)["expression"]),
+                description=condition.apply(lambda c: c["description"]),
+                expression=condition.apply(lambda c: c["expression"]),
             ),
             opts=opts,
         )
