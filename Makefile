@@ -12,7 +12,7 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup test test-fast demo plan bench lint typecheck clean help
+.PHONY: setup test test-fast demo plan bench gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
@@ -47,8 +47,15 @@ plan: setup
 demo: setup
 	$(VENV)/bin/gpuplane demo
 
+# Every benchmarks/*.py that is not a helper module, run as a module from the repo root.
+BENCHES := $(filter-out %_common %__init__ gpu_h200,$(basename $(notdir $(wildcard benchmarks/*.py))))
+
 bench: setup
-	@for b in benchmarks/*.py; do echo "=== $$b"; $(PY) $$b || exit $$?; done
+	@for b in $(BENCHES); do echo "=== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || exit $$?; done
+
+# The one prepared GPU check (MFU of `small`, weight load to the GPU); also runs on CPU.
+gpu-check: setup
+	$(PY) -m benchmarks.gpu_h200
 
 lint: setup
 	$(VENV)/bin/ruff check components policies stacks gpuplane workloads tests benchmarks
