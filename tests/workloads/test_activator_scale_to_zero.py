@@ -42,8 +42,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/v2/health/ready":
             ready = time.monotonic() - started >= ready_after
             self.reply(200 if ready else 503, {"ready": ready})
+        elif self.path == "/big":  # larger than one piece: streamed through the activator
+            body = bytes(range(256)) * 1024
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("X-Upstream", "yes")
+            self.end_headers()
+            for piece in (b"first,", b"second"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/slow":
+            time.sleep(3)
+            self.reply(200, {})
         else:
             self.reply(200, {"pid": os.getpid(), "path": self.path})
+
+    def do_HEAD(self):  # the head of GET /big, without its body
+        self.send_response(200)
+        self.send_header("Content-Length", str(256 * 1024))
+        self.end_headers()
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -176,6 +199,52 @@ def test_fixed_upstream_port_reaches_the_server_through_the_port_variable(activa
     url, app = activator
     assert httpx.get(f"{url}/x", timeout=30).status_code == 200
     assert app.state.upstream.port == app.state.upstream.config.upstream_port  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("activator", [cfg(command=stand_in(0.1))], indirect=True)
+def test_warm_requests_reuse_one_upstream_connection(activator: tuple[str, object]) -> None:
+    url, app = activator
+    with httpx.Client(base_url=url, timeout=30) as client:
+        replies = [client.post("/v2/models/m/infer", content=f"{i}".encode()) for i in range(5)]
+    assert [r.json()["body"] for r in replies] == ["0", "1", "2", "3", "4"]
+    pool = app.state.upstream.pool  # type: ignore[attr-defined]
+    assert pool.opened == 1  # readiness polls and all five requests on one keep-alive connection
+    assert metric(url, 'gpuplane_activator_requests_total{code="201"}') == 5
+
+
+@pytest.mark.parametrize("activator", [cfg(command=stand_in(0.1), upstream_timeout_seconds=0.5)], indirect=True)
+def test_replies_are_passed_on_whole_streamed_or_rechunked(activator: tuple[str, object]) -> None:
+    url, _ = activator
+    big = httpx.get(f"{url}/big", timeout=30)
+    assert (big.status_code, big.headers["content-length"], big.content) == (
+        200, str(256 * 1024), bytes(range(256)) * 1024)
+    assert big.headers["content-type"] == "application/octet-stream"
+    chunked = httpx.get(f"{url}/chunked", timeout=30)
+    assert (chunked.status_code, chunked.content, chunked.headers["x-upstream"]) == (200, b"first,second", "yes")
+    head = httpx.head(f"{url}/big", timeout=30)
+    assert (head.status_code, head.headers["content-length"], head.content) == (200, str(256 * 1024), b"")
+    slow = httpx.get(f"{url}/slow", timeout=30)
+    assert (slow.status_code, slow.json()) == (504, {"error": "server did not answer within 0s"})
+    assert httpx.get(f"{url}/after-timeout", timeout=30).status_code == 200  # a fresh connection
+
+
+@pytest.mark.parametrize("activator", [cfg(max_body_bytes=100)], indirect=True)
+def test_oversized_bodies_and_unforwarded_methods_are_refused_without_starting_the_server(
+        activator: tuple[str, object]) -> None:
+    url, _ = activator
+    too_big = httpx.post(f"{url}/v2/models/m/infer", content=b"x" * 101, timeout=30)
+    assert (too_big.status_code, too_big.json()["error"]) == (
+        413, "request body exceeds the activator's limit of 100 bytes (--max-body-bytes)")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b"x" * 60
+        yield b"x" * 60
+
+    streamed = httpx.post(f"{url}/v2/models/m/infer", content=chunks(), timeout=30)
+    assert streamed.status_code == 413
+    trace = httpx.request("TRACE", f"{url}/v2", timeout=30)
+    assert trace.status_code == 405 and "is not forwarded" in trace.json()["error"]
+    assert httpx.get(f"{url}/activator/status").json()["upstream"] == "stopped"
 
 
 @pytest.mark.parametrize(("argv", "message"), [

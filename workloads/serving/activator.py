@@ -9,8 +9,14 @@ What Knative's activator does for a cluster, for one machine (``gpuplane demo``,
   answers 200, then forwarded. A start that does not become ready within
   ``--ready-timeout-seconds`` answers the held requests 504 (the process is stopped); a server
   that exits while starting answers them 502.
-- Forwards every path except ``/activator/...`` with an ``httpx.AsyncClient`` (keep-alive pool),
-  request and reply bodies whole (bounded by ``--max-body-bytes``), hop-by-hop headers dropped.
+- Forwards every path except ``/activator/...`` over keep-alive HTTP/1.1 connections
+  (``http_pool.ConnectionPool``, one per server start, up to 64 kept idle). The request body is
+  read whole first (bounded by ``--max-body-bytes``, 413 above), since it must be held while the
+  server starts; the reply is passed on as it arrives (a reply up to 64 KiB in one piece), with
+  its Content-Length when the server sent one. Hop-by-hop headers (and ``Expect``) are dropped.
+  The forwarding path is plain ASGI (no framework routing, no per-request log lines); an
+  unreachable server answers 502, one that does not reply within ``upstream_timeout_seconds``
+  504, and a server failing after its reply began closes the client's connection.
 - After ``--idle-seconds`` without requests in flight it stops the server with SIGTERM (the
   server drains), SIGKILL after ``--stop-timeout-seconds``; the next request starts it again.
 - The upstream port is ``--upstream-port`` or a free loopback port chosen at each start, passed
@@ -19,7 +25,7 @@ What Knative's activator does for a cluster, for one machine (``gpuplane demo``,
   histograms, held requests, upstream up, replies by code) and ``/activator/status`` (JSON).
 - SIGTERM/SIGINT stop the listener, stop the server (which drains) and exit 0.
 
-Deliberately not done: several replicas, load balancing, streaming bodies, WebSockets.
+Deliberately not done: several replicas, load balancing, streamed request bodies, WebSockets.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -37,7 +44,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -45,6 +51,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from workloads.serving.http_pool import ConnectionPool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("gpuplane.activator")
 
@@ -52,9 +61,14 @@ READINESS_PATH = "/v2/health/ready"
 READINESS_POLL_FIRST_SECONDS = 0.01
 READINESS_POLL_MAX_SECONDS = 0.05
 """Readiness polls back off from 10 ms to 50 ms: each poll costs the starting server a little CPU."""
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "host", "content-length"})
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+                        b"trailer", b"transfer-encoding", b"upgrade"})
+REQUEST_DROPPED = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+"""Request headers not forwarded: the pool writes Host and Content-Length; the body is already read."""
+REPLY_DROPPED = HOP_BY_HOP
+"""Reply headers not passed on; Content-Length stays, as the body is passed on unchanged."""
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+ACTIVATOR_PREFIX = "/activator/"
 HOLD_BUCKETS_SECONDS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -104,6 +118,13 @@ class ActivatorMetrics:
         self.held = Gauge("gpuplane_activator_held_requests", "Requests held now.", registry=r)
         self.upstream_up = Gauge("gpuplane_activator_upstream_up", "1 while the server is ready.", registry=r)
         self.requests = Counter("gpuplane_activator_requests", "Replies by status code.", ["code"], registry=r)
+        self._replies: dict[int, Counter] = {}
+
+    def count_reply(self, code: int) -> None:
+        child = self._replies.get(code)
+        if child is None:  # label lookups lock and hash; forwarded requests reuse the child
+            child = self._replies[code] = self.requests.labels(code=str(code))
+        child.inc()
 
 
 def free_port() -> int:
@@ -115,10 +136,12 @@ def free_port() -> int:
 class Upstream:
     """The managed server process: stopped → starting → ready → stopping → stopped."""
 
-    def __init__(self, config: ActivatorConfig, client: httpx.AsyncClient, metrics: ActivatorMetrics) -> None:
-        self.config, self.client, self.metrics = config, client, metrics
+    def __init__(self, config: ActivatorConfig, metrics: ActivatorMetrics) -> None:
+        self.config, self.metrics = config, metrics
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
+        self.pool: ConnectionPool | None = None
+        """Connections to the server of the current start (None before the first)."""
         self.ready = False
         self._starting: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -130,10 +153,6 @@ class Upstream:
         if self._starting is not None:
             return "starting"
         return "ready" if self.ready else "stopped"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
@@ -157,6 +176,9 @@ class Upstream:
     async def _start(self) -> None:
         try:
             self.port = self.config.upstream_port or free_port()
+            if self.pool is not None:
+                await self.pool.close()
+            self.pool = pool = ConnectionPool("127.0.0.1", self.port)
             command = [arg.replace("{port}", str(self.port)) for arg in self.config.command]
             self.metrics.cold_starts.inc()
             started = time.monotonic()
@@ -176,9 +198,11 @@ class Upstream:
                     await self._terminate()
                     raise UpstreamStartError(504, f"server not ready after {self.config.ready_timeout_seconds:.0f}s "
                                                   "(--ready-timeout-seconds)")
-                with contextlib.suppress(httpx.TransportError):
-                    reply = await self.client.get(f"{self.base_url}{READINESS_PATH}", timeout=1.0)
-                    if reply.status_code == 200:
+                with contextlib.suppress(UpstreamError):
+                    reply = await pool.request("GET", READINESS_PATH.encode(), (), b"", 1.0)
+                    async for _ in reply.chunks():  # read to the end, so the connection is reused
+                        pass
+                    if reply.status == 200:
                         break
                 await asyncio.sleep(poll)
                 poll = min(poll * 1.5, READINESS_POLL_MAX_SECONDS)
@@ -211,6 +235,8 @@ class Upstream:
             self._stopping = None
 
     async def _terminate(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
         process, self.process = self.process, None
         if process is None or process.returncode is not None:
             return
@@ -225,63 +251,102 @@ class Upstream:
 
 
 def create_activator_app(config: ActivatorConfig) -> Starlette:
-    """The activator as an ASGI app; the server process lives as long as the app's lifespan."""
+    """The activator as an ASGI app; the server process lives as long as the app's lifespan.
+    ``/activator/...`` routes and the lifespan go through Starlette, everything else straight to
+    the forwarding path."""
     metrics = ActivatorMetrics()
-    retry = {"Retry-After": str(config.retry_after_seconds)}
-    client = httpx.AsyncClient(timeout=httpx.Timeout(config.upstream_timeout_seconds, connect=5.0),
-                               limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
-    upstream = Upstream(config, client, metrics)
+    retry = [(b"retry-after", str(config.retry_after_seconds).encode())]
+    upstream = Upstream(config, metrics)
     activity = {"in_flight": 0, "held": 0, "last": time.monotonic()}
+    timeout = config.upstream_timeout_seconds
 
-    def reply(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        metrics.requests.labels(code=str(status)).inc()
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    async def reply(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        metrics.count_reply(status)
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+                                *(headers or [])]})
+        await send({"type": "http.response.body", "body": body})
 
-    async def read_body(request: Request) -> bytes | None:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > config.max_body_bytes:
+    async def read_body(scope: Scope, receive: Receive) -> bytes | None:
+        """The whole request body; None when it exceeds the limit, or the client left."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > config.max_body_bytes:
                 return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > config.max_body_bytes:
+                    return None
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def proxy(request: Request) -> Response:
-        body = await read_body(request)
+    async def forward(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in METHODS:
+            await reply(send, 405, f"method {scope['method']} is not forwarded; use one of {', '.join(sorted(METHODS))}")
+            return
+        try:
+            body = await read_body(scope, receive)
+        except _ClientGone:
+            return
         if body is None:
-            return reply(413, f"request body exceeds the activator's limit of {config.max_body_bytes} bytes "
-                              "(--max-body-bytes)")
+            await reply(send, 413, f"request body exceeds the activator's limit of {config.max_body_bytes} bytes "
+                                   "(--max-body-bytes)")
+            return
         activity["in_flight"] += 1
         activity["last"] = time.monotonic()
         try:
             if not (upstream.ready and upstream.alive()):
                 if activity["held"] >= config.max_held:
-                    return reply(503, f"{activity['held']} requests are already waiting for the server to start "
-                                      f"(--max-held {config.max_held}); retry later", retry)
+                    await reply(send, 503, f"{activity['held']} requests are already waiting for the server to "
+                                           f"start (--max-held {config.max_held}); retry later", retry)
+                    return
                 activity["held"] += 1
                 metrics.held.inc()
                 held_at = time.monotonic()
                 try:
                     await upstream.ensure_ready()
                 except UpstreamStartError as exc:
-                    return reply(exc.status, str(exc))
+                    await reply(send, exc.status, str(exc))
+                    return
                 finally:
                     activity["held"] -= 1
                     metrics.held.dec()
                     metrics.hold_seconds.observe(time.monotonic() - held_at)
-            headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-            url = f"{upstream.base_url}{request.url.path}"
-            if request.url.query:
-                url += f"?{request.url.query}"
+            pool = upstream.pool
+            assert pool is not None  # set by the start that made the server ready
+            target = scope.get("raw_path") or scope["path"].encode()
+            if scope["query_string"]:
+                target = b"%s?%s" % (target, scope["query_string"])
+            headers = [(k, v) for k, v in scope["headers"] if k not in REQUEST_DROPPED]
             try:
-                answer = await client.request(request.method, url, headers=headers, content=body)
-            except httpx.TimeoutException:
-                return reply(504, f"server did not answer within {config.upstream_timeout_seconds:.0f}s")
-            except httpx.TransportError as exc:
-                return reply(502, f"server unreachable: {type(exc).__name__}")
-            metrics.requests.labels(code=str(answer.status_code)).inc()
-            out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
-            return Response(answer.content, status_code=answer.status_code, headers=out_headers)
+                answer = await pool.request(scope["method"], target, headers, body, timeout)
+            except UpstreamTimeout:
+                await reply(send, 504, f"server did not answer within {timeout:.0f}s")
+                return
+            except UpstreamError as exc:
+                await reply(send, 502, f"server unreachable: {exc}")
+                return
+            metrics.count_reply(answer.status)
+            await send({"type": "http.response.start", "status": answer.status,
+                        "headers": [(k, v) for k, v in answer.headers if k not in REPLY_DROPPED]})
+            if answer.body is not None:
+                await send({"type": "http.response.body", "body": answer.body})
+                return
+            try:
+                async for chunk in answer.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamError as exc:  # the reply has begun: all that is left is to cut it short
+                log.warning("server failed in the middle of a reply to %s %s: %s", scope["method"], scope["path"], exc)
+                raise
+            await send({"type": "http.response.body", "body": b""})
         finally:
             activity["in_flight"] -= 1
             activity["last"] = time.monotonic()
@@ -314,16 +379,33 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             await upstream.close()
-            await client.aclose()
 
     app = Starlette(routes=[
         Route("/activator/metrics", activator_metrics, methods=["GET"]),
         Route("/activator/status", status, methods=["GET"]),
-        Route("/{path:path}", proxy, methods=METHODS),
     ], lifespan=lifespan)
+    app.add_middleware(_ForwardFirst, forward=forward)
     app.state.upstream = upstream
     app.state.metrics = metrics
     return app
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+class _ForwardFirst:
+    """ASGI middleware: HTTP requests outside ``/activator/`` go to ``forward``, the rest (the
+    activator's own routes, the lifespan) to the app."""
+
+    def __init__(self, app: ASGIApp, forward: ASGIApp) -> None:
+        self.app, self.forward = app, forward
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(ACTIVATOR_PREFIX):
+            await self.forward(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class _Server(uvicorn.Server):
@@ -379,7 +461,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request otherwise
     config = ActivatorConfig(command=command, idle_seconds=args.idle_seconds, max_held=args.max_held,
                              ready_timeout_seconds=args.ready_timeout_seconds, upstream_port=args.upstream_port,
                              stop_timeout_seconds=args.stop_timeout_seconds, max_body_bytes=args.max_body_bytes)
