@@ -1,5 +1,6 @@
 """Helpers for the serving benchmarks: a generated model export, server processes on loopback,
-and a minimal keep-alive HTTP/1.1 client whose own cost stays small next to the server's.
+a minimal keep-alive HTTP/1.1 client whose own cost stays small next to the server's, ``wrk``
+(a C load generator, ``apt-get install wrk``) when installed, and per-process CPU accounting.
 
 Not a benchmark itself; run ``python -m benchmarks.serving_coldstart`` or
 ``python -m benchmarks.serving_throughput`` from the repository root.
@@ -11,12 +12,15 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -98,6 +102,84 @@ def metric_values(metrics_text: str, name: str) -> dict[str, float]:
             label = key.split('"')[1] if '"' in key else ""
             values[label] = float(value)
     return values
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid``, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def loadavg() -> float:
+    """The 1-minute load average (others' work on the machine inflates every figure)."""
+    return os.getloadavg()[0]
+
+
+def pinned(command: list[str], cpu: int | None) -> list[str]:
+    """``command`` pinned to ``cpu`` with taskset when both are available, else as is."""
+    if cpu is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", str(cpu), *command]
+
+
+def generator_cpu() -> int | None:
+    """The CPU a load generator is pinned to: the last one, leaving the others to the server."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return cpus[-1] if len(cpus) > 1 else None
+
+
+WRK_SCRIPT = """
+local path = os.getenv("GPUPLANE_INFER_PATH")
+local requests, i, threads = {}, 0, {}
+for line in io.lines(os.getenv("GPUPLANE_BODIES")) do
+  requests[#requests + 1] = wrk.format("POST", path, {["Content-Type"] = "application/json"}, line)
+end
+function setup(thread) table.insert(threads, thread) end
+function init(args) codes = {} end
+function request() i = i % #requests + 1; return requests[i] end
+function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+function done(summary, latency, _)
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("codes")) do io.write(string.format("gpuplane-code %d %d\\n", code, n)) end
+  end
+  local e = summary.errors
+  io.write(string.format("gpuplane-result %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(port: int, bodies: Sequence[bytes], connections: int, seconds: float,
+            cpu: int | None = None) -> dict[str, object]:
+    """A closed loop of ``connections`` keep-alive connections for ``seconds`` with wrk (one
+    thread, pinned to ``cpu``), cycling through ``bodies``. Returns requests, seconds, req_s,
+    p50_s, p99_s, socket errors and status codes."""
+    with tempfile.TemporaryDirectory(prefix="gpuplane-wrk-") as tmp:
+        script, body_file = Path(tmp) / "post.lua", Path(tmp) / "bodies.jsonl"
+        script.write_text(WRK_SCRIPT)
+        body_file.write_bytes(b"\n".join(bodies) + b"\n")
+        command = pinned(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+                          "-s", str(script), f"http://127.0.0.1:{port}"], cpu)
+        out = subprocess.run(command, capture_output=True, text=True, check=True,
+                             env={**os.environ, "GPUPLANE_BODIES": str(body_file), "GPUPLANE_INFER_PATH": INFER_PATH})
+    codes: Counter[int] = Counter()
+    result: list[int] = []
+    for line in out.stdout.splitlines():
+        if line.startswith("gpuplane-code "):
+            _, code, n = line.split()
+            codes[int(code)] += int(n)
+        elif line.startswith("gpuplane-result "):
+            result = [int(v) for v in line.split()[1:]]
+    if not result:
+        raise RuntimeError(f"wrk printed no result: {out.stdout} {out.stderr}")
+    requests, micros, p50, p99, errors = result
+    return {"requests": requests, "seconds": micros / 1e6, "req_s": requests / (micros / 1e6), "p50_s": p50 / 1e6,
+            "p99_s": p99 / 1e6, "errors": errors, "codes": codes}
 
 
 def infer_bodies(count: int, num_items: int, rows: int = 1, seq_len: int = 16, k: int = 10,

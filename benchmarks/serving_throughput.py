@@ -2,32 +2,50 @@
 activator's added latency on a warm server.
 
     python -m benchmarks.serving_throughput [--duration 5] [--concurrency 64] [--device cpu]
+        [--models tiny,realistic] [--load-generator auto|wrk|python]
 
-Same model, same machine, side by side (figures and ratios, no pass/fail):
+Two models, each measured alike and printed on its own rows (figures and ratios, no pass/fail):
+
+- ``tiny``: the "tiny" preset's shape (1000 items, n_embd 64, 2 layers, block 32); requests send
+  16-item histories. Inference costs about as much as the HTTP and JSON handling around it.
+- ``realistic``: what a recommender really serves (30 000 items, n_embd 256, 4 layers, 4 heads,
+  block 64, about 43 MB of weights); requests send 32-item histories. At batch 1 the item
+  embedding (the tied output head) is streamed from memory for every single request.
+
+For each model, same model and machine:
 
 1. saturation: a closed loop of ``--concurrency`` keep-alive connections for ``--duration``
    seconds against ``--max-batch-size 64 --max-batch-delay-ms 2`` and against
-   ``--max-batch-size 1``; requests/s and the ratio (goal ≥ 4×);
+   ``--max-batch-size 1``; requests/s and their ratio (goal >= 4x), with the server's CPU
+   time per request (user + system, all threads, from /proc): on a shared machine the wall
+   figures follow the CPU share the scheduler grants, the CPU per request much less so;
 2. latency p50/p99 under an open loop (Poisson arrivals) at half of each one's saturation rate;
 3. the model alone, in process: rows/s at batch 1 and at batch 64 (what batching can give
-   before HTTP and JSON costs, which are per request and do not batch);
-4. activator overhead: sequential requests to a warm server directly and through the activator,
-   alternated; added p50 (goal ≤ 2 ms).
+   before HTTP and JSON costs, which are per request and do not batch).
 
-The load generator is a minimal asyncio HTTP/1.1 client in this process, so on a small machine
-it shares the CPU with the server; both configurations pay that alike.
+Then, on the tiny model, the activator overhead: sequential requests to a warm server directly
+and through the activator, alternated, ``--activator-requests`` pairs; added p50 (goal <= 2 ms),
+and the activator's own CPU time per forwarded request.
+
+The load generator is ``wrk`` when installed (C, one thread, pinned with taskset to the last
+CPU), else a minimal asyncio HTTP/1.1 client in this process; the open loop and the activator
+pairs always use the asyncio client. The 1-minute load average is printed on every row: on a
+machine others are using, every wall-clock figure is inflated by their work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import statistics
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.serving_common import (
@@ -37,20 +55,44 @@ from benchmarks.serving_common import (
     Connection,
     env,
     free_port,
+    generator_cpu,
     http_get,
     infer_bodies,
+    loadavg,
     make_model,
     median,
     percentile,
+    process_cpu_seconds,
     run_async,
+    run_wrk,
     spawn_server,
     stop,
     wait_ready,
+    wrk_available,
 )
 
-NUM_ITEMS = 1000  # the "tiny" preset's shape: the regime where per-call overheads dominate
 DYNAMIC = ["--max-batch-size", "64", "--max-batch-delay-ms", "2"]
 BATCH_ONE = ["--max-batch-size", "1", "--max-batch-delay-ms", "0"]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    name: str
+    description: str
+    num_items: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    block_size: int
+    history: int
+    """Items per request row."""
+
+
+MODELS = {
+    "tiny": ModelShape("tiny", "tiny preset shape: inference about as costly as HTTP", 1000, 64, 2, 2, 32, 16),
+    "realistic": ModelShape("realistic", "a recommender's size: 30k items, n_embd 256, 4 layers, block 64",
+                            30_000, 256, 4, 4, 64, 32),
+}
 
 
 async def closed_loop(port: int, bodies: list[bytes], concurrency: int, duration: float) -> tuple[float, Counter[int]]:
@@ -107,35 +149,54 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, duration: float
     return latencies, codes
 
 
+def saturate(port: int, pid: int, bodies: list[bytes], concurrency: int, duration: float,
+             use_wrk: bool) -> dict[str, object]:
+    """Closed-loop throughput, status codes, and the server's CPU seconds per request."""
+    if use_wrk:
+        run_wrk(port, bodies, concurrency, 1, generator_cpu())  # warm-up: connections, allocator, caches
+        cpu_before = process_cpu_seconds(pid)
+        result = run_wrk(port, bodies, concurrency, duration, generator_cpu())
+        cpu = process_cpu_seconds(pid) - cpu_before
+        requests = int(result["requests"])  # type: ignore[call-overload]
+        return {"throughput": result["req_s"], "codes": result["codes"], "cpu_per_request": cpu / max(requests, 1)}
+    cpu_before = process_cpu_seconds(pid)  # includes the closed loop's warm-up second
+    throughput, codes = run_async(closed_loop(port, bodies, concurrency, duration))  # type: ignore[misc]
+    cpu = process_cpu_seconds(pid) - cpu_before
+    return {"throughput": throughput, "codes": codes,
+            "cpu_per_request": cpu / max(throughput * (duration + min(1.0, duration / 5)), 1)}
+
+
 def serve_and_measure(model_dir: Path, extra: list[str], bodies: list[bytes], concurrency: int,
-                      duration: float) -> dict[str, object]:
+                      duration: float, use_wrk: bool) -> dict[str, object]:
     port = free_port()
     proc = spawn_server(model_dir, port, extra)
     try:
         wait_ready(f"http://127.0.0.1:{port}")
-        throughput, codes = run_async(closed_loop(port, bodies, concurrency, duration))  # type: ignore[misc]
-        latencies, half_codes = run_async(open_loop(port, bodies, throughput / 2, duration))  # type: ignore[misc]
+        load = loadavg()
+        result = saturate(port, proc.pid, bodies, concurrency, duration, use_wrk)
+        rate = float(result["throughput"]) / 2  # type: ignore[arg-type]
+        latencies, half_codes = run_async(open_loop(port, bodies, rate, duration))  # type: ignore[misc]
         batches = http_get(f"http://127.0.0.1:{port}/metrics")[1]
     finally:
         stop(proc)
     rows = [line for line in batches.splitlines() if line.startswith("gpuplane_serving_batch_size_")]
     summed = {line.split()[0].rsplit("_", 1)[1]: float(line.split()[1]) for line in rows
               if line.split()[0].endswith(("_sum", "_count"))}
-    return {"throughput": throughput, "codes": codes, "p50": percentile(latencies, 50),
-            "p99": percentile(latencies, 99), "half_codes": half_codes,
-            "mean_batch": summed.get("sum", 0) / max(summed.get("count", 1), 1)}
+    return {**result, "load": load, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "half_codes": half_codes, "mean_batch": summed.get("sum", 0) / max(summed.get("count", 1), 1)}
 
 
-def engine_rows_per_second(model_dir: Path, batch: int, device: str, seconds: float = 2.0) -> float:
+def engine_rows_per_second(model_dir: Path, shape: ModelShape, batch: int, device: str, seconds: float = 2.0) -> float:
     from workloads.serving.model_runner import ModelRunner, PredictJob
 
-    runner = ModelRunner(model_dir, device=device, torch_threads=1 if device == "cpu" else None)
+    runner = ModelRunner(model_dir, device=device)
     runner.load()
     rng = random.Random(0)
-    jobs = [PredictJob((tuple(rng.randint(1, NUM_ITEMS) for _ in range(16)),), 10) for _ in range(batch)]
+    jobs = [PredictJob((tuple(rng.randint(1, shape.num_items) for _ in range(shape.history)),), 10)
+            for _ in range(batch)]
     runner.predict(jobs)
     done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while time.perf_counter() - start < seconds or done < 3 * batch:
         runner.predict(jobs)
         done += batch
     return done / (time.perf_counter() - start)
@@ -146,21 +207,25 @@ async def alternate(direct_port: int, via_port: int, bodies: list[bytes], count:
     direct_s, via_s = [], []
     for i in range(count):
         body = bodies[i % len(bodies)]
-        for conn, out in ((direct, direct_s), (via, via_s)) if i % 2 else ((via, via_s), (direct, direct_s)):
+        pair: dict[str, float] = {}
+        for name, conn in (("direct", direct), ("via", via)) if i % 2 else (("via", via), ("direct", direct)):
             status, seconds = await conn.post(INFER_PATH, body)
-            if status == 200 and i >= count // 10:  # first 10% warm the connections
-                out.append(seconds)
+            if status == 200:
+                pair[name] = seconds
+        if len(pair) == 2 and i >= count // 10:  # first 10% warm the connections
+            direct_s.append(pair["direct"])
+            via_s.append(pair["via"])
     await direct.close()
     await via.close()
     return direct_s, via_s
 
 
-def activator_overhead(model_dir: Path, bodies: list[bytes], threads: list[str], count: int) -> tuple[float, float]:
+def activator_overhead(model_dir: Path, bodies: list[bytes], server_args: list[str], count: int) -> dict[str, float]:
     port = free_port()
     proc = subprocess.Popen(
         [PYTHON, "-m", "workloads.serving.activator", "--port", str(port), "--idle-seconds", "600",
          "--log-level", "warning", "--", PYTHON, "-m", "workloads.serving", "--model-dir", str(model_dir),
-         "--port", "{port}", "--log-level", "warning", "--max-batch-delay-ms", "0", *threads],
+         "--port", "{port}", "--log-level", "warning", "--max-batch-delay-ms", "0", *server_args],
         cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -169,13 +234,16 @@ def activator_overhead(model_dir: Path, bodies: list[bytes], threads: list[str],
             if time.monotonic() > deadline:
                 raise TimeoutError("activator's server never became ready")
             time.sleep(0.05)
-        import json
-
         upstream = json.loads(http_get(f"{url}/activator/status")[1])["port"]
+        load = loadavg()
+        cpu_before = process_cpu_seconds(proc.pid)
         direct_s, via_s = run_async(alternate(upstream, port, bodies, count))  # type: ignore[misc]
+        activator_cpu = (process_cpu_seconds(proc.pid) - cpu_before) / count
     finally:
         stop(proc)
-    return median(direct_s), median(via_s)
+    return {"direct": median(direct_s), "via": median(via_s), "load": load, "pairs": len(via_s),
+            "paired": statistics.median(v - d for d, v in zip(direct_s, via_s, strict=True)),
+            "activator_cpu": activator_cpu}
 
 
 def main() -> None:
@@ -185,41 +253,63 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="server --torch-threads on CPU (default: %(default)s; 0 keeps torch's default)")
-    p.add_argument("--activator-requests", type=int, default=400)
+    p.add_argument("--models", default="tiny,realistic", help=f"comma-separated, of {', '.join(MODELS)}")
+    p.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
+                   help="closed-loop generator (default: wrk when installed)")
+    p.add_argument("--activator-requests", type=int, default=2000, help="sequential pairs (default: %(default)s; 0 skips)")
     args = p.parse_args()
+    unknown = [m for m in args.models.split(",") if m not in MODELS]
+    if unknown:
+        p.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    if args.load_generator == "wrk" and not wrk_available():
+        p.error("--load-generator wrk: wrk is not installed (apt-get install wrk)")
+    use_wrk = args.load_generator == "wrk" or (args.load_generator == "auto" and wrk_available())
     threads = ["--torch-threads", str(args.torch_threads)] if args.torch_threads else []
     device = ["--device", args.device]
+    generator = (f"wrk, 1 thread pinned to CPU {generator_cpu()}" if use_wrk
+                 else "asyncio client in this process (install wrk for a cheaper one)")
 
-    with tempfile.TemporaryDirectory(prefix="gpuplane-throughput-") as tmp:
-        model_dir = Path(tmp) / "model"
-        size = make_model(model_dir, num_items=NUM_ITEMS, n_embd=64, n_layer=2, n_head=2, block_size=32)
-        bodies = infer_bodies(512, NUM_ITEMS)
-        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work inflates every figure)")
-        print(f"model {size / 1e6:.2f} MB (tiny preset shape), device {args.device}, torch threads "
-              f"{args.torch_threads or 'default'}, {args.concurrency} connections, {args.duration:.0f} s per point; "
-              "each request: 1 row of 16 items, k=10")
-        results = {}
-        for name, extra in (("dynamic batching (max 64, 2 ms)", DYNAMIC), ("batch size 1", BATCH_ONE)):
-            results[name] = r = serve_and_measure(model_dir, [*extra, *threads, *device], bodies, args.concurrency,
-                                                  args.duration)
-            print(f"  {name:34s} {r['throughput']:8.0f} req/s at saturation (mean batch {r['mean_batch']:.1f}, "
-                  f"codes {dict(r['codes'])});  at half load: p50 {r['p50'] * 1e3:.2f} ms, "
-                  f"p99 {r['p99'] * 1e3:.2f} ms (codes {dict(r['half_codes'])})")
-        dyn, one = results.values()
-        print(f"  {'throughput ratio (goal >= 4)':34s} {dyn['throughput'] / one['throughput']:8.2f}x")  # type: ignore[operator]
-
+    print(f"load average {loadavg():.1f} on {os.cpu_count()} CPUs at start (others' work inflates every wall figure)")
+    print(f"device {args.device}, torch threads {args.torch_threads or 'default'}, {args.concurrency} connections, "
+          f"{args.duration:.0f} s per point, closed loop: {generator}; each request: 1 row, k=10")
+    if args.device == "cpu":
         import torch
 
-        if args.device == "cpu":
-            torch.set_num_threads(max(args.torch_threads, 1))
-        single = engine_rows_per_second(model_dir, 1, args.device)
-        batched = engine_rows_per_second(model_dir, 64, args.device)
-        print(f"  model alone, in process: batch 1 {single:.0f} rows/s, batch 64 {batched:.0f} rows/s, "
-              f"ratio {batched / single:.1f}x")
+        torch.set_num_threads(max(args.torch_threads, 1))
+    with tempfile.TemporaryDirectory(prefix="gpuplane-throughput-") as tmp:
+        tiny_dir = None
+        for name in args.models.split(","):
+            shape = MODELS[name]
+            model_dir = Path(tmp) / name
+            size = make_model(model_dir, num_items=shape.num_items, n_embd=shape.n_embd, n_layer=shape.n_layer,
+                              n_head=shape.n_head, block_size=shape.block_size)
+            tiny_dir = model_dir if name == "tiny" else tiny_dir
+            bodies = infer_bodies(512, shape.num_items, seq_len=shape.history)
+            print(f"[{name}] {shape.description}: {size / 1e6:.1f} MB, histories of {shape.history} items")
+            results = {}
+            for label, extra in (("dynamic batching (max 64, 2 ms)", DYNAMIC), ("batch size 1", BATCH_ONE)):
+                results[label] = r = serve_and_measure(model_dir, [*extra, *threads, *device], bodies,
+                                                       args.concurrency, args.duration, use_wrk)
+                print(f"  [{name}] {label:32s} {r['throughput']:7.0f} req/s at saturation, server CPU "
+                      f"{r['cpu_per_request'] * 1e3:.2f} ms/request, mean batch {r['mean_batch']:.1f}, "
+                      f"codes {dict(r['codes'])}, load {r['load']:.1f};  at half load: p50 {r['p50'] * 1e3:.1f} ms, "
+                      f"p99 {r['p99'] * 1e3:.1f} ms (codes {dict(r['half_codes'])})")
+            dyn, one = results.values()
+            print(f"  [{name}] ratio dynamic / batch 1 (goal >= 4): throughput "
+                  f"{dyn['throughput'] / one['throughput']:.2f}x;  "  # type: ignore[operator]
+                  f"server CPU per request {one['cpu_per_request'] / dyn['cpu_per_request']:.2f}x less")  # type: ignore[operator]
+            single = engine_rows_per_second(model_dir, shape, 1, args.device)
+            batched = engine_rows_per_second(model_dir, shape, 64, args.device)
+            print(f"  [{name}] model alone, in process: batch 1 {single:.0f} rows/s, batch 64 {batched:.0f} rows/s, "
+                  f"ratio {batched / single:.1f}x")
 
-        direct, via = activator_overhead(model_dir, bodies, threads + device, args.activator_requests)
-        print(f"  activator on a warm server, sequential, p50: direct {direct * 1e3:.2f} ms, through activator "
-              f"{via * 1e3:.2f} ms, added {(via - direct) * 1e3:.2f} ms (goal <= 2 ms)")
+        if args.activator_requests and tiny_dir is not None:
+            bodies = infer_bodies(512, MODELS["tiny"].num_items, seq_len=MODELS["tiny"].history)
+            a = activator_overhead(tiny_dir, bodies, threads + device, args.activator_requests)
+            print(f"[tiny] activator on a warm server, {a['pairs']:.0f} sequential pairs, load {a['load']:.1f}, p50: "
+                  f"direct {a['direct'] * 1e3:.2f} ms, through activator {a['via'] * 1e3:.2f} ms, "
+                  f"added {(a['via'] - a['direct']) * 1e3:.2f} ms (goal <= 2 ms; median of paired differences "
+                  f"{a['paired'] * 1e3:.2f} ms); activator CPU {a['activator_cpu'] * 1e3:.3f} ms/request")
 
 
 if __name__ == "__main__":
