@@ -41,11 +41,15 @@ def main() -> None:
         ("histogram", HistogramKeepAlive()),
     ]
     head = f"{'peak/mean':>9} {'bound':>6} {'realised':>8} {'oracle':>7} " + " ".join(f"{n:>24}" for n, _ in policies)
-    print(f"{args.days:g}-day traces, {args.mean_rps:g} req/s, CV {args.cv:g}, {svc.service_time_s} s per request, concurrency {svc.concurrency}")
+    print(
+        f"{args.days:g}-day traces, {args.mean_rps:g} req/s, CV {args.cv:g}, {svc.service_time_s} s per request, concurrency {svc.concurrency}"
+    )
     print("cells: GPU-hour savings vs static-for-peak (cold-start waits)")
     print(head)
     for pm in (1.0, 1.43, 1.75, 2.0, 2.25, 2.5):
-        tr = synthetic_trace(TrafficSpec(mean_rps=args.mean_rps, peak_to_mean=pm, cv=args.cv, duration_s=args.days * 86_400, seed=21))
+        tr = synthetic_trace(
+            TrafficSpec(mean_rps=args.mean_rps, peak_to_mean=pm, cv=args.cv, duration_s=args.days * 86_400, seed=21)
+        )
         st = np.full(tr.n_requests, svc.service_time_s)
         peak = _windowed_peak(tr.times_s, tr.endpoint.astype(np.int64), st, 1, 60.0)[0]
         realised = 1 - st.sum() / tr.duration_s / peak
@@ -57,7 +61,10 @@ def main() -> None:
             base = static100 if isinstance(pol, ServerlessPerRequest) else static70
             r = simulate(tr, svc, pol)
             cells.append(f"{1 - r.gpu_hours / base.gpu_hours:>7.1%} ({r.cold_start_fraction:>6.2%} cold)")
-        print(f"{pm:>9.2f} {1 - 1 / pm:>6.1%} {realised:>8.1%} {1 - oracle.gpu_hours / static100.gpu_hours:>7.1%} " + " ".join(f"{c:>24}" for c in cells))
+        print(
+            f"{pm:>9.2f} {1 - 1 / pm:>6.1%} {realised:>8.1%} {1 - oracle.gpu_hours / static100.gpu_hours:>7.1%} "
+            + " ".join(f"{c:>24}" for c in cells)
+        )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,30 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     tr = synthetic_trace(
-        TrafficSpec(mean_rps=args.mean_rps, peak_to_mean=2.0, cv=2.0, duration_s=args.days * 86_400, endpoints=args.endpoints, bursts_per_day=2, seed=1)
+        TrafficSpec(
+            mean_rps=args.mean_rps,
+            peak_to_mean=2.0,
+            cv=2.0,
+            duration_s=args.days * 86_400,
+            endpoints=args.endpoints,
+            bursts_per_day=2,
+            seed=1,
+        )
     )
     gen_s = time.perf_counter() - t0
     svc = ServiceModel(service_time_s=0.5, concurrency=4)
-    print(f"trace: {tr.n_requests:,} requests, {tr.n_endpoints} endpoints, {args.days:g} days; generated in {gen_s:.2f} s")
+    print(
+        f"trace: {tr.n_requests:,} requests, {tr.n_endpoints} endpoints, {args.days:g} days; generated in {gen_s:.2f} s"
+    )
     print(f"{'policy':<44} {'median s':>9} {'min s':>7} {'requests/s':>12}")
-    policies = [Oracle(), StaticPeak(), KnativeKeepAlive(), KnativeKeepAlive(scale_down_delay_s=600, min_scale=1), ServerlessPerRequest(), HistogramKeepAlive()]
+    policies = [
+        Oracle(),
+        StaticPeak(),
+        KnativeKeepAlive(),
+        KnativeKeepAlive(scale_down_delay_s=600, min_scale=1),
+        ServerlessPerRequest(),
+        HistogramKeepAlive(),
+    ]
     for pol in policies:
         times = []
         for _ in range(args.runs):

@@ -7,12 +7,33 @@ docs/simulator.md. Pure numpy; nothing here touches the network or the cloud.
 """
 
 from gpuplane.simulate.engine import PolicyResult, simulate
-from gpuplane.simulate.policies import HistogramKeepAlive, KnativeKeepAlive, Oracle, PolicyError, ServerlessPerRequest, StaticPeak
+from gpuplane.simulate.policies import (
+    HistogramKeepAlive,
+    KnativeKeepAlive,
+    Oracle,
+    PolicyError,
+    ServerlessPerRequest,
+    StaticPeak,
+)
 from gpuplane.simulate.prices import PriceError, PriceSpec, price_spec
 from gpuplane.simulate.service import ColdStart, ServiceModel, ServiceModelError
 from gpuplane.simulate.sweep import SweepResult, SweepSpec, endpoint_args, pareto_frontier, run_sweep
-from gpuplane.simulate.traffic import Trace, TraceFormatError, TrafficSpec, read_azure_functions, read_timestamps, synthetic_trace
-from gpuplane.simulate.training import SpotJob, TrainingEstimate, estimate, expected_hours, monte_carlo, young_daly_interval
+from gpuplane.simulate.traffic import (
+    Trace,
+    TraceFormatError,
+    TrafficSpec,
+    read_azure_functions,
+    read_timestamps,
+    synthetic_trace,
+)
+from gpuplane.simulate.training import (
+    SpotJob,
+    TrainingEstimate,
+    estimate,
+    expected_hours,
+    monte_carlo,
+    young_daly_interval,
+)
 
 __all__ = [
     "ColdStart",

@@ -25,11 +25,30 @@ from gpuplane.simulate.prices import PriceError, PriceSpec, price_spec
 from gpuplane.simulate.report import savings_bound, write_report
 from gpuplane.simulate.service import ColdStart, ServiceModel, ServiceModelError
 from gpuplane.simulate.sweep import FAMILIES, SweepSpec, run_sweep
-from gpuplane.simulate.traffic import Trace, TraceFormatError, TrafficSpec, TrafficSpecError, read_azure_functions, read_timestamps, synthetic_trace
+from gpuplane.simulate.traffic import (
+    Trace,
+    TraceFormatError,
+    TrafficSpec,
+    TrafficSpecError,
+    read_azure_functions,
+    read_timestamps,
+    synthetic_trace,
+)
 from gpuplane.simulate.training import SpotJob, TrainingModelError, estimate
 
-app = typer.Typer(help="Simulate serving cost and cold starts, and spot training cost.", no_args_is_help=True, add_completion=False)
-_INPUT_ERRORS = (TraceFormatError, TrafficSpecError, PriceError, PolicyError, ServiceModelError, TrainingModelError, ValueError, OSError)
+app = typer.Typer(
+    help="Simulate serving cost and cold starts, and spot training cost.", no_args_is_help=True, add_completion=False
+)
+_INPUT_ERRORS = (
+    TraceFormatError,
+    TrafficSpecError,
+    PriceError,
+    PolicyError,
+    ServiceModelError,
+    TrainingModelError,
+    ValueError,
+    OSError,
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -47,32 +66,52 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
     return values
 
 
-def _prices(cloud: str, gpu: str, instance_type: str | None, region: str, capacity: str, usd_per_gpu_hour: float | None) -> PriceSpec:
+def _prices(
+    cloud: str, gpu: str, instance_type: str | None, region: str, capacity: str, usd_per_gpu_hour: float | None
+) -> PriceSpec:
     if instance_type is None:
         try:
             from components.catalog import load_catalog
         except ImportError:
             instance_type = "g6.xlarge"
         else:
-            offers = load_catalog().find_offerings(cloud=cloud, accelerator=gpu, count=1, region=region, capacity=capacity)  # type: ignore[arg-type]
+            offers = load_catalog().find_offerings(
+                cloud=cloud, accelerator=gpu, count=1, region=region, capacity=capacity
+            )  # type: ignore[arg-type]
             offers = [o for o in offers if o.instance_type.service in ("ec2", "compute")]
             if not offers:
-                _fail(f"no {capacity} {cloud} offering with one {gpu} in {region}. To fix: pick another --gpu/--region, or pass --instance-type or --usd-per-gpu-hour")
+                _fail(
+                    f"no {capacity} {cloud} offering with one {gpu} in {region}. To fix: pick another --gpu/--region, or pass --instance-type or --usd-per-gpu-hour"
+                )
             instance_type = offers[0].instance_type.name
-    spec = price_spec(cloud, instance_type, region, capacity, serverless_gpu=gpu.lower() if gpu.lower() == "l4" else "l4")
+    spec = price_spec(
+        cloud, instance_type, region, capacity, serverless_gpu=gpu.lower() if gpu.lower() == "l4" else "l4"
+    )
     if usd_per_gpu_hour is not None:
-        spec = PriceSpec(**(spec.__dict__ | {"usd_per_gpu_hour": usd_per_gpu_hour, "label": f"{usd_per_gpu_hour} $/GPU-h (given) / {spec.label}"}))
+        spec = PriceSpec(
+            **(
+                spec.__dict__
+                | {"usd_per_gpu_hour": usd_per_gpu_hour, "label": f"{usd_per_gpu_hour} $/GPU-h (given) / {spec.label}"}
+            )
+        )
     return spec
 
 
 @app.command()
 def inference(
     trace: Annotated[Path | None, typer.Option(help="Trace file to replay instead of synthetic traffic.")] = None,
-    trace_format: Annotated[str, typer.Option(help="Format of --trace: 'azure' (Azure Functions 2019 per-minute counts) or 'timestamps' (seconds, one per line or a 'timestamp' column).")] = "timestamps",
+    trace_format: Annotated[
+        str,
+        typer.Option(
+            help="Format of --trace: 'azure' (Azure Functions 2019 per-minute counts) or 'timestamps' (seconds, one per line or a 'timestamp' column)."
+        ),
+    ] = "timestamps",
     top: Annotated[int | None, typer.Option(help="Azure traces: keep only the N busiest functions.")] = None,
     duration_hours: Annotated[float, typer.Option(help="Synthetic trace length in hours.")] = 24.0,
     mean_rps: Annotated[float, typer.Option(help="Synthetic mean request rate, all endpoints together (req/s).")] = 2.0,
-    peak_to_mean: Annotated[float, typer.Option(help="Synthetic diurnal peak/mean rate ratio (1.43–2.5 ↔ 30–60 % savings bound).")] = 2.0,
+    peak_to_mean: Annotated[
+        float, typer.Option(help="Synthetic diurnal peak/mean rate ratio (1.43–2.5 ↔ 30–60 % savings bound).")
+    ] = 2.0,
     cv: Annotated[float, typer.Option(help="Coefficient of variation of inter-arrival gaps (1 = Poisson).")] = 1.0,
     endpoints: Annotated[int, typer.Option(help="Synthetic endpoints sharing the traffic (Zipf popularity).")] = 1,
     zipf: Annotated[float, typer.Option(help="Zipf exponent of endpoint popularity.")] = 1.0,
@@ -81,23 +120,41 @@ def inference(
     burst_multiplier: Annotated[float, typer.Option(help="Rate multiplier during a burst.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed (synthetic traffic, Azure minute spreading).")] = 0,
     service_time_ms: Annotated[float, typer.Option(help="Service time of one request in milliseconds.")] = 500.0,
-    concurrency: Annotated[int, typer.Option(help="Requests one replica serves at once (also the autoscaling target).")] = 4,
-    node_provisioning_s: Annotated[float, typer.Option(help="Cold-start phase: GPU node provisioning, seconds.")] = 75.0,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests one replica serves at once (also the autoscaling target).")
+    ] = 4,
+    node_provisioning_s: Annotated[
+        float, typer.Option(help="Cold-start phase: GPU node provisioning, seconds.")
+    ] = 75.0,
     image_pull_s: Annotated[float, typer.Option(help="Cold-start phase: image pull, seconds.")] = 45.0,
-    model_load_s: Annotated[float, typer.Option(help="Cold-start phase: process init and weight load, seconds.")] = 20.0,
-    serverless_start_s: Annotated[float, typer.Option(help="Cold-start phase of a serverless instance before the model load, seconds.")] = 5.0,
+    model_load_s: Annotated[
+        float, typer.Option(help="Cold-start phase: process init and weight load, seconds.")
+    ] = 20.0,
+    serverless_start_s: Annotated[
+        float, typer.Option(help="Cold-start phase of a serverless instance before the model load, seconds.")
+    ] = 5.0,
     cloud: Annotated[str, typer.Option(help="Cloud for node prices: aws or gcp.")] = "aws",
-    gpu: Annotated[str, typer.Option(help="Accelerator of one replica; the cheapest one-GPU instance in the catalog is used.")] = "L4",
-    instance_type: Annotated[str | None, typer.Option(help="Instance/machine type to price instead of the cheapest with --gpu.")] = None,
+    gpu: Annotated[
+        str, typer.Option(help="Accelerator of one replica; the cheapest one-GPU instance in the catalog is used.")
+    ] = "L4",
+    instance_type: Annotated[
+        str | None, typer.Option(help="Instance/machine type to price instead of the cheapest with --gpu.")
+    ] = None,
     region: Annotated[str, typer.Option(help="Region for node prices.")] = "us-east-1",
     capacity: Annotated[str, typer.Option(help="Capacity type for node prices: on_demand or spot.")] = "on_demand",
     usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Override the node price per GPU-hour.")] = None,
     slo_ms: Annotated[float, typer.Option(help="Latency SLO in milliseconds (cold-start waits included).")] = 2000.0,
     slo_target: Annotated[float, typer.Option(help="Fraction of requests that must meet --slo-ms.")] = 0.99,
-    keep_alive_s: Annotated[str, typer.Option(help="Comma-separated keep-alive settings to sweep, seconds.")] = "0,60,300,900,3600",
+    keep_alive_s: Annotated[
+        str, typer.Option(help="Comma-separated keep-alive settings to sweep, seconds.")
+    ] = "0,60,300,900,3600",
     min_scale: Annotated[str, typer.Option(help="Comma-separated min-scale values to sweep.")] = "0,1",
-    families: Annotated[str, typer.Option(help=f"Comma-separated policy families ({', '.join(FAMILIES)}).")] = ",".join(FAMILIES),
-    out: Annotated[Path, typer.Option(help="Directory for report.md, report.json and frontier.png.")] = Path("out/simulate"),
+    families: Annotated[str, typer.Option(help=f"Comma-separated policy families ({', '.join(FAMILIES)}).")] = ",".join(
+        FAMILIES
+    ),
+    out: Annotated[Path, typer.Option(help="Directory for report.md, report.json and frontier.png.")] = Path(
+        "out/simulate"
+    ),
 ) -> None:
     """Compare serving policies on one trace and recommend the cheapest that meets the SLO."""
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -113,8 +170,16 @@ def inference(
         else:
             tr = synthetic_trace(
                 TrafficSpec(
-                    mean_rps=mean_rps, peak_to_mean=peak_to_mean, cv=cv, duration_s=duration_hours * 3600.0, endpoints=endpoints,
-                    zipf_s=zipf, bursts_per_day=bursts_per_day, burst_duration_s=burst_duration_s, burst_multiplier=burst_multiplier, seed=seed,
+                    mean_rps=mean_rps,
+                    peak_to_mean=peak_to_mean,
+                    cv=cv,
+                    duration_s=duration_hours * 3600.0,
+                    endpoints=endpoints,
+                    zipf_s=zipf,
+                    bursts_per_day=bursts_per_day,
+                    burst_duration_s=burst_duration_s,
+                    burst_multiplier=burst_multiplier,
+                    seed=seed,
                 )
             )
         if tr.n_requests == 0:
@@ -142,7 +207,9 @@ def inference(
     except _INPUT_ERRORS as e:
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
-    table = Table(title=f"{tr.n_requests:,} requests, {tr.n_endpoints} endpoint(s), {tr.duration_s / 3600:.1f} h — savings bound {savings_bound(sweep):.1%}")
+    table = Table(
+        title=f"{tr.n_requests:,} requests, {tr.n_endpoints} endpoint(s), {tr.duration_s / 3600:.1f} h — savings bound {savings_bound(sweep):.1%}"
+    )
     for col in ("policy", "setting", "GPU-h", "cost $", "savings", "cold waits", "p99 ms", "SLO met"):
         table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
     frontier = {id(sweep.results[i]) for i in sweep.frontier}
@@ -150,12 +217,21 @@ def inference(
         mark = " ★" if id(r) in frontier else (" ◆" if r is sweep.recommended else "")
         style = "bold green" if r is sweep.recommended else None
         table.add_row(
-            r.policy + mark, r.setting, f"{r.gpu_hours:,.1f}", f"{r.cost_usd:,.2f}", f"{r.savings_vs(sweep.static):.1%}",
-            f"{r.cold_start_fraction:.2%}", f"{r.p99_ms:,.0f}", f"{r.slo_attainment:.2%}", style=style,
+            r.policy + mark,
+            r.setting,
+            f"{r.gpu_hours:,.1f}",
+            f"{r.cost_usd:,.2f}",
+            f"{r.savings_vs(sweep.static):.1%}",
+            f"{r.cold_start_fraction:.2%}",
+            f"{r.p99_ms:,.0f}",
+            f"{r.slo_attainment:.2%}",
+            style=style,
         )
     console.print(table)
     rec = sweep.recommended
-    console.print(f"recommended: [bold]{rec.policy}, {rec.setting}[/bold] — {rec.cost_usd:,.2f} USD, {rec.savings_vs(sweep.static):.1%} below static-for-peak")
+    console.print(
+        f"recommended: [bold]{rec.policy}, {rec.setting}[/bold] — {rec.cost_usd:,.2f} USD, {rec.savings_vs(sweep.static):.1%} below static-for-peak"
+    )
     console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['png']}")
 
 
@@ -164,16 +240,29 @@ def training(
     work_hours: Annotated[float, typer.Option(help="Failure-free compute time of the job, hours.")] = 100.0,
     preemptions_per_hour: Annotated[float, typer.Option(help="Spot preemption rate λ per running hour.")] = 0.05,
     checkpoint_minutes: Annotated[float, typer.Option(help="Time to write one checkpoint, minutes.")] = 3.0,
-    interval_hours: Annotated[float | None, typer.Option(help="Work between checkpoints, hours (default: Young/Daly sqrt(2·C·MTBF)).")] = None,
+    interval_hours: Annotated[
+        float | None, typer.Option(help="Work between checkpoints, hours (default: Young/Daly sqrt(2·C·MTBF)).")
+    ] = None,
     restart_minutes: Annotated[float, typer.Option(help="Restart overhead after a preemption, minutes.")] = 6.0,
-    notice_s: Annotated[float | None, typer.Option(help="Preemption notice, seconds (default: the cloud's, from the catalog).")] = None,
-    notice_save_success: Annotated[float | None, typer.Option(help="Probability an emergency checkpoint completes in the notice (default: 1 if it fits, else 0).")] = None,
+    notice_s: Annotated[
+        float | None, typer.Option(help="Preemption notice, seconds (default: the cloud's, from the catalog).")
+    ] = None,
+    notice_save_success: Annotated[
+        float | None,
+        typer.Option(
+            help="Probability an emergency checkpoint completes in the notice (default: 1 if it fits, else 0)."
+        ),
+    ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs the job holds.")] = 8,
     cloud: Annotated[str, typer.Option(help="Cloud for prices and the notice window: aws or gcp.")] = "aws",
-    instance_type: Annotated[str, typer.Option(help="Instance type whose spot and on-demand prices are used (per GPU).")] = "p5.48xlarge",
+    instance_type: Annotated[
+        str, typer.Option(help="Instance type whose spot and on-demand prices are used (per GPU).")
+    ] = "p5.48xlarge",
     region: Annotated[str, typer.Option(help="Region for prices.")] = "us-east-1",
     spot_usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Override the spot price per GPU-hour.")] = None,
-    on_demand_usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Override the on-demand price per GPU-hour.")] = None,
+    on_demand_usd_per_gpu_hour: Annotated[
+        float | None, typer.Option(help="Override the on-demand price per GPU-hour.")
+    ] = None,
     monte_carlo: Annotated[int, typer.Option(help="Monte-Carlo runs to check the analytic time (0 = none).")] = 2000,
     seed: Annotated[int, typer.Option(help="Monte-Carlo seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -185,27 +274,42 @@ def training(
             try:
                 from components.catalog import load_catalog
             except ImportError:
-                _fail("components.catalog is not importable; pass --spot-usd-per-gpu-hour, --on-demand-usd-per-gpu-hour and --notice-s")
+                _fail(
+                    "components.catalog is not importable; pass --spot-usd-per-gpu-hour, --on-demand-usd-per-gpu-hour and --notice-s"
+                )
             cat = load_catalog()
             it = cat.instance_type(cloud, instance_type)
             if it is None:
-                _fail(f"{cloud} instance type {instance_type!r} is not in the catalog. To fix: pick one from the catalog or pass the prices")
+                _fail(
+                    f"{cloud} instance type {instance_type!r} is not in the catalog. To fix: pick one from the catalog or pass the prices"
+                )
             if spot is None:
                 p = cat.price(cloud, instance_type, region, "spot")
                 if p is None:
-                    _fail(f"{cloud} {instance_type} has no spot price in {region}. To fix: pass --spot-usd-per-gpu-hour")
+                    _fail(
+                        f"{cloud} {instance_type} has no spot price in {region}. To fix: pass --spot-usd-per-gpu-hour"
+                    )
                 spot = p / it.gpus
             if od is None:
                 p = cat.price(cloud, instance_type, region, "on_demand")
                 if p is None:
-                    _fail(f"{cloud} {instance_type} has no on-demand price in {region}. To fix: pass --on-demand-usd-per-gpu-hour")
+                    _fail(
+                        f"{cloud} {instance_type} has no on-demand price in {region}. To fix: pass --on-demand-usd-per-gpu-hour"
+                    )
                 od = p / it.gpus
             if notice is None:
                 notice = float(cat.notice_seconds(cloud))
         job = SpotJob(
-            work_hours=work_hours, preemptions_per_hour=preemptions_per_hour, checkpoint_hours=checkpoint_minutes / 60.0,
-            interval_hours=interval_hours, restart_hours=restart_minutes / 60.0, notice_s=notice, notice_save_success=notice_save_success,
-            gpus=gpus, spot_usd_per_gpu_hour=spot, on_demand_usd_per_gpu_hour=od,
+            work_hours=work_hours,
+            preemptions_per_hour=preemptions_per_hour,
+            checkpoint_hours=checkpoint_minutes / 60.0,
+            interval_hours=interval_hours,
+            restart_hours=restart_minutes / 60.0,
+            notice_s=notice,
+            notice_save_success=notice_save_success,
+            gpus=gpus,
+            spot_usd_per_gpu_hour=spot,
+            on_demand_usd_per_gpu_hour=od,
         )
         est = estimate(job, monte_carlo_runs=monte_carlo, seed=seed)
     except typer.Exit:
@@ -215,7 +319,9 @@ def training(
     if as_json:
         typer.echo(json.dumps({"job": job.__dict__, "estimate": est.to_dict()}, indent=2))
         return
-    table = Table(title=f"{work_hours:g} work-hours on {gpus} GPUs, λ = {preemptions_per_hour:g}/h, notice {notice:g} s")
+    table = Table(
+        title=f"{work_hours:g} work-hours on {gpus} GPUs, λ = {preemptions_per_hour:g}/h, notice {notice:g} s"
+    )
     table.add_column("")
     table.add_column("spot", justify="right")
     table.add_column("on-demand", justify="right")
@@ -230,7 +336,9 @@ def training(
         f"expected preemptions {est.expected_preemptions:.2f}; spot saves {est.savings:.1%} vs on-demand",
     ]
     if est.monte_carlo_hours is not None:
-        lines.append(f"Monte-Carlo ({monte_carlo} runs): {est.monte_carlo_hours:,.2f} ± {est.monte_carlo_stderr_hours:.2f} h (analytic {est.spot_hours:,.2f} h)")
+        lines.append(
+            f"Monte-Carlo ({monte_carlo} runs): {est.monte_carlo_hours:,.2f} ± {est.monte_carlo_stderr_hours:.2f} h (analytic {est.spot_hours:,.2f} h)"
+        )
     for line in lines:
         typer.echo(line)
 

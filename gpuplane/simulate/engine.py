@@ -112,7 +112,9 @@ class _Levels:
     req_interval0: np.ndarray  # (n,) index of the slot-1 need interval at each request's arrival
 
 
-def _levels(a: np.ndarray, ep: np.ndarray, stay: np.ndarray, c: int, n_endpoints: int, lookup_cap: np.ndarray | None) -> _Levels:
+def _levels(
+    a: np.ndarray, ep: np.ndarray, stay: np.ndarray, c: int, n_endpoints: int, lookup_cap: np.ndarray | None
+) -> _Levels:
     """Levels and need intervals. ``a``/``ep`` must be sorted by (endpoint, time)."""
     n = a.size
     d = a + stay
@@ -181,8 +183,17 @@ class _Desired:
     req_interval: np.ndarray  # (n,) interval of each request's slot containing its arrival, -1 if none
 
 
-def _desired(a: np.ndarray, ep: np.ndarray, stay: np.ndarray, c: float, n_endpoints: int, window_s: float, panic_s: float,
-             cap: np.ndarray, r_slot: np.ndarray) -> _Desired:
+def _desired(
+    a: np.ndarray,
+    ep: np.ndarray,
+    stay: np.ndarray,
+    c: float,
+    n_endpoints: int,
+    window_s: float,
+    panic_s: float,
+    cap: np.ndarray,
+    r_slot: np.ndarray,
+) -> _Desired:
     """Knative-style desired replicas ``max(ceil(mean_stable / c), ceil(mean_panic / c))`` over time.
 
     The mean in-flight count over a window is ``(F(t) - F(t - W)) / W`` with ``F = ∫ N``, which is
@@ -249,7 +260,9 @@ def _desired(a: np.ndarray, ep: np.ndarray, stay: np.ndarray, c: float, n_endpoi
         ok &= (g[jj] == ep * n_slots + r_slot) & (end_i[jj] > a_pt)
     else:
         ok[:] = False
-    return _Desired(g // n_slots, g % n_slots, p[start_i] - e_p[start_i] * big, p[end_i] - e_p[end_i] * big, np.where(ok, j, -1))
+    return _Desired(
+        g // n_slots, g % n_slots, p[start_i] - e_p[start_i] * big, p[end_i] - e_p[end_i] * big, np.where(ok, j, -1)
+    )
 
 
 def _segmented_cummax(values: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -269,7 +282,9 @@ class _Runs:
     cold_starts: int
 
 
-def _keepalive_runs(lv: _Levels | _Desired, mask: np.ndarray, keep: np.ndarray | float, t_cold: float, horizon: float) -> _Runs:
+def _keepalive_runs(
+    lv: _Levels | _Desired, mask: np.ndarray, keep: np.ndarray | float, t_cold: float, horizon: float
+) -> _Runs:
     """Runs of the need intervals selected by ``mask`` with keep-alive ``keep`` after each interval.
 
     A run starts cold at ``s0``, is ready at ``s0 + t_cold``, takes in every need that starts
@@ -314,19 +329,21 @@ def _keepalive_runs(lv: _Levels | _Desired, mask: np.ndarray, keep: np.ndarray |
     return _Runs(ready, float(np.sum(np.maximum(run_end - s[cold], 0.0))), int(cold.sum()))
 
 
-def _histogram_windows(lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, horizon: float, n_endpoints: int) -> tuple[np.ndarray, np.ndarray]:
+def _histogram_windows(
+    lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, horizon: float, n_endpoints: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pre-warm and keep-alive windows in force after each slot-1 need interval ``idx`` (ordered).
 
     The windows after an interval ending at ``t`` use only idle times observed before the start
     of the refit period containing ``t``.
     """
     s, e, ep = lv.start[idx], lv.end[idx], lv.g_ep[idx]
-    n_bins = int(math.ceil(pol.range_s / pol.bin_s))
+    n_bins = math.ceil(pol.range_s / pol.bin_s)
     refit = pol.refit_interval_s
-    n_per = int(math.ceil(horizon / refit)) + 1
+    n_per = math.ceil(horizon / refit) + 1
     while n_endpoints * n_per * (n_bins + 1) > 60_000_000:  # bound memory on huge endpoint counts
         refit *= 2
-        n_per = int(math.ceil(horizon / refit)) + 1
+        n_per = math.ceil(horizon / refit) + 1
     same = ep[1:] == ep[:-1]
     it = (s[1:] - e[:-1])[same]  # idle times between consecutive slot-1 needs of an endpoint
     it_ep = ep[1:][same]
@@ -359,7 +376,9 @@ def _histogram_windows(lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, ho
     return prewarm[ep, p_of], keep[ep, p_of]
 
 
-def _histogram_runs(lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, t_cold: float, horizon: float, n_endpoints: int) -> _Runs:
+def _histogram_runs(
+    lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, t_cold: float, horizon: float, n_endpoints: int
+) -> _Runs:
     """Slot-1 billing and readiness under pre-warm/keep-alive windows (the paper's semantics, with
     the load started ``t_cold`` early so the replica is ready when the pre-warm window opens)."""
     ready = np.full(lv.start.size, -np.inf)
@@ -391,7 +410,11 @@ def _histogram_runs(lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, t_col
     starts += (~first & ~plain & ~before_load).astype(np.int64)  # pre-warm loads that happened
     last = np.ones(idx.size, bool)
     last[:-1] = first[1:]
-    tail = np.where(pw <= 0, np.minimum(e + ka, horizon) - e, np.maximum(np.minimum(e + pw + ka, horizon) - np.minimum(e + np.maximum(pw - t_cold, 0.0), horizon), 0.0))
+    tail = np.where(
+        pw <= 0,
+        np.minimum(e + ka, horizon) - e,
+        np.maximum(np.minimum(e + pw + ka, horizon) - np.minimum(e + np.maximum(pw - t_cold, 0.0), horizon), 0.0),
+    )
     need = np.minimum(np.maximum(e, r), horizon) - s  # billed through the need (and any boot beyond it)
     billed = need.sum() + gap.sum() + np.where(last, np.maximum(tail, 0.0), 0.0).sum()
     starts += (last & (pw > 0) & (e + np.maximum(pw - t_cold, 0.0) < horizon)).astype(np.int64)  # final pre-warm load
@@ -477,13 +500,28 @@ def simulate(
 
     if isinstance(policy, Oracle):
         busy = np.minimum(st, horizon - a).sum() / service.concurrency
-        return _result(policy, trace, billed_s=float(busy), usd_per_s=node_s, lat_s=st, cold=None, queued=None,
-                       slo_ms=slo_ms, cold_starts=0, setting=setting or "lower bound")
+        return _result(
+            policy,
+            trace,
+            billed_s=float(busy),
+            usd_per_s=node_s,
+            lat_s=st,
+            cold=None,
+            queued=None,
+            slo_ms=slo_ms,
+            cold_starts=0,
+            setting=setting or "lower bound",
+        )
 
     if isinstance(policy, StaticPeak):
-        lv = _levels(a, ep, st, service.concurrency, trace.n_endpoints, None)
-        peak = lv.peak if policy.window_s <= 0 else _windowed_peak(a, ep, st, trace.n_endpoints, policy.window_s)
-        replicas = np.maximum(np.ceil(peak / (service.concurrency * policy.target_utilization) - 1e-9).astype(np.int64), policy.min_replicas)
+        if policy.window_s <= 0:
+            peak = _levels(a, ep, st, service.concurrency, trace.n_endpoints, None).peak
+        else:
+            peak = _windowed_peak(a, ep, st, trace.n_endpoints, policy.window_s)
+        replicas = np.maximum(
+            np.ceil(peak / (service.concurrency * policy.target_utilization) - 1e-9).astype(np.int64),
+            policy.min_replicas,
+        )
         c, t_cold, usd = service.concurrency, 0.0, node_s
         min_e = max_e = replicas
         keep1 = keep2 = 0.0
@@ -492,7 +530,7 @@ def simulate(
     elif isinstance(policy, KnativeKeepAlive):
         c = policy.target_concurrency or service.concurrency
         t_cold = service.cold_start.node_s if policy.cold_phases == "node" else service.cold_start.pod_s
-        min_e, max_e, usd = _per_endpoint(policy.min_scale, policy.max_scale, trace.n_endpoints) + (node_s,)
+        min_e, max_e, usd = (*_per_endpoint(policy.min_scale, policy.max_scale, trace.n_endpoints), node_s)
         keep1, keep2 = policy.keep_alive_s, policy.scale_down_delay_s
         window = (policy.stable_window_s, max(policy.stable_window_s * policy.panic_window_fraction, 1e-3))
         target_util = policy.target_utilization
@@ -500,20 +538,25 @@ def simulate(
     elif isinstance(policy, ServerlessPerRequest):
         c = service.concurrency
         t_cold = service.cold_start.serverless_s
-        min_e, max_e, usd = _per_endpoint(policy.min_instances, policy.max_instances, trace.n_endpoints) + (prices.serverless_usd_per_second,)
+        min_e, max_e, usd = (
+            *_per_endpoint(policy.min_instances, policy.max_instances, trace.n_endpoints),
+            prices.serverless_usd_per_second,
+        )
         keep1 = keep2 = policy.idle_timeout_s
         window = None
         setting = setting or f"idle timeout {policy.idle_timeout_s:g} s, min instances {policy.min_instances}"
     elif isinstance(policy, HistogramKeepAlive):
         c = policy.target_concurrency or service.concurrency
         t_cold = service.cold_start.node_s if policy.cold_phases == "node" else service.cold_start.pod_s
-        min_e, max_e, usd = _per_endpoint(0, policy.max_scale, trace.n_endpoints) + (node_s,)
+        min_e, max_e, usd = (*_per_endpoint(0, policy.max_scale, trace.n_endpoints), node_s)
         keep1, keep2 = policy.fallback_keep_alive_s, policy.extra_keep_alive_s
         window = (60.0, 6.0)
         target_util = 0.7
         setting = setting or f"fallback keep-alive {policy.fallback_keep_alive_s:g} s"
     else:
-        raise PolicyError(f"unknown policy {policy!r}; use one of StaticPeak, KnativeKeepAlive, ServerlessPerRequest, HistogramKeepAlive, Oracle")
+        raise PolicyError(
+            f"unknown policy {policy!r}; use one of StaticPeak, KnativeKeepAlive, ServerlessPerRequest, HistogramKeepAlive, Oracle"
+        )
 
     wait = np.zeros(a.size)
     bounded = bool(np.any(max_e < np.iinfo(np.int64).max))
@@ -575,8 +618,19 @@ def simulate(
     extra = {"cold_start_s": t_cold}
     if isinstance(policy, StaticPeak):
         extra |= {"replicas": float(min_e.sum()), "max_endpoint_replicas": float(min_e.max(initial=0))}
-    return _result(policy, trace, billed_s=billed, usd_per_s=usd, lat_s=wait + st, cold=cold, queued=queued,
-                   slo_ms=slo_ms, cold_starts=starts, setting=setting, extra=extra)
+    return _result(
+        policy,
+        trace,
+        billed_s=billed,
+        usd_per_s=usd,
+        lat_s=wait + st,
+        cold=cold,
+        queued=queued,
+        slo_ms=slo_ms,
+        cold_starts=starts,
+        setting=setting,
+        extra=extra,
+    )
 
 
 def _per_endpoint(lo: int, hi: int | None, n: int) -> tuple[np.ndarray, np.ndarray]:

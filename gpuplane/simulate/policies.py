@@ -45,7 +45,6 @@ def _nonneg(problems: list[str], **values: float | None) -> None:
 class StaticPeak:
     """Provisioning for peak: every endpoint runs ``ceil(peak in-flight / concurrency)`` replicas all the time."""
 
-
     window_s: float = 60.0
     """Peak of the mean in-flight count over this window (a Knative stable window). Bursts shorter
     than it queue; 0 sizes for the instantaneous peak, which never queues."""
@@ -99,12 +98,19 @@ class KnativeKeepAlive:
 
     def validate(self) -> None:
         p: list[str] = []
-        _nonneg(p, stable_window_s=self.stable_window_s, scale_down_delay_s=self.scale_down_delay_s, scale_to_zero_grace_s=self.scale_to_zero_grace_s)
+        _nonneg(
+            p,
+            stable_window_s=self.stable_window_s,
+            scale_down_delay_s=self.scale_down_delay_s,
+            scale_to_zero_grace_s=self.scale_to_zero_grace_s,
+        )
         _scales(p, self.min_scale, self.max_scale, "min_scale", "max_scale")
         if self.target_concurrency is not None and self.target_concurrency < 1:
             p.append(f"target_concurrency={self.target_concurrency} must be ≥ 1")
         if not 0 < self.target_utilization <= 1 or not 0 < self.panic_window_fraction <= 1:
-            p.append(f"target_utilization={self.target_utilization}, panic_window_fraction={self.panic_window_fraction}: need (0, 1]")
+            p.append(
+                f"target_utilization={self.target_utilization}, panic_window_fraction={self.panic_window_fraction}: need (0, 1]"
+            )
         if self.cold_phases not in ("node", "pod"):
             p.append(f"cold_phases={self.cold_phases!r} must be 'node' or 'pod'")
         _check(self.name, p)
@@ -171,7 +177,12 @@ class HistogramKeepAlive:
 
     def validate(self) -> None:
         p: list[str] = []
-        _nonneg(p, fallback_keep_alive_s=self.fallback_keep_alive_s, extra_keep_alive_s=self.extra_keep_alive_s, margin=self.margin)
+        _nonneg(
+            p,
+            fallback_keep_alive_s=self.fallback_keep_alive_s,
+            extra_keep_alive_s=self.extra_keep_alive_s,
+            margin=self.margin,
+        )
         if not (self.bin_s > 0 and self.range_s >= self.bin_s):
             p.append(f"bin_s={self.bin_s}, range_s={self.range_s}: need 0 < bin_s ≤ range_s")
         if not 0 <= self.prewarm_percentile < self.keepalive_percentile <= 100:

@@ -48,7 +48,11 @@ class PriceSpec:
     @property
     def serverless_usd_per_second(self) -> float:
         """One serverless instance per second: GPU + vCPU × rate + GiB × rate."""
-        return self.gpu_usd_per_second + self.vcpu * self.cpu_usd_per_vcpu_second + self.mem_gib * self.mem_usd_per_gib_second
+        return (
+            self.gpu_usd_per_second
+            + self.vcpu * self.cpu_usd_per_vcpu_second
+            + self.mem_gib * self.mem_usd_per_gib_second
+        )
 
     @property
     def usd_per_gpu_second(self) -> float:
@@ -83,7 +87,9 @@ def price_spec(
     cat = load_catalog()
     it = cat.instance_type(cloud, instance_type)
     if it is None:
-        raise PriceError(f"{cloud} instance type {instance_type!r} is not in the catalog. To fix: pick a catalog type or pass --usd-per-gpu-hour")
+        raise PriceError(
+            f"{cloud} instance type {instance_type!r} is not in the catalog. To fix: pick a catalog type or pass --usd-per-gpu-hour"
+        )
     node = cat.price(cloud, instance_type, region, capacity)  # type: ignore[arg-type]
     if node is None:
         raise PriceError(
@@ -94,7 +100,9 @@ def price_spec(
     for unit in (f"{serverless_gpu}-gpu-second", "vcpu-second", "gib-second"):
         row = cat.serverless_rate("gcp", "cloud-run", unit, serverless_region)
         if row is None:
-            raise PriceError(f"the catalog has no Cloud Run '{unit}' rate in {serverless_region}. To fix: use us-central1 or pass the rates")
+            raise PriceError(
+                f"the catalog has no Cloud Run '{unit}' rate in {serverless_region}. To fix: use us-central1 or pass the rates"
+            )
         rates[unit] = row.usd
     return PriceSpec(
         usd_per_gpu_hour=node / it.gpus,

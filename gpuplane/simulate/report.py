@@ -120,14 +120,30 @@ def plot_frontier(sweep: SweepResult, path: Path) -> Path:
     for fam, color in colors.items():
         pts = [r for r in sweep.results if r.policy == fam]
         if pts:
-            ax.scatter([r.cost_usd for r in pts], [100 * r.cold_start_fraction for r in pts], c=color, label=fam, alpha=0.75)
+            ax.scatter(
+                [r.cost_usd for r in pts], [100 * r.cold_start_fraction for r in pts], c=color, label=fam, alpha=0.75
+            )
     front = [sweep.results[i] for i in sweep.frontier]
     if front:
-        ax.plot([r.cost_usd for r in front], [100 * r.cold_start_fraction for r in front], "k--", lw=1, label="Pareto frontier")
+        ax.plot(
+            [r.cost_usd for r in front],
+            [100 * r.cold_start_fraction for r in front],
+            "k--",
+            lw=1,
+            label="Pareto frontier",
+        )
     ax.axvline(sweep.static.cost_usd, color="tab:red", ls=":", label=f"static-for-peak {sweep.static.cost_usd:,.0f} $")
     ax.axvline(sweep.oracle.cost_usd, color="tab:gray", ls=":", label=f"oracle {sweep.oracle.cost_usd:,.0f} $")
     rec = sweep.recommended
-    ax.scatter([rec.cost_usd], [100 * rec.cold_start_fraction], s=220, facecolors="none", edgecolors="k", lw=2, label="recommended")
+    ax.scatter(
+        [rec.cost_usd],
+        [100 * rec.cold_start_fraction],
+        s=220,
+        facecolors="none",
+        edgecolors="k",
+        lw=2,
+        label="recommended",
+    )
     ax.set_xlabel("cost (USD)")
     ax.set_ylabel("requests waiting for a cold start (%)")
     ax.set_title(f"cost vs cold starts (SLO {sweep.slo_target:.0%} ≤ {sweep.slo_ms:g} ms)")
@@ -139,7 +155,9 @@ def plot_frontier(sweep: SweepResult, path: Path) -> Path:
     return path
 
 
-def write_report(out_dir: str | Path, sweep: SweepResult, trace: Trace, service: ServiceModel, prices: PriceSpec) -> dict[str, Path]:
+def write_report(
+    out_dir: str | Path, sweep: SweepResult, trace: Trace, service: ServiceModel, prices: PriceSpec
+) -> dict[str, Path]:
     """Write report.md, report.json and frontier.png under ``out_dir`` (created if missing)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ arguments (see docs/simulator.md for the mapping).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gpuplane.simulate.engine import PolicyResult, simulate
@@ -36,11 +36,11 @@ class SweepSpec:
     """Min-scale / min-instances values crossed with the keep-alives (Knative and serverless)."""
     families: tuple[str, ...] = FAMILIES
     """Policy families to include."""
-    knative: KnativeKeepAlive = KnativeKeepAlive()
+    knative: KnativeKeepAlive = field(default_factory=KnativeKeepAlive)
     """Base Knative settings; the sweep replaces ``scale_down_delay_s`` and ``min_scale``."""
-    serverless: ServerlessPerRequest = ServerlessPerRequest()
+    serverless: ServerlessPerRequest = field(default_factory=ServerlessPerRequest)
     """Base serverless settings; the sweep replaces ``idle_timeout_s`` and ``min_instances``."""
-    histogram: HistogramKeepAlive = HistogramKeepAlive()
+    histogram: HistogramKeepAlive = field(default_factory=HistogramKeepAlive)
     """Base histogram settings; the sweep replaces ``fallback_keep_alive_s``."""
 
     def validate(self) -> None:
@@ -139,7 +139,7 @@ def endpoint_args(result: PolicyResult, service: ServiceModel, static_replicas: 
         args = {
             "min_scale": p["min_scale"],
             "target_concurrency": p["target_concurrency"] or service.concurrency,
-            "scale_down_delay_seconds": int(round(p["scale_down_delay_s"])),
+            "scale_down_delay_seconds": round(p["scale_down_delay_s"]),
         }
         if p["max_scale"] is not None:
             args["max_scale"] = p["max_scale"]
@@ -147,7 +147,7 @@ def endpoint_args(result: PolicyResult, service: ServiceModel, static_replicas: 
         args = {
             "min_scale": p["min_instances"],
             "target_concurrency": service.concurrency,
-            "scale_down_delay_seconds": int(round(p["idle_timeout_s"])),
+            "scale_down_delay_seconds": round(p["idle_timeout_s"]),
         }
         if p["max_instances"] is not None:
             args["max_scale"] = p["max_instances"]
@@ -155,7 +155,7 @@ def endpoint_args(result: PolicyResult, service: ServiceModel, static_replicas: 
         args = {
             "min_scale": 0,
             "target_concurrency": p["target_concurrency"] or service.concurrency,
-            "scale_down_delay_seconds": int(round(p["fallback_keep_alive_s"])),
+            "scale_down_delay_seconds": round(p["fallback_keep_alive_s"]),
         }
     elif result.policy == "static-peak":
         replicas = static_replicas if static_replicas is not None else 1

@@ -392,12 +392,19 @@ def read_timestamps(path: str | Path, *, duration_s: float | None = None) -> Tra
     labels: list[str] = []
     for k, (line_no, row) in enumerate(rows):
         if len(row) <= ts_col or (ep_col is not None and len(row) <= ep_col):
-            raise _fail(path, line_no, f"row {row!r} is missing the timestamp or endpoint field", "give every row the same columns")
+            raise _fail(
+                path,
+                line_no,
+                f"row {row!r} is missing the timestamp or endpoint field",
+                "give every row the same columns",
+            )
         cell = row[ts_col].strip()
         try:
             value = float(cell)
         except ValueError:
-            raise _fail(path, line_no, f"timestamp {cell!r} is not a number", "write timestamps as seconds, e.g. 1712345678.25") from None
+            raise _fail(
+                path, line_no, f"timestamp {cell!r} is not a number", "write timestamps as seconds, e.g. 1712345678.25"
+            ) from None
         if not math.isfinite(value):
             raise _fail(path, line_no, f"timestamp {cell!r} is not finite", "remove NaN/inf rows")
         times[k] = value
@@ -415,7 +422,12 @@ def read_timestamps(path: str | Path, *, duration_s: float | None = None) -> Tra
     order = np.argsort(times, kind="stable")
     horizon = duration_s if duration_s is not None else max(1.0, math.floor(times.max()) + 1.0)
     if times.max() >= horizon:
-        raise _fail(path, None, f"the last timestamp is {times.max():.3f} s after the first, beyond duration_s={horizon}", "raise duration_s")
+        raise _fail(
+            path,
+            None,
+            f"the last timestamp is {times.max():.3f} s after the first, beyond duration_s={horizon}",
+            "raise duration_s",
+        )
     return Trace(
         times_s=times[order],
         endpoint=ep.astype(np.int32)[order],

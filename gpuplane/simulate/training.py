@@ -59,7 +59,14 @@ class SpotJob:
 
     def validate(self) -> None:
         p = []
-        for k in ("work_hours", "checkpoint_hours", "restart_hours", "notice_s", "spot_usd_per_gpu_hour", "on_demand_usd_per_gpu_hour"):
+        for k in (
+            "work_hours",
+            "checkpoint_hours",
+            "restart_hours",
+            "notice_s",
+            "spot_usd_per_gpu_hour",
+            "on_demand_usd_per_gpu_hour",
+        ):
             v = getattr(self, k)
             if not (math.isfinite(v) and v >= 0):
                 p.append(f"{k}={v} must be finite and ≥ 0")
@@ -95,12 +102,14 @@ class SpotJob:
 def young_daly_interval(checkpoint_hours: float, mtbf_hours: float) -> float:
     """Young/Daly first-order optimal work between checkpoints: sqrt(2·C·MTBF)."""
     if checkpoint_hours < 0 or mtbf_hours <= 0:
-        raise TrainingModelError(f"young_daly_interval: need checkpoint_hours ≥ 0 and mtbf_hours > 0 (got {checkpoint_hours}, {mtbf_hours})")
+        raise TrainingModelError(
+            f"young_daly_interval: need checkpoint_hours ≥ 0 and mtbf_hours > 0 (got {checkpoint_hours}, {mtbf_hours})"
+        )
     return math.sqrt(2.0 * checkpoint_hours * mtbf_hours)
 
 
 def _segments(work: float, tau: float) -> tuple[int, float]:
-    n_full = int(math.floor(work / tau + 1e-12))
+    n_full = math.floor(work / tau + 1e-12)
     last = work - n_full * tau
     if last <= 1e-12:
         last = 0.0
@@ -154,7 +163,11 @@ def estimate(job: SpotJob, *, monte_carlo_runs: int = 0, seed: int = 0) -> Train
     od_hours = job.work_hours
     spot_cost = hours * job.gpus * job.spot_usd_per_gpu_hour
     od_cost = od_hours * job.gpus * job.on_demand_usd_per_gpu_hour
-    yd = young_daly_interval(job.checkpoint_hours, 1.0 / job.preemptions_per_hour) if job.preemptions_per_hour > 0 else None
+    yd = (
+        young_daly_interval(job.checkpoint_hours, 1.0 / job.preemptions_per_hour)
+        if job.preemptions_per_hour > 0
+        else None
+    )
     mc_mean = mc_err = None
     if monte_carlo_runs > 0:
         samples = monte_carlo(job, runs=monte_carlo_runs, seed=seed, interval_hours=tau)
@@ -176,7 +189,9 @@ def estimate(job: SpotJob, *, monte_carlo_runs: int = 0, seed: int = 0) -> Train
     )
 
 
-def monte_carlo(job: SpotJob, *, runs: int = 2000, seed: int = 0, interval_hours: float | None = None, max_steps: int = 1_000_000) -> np.ndarray:
+def monte_carlo(
+    job: SpotJob, *, runs: int = 2000, seed: int = 0, interval_hours: float | None = None, max_steps: int = 1_000_000
+) -> np.ndarray:
     """Completion times (hours) of ``runs`` simulated jobs, vectorised across runs.
 
     Each step draws the running time to the next preemption for every unfinished run; a run
@@ -188,7 +203,13 @@ def monte_carlo(job: SpotJob, *, runs: int = 2000, seed: int = 0, interval_hours
         raise TrainingModelError(f"monte_carlo: runs={runs} must be ≥ 1")
     rng = np.random.default_rng(seed)
     tau = interval_hours if interval_hours is not None else job.interval
-    lam, c, r, q, w = job.preemptions_per_hour, job.checkpoint_hours, job.restart_hours, job.save_success, job.work_hours
+    lam, c, r, q, w = (
+        job.preemptions_per_hour,
+        job.checkpoint_hours,
+        job.restart_hours,
+        job.save_success,
+        job.work_hours,
+    )
     done = np.zeros(runs)  # saved work
     clock = np.zeros(runs)
     active = np.ones(runs, bool)
@@ -215,5 +236,7 @@ def monte_carlo(job: SpotJob, *, runs: int = 2000, seed: int = 0, interval_hours
         done[q_idx] = np.minimum(new, w)
         clock[q_idx] += x[~fin] + r + np.where(saved, c, 0.0)
     else:  # pragma: no cover - only with absurd parameters
-        raise TrainingModelError("monte_carlo: jobs did not finish; λ·(τ + C) is too large for the job to make progress")
+        raise TrainingModelError(
+            "monte_carlo: jobs did not finish; λ·(τ + C) is too large for the job to make progress"
+        )
     return clock

@@ -71,7 +71,9 @@ def test_static_for_the_instantaneous_peak_never_queues() -> None:
 
 @pytest.fixture(scope="module")
 def mixed_trace() -> Trace:
-    return synthetic_trace(TrafficSpec(mean_rps=1.5, peak_to_mean=2.5, cv=2.0, duration_s=12 * 3600, endpoints=4, bursts_per_day=3, seed=7))
+    return synthetic_trace(
+        TrafficSpec(mean_rps=1.5, peak_to_mean=2.5, cv=2.0, duration_s=12 * 3600, endpoints=4, bursts_per_day=3, seed=7)
+    )
 
 
 POLICIES = [
@@ -167,7 +169,12 @@ def _savings_traces(peak_to_mean: float, cv: float = 1.0) -> Trace:
 
 
 BUSY = ServiceModel(service_time_s=4.0, concurrency=2, cold_start=COLD)
-SCALE_TO_ZERO = [KnativeKeepAlive(), KnativeKeepAlive(scale_down_delay_s=300.0), ServerlessPerRequest(idle_timeout_s=60.0), HistogramKeepAlive()]
+SCALE_TO_ZERO = [
+    KnativeKeepAlive(),
+    KnativeKeepAlive(scale_down_delay_s=300.0),
+    ServerlessPerRequest(idle_timeout_s=60.0),
+    HistogramKeepAlive(),
+]
 
 
 def _static_for(policy) -> StaticPeak:
@@ -217,7 +224,9 @@ def test_scale_to_zero_savings_never_beat_the_peak_to_mean_bound(savings_table, 
     assert row["realised_bound"] >= (1 - 1 / pm) - 0.02  # arrival noise only raises the realised peak
     for i, name in enumerate(POLICY_KEYS):
         saving = row[name]
-        assert saving <= row["realised_bound"] + tolerance, f"{name}: saves {saving:.3f} > bound {row['realised_bound']:.3f}"
+        assert saving <= row["realised_bound"] + tolerance, (
+            f"{name}: saves {saving:.3f} > bound {row['realised_bound']:.3f}"
+        )
         assert saving <= row[f"oracle-{i}"] + 1e-9, f"{name}: saves more than the oracle"
 
 
@@ -225,7 +234,9 @@ def test_constant_rate_gives_about_zero_savings() -> None:
     tr = _savings_traces(1.0, cv=0.1)  # near-periodic arrivals: the load really is constant
     for pol in SCALE_TO_ZERO:
         static = simulate(tr, BUSY, _static_for(pol), PRICES)
-        saving = 1 - simulate(tr, BUSY, pol, PRICES).gpu_hours / static.gpu_hours  # GPU-hours: serverless has its own price
+        saving = (
+            1 - simulate(tr, BUSY, pol, PRICES).gpu_hours / static.gpu_hours
+        )  # GPU-hours: serverless has its own price
         assert saving <= 0.03, f"{pol.name} saves {saving:.3f} of the GPU-hours on a constant-rate trace"
 
 

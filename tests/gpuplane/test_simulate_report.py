@@ -9,7 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gpuplane.simulate import PriceSpec, ServiceModel, SweepSpec, TrafficSpec, endpoint_args, pareto_frontier, price_spec, run_sweep, synthetic_trace
+from gpuplane.simulate import (
+    PriceSpec,
+    ServiceModel,
+    SweepSpec,
+    TrafficSpec,
+    endpoint_args,
+    pareto_frontier,
+    price_spec,
+    run_sweep,
+    synthetic_trace,
+)
 from gpuplane.simulate.cli import app
 from gpuplane.simulate.report import write_report
 
@@ -62,8 +72,17 @@ def test_report_files_are_written_and_consistent(small, tmp_path) -> None:
 
 def test_endpoint_args_map_the_knobs(small) -> None:
     _, svc, sw = small
-    kn = next(r for r in sw.results if r.policy == "knative" and r.params["min_scale"] == 1 and r.params["scale_down_delay_s"] == 300.0)
-    assert endpoint_args(kn, svc, static_replicas=3) == {"min_scale": 1, "target_concurrency": 4, "scale_down_delay_seconds": 300, "max_scale": 3}
+    kn = next(
+        r
+        for r in sw.results
+        if r.policy == "knative" and r.params["min_scale"] == 1 and r.params["scale_down_delay_s"] == 300.0
+    )
+    assert endpoint_args(kn, svc, static_replicas=3) == {
+        "min_scale": 1,
+        "target_concurrency": 4,
+        "scale_down_delay_seconds": 300,
+        "max_scale": 3,
+    }
     sl = next(r for r in sw.results if r.policy == "serverless" and r.params["min_instances"] == 0)
     assert endpoint_args(sl, svc)["scale_down_delay_seconds"] == int(sl.params["idle_timeout_s"])
 
@@ -86,7 +105,19 @@ runner = CliRunner()
 def test_cli_inference_writes_the_report(tmp_path) -> None:
     res = runner.invoke(
         app,
-        ["inference", "--duration-hours", "6", "--mean-rps", "0.5", "--endpoints", "2", "--keep-alive-s", "0,600", "--out", str(tmp_path)],
+        [
+            "inference",
+            "--duration-hours",
+            "6",
+            "--mean-rps",
+            "0.5",
+            "--endpoints",
+            "2",
+            "--keep-alive-s",
+            "0,600",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "recommended:" in res.output

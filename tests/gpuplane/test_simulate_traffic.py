@@ -59,13 +59,20 @@ def test_gamma_cv_shows_in_the_gaps() -> None:
 def test_bursts_raise_the_realised_peak() -> None:
     base = TrafficSpec(mean_rps=10.0, peak_to_mean=1.0, duration_s=DAY_S, seed=4)
     calm = synthetic_trace(base)
-    bursty = synthetic_trace(TrafficSpec(**{**base.__dict__, "bursts_per_day": 4.0, "burst_multiplier": 5.0, "burst_duration_s": 900.0}))
+    bursty = synthetic_trace(
+        TrafficSpec(**{**base.__dict__, "bursts_per_day": 4.0, "burst_multiplier": 5.0, "burst_duration_s": 900.0})
+    )
     assert bursty.peak_to_mean(600.0) > calm.peak_to_mean(600.0) + 1.0
 
 
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
-    [("mean_rps", 0.0, "mean_rps=0.0"), ("peak_to_mean", 0.5, "peak_to_mean=0.5"), ("cv", -1.0, "cv=-1.0"), ("endpoints", 0, "endpoints=0")],
+    [
+        ("mean_rps", 0.0, "mean_rps=0.0"),
+        ("peak_to_mean", 0.5, "peak_to_mean=0.5"),
+        ("cv", -1.0, "cv=-1.0"),
+        ("endpoints", 0, "endpoints=0"),
+    ],
 )
 def test_bad_traffic_spec_names_the_field(field: str, value: float, fragment: str) -> None:
     with pytest.raises(TrafficSpecError, match=fragment):
@@ -85,7 +92,12 @@ def _azure_row(owner: str, app: str, fn: str, counts: dict[int, int]) -> str:
 
 def test_azure_reader_spreads_counts_inside_their_minute(tmp_path) -> None:
     f = tmp_path / "invocations_per_function_md.anon.d01.csv"
-    f.write_text("\n".join([_azure_header(), _azure_row("o1", "a1", "f1", {1: 3, 1440: 2}), _azure_row("o1", "a1", "f2", {10: 1})]) + "\n")
+    f.write_text(
+        "\n".join(
+            [_azure_header(), _azure_row("o1", "a1", "f1", {1: 3, 1440: 2}), _azure_row("o1", "a1", "f2", {10: 1})]
+        )
+        + "\n"
+    )
     tr = read_azure_functions(f, seed=1)
     assert tr.n_requests == 6 and tr.n_endpoints == 2 and tr.duration_s == DAY_S
     f1 = tr.endpoint_names.index("o1/a1/f1")
@@ -97,7 +109,9 @@ def test_azure_reader_spreads_counts_inside_their_minute(tmp_path) -> None:
 
 def test_azure_reader_lays_days_end_to_end_and_keeps_the_top(tmp_path) -> None:
     d1, d2 = tmp_path / "d01.csv", tmp_path / "d02.csv"
-    d1.write_text("\n".join([_azure_header(), _azure_row("o", "a", "busy", {5: 10}), _azure_row("o", "a", "idle", {5: 1})]) + "\n")
+    d1.write_text(
+        "\n".join([_azure_header(), _azure_row("o", "a", "busy", {5: 10}), _azure_row("o", "a", "idle", {5: 1})]) + "\n"
+    )
     d2.write_text("\n".join([_azure_header(), _azure_row("o", "a", "busy", {5: 10})]) + "\n")
     tr = read_azure_functions([d1, d2], top=1)
     assert tr.endpoint_names == ("o/a/busy",) and tr.n_requests == 20 and tr.duration_s == 2 * DAY_S

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuplane.simulate.training import SpotJob, TrainingModelError, estimate, expected_hours, monte_carlo, young_daly_interval
+from gpuplane.simulate.training import (
+    SpotJob,
+    TrainingModelError,
+    estimate,
+    expected_hours,
+    monte_carlo,
+    young_daly_interval,
+)
 
 
 @given(st.floats(0.001, 2.0), st.floats(0.5, 1000.0))
@@ -44,7 +51,9 @@ def test_emergency_save_in_the_notice_loses_no_work() -> None:
 @pytest.mark.parametrize("save", [0.0, 1.0])
 @pytest.mark.parametrize("lam", [0.05, 0.5])
 def test_monte_carlo_agrees_with_the_analytic_time(save: float, lam: float) -> None:
-    job = SpotJob(work_hours=50.0, preemptions_per_hour=lam, checkpoint_hours=0.05, restart_hours=0.1, notice_save_success=save)
+    job = SpotJob(
+        work_hours=50.0, preemptions_per_hour=lam, checkpoint_hours=0.05, restart_hours=0.1, notice_save_success=save
+    )
     samples = monte_carlo(job, runs=3000, seed=3)
     stderr = samples.std(ddof=1) / math.sqrt(samples.size)
     # exact for lossy preemptions; with emergency saves the simulation also lets a save replace a
@@ -54,7 +63,9 @@ def test_monte_carlo_agrees_with_the_analytic_time(save: float, lam: float) -> N
 
 
 def test_spot_vs_on_demand_comparison() -> None:
-    job = SpotJob(work_hours=100.0, preemptions_per_hour=0.2, gpus=8, spot_usd_per_gpu_hour=1.0, on_demand_usd_per_gpu_hour=3.0)
+    job = SpotJob(
+        work_hours=100.0, preemptions_per_hour=0.2, gpus=8, spot_usd_per_gpu_hour=1.0, on_demand_usd_per_gpu_hour=3.0
+    )
     est = estimate(job, monte_carlo_runs=500)
     assert est.on_demand_hours == 100.0 and est.on_demand_cost_usd == pytest.approx(2400.0)
     assert est.spot_hours > 100.0 and est.spot_cost_usd == pytest.approx(est.spot_hours * 8)
@@ -71,7 +82,9 @@ def test_expected_time_grows_with_the_preemption_rate(save: float, lam: float) -
     assert base.work_hours <= expected_hours(base) <= expected_hours(more)
 
 
-@pytest.mark.parametrize(("field", "value"), [("work_hours", 0.0), ("preemptions_per_hour", -1.0), ("gpus", 0), ("notice_save_success", 2.0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("work_hours", 0.0), ("preemptions_per_hour", -1.0), ("gpus", 0), ("notice_save_success", 2.0)]
+)
 def test_bad_job_parameters_are_named(field: str, value: float) -> None:
     with pytest.raises(TrainingModelError, match=field):
         estimate(SpotJob(**{field: value}))
