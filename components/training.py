@@ -116,7 +116,8 @@ class TrainingPoolArgs(TypedDict, total=False):
     efa: bool
     """AWS EFA interfaces for multi-node collectives. Default False."""
     compact_placement: bool
-    """Place nodes close together. Default False."""
+    """Place nodes close together (one zone). Default True when ``max_nodes`` > 1 and the pool
+    implementation supports it (managed node groups, GKE), else False (Karpenter, existing)."""
     node_vcpus: int
     """vCPUs per node. Required on an existing cluster (no catalog type); default: the catalog's."""
     node_memory_gib: float
@@ -308,7 +309,11 @@ class TrainingClusterPlan:
             "checkpointBucket": None
             if b is None
             else {
-                "url": b.url,
+                # A created bucket's physical name gets a random suffix at creation, after this
+                # summary is registered; it is named here by its Pulumi resource (which policies
+                # resolve to the bucket resource) and the real URL is the checkpoint_url output.
+                "url": b.url or f"{b.scheme}://{self.name}-checkpoints",
+                "resource": f"{self.name}-checkpoints" if b.create else None,
                 "created": b.create,
                 "encrypted": True if b.create else None,
                 "encryption": b.encryption,
@@ -624,15 +629,27 @@ def _plan_bucket(p: Problems, b: CheckpointBucketArgs, facts: ClusterFacts, requ
     )
 
 
+def _node_pool_support(facts: ClusterFacts) -> FeatureSupport:
+    from components.node_pool import feature_support as node_pool_features
+
+    impl = {"aws": "karpenter" if facts.uses_karpenter else "eks-managed-node-group", "gcp": "gke-node-pool"}.get(facts.cloud, "existing-device-plugin")
+    return node_pool_features(impl)
+
+
 def _plan_pool(p: Problems, name: str, path: str, spec: TrainingPoolArgs, fallback: list[str], facts: ClusterFacts, catalog: Catalog) -> TrainingPoolPlan | None:
     pname = spec["name"]
     capacities: list[CapacityPoolPlan] = []
     node_capacities = fallback or ["on_demand"]
     ok = True
+    max_nodes = spec.get("max_nodes", 1)
+    compact_default = _is_int(max_nodes) and max_nodes > 1 and _node_pool_support(facts).supports(Feature.COMPACT_PLACEMENT)
     for rank, cap in enumerate(node_capacities):
         np_name = f"{name}-{pname}-{cap.replace('_', '-')}"
         np_args: dict[str, Any] = {k: spec[k] for k in _NODE_POOL_KEYS if k in spec}  # type: ignore[literal-required]
         np_args["capacity_type"] = cap
+        if "compact_placement" not in spec and compact_default:
+            # A multi-node gang talks all-to-all: keep its nodes close where the pool can.
+            np_args["compact_placement"] = True
         np_args["priority"] = 10 * (len(node_capacities) - rank)
         if facts.cloud in ("aws", "gcp"):
             # Existing clusters keep their owner's labels: their pool selects nodes by GPU presence.
@@ -721,9 +738,8 @@ class SpotTrainingCluster(pulumi.ComponentResource):
         if not isinstance(cluster, KubernetesCluster):
             raise ComponentInputError("SpotTrainingCluster", name, [Problem("cluster", cluster, "is not a KubernetesCluster.", "pass the KubernetesCluster to train on.")])
         plan = plan_training_cluster(name, args, cluster.facts)  # raises before anything is registered
-        # The summary carries the given bucket URL; a created bucket's name is known only after
-        # creation (its children cannot resolve before this component registers), so it is the
-        # ``checkpoint_url`` output instead.
+        # The summary must not wait on a child's output (children register only after this
+        # component does), so a created bucket appears in it by resource name; see summary().
         super().__init__(CLUSTER_TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan, self.cluster = plan, cluster
         self.node_pools = {
@@ -825,6 +841,8 @@ class TrainingJobPlan:
     region: str | None
     uses_bucket: bool
     """Whether the checkpoint URL comes from the cluster's bucket (else: given)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The training cluster's tags (team, cost-center), for policies and cost attribution."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -862,6 +880,7 @@ class TrainingJobPlan:
             "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
             "masterAddr": self.master_addr,
             "capacityFallback": [c.capacity for c in self.pool.capacities],
+            "tags": dict(self.tags),
         }
 
 
@@ -970,6 +989,7 @@ def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingCl
         cloud=cluster_plan.facts.cloud,
         region=cluster_plan.facts.region,
         uses_bucket=uses_bucket,
+        tags=dict(cluster_plan.tags),
     )
 
 

@@ -87,7 +87,7 @@ def create_cloud_resources(component: SpotTrainingCluster, name: str, plan: Trai
     if bucket_plan.create:
         bucket = gcp.storage.Bucket(
             f"{name}-checkpoints",
-            location=(plan.facts.region or "").upper(),
+            location=plan.facts.region or "",  # GCS stores it upper-cased; the provider ignores case differences
             project=cluster.project,
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",

@@ -128,6 +128,8 @@ def test_bucket_plans(facts, bucket, create, url, encryption):
     assert plan.bucket is not None
     assert (plan.bucket.create, plan.bucket.url, plan.bucket.encryption) == (create, url, encryption)
     summary = plan.summary()["checkpointBucket"]
+    # A created bucket is named by its Pulumi resource (its physical name is random-suffixed at creation).
+    assert summary["url"] == (url or f"{'s3' if facts.cloud == 'aws' else 'gs'}://train-checkpoints")
     assert summary["public"] is (False if create else None)
     assert summary["encrypted"] is (True if create else None)
 
@@ -245,3 +247,16 @@ def test_job_without_any_checkpoint_location_is_rejected():
     assert "has no checkpoint bucket" in problems(e)["checkpoint_url"]
     ok = plan_training_job("gpt", {"training_cluster": None, "team": "training", "image": "img", "checkpoint_url": "s3://b/x"}, plan)  # type: ignore[typeddict-item]
     assert ok.uses_bucket is False and ok.termination_grace_period_seconds == 25
+
+
+@pytest.mark.parametrize(("facts", "pool", "compact"), [
+    (AWS, A10G, True),  # managed node groups: cluster placement group for a multi-node pool
+    (AWS, {**A10G, "max_nodes": 1}, False),  # one node needs no placement group
+    (AWS, {**A10G, "compact_placement": False}, False),  # an explicit choice wins
+    (KARPENTER, A10G, False),  # Karpenter pools have no placement-group setting
+    (GKE, L4, True),
+])
+def test_multi_node_pools_default_to_compact_placement_where_supported(facts, pool, compact):
+    plan = plan_training_cluster("train", {"cluster": None, "pools": [pool], "checkpoint_bucket": {}}, facts)  # type: ignore[typeddict-item]
+    assert [c.node_plan.compact_placement for c in plan.pools[0].capacities] == [compact, compact]
+    assert all(len(c.node_plan.zones) == 1 for c in plan.pools[0].capacities) or not compact
