@@ -34,7 +34,7 @@ def test_materialize_local_writes_a_self_contained_feast_repository(repo: tuple[
         assert summary["rows"][table] == pq.read_metadata(path / "data" / f"{table}.parquet").num_rows > 0
     assert summary["snapshots"] in (9, 10)  # 9 days from midnight; the last sessions may spill over
     assert summary["events"] > 0 and summary["users"] <= 40
-    assert set(summary["seconds"]) == {"read", "transform", "write", "apply", "materialize", "total"}
+    assert set(summary["seconds"]) == {"read", "transform", "import_feast", "write", "apply", "materialize", "total"}
 
 
 def test_online_store_serves_each_users_latest_snapshot(repo: tuple[Path, dict]) -> None:
