@@ -16,7 +16,8 @@ For each model, same model and machine:
 
 1. saturation: a closed loop of ``--concurrency`` keep-alive connections for ``--duration``
    seconds against ``--max-batch-size 64 --max-batch-delay-ms 2`` and against
-   ``--max-batch-size 1``; requests/s and their ratio (goal >= 4x), with the server's CPU
+   ``--max-batch-size 1`` (both servers up, windows alternated ``--repeats`` times, medians);
+   requests/s and their ratio (goal >= 4x), with the mean batch and the server's CPU
    time per request (user + system, all threads, from /proc): on a shared machine the wall
    figures follow the CPU share the scheduler grants, the CPU per request much less so;
 2. latency p50/p99 under an open loop (Poisson arrivals) at half of each one's saturation rate;
@@ -166,24 +167,52 @@ def saturate(port: int, pid: int, bodies: list[bytes], concurrency: int, duratio
             "cpu_per_request": cpu / max(throughput * (duration + min(1.0, duration / 5)), 1)}
 
 
-def serve_and_measure(model_dir: Path, extra: list[str], bodies: list[bytes], concurrency: int,
-                      duration: float, use_wrk: bool) -> dict[str, object]:
-    port = free_port()
-    proc = spawn_server(model_dir, port, extra)
+def batch_totals(port: int) -> tuple[float, float]:
+    """(rows, batches) the server has run so far, from its batch-size histogram."""
+    text = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith(("gpuplane_serving_batch_size_sum ", "gpuplane_serving_batch_size_count "))}
+    return values.get("gpuplane_serving_batch_size_sum", 0.0), values.get("gpuplane_serving_batch_size_count", 0.0)
+
+
+def compare(model_dir: Path, configs: dict[str, list[str]], bodies: list[bytes], concurrency: int,
+            duration: float, use_wrk: bool, repeats: int) -> dict[str, dict[str, object]]:
+    """Both servers up at once; their saturation windows interleaved ``repeats`` times (medians),
+    then each one's latency at half its median saturation rate."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    samples: dict[str, list[dict[str, object]]] = {name: [] for name in configs}
+    out: dict[str, dict[str, object]] = {}
     try:
-        wait_ready(f"http://127.0.0.1:{port}")
-        load = loadavg()
-        result = saturate(port, proc.pid, bodies, concurrency, duration, use_wrk)
-        rate = float(result["throughput"]) / 2  # type: ignore[arg-type]
-        latencies, half_codes = run_async(open_loop(port, bodies, rate, duration))  # type: ignore[misc]
-        batches = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        for name, extra in configs.items():
+            port = free_port()
+            procs[name] = (spawn_server(model_dir, port, extra), port)
+        for proc, port in procs.values():
+            wait_ready(f"http://127.0.0.1:{port}")
+        for _ in range(repeats):
+            for name, (proc, port) in procs.items():
+                load = loadavg()
+                rows0, batches0 = batch_totals(port)
+                result = saturate(port, proc.pid, bodies, concurrency, duration, use_wrk)
+                rows1, batches1 = batch_totals(port)
+                samples[name].append({**result, "load": load, "mean_batch": (rows1 - rows0) / max(batches1 - batches0, 1)})
+        for name, (proc, port) in procs.items():
+            runs = samples[name]
+            codes: Counter[int] = Counter()
+            for r in runs:
+                codes.update(r["codes"])  # type: ignore[arg-type]
+            throughput = median([float(r["throughput"]) for r in runs])  # type: ignore[arg-type]
+            latencies, half_codes = run_async(open_loop(port, bodies, throughput / 2, duration))  # type: ignore[misc]
+            out[name] = {"throughput": throughput, "codes": codes,
+                         "cpu_per_request": median([float(r["cpu_per_request"]) for r in runs]),  # type: ignore[arg-type]
+                         "mean_batch": median([float(r["mean_batch"]) for r in runs]),  # type: ignore[arg-type]
+                         "load": median([float(r["load"]) for r in runs]),  # type: ignore[arg-type]
+                         "spread": (min(float(r["throughput"]) for r in runs),  # type: ignore[arg-type]
+                                    max(float(r["throughput"]) for r in runs)),  # type: ignore[arg-type]
+                         "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "half_codes": half_codes}
     finally:
-        stop(proc)
-    rows = [line for line in batches.splitlines() if line.startswith("gpuplane_serving_batch_size_")]
-    summed = {line.split()[0].rsplit("_", 1)[1]: float(line.split()[1]) for line in rows
-              if line.split()[0].endswith(("_sum", "_count"))}
-    return {**result, "load": load, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
-            "half_codes": half_codes, "mean_batch": summed.get("sum", 0) / max(summed.get("count", 1), 1)}
+        for proc, _ in procs.values():
+            stop(proc)
+    return out
 
 
 def engine_rows_per_second(model_dir: Path, shape: ModelShape, batch: int, device: str, seconds: float = 2.0) -> float:
@@ -256,6 +285,8 @@ def main() -> None:
     p.add_argument("--models", default="tiny,realistic", help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
                    help="closed-loop generator (default: wrk when installed)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="interleaved saturation windows per configuration, medians printed (default: %(default)s)")
     p.add_argument("--activator-requests", type=int, default=2000, help="sequential pairs (default: %(default)s; 0 skips)")
     args = p.parse_args()
     unknown = [m for m in args.models.split(",") if m not in MODELS]
@@ -271,7 +302,9 @@ def main() -> None:
 
     print(f"load average {loadavg():.1f} on {os.cpu_count()} CPUs at start (others' work inflates every wall figure)")
     print(f"device {args.device}, torch threads {args.torch_threads or 'default'}, {args.concurrency} connections, "
-          f"{args.duration:.0f} s per point, closed loop: {generator}; each request: 1 row, k=10")
+          f"{args.duration:.0f} s per window, {args.repeats} interleaved windows per configuration (medians, "
+          f"min..max), closed loop: {generator}; open loop at half load: asyncio client in this process; "
+          "each request: 1 row, k=10")
     if args.device == "cpu":
         import torch
 
@@ -286,13 +319,14 @@ def main() -> None:
             tiny_dir = model_dir if name == "tiny" else tiny_dir
             bodies = infer_bodies(512, shape.num_items, seq_len=shape.history)
             print(f"[{name}] {shape.description}: {size / 1e6:.1f} MB, histories of {shape.history} items")
-            results = {}
-            for label, extra in (("dynamic batching (max 64, 2 ms)", DYNAMIC), ("batch size 1", BATCH_ONE)):
-                results[label] = r = serve_and_measure(model_dir, [*extra, *threads, *device], bodies,
-                                                       args.concurrency, args.duration, use_wrk)
-                print(f"  [{name}] {label:32s} {r['throughput']:7.0f} req/s at saturation, server CPU "
-                      f"{r['cpu_per_request'] * 1e3:.2f} ms/request, mean batch {r['mean_batch']:.1f}, "
-                      f"codes {dict(r['codes'])}, load {r['load']:.1f};  at half load: p50 {r['p50'] * 1e3:.1f} ms, "
+            configs = {"dynamic batching (max 64, 2 ms)": [*DYNAMIC, *threads, *device],
+                       "batch size 1": [*BATCH_ONE, *threads, *device]}
+            results = compare(model_dir, configs, bodies, args.concurrency, args.duration, use_wrk, args.repeats)
+            for label, r in results.items():
+                low, high = r["spread"]  # type: ignore[misc]
+                print(f"  [{name}] {label:32s} {r['throughput']:7.0f} req/s at saturation ({low:.0f}..{high:.0f}), "
+                      f"server CPU {r['cpu_per_request'] * 1e3:.2f} ms/request, mean batch {r['mean_batch']:.1f}, "
+                      f"load {r['load']:.1f}, codes {dict(r['codes'])};  at half load: p50 {r['p50'] * 1e3:.1f} ms, "
                       f"p99 {r['p99'] * 1e3:.1f} ms (codes {dict(r['half_codes'])})")
             dyn, one = results.values()
             print(f"  [{name}] ratio dynamic / batch 1 (goal >= 4): throughput "
