@@ -784,7 +784,13 @@ class TrainingJobArgs(TypedDict, total=False):
     team: Required[str]
     """The submitting team (its namespace, LocalQueue, service account and bucket prefix)."""
     image: Required[pulumi.Input[str]]
-    """Container image with the training workload (workloads/training/Dockerfile)."""
+    """Container image with the training workload (workloads/training/Dockerfile). Its ENTRYPOINT
+    must take torchrun's arguments and keep the exit codes 0 / 75 (preempted) / 2 (usage), as
+    the reference image's ``python -m workloads.training.launch`` does."""
+    command: NotRequired[list[str]]
+    """ENTRYPOINT override for other images, e.g. ``["python", "-m", "workloads.training.launch"]``.
+    Plain ``["torchrun"]`` works but turns exit 75 into 1 (preemptions then count as failures).
+    Default: the image's ENTRYPOINT."""
     pool: NotRequired[str]
     """The pool to run on. Default: the cluster's only pool (required when it has several)."""
     nodes: NotRequired[int]
@@ -830,6 +836,8 @@ class TrainingJobPlan:
     preset: str
     data_dir: str
     data_command: tuple[str, ...]
+    command: tuple[str, ...]
+    """ENTRYPOINT override; empty: the image's."""
     export_dir: str
     extra_args: tuple[str, ...]
     env: dict[str, str]
@@ -957,6 +965,10 @@ def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingCl
     if not isinstance(data_command, list) or not all(isinstance(x, str) for x in data_command):
         p.add("data_command", data_command, "must be a list of strings.", "give e.g. ['python', '-m', 'workloads.data.generate', '--out', '/data'].")
         data_command = []
+    command = args.get("command") or []
+    if not isinstance(command, list) or not all(isinstance(x, str) and x for x in command):
+        p.add("command", command, "must be a list of non-empty strings.", "give e.g. ['python', '-m', 'workloads.training.launch'], or leave it unset for the image's ENTRYPOINT.")
+        command = []
     for key in ("data_dir", "export_dir"):
         v = args.get(key)  # type: ignore[misc]
         if v is not None and (not isinstance(v, str) or not v.startswith("/") or v in ("/", "/dev/shm")):
@@ -979,6 +991,7 @@ def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingCl
         preset=args.get("preset", "tiny"),
         data_dir=args.get("data_dir", "/data"),
         data_command=tuple(data_command),
+        command=tuple(command),
         export_dir=args.get("export_dir", "/outputs"),
         extra_args=tuple(args.get("extra_args") or ()),
         env=dict(env),

@@ -24,16 +24,17 @@ Two roles, like every ``<cloud>/training.py``:
      own) give pod 0 the stable name ``<jobset>-worker-0-0.<subdomain>`` for torchrun's static
      rendezvous.
 
-Exit code 75 and torchrun. torchrun exits 1 whenever a worker fails, which would hide the
-workload's "preempted, requeue" code 75; and on SIGTERM its agent gives workers only 30 s by
-default. The container therefore runs ``LAUNCHER``: torchrun's own argument parser and
-``elastic_launch``, exiting 75 when any worker exited 75 or when the agent itself was told to
-stop (a SIGTERM to a training pod is always a stop from outside: drain, preemption, deletion),
-with ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` a few seconds below the pod's grace period so workers
-can finish their checkpoint. The Job's podFailurePolicy ignores exit 75 and pods with a
-``DisruptionTarget`` condition (restart without counting), fails the Job on exit 2 (usage
-error; the JobSet then fails instead of retrying), and counts anything else; the JobSet
-restarts the gang on ``BackoffLimitExceeded`` up to ``max_restarts``.
+Exit code 75 and torchrun. Plain torchrun exits 1 whenever a worker fails, hiding the
+workload's "preempted, requeue" code 75. The container therefore runs the image's ENTRYPOINT,
+which by the workload contract takes torchrun's arguments and keeps the codes (the reference
+image's ``python -m workloads.training.launch``: 0 done, 75 preempted after a checkpoint or
+stopped by SIGTERM, 2 usage error); ``TrainingJob(command=...)`` overrides it for other images.
+``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` is set a few seconds below the pod's grace period, so
+torchrun's agent lets workers finish their checkpoint (its default is 30 s). The Job's
+podFailurePolicy ignores exit 75 and pods with a ``DisruptionTarget`` condition (restart
+without counting), fails the Job on exit 2 (the JobSet then fails instead of retrying) and
+counts anything else; the JobSet restarts the gang on ``BackoffLimitExceeded`` up to
+``max_restarts``.
 """
 
 from __future__ import annotations
@@ -68,25 +69,6 @@ CONTAINER = "trainer"
 SHUTDOWN_MARGIN_SECONDS = 5
 """torchrun's agent SIGKILLs workers this long before the kubelet would SIGKILL the pod."""
 
-LAUNCHER = """\
-import sys
-from torch.distributed.elastic.multiprocessing.api import SignalException
-from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.launcher.api import elastic_launch
-from torch.distributed.run import config_from_args, parse_args
-args = parse_args(sys.argv[1:])
-config, entrypoint, entry_args = config_from_args(args)
-try:
-    elastic_launch(config, entrypoint)(*entry_args)
-except ChildFailedError as err:
-    codes = sorted({f.exitcode for f in err.failures.values()})
-    print(f"gpuplane launcher: worker exit codes {codes}", file=sys.stderr)
-    sys.exit(75 if 75 in codes else 1)
-except SignalException as err:
-    print(f"gpuplane launcher: stopped by {err.sigval.name}; exiting 75 (requeue)", file=sys.stderr)
-    sys.exit(75)
-"""
-"""torchrun that keeps exit code 75 (see the module docstring); run as ``python -c LAUNCHER <torchrun args>``."""
 
 FEATURES = FeatureSupport(
     implementation="kubernetes",
@@ -252,12 +234,9 @@ def headless_service(plan: TrainingJobPlan) -> dict[str, Any]:
     }
 
 
-def launcher_command(plan: TrainingJobPlan, checkpoint_url: Any) -> list[Any]:
-    """``python -c LAUNCHER`` with torchrun's flags and the workload's command line."""
+def torchrun_args(plan: TrainingJobPlan, checkpoint_url: Any) -> list[Any]:
+    """The container's args: torchrun's flags (static rendezvous on pod 0), then the workload's command line."""
     return [
-        "python",
-        "-c",
-        LAUNCHER,
         f"--nnodes={plan.nodes}",
         f"--nproc-per-node={plan.gpus_per_node}",
         "--node-rank=$(NODE_RANK)",
@@ -314,7 +293,7 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
             {
                 "name": CONTAINER,
                 "image": image,
-                "command": launcher_command(plan, checkpoint_url),
+                "args": torchrun_args(plan, checkpoint_url),
                 "env": env,
                 "ports": [{"name": "rendezvous", "containerPort": plan.master_port, "protocol": "TCP"}],
                 "resources": resources,
@@ -323,6 +302,8 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
         ],
         "volumes": volumes,
     }
+    if plan.command:
+        pod_spec["containers"][0]["command"] = list(plan.command)
     if init_containers:
         pod_spec["initContainers"] = init_containers
     job_spec = {
@@ -457,7 +438,6 @@ __all__ = [
     "JOBSET_VERSION",
     "KUEUE_API",
     "KUEUE_VERSION",
-    "LAUNCHER",
     "CloudTraining",
     "cluster_queues",
     "create_cloud_resources",
@@ -468,4 +448,5 @@ __all__ = [
     "kueue_values",
     "local_queue",
     "resource_flavor",
+    "torchrun_args",
 ]

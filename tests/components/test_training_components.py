@@ -176,7 +176,7 @@ def test_training_job_is_queued_with_the_checkpoint_and_identity_wired_in(progra
     assert js.inputs["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "train"
     pod = js.inputs["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     summary = r.one(TJ).inputs["gpuplane"]
-    cmd = pod["containers"][0]["command"]
+    cmd = pod["containers"][0]["args"]
     assert cmd[cmd.index("--checkpoint-dir") + 1] == summary["checkpointUrl"]
     expected_url = {"existing": "gs://lab-ckpts/training/gpt", "gke": "gs://train-checkpoints/recs/gpt"}.get(kind, "s3://train-checkpoints-mock/recs/gpt")
     assert summary["checkpointUrl"] == expected_url

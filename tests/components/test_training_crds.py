@@ -257,8 +257,9 @@ def test_jobset_job_template_is_a_valid_batch_job_with_exit_75_ignored(job_plan)
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "38Gi"}} in pod["volumes"]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["MASTER_ADDR"] == "gpt-worker-0-0.gpt" and env["MASTER_PORT"] == "29500" and env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "105"
-    cmd = c["command"]
-    assert cmd[:2] == ["python", "-c"] and "--nnodes=2" in cmd and "--nproc-per-node=4" in cmd and "--node-rank=$(NODE_RANK)" in cmd
+    assert "command" not in c  # the image's ENTRYPOINT: torchrun that keeps exit codes 75 and 2
+    cmd = c["args"]
+    assert cmd[:3] == ["--nnodes=2", "--nproc-per-node=4", "--node-rank=$(NODE_RANK)"]
     workload = cmd[cmd.index("-m") + 1:]
     assert workload[:3] == ["workloads.training", "--preset", "tiny"]
     assert workload[workload.index("--checkpoint-dir") + 1] == "s3://bucket/recs/gpt"
@@ -277,3 +278,12 @@ def test_the_structural_check_rejects_a_v1beta1_field_name(cluster_plan):
     queue["spec"]["cohort"] = "train"  # v1beta1's name; v1beta2 calls it cohortName
     with pytest.raises(jsonschema.ValidationError, match="cohort"):
         check(queue)
+
+
+def test_command_overrides_the_image_entrypoint_only_when_given(job_plan):
+    import dataclasses
+
+    plan = dataclasses.replace(job_plan, command=("python", "-m", "workloads.training.launch"))
+    container = jobset_manifest(plan, "img", "s3://b/recs/gpt")["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "workloads.training.launch"]
+    assert container["args"][0] == "--nnodes=2"
