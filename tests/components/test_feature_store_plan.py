@@ -51,7 +51,9 @@ def _problems(**args: Any) -> list[str]:
 def test_each_target_and_engine_picks_its_implementation_and_default_stores(args, implementation, online, offline, cloud) -> None:
     plan = _plan(**args)
     assert (plan.implementation, plan.online_store, plan.offline_store, plan.cloud) == (implementation, online, offline, cloud)
-    assert plan.summary()["encryptedAtRest"] is True and plan.summary()["public"] is False
+    summary = plan.summary()
+    assert summary["encrypted"] is True and summary["public"] is False and summary["implementation"] == implementation
+    assert summary["online"] == (f"vertex-{online}" if implementation == "vertex-feature-store" else online)
     assert [v.name for v in plan.views] == ["user_last_items", "user_activity", "item_popularity"]
 
 
