@@ -17,14 +17,19 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from stacks.config import load_config  # noqa: E402
-from stacks.recipes import gpu_platform, inference  # noqa: E402
+from stacks.recipes import gpu_platform, inference, training  # noqa: E402
 
 config = load_config()
 platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
 endpoints = inference(config, platform)
+training_cluster, training_jobs = training(config, platform, name=f"{pulumi.get_stack()}-train")
 
 pulumi.export("cloud", platform.cluster.facts.cloud)
 pulumi.export("region", platform.cluster.facts.region)
 pulumi.export("clusterName", platform.cluster.cluster_name)
 pulumi.export("gpuPools", {name: pool.plan.summary() for name, pool in platform.pools.items()})
 pulumi.export("endpoints", {name: e.url for name, e in endpoints.items()})
+if training_cluster is not None:
+    pulumi.export("checkpointBucket", training_cluster.checkpoint_url)
+    pulumi.export("trainingQueues", {t.name: f"{t.namespace}/{t.local_queue}" for t in training_cluster.plan.teams})
+    pulumi.export("trainingJobs", {n: j.jobset_name for n, j in training_jobs.items()})

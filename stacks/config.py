@@ -133,6 +133,49 @@ class InferenceEndpointConfig(_Model):
     """Traffic profile for the cost model: hours per day with traffic (default usage.endpointBusyHoursPerDay)."""
 
 
+class TrainingPoolConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    accelerator: str
+    accelerators_per_node: int | None = Field(None, ge=1)
+    instance_type: str | None = None
+    max_nodes: int = Field(1, ge=1)
+    efa: bool = False
+    compact_placement: bool | None = None
+
+
+class TrainingTeamConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    namespace: str | None = None
+    gpu_quota: dict[str, int] = Field(default_factory=dict)
+    """GPUs per training pool this team may use (nominal quota)."""
+
+
+class TrainingJobConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    team: str
+    image: str
+    """Training image (workloads/training/Dockerfile; its entrypoint keeps exit code 75)."""
+    pool: str | None = None
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int | None = Field(None, ge=1)
+    preset: str = "tiny"
+    generate_data: bool = True
+    extra_args: list[str] = Field(default_factory=list)
+    max_restarts: int = Field(10, ge=0)
+
+
+class TrainingConfig(_Model):
+    pools: list[TrainingPoolConfig] = Field(min_length=1)
+    capacity_fallback: list[Literal["spot", "on_demand", "reserved"]] | None = None
+    """Capacity types in the order to try them. Default spot, then on-demand (on-demand only on existing clusters)."""
+    teams: list[TrainingTeamConfig] = Field(default_factory=lambda: [TrainingTeamConfig(name="training")])
+    checkpoint_bucket_url: str | None = None
+    """Use this bucket for checkpoints instead of creating one."""
+    checkpoint_retention_days: int = Field(30, ge=1)
+    jobs: list[TrainingJobConfig] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
 class UsageProfile(_Model):
     """Usage assumptions the cost model prices (monthly figures use 730 hours)."""
 
@@ -154,6 +197,8 @@ class StackConfig(_Model):
     cluster: ClusterConfig
     gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
     inference_endpoints: list[InferenceEndpointConfig] = Field(default_factory=list)
+    training: TrainingConfig | None = None
+    """A spot training cluster (Kueue, JobSet, checkpoint bucket) and reference jobs."""
     usage: UsageProfile = Field(default_factory=lambda: UsageProfile())
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Any
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.inference import InferenceEndpoint, InferenceEndpointArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
+from components.training import SpotTrainingCluster, SpotTrainingClusterArgs, TrainingJob, TrainingJobArgs
 from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, StackConfig
 
 
@@ -131,3 +132,48 @@ def inference(stack: StackConfig, platform: Platform) -> dict[str, InferenceEndp
     endpoints = {e.name: InferenceEndpoint(e.name, endpoint_args(e, stack, platform)) for e in stack.inference_endpoints}
     platform.extras["endpoints"] = endpoints
     return endpoints
+
+
+def training(stack: StackConfig, platform: Platform, name: str) -> tuple[SpotTrainingCluster | None, dict[str, TrainingJob]]:
+    """A spot training cluster on the platform's cluster, and the stack's reference jobs."""
+    cfg = stack.training
+    if cfg is None:
+        return None, {}
+    pools: list[dict[str, Any]] = []
+    for p in cfg.pools:
+        pool: dict[str, Any] = {"name": p.name, "accelerator": p.accelerator, "max_nodes": p.max_nodes, "efa": p.efa}
+        if p.accelerators_per_node:
+            pool["accelerators_per_node"] = p.accelerators_per_node
+        if p.instance_type:
+            pool["instance_type"] = p.instance_type
+        if p.compact_placement is not None:
+            pool["compact_placement"] = p.compact_placement
+        pools.append(pool)
+    teams = [
+        {"name": t.name, **({"namespace": t.namespace} if t.namespace else {}), **({"gpu_quota": dict(t.gpu_quota)} if t.gpu_quota else {})}
+        for t in cfg.teams
+    ]
+    args: SpotTrainingClusterArgs = {
+        "cluster": platform.cluster,
+        "pools": pools,  # type: ignore[typeddict-item]
+        "teams": teams,  # type: ignore[typeddict-item]
+        "checkpoint_bucket": {"url": cfg.checkpoint_bucket_url} if cfg.checkpoint_bucket_url else {"retention_days": cfg.checkpoint_retention_days},
+        "tags": {**stack.tags, **cfg.tags},
+    }
+    if cfg.capacity_fallback:
+        args["capacity_fallback"] = list(cfg.capacity_fallback)  # type: ignore[typeddict-item]
+    cluster = SpotTrainingCluster(name, args)
+    jobs: dict[str, TrainingJob] = {}
+    for j in cfg.jobs:
+        job: TrainingJobArgs = {"training_cluster": cluster, "team": j.team, "image": j.image, "nodes": j.nodes, "preset": j.preset, "max_restarts": j.max_restarts}
+        if j.pool:
+            job["pool"] = j.pool
+        if j.gpus_per_node:
+            job["gpus_per_node"] = j.gpus_per_node
+        if j.generate_data:
+            job["data_command"] = ["python", "-m", "workloads.data.generate", "--out", "/data"]
+        if j.extra_args:
+            job["extra_args"] = list(j.extra_args)
+        jobs[j.name] = TrainingJob(j.name, job)
+    platform.extras["training"] = (cluster, jobs)
+    return cluster, jobs
