@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch ops (default: one per core); 1 suits small models on busy hosts")
     p.add_argument("--drain-timeout-seconds", type=_non_negative_float, default=30.0,
                    help="longest SIGTERM waits for in-flight requests (default: %(default)s)")
+    p.add_argument("--feature-server-url",
+                   help="Feast feature server (`feast serve`) URL: lets requests send `user_id` instead of `item_ids`")
+    p.add_argument("--feature-cache-seconds", type=_non_negative_float, default=0.0,
+                   help="cache each user's history this long in-process (default: %(default)s, no cache)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -148,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.fail()
 
-    app = create_app(runner, config, process_start=process_start, on_fatal=on_fatal)
+    history_source = None
+    if args.feature_server_url:
+        from workloads.serving.history import FeastHistorySource
+
+        history_source = FeastHistorySource(args.feature_server_url, cache_ttl_seconds=args.feature_cache_seconds)
+    app = create_app(runner, config, history_source=history_source, process_start=process_start, on_fatal=on_fatal)
     uv_config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                                lifespan="on", timeout_graceful_shutdown=max(1, int(args.drain_timeout_seconds)))
     server = DrainingServer(uv_config, app.state.serving, args.drain_timeout_seconds)
