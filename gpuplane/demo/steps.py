@@ -1,0 +1,541 @@
+"""The demo's steps. Each takes the shared :class:`Context`, fills its record of the report and
+returns a one-line summary; it raises :class:`Skip` when an optional part is missing or an
+earlier step it needs did not succeed, and any other exception when it fails.
+
+Every child process is started through ``ctx.procs`` (its own process group, output in
+``logs/``) and stopped before the step returns, or by the runner's ``finally`` on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.status import Status
+
+from gpuplane.demo.config import DemoConfig
+from gpuplane.demo.procs import Processes, free_port, lines, tail
+from gpuplane.demo.report import (
+    CostRecord,
+    CostRow,
+    DataRecord,
+    DemoReport,
+    FeaturesRecord,
+    PlanRecord,
+    ServingRecord,
+    Timeline,
+    TrainingRecord,
+)
+from gpuplane.demo.traffic import (
+    Schedule,
+    classify_cold,
+    compress_day,
+    held_out_examples,
+    is_held_out,
+    latency_summary,
+    pick_examples,
+    replay,
+    scale_to_zero_gaps,
+    start_durations,
+    state_intervals,
+    traffic_day,
+)
+
+EXIT_PREEMPTED = 75
+"""The training workload's exit code after a preemption notice and a complete checkpoint."""
+MODEL_NAME = "recommender"
+EXPORT_FILES = ("model.safetensors", "config.json", "items.json", "metrics.json")
+
+
+class Skip(Exception):
+    """The step does not apply (an optional dependency is missing, or a step it needs failed)."""
+
+
+class StepFailed(Exception):
+    """The step ran and failed; the message says what and where to look."""
+
+
+@dataclass
+class Context:
+    cfg: DemoConfig
+    out: Path
+    console: Console
+    procs: Processes
+    report: DemoReport
+    status: Status | None = None
+    ok: set[str] = field(default_factory=set)
+    """Keys of the steps that succeeded (``data``, ``training``, ...)."""
+    schedule: Schedule | None = None
+    timeline: Timeline | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.out / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out / "model"
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+
+    def progress(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def need(self, *keys: str) -> None:
+        missing = [k for k in keys if k not in self.ok]
+        if missing:
+            raise Skip(f"needs the {', '.join(missing)} step, which did not succeed")
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def run_logged(ctx: Context, args: list[str], log_name: str, what: str,
+               on_line: Callable[[str], None] | None = None) -> tuple[int, list[str]]:
+    """Run a child to completion, streaming its lines to the status line and ``logs/<log_name>``."""
+    log_path = ctx.logs / log_name
+    p = ctx.procs.spawn(args, log_path, pipe=True)
+    seen: list[str] = []
+    for line in lines(p, log_path):
+        seen.append(line)
+        if line.strip():
+            ctx.progress(f"{what}: {line.strip()[:110]}")
+        if on_line is not None:
+            on_line(line)
+    return p.wait(), seen
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. plans
+
+
+def step_plans(ctx: Context) -> str:
+    from gpuplane import render
+    from gpuplane.engine.cost import assess_plan
+    from gpuplane.engine.plan import available_stacks, plan_stack
+
+    plans_dir = ctx.out / "plans"
+    plans_dir.mkdir(parents=True, exist_ok=True)
+    stacks = available_stacks()
+    if not stacks:
+        raise StepFailed("no reference stacks found (stacks/Pulumi.<name>.yaml)")
+    bad: list[str] = []
+    for name in stacks:
+        ctx.progress(f"planning {name} (Pulumi mock runtime, policy pack, cost model)")
+        rec = PlanRecord(stack=name)
+        ctx.report.plans.append(rec)
+        t = time.perf_counter()
+        try:
+            plan = plan_stack(name)
+            checks = assess_plan(plan)
+        except Exception as exc:  # PlanError, PolicyConfigError, ...: one stack must not hide the others
+            rec.error = f"{type(exc).__name__}: {exc}"
+            rec.seconds = time.perf_counter() - t
+            ctx.say(f"[red]✗ {name}: {rec.error}[/red]")
+            bad.append(name)
+            continue
+        rec.seconds = time.perf_counter() - t
+        render.print_tree(plan, ctx.console)
+        checks.print_summary(ctx.console)
+        (plans_dir / f"{name}.json").write_text(render.to_json(plan, checks.to_json()))
+        (plans_dir / f"{name}.md").write_text(checks.markdown(plan))
+        monthly = checks.cost.monthly
+        rec.resources = len(plan.resources)
+        rec.monthly_usd, rec.monthly_usd_max = monthly.expected, monthly.max
+        rec.unknown_prices = len(checks.cost.unknown)
+        rec.mandatory, rec.advisory = checks.policy.mandatory, checks.policy.advisory
+        rec.violations = [f"{v.level} [{v.policy}] {v.message}" for v in checks.policy.violations]
+        rec.validation_problems = len(plan.validation_problems)
+        ctx.say(f"[dim]{name}: {rec.resources} resources, ${monthly.expected:,.2f}/month expected, "
+                f"{rec.mandatory} mandatory / {rec.advisory} advisory violations, planned in {rec.seconds:.1f} s "
+                f"→ {plans_dir / name}.json[/dim]")
+        if rec.mandatory or rec.validation_problems:
+            bad.append(name)
+    if bad:
+        raise StepFailed(f"{', '.join(bad)}: not planned, a mandatory violation, or a schema problem (see above)")
+    return f"{len(stacks)} stacks: " + ", ".join(
+        f"{p.stack} {p.resources} res ${p.monthly_usd or 0:,.0f}/mo" for p in ctx.report.plans)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. data
+
+
+def step_data(ctx: Context) -> str:
+    cfg = ctx.cfg
+    code, _ = run_logged(ctx, python("-m", "workloads.data.generate", "--out", str(ctx.data_dir), "--users",
+                                     str(cfg.users), "--items", str(cfg.items), "--days", str(cfg.days),
+                                     "--seed", str(cfg.seed)), "data.log", "generating events")
+    if code != 0:
+        raise StepFailed(f"workloads.data.generate exited {code}; see {ctx.logs / 'data.log'}:\n{tail(ctx.logs / 'data.log')}")
+    import pyarrow.parquet as pq
+
+    meta = json.loads((ctx.data_dir / "meta.json").read_text())
+    events = pq.ParquetFile(ctx.data_dir / "events.parquet").metadata.num_rows
+    ctx.report.data = DataRecord(users=int(meta["users"]), items=int(meta["items"]), days=int(meta["days"]),
+                                 events=int(events), seed=int(meta["seed"]))
+    return f"{events:,} events, {meta['users']} users, {meta['items']} items, {meta['days']} days → {ctx.data_dir}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. features
+
+
+def _last_json_object(text_lines: list[str]) -> dict[str, object]:
+    for i in range(len(text_lines) - 1, -1, -1):
+        if text_lines[i] == "{":
+            return dict(json.loads("\n".join(text_lines[i:])))
+    raise ValueError("no JSON summary in the output")
+
+
+def step_features(ctx: Context) -> str:
+    if not have("feast"):
+        raise Skip("feast is not installed (pip install 'gpuplane[features]')")
+    ctx.need("data")
+    repo = ctx.out / "feature_repo"
+    code, out = run_logged(ctx, python("-m", "workloads.features", "materialize", "--data", str(ctx.data_dir),
+                                       "--repo-dir", str(repo)), "features.log", "feast")
+    if code != 0:
+        raise StepFailed(f"feature materialisation exited {code}; see {ctx.logs / 'features.log'}:\n"
+                         f"{tail(ctx.logs / 'features.log')}")
+    summary = _last_json_object(out)
+    seconds = summary.get("seconds")
+    rec = FeaturesRecord(materialized_rows=int(summary.get("materialized_rows", 0)),  # type: ignore[call-overload]
+                         online_rows=int(summary.get("online_rows", 0)),  # type: ignore[call-overload]
+                         materialize_seconds=float(seconds.get("total", 0.0)) if isinstance(seconds, dict) else 0.0)
+    ctx.report.features = rec
+    text = f"{rec.materialized_rows:,} rows materialised, {rec.online_rows:,} online (SQLite)"
+    if ctx.cfg.feature_server_check:
+        _check_feature_server(ctx, repo, rec)
+        text += (f"; feast serve healthy in {rec.server_startup_seconds:.1f} s, {rec.users_matching}/"
+                 f"{rec.users_checked} users' online history matches the log")
+    return text
+
+
+def _check_feature_server(ctx: Context, repo: Path, rec: FeaturesRecord) -> None:
+    """Start ``feast serve``, read held-out users' ``last_items`` over HTTP, compare with the log."""
+    import pyarrow.parquet as pq
+
+    from workloads.features.client import FeastHistoryClient
+    from workloads.features.server import FeatureServer
+
+    table = pq.read_table(ctx.data_dir / "events.parquet", columns=["user_id", "item_id"])
+    users, items = table.column("user_id").to_numpy(), table.column("item_id").to_numpy()
+    held = np.unique(users[is_held_out(users, 0.1)])[: ctx.cfg.feature_users_checked]
+    expected = {int(u): tuple(int(x) for x in items[users == u][-32:]) for u in held}
+    ctx.progress("starting feast serve (imports Feast: seconds)")
+    server = FeatureServer(repo, log_path=ctx.logs / "feature-server.log")
+    try:
+        server.start()
+        rec.server_startup_seconds = server.startup_seconds
+
+        async def lookup() -> list[tuple[int, ...]]:
+            client = FeastHistoryClient(server.url, timeout_s=10.0)
+            return await client.histories([str(u) for u in expected])
+
+        t = time.perf_counter()
+        got = asyncio.run(lookup())
+        rec.lookup_ms = (time.perf_counter() - t) * 1e3
+    finally:
+        server.stop()
+    rec.users_checked = len(expected)
+    rec.users_matching = sum(tuple(g) == e for g, e in zip(got, expected.values(), strict=True))
+    if rec.users_matching < rec.users_checked:
+        raise StepFailed(f"only {rec.users_matching} of {rec.users_checked} users' online last_items match the event "
+                         f"log; see {ctx.logs / 'feature-server.log'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. training
+
+
+STEP_LINE = re.compile(r"^step (\d+)/(\d+) loss ([0-9.]+)")
+PREEMPTED_LINE = re.compile(r"preempted \(.*\) at step (\d+); checkpoint step (\d+) is complete; exiting (\d+)")
+RESUMED_LINE = re.compile(r"resumed from checkpoint step (\d+)")
+
+
+def step_training(ctx: Context) -> str:
+    if not have("torch"):
+        raise Skip("torch is not installed (pip install 'gpuplane[workloads]' with the CPU wheel index)")
+    ctx.need("data")
+    cfg = ctx.cfg
+    rec = TrainingRecord(max_steps=cfg.max_steps)
+    ctx.report.training = rec
+    args = python("-m", "workloads.training", "--preset", "tiny", "--data", str(ctx.data_dir),
+                  "--checkpoint-dir", str(ctx.out / "checkpoints"), "--export-dir", str(ctx.model_dir),
+                  "--max-steps", str(cfg.max_steps), "--seed", str(cfg.seed),
+                  "--checkpoint-every", str(cfg.checkpoint_every), "--log-every", str(cfg.log_every))
+
+    # Run 1: a spot notice (SIGTERM to the process group, as the kubelet sends) at preempt_at_step.
+    log1 = ctx.logs / "training-run1.log"
+    t = time.perf_counter()
+    p = ctx.procs.spawn(args, log1, pipe=True)
+    signalled = False
+    for line in lines(p, log1):
+        if m := STEP_LINE.match(line):
+            step = int(m[1])
+            ctx.progress(f"run 1: step {step}/{m[2]} loss {m[3]} — SIGTERM at step ≥ {cfg.preempt_at_step}")
+            if step >= cfg.preempt_at_step and not signalled:
+                os.killpg(p.pid, signal.SIGTERM)  # the whole group, as a node drain signals every process
+                signalled = True
+                rec.signalled_at_step = step
+                ctx.say(f"[yellow]⚡ injected preemption: SIGTERM to the trainer at step {step}[/yellow]")
+        elif m := PREEMPTED_LINE.search(line):
+            rec.preempted_at_step, rec.checkpoint_step = int(m[1]), int(m[2])
+            ctx.say(f"   trainer: {line.strip()}")
+    rec.first_exit_code = p.wait()
+    rec.run_seconds.append(time.perf_counter() - t)
+    if not signalled:
+        raise StepFailed(f"training ended (exit {rec.first_exit_code}) before step {cfg.preempt_at_step}, so no "
+                         f"preemption was injected; see {log1}:\n{tail(log1)}")
+    if rec.first_exit_code != EXIT_PREEMPTED or rec.checkpoint_step is None:
+        raise StepFailed(f"after SIGTERM the trainer exited {rec.first_exit_code}, expected {EXIT_PREEMPTED} after a "
+                         f"complete checkpoint; see {log1}:\n{tail(log1)}")
+    ctx.say(f"   run 1 exited {rec.first_exit_code} (preempted, requeue) after {rec.run_seconds[0]:.1f} s; restarting")
+
+    # Run 2: the orchestrator requeues the same command; it resumes from the newest checkpoint.
+    log2 = ctx.logs / "training-run2.log"
+    t = time.perf_counter()
+
+    def watch(line: str) -> None:
+        if m := RESUMED_LINE.search(line):
+            rec.resumed_from_step = int(m[1])
+            ctx.say(f"   trainer: {line.strip()}")
+        elif line.startswith("eval:"):
+            ctx.say(f"   trainer: {line.strip()}")
+
+    rec.final_exit_code, _ = run_logged(ctx, args, "training-run2.log", "run 2", watch)
+    rec.run_seconds.append(time.perf_counter() - t)
+    if rec.final_exit_code != 0:
+        raise StepFailed(f"the resumed run exited {rec.final_exit_code}; see {log2}:\n{tail(log2)}")
+    if rec.resumed_from_step is None:
+        raise StepFailed(f"the second run did not resume from a checkpoint; see {log2}")
+    missing = [f for f in EXPORT_FILES if not (ctx.model_dir / f).exists()]
+    if missing:
+        raise StepFailed(f"the export in {ctx.model_dir} lacks {', '.join(missing)}")
+    rec.export_files = sorted(p.name for p in ctx.model_dir.iterdir())
+    metrics = json.loads((ctx.model_dir / "metrics.json").read_text())
+    rec.loss = metrics.get("loss")
+    rec.hit_rate_at_10 = metrics.get("hit_rate_at_10")
+    rec.popularity_hit_rate_at_10 = metrics.get("popularity_hit_rate_at_10")
+    rec.ndcg_at_10 = metrics.get("ndcg_at_10")
+    return (f"SIGTERM after step {rec.signalled_at_step} → exit {rec.first_exit_code}; resumed from step "
+            f"{rec.resumed_from_step} → exit 0; hit@10 {rec.hit_rate_at_10:.3f} (popularity "
+            f"{rec.popularity_hit_rate_at_10:.3f}); export → {ctx.model_dir}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. serving + traffic
+
+
+PHASES_LINE = re.compile(r"cold start ((?:\w+=[0-9.]+s ?)+)")
+
+
+def server_phases(log_text: str) -> list[dict[str, float]]:
+    """The model server's cold-start phases, one dict per ``ready: ... cold start k=v s ...`` log line."""
+    out = []
+    for m in PHASES_LINE.finditer(log_text):
+        out.append({k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)s", m[1])})
+    return out
+
+
+def activator_metrics(text: str) -> dict[str, float]:
+    """The activator's counters and histogram sums/counts from its Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.endswith(("_total", "_sum", "_count")) and "le" not in s.labels:
+                key = s.name + "".join(f"{{{k}={v}}}" for k, v in sorted(s.labels.items()))
+                out[key] = float(s.value)
+    return out
+
+
+def _wait_listening(url: str, p: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise StepFailed(f"the activator exited {p.returncode} at start; see {log}:\n{tail(log)}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise StepFailed(f"the activator did not answer {url} within {timeout_s:.0f} s; see {log}")
+
+
+def step_serving(ctx: Context) -> str:
+    if not have("torch"):
+        raise Skip("torch is not installed: no model to serve")
+    ctx.need("training")
+    import httpx
+
+    cfg = ctx.cfg
+    block_size = int(json.loads((ctx.model_dir / "config.json").read_text())["block_size"])
+    trace = traffic_day(cfg.day)
+    schedule = compress_day(trace, cfg.day_wall_seconds)
+    ctx.schedule = schedule
+    examples = pick_examples(held_out_examples(ctx.data_dir, block_size), trace.n_requests, cfg.seed)
+    expected_gaps = scale_to_zero_gaps(schedule, cfg.idle_seconds)
+    ctx.say(f"traffic: {trace.n_requests} requests over 24 h (peak/mean {cfg.day.peak_to_mean:g}, CV {cfg.day.cv:g}, "
+            f"{cfg.day.bursts_per_day:g} bursts/day) replayed in {schedule.wall_seconds:.0f} s ({schedule.speedup:,.0f}x); "
+            f"{expected_gaps.size} gaps longer than the {cfg.idle_seconds:g} s idle period")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = ctx.logs / "serving.log"
+    server_cmd = python("-m", "workloads.serving", "--model-dir", str(ctx.model_dir), "--model-name", MODEL_NAME,
+                        "--host", "127.0.0.1", "--port", "{port}", "--torch-threads", str(cfg.serving_threads))
+    act = ctx.procs.spawn(python("-m", "workloads.serving.activator", "--host", "127.0.0.1", "--port", str(port),
+                                 "--idle-seconds", str(cfg.idle_seconds), "--ready-timeout-seconds", "120",
+                                 "--stop-timeout-seconds", "10", "--", *server_cmd), log)
+    try:
+        _wait_listening(f"{base}/activator/status", act, 30.0, log)
+        ctx.say(f"activator on {base} (scale-to-zero after {cfg.idle_seconds:g} s idle); model server not started yet")
+
+        def progress(wall: float, sent: int, total: int, state: str) -> None:
+            ctx.progress(f"replaying: {schedule.clock(wall)} of the day, {sent}/{total} requests sent, server {state}")
+
+        result = asyncio.run(replay(base, MODEL_NAME, schedule, examples, progress=progress))
+        metrics_text = httpx.get(f"{base}/activator/metrics", timeout=10.0).text
+    finally:
+        ctx.progress("stopping the activator (it drains the model server)")
+        act_code = ctx.procs.stop(act, timeout_s=20.0)
+
+    m = activator_metrics(metrics_text)
+    ready = np.array([s == "ready" for s in result.obs_state], dtype=bool)
+    cold = classify_cold(result.send_s, result.obs_t, ready)
+    ok = result.status == 200
+    codes: dict[str, int] = {}
+    for s in result.status:
+        key = "none" if s == 0 else str(int(s))
+        codes[key] = codes.get(key, 0) + 1
+    hold_n = m.get("gpuplane_activator_hold_seconds_count", 0.0)
+    cs_n = m.get("gpuplane_activator_cold_start_seconds_count", 0.0)
+    rec = ServingRecord(
+        requests=int(result.send_s.size), replay_seconds=result.wall_seconds, day_seconds=schedule.wall_seconds,
+        speedup=schedule.speedup, idle_seconds=cfg.idle_seconds, expected_scale_to_zero=int(expected_gaps.size),
+        codes=codes,
+        latency_all=latency_summary(result.latency_s[ok]),
+        latency_cold=latency_summary(result.latency_s[ok & cold]),
+        latency_warm=latency_summary(result.latency_s[ok & ~cold]),
+        cold_starts=int(m.get("gpuplane_activator_cold_starts_total", 0.0)),
+        scale_downs=int(m.get("gpuplane_activator_scale_downs_total", 0.0)),
+        cold_start_mean_s=m["gpuplane_activator_cold_start_seconds_sum"] / cs_n if cs_n else None,
+        cold_start_observed_s=start_durations(result.obs_t, result.obs_state),
+        held_requests=int(hold_n),
+        hold_mean_s=m["gpuplane_activator_hold_seconds_sum"] / hold_n if hold_n else None,
+        server_phases=server_phases(log.read_text(errors="replace")),
+        online_hit_rate_at_10=float(result.hit[ok].mean()) if ok.any() else None,
+        errors=result.errors,
+    )
+    ctx.report.serving = rec
+    rate_t, rate = schedule.rate_per_bin(max(0.25, schedule.wall_seconds / 120))
+    ctx.timeline = Timeline(send_s=result.send_s, latency_s=result.latency_s, cold=cold, status=result.status,
+                            up=state_intervals(result.obs_t, result.obs_state, "ready", result.wall_seconds),
+                            starting=state_intervals(result.obs_t, result.obs_state, "starting", result.wall_seconds), rate_t=rate_t, rate=rate,
+                            speedup=schedule.speedup)
+    _write_requests_csv(ctx.out / "traffic" / "requests.csv", schedule, result.send_s, result.latency_s,
+                        result.status, cold, result.hit)
+    if act_code != 0:
+        raise StepFailed(f"the activator exited {act_code} on SIGTERM (expected 0 after draining); see {log}")
+    if rec.failed:
+        raise StepFailed(f"{rec.failed} of {rec.requests} requests got no 200 ({codes}); first errors: "
+                         + "; ".join(result.errors[:3]) + f"; see {log}")
+    if rec.cold_starts < 1:
+        raise StepFailed(f"the activator counted no cold start; see {log}")
+    return (f"{rec.requests} requests, all 200; warm p50 {rec.latency_warm.get('p50_ms', 0):.0f} ms, cold p50 "
+            f"{rec.latency_cold.get('p50_ms', 0):,.0f} ms; {rec.cold_starts} cold starts, {rec.scale_downs} "
+            f"scale-downs; online hit@10 {rec.online_hit_rate_at_10:.3f}")
+
+
+def _write_requests_csv(path: Path, schedule: Schedule, send_s: np.ndarray, latency_s: np.ndarray,
+                        status: np.ndarray, cold: np.ndarray, hit: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["trace_time_s,scheduled_s,sent_s,latency_ms,status,cold,hit_at_10"]
+    for i in range(send_s.size):
+        lat = "" if not np.isfinite(latency_s[i]) else f"{latency_s[i] * 1e3:.3f}"
+        rows.append(f"{schedule.trace.times_s[i]:.3f},{schedule.send_at_s[i]:.4f},{send_s[i]:.4f},{lat},"
+                    f"{int(status[i])},{int(cold[i])},{int(hit[i])}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. cost
+
+
+def step_cost(ctx: Context) -> str:
+    from gpuplane.simulate import (
+        ColdStart,
+        KnativeKeepAlive,
+        Oracle,
+        ServerlessPerRequest,
+        ServiceModel,
+        StaticPeak,
+        simulate,
+    )
+    from gpuplane.simulate.policies import Policy
+    from gpuplane.simulate.prices import price_spec
+
+    cfg = ctx.cfg
+    trace = ctx.schedule.trace if ctx.schedule is not None else traffic_day(cfg.day)
+    s = ctx.report.serving
+    if s is None or not s.latency_warm.get("n", 0) or s.cold_start_mean_s is None:
+        raise Skip("needs the serving step's measured service time and cold start")
+    service_s = float(s.latency_warm["p50_ms"]) / 1e3
+    prices = price_spec("aws", "g6.xlarge", "us-east-1", "on_demand", serverless_region="us-central1",
+                        serverless_gpu="l4")
+    service = ServiceModel(service_time_s=service_s, concurrency=cfg.concurrency,
+                           cold_start=ColdStart(model_load_s=s.cold_start_mean_s))
+    options: list[tuple[str, Policy]] = [
+        ("static-for-peak (g6.xlarge on-demand)", StaticPeak()),
+        ("scale-to-zero: Knative on g6.xlarge nodes", KnativeKeepAlive()),
+        ("scale-to-zero: Cloud Run L4", ServerlessPerRequest()),
+        ("oracle (busy time only, lower bound)", Oracle()),
+    ]
+    results = [(label, simulate(trace, service, policy, prices)) for label, policy in options]
+    static = results[0][1]
+    days = trace.duration_s / 86_400.0
+    try:
+        from components.catalog import HOURS_PER_MONTH
+    except ImportError:  # pragma: no cover - the catalog ships with the package
+        HOURS_PER_MONTH = 730.0
+    per_month = HOURS_PER_MONTH / 24.0 / days
+    rows = [CostRow(option=label, setting=r.setting, monthly_usd=r.cost_usd * per_month,
+                    gpu_hours_per_day=r.gpu_hours / days, cold_start_fraction=r.cold_start_fraction, p99_ms=r.p99_ms,
+                    savings_vs_static=r.savings_vs(static)) for label, r in results]
+    oracle = results[-1][1]
+    bound = 1.0 - oracle.gpu_hours / static.gpu_hours if static.gpu_hours > 0 else 0.0
+    ctx.report.cost = CostRecord(prices=prices.label, requests_per_day=int(trace.n_requests / days),
+                                 service_time_ms=service_s * 1e3, local_cold_start_s=s.cold_start_mean_s,
+                                 rows=rows, savings_bound=bound)
+    cloud_run = rows[2]
+    return (f"static ${rows[0].monthly_usd:,.0f}/month vs Cloud Run L4 ${cloud_run.monthly_usd:,.0f}/month "
+            f"({100 * cloud_run.savings_vs_static:.0f}% saved), Knative on g6 ${rows[1].monthly_usd:,.0f}/month")
