@@ -186,7 +186,7 @@ def compare(model_dir: Path, configs: dict[str, list[str]], bodies: list[bytes],
         for name, extra in configs.items():
             port = free_port()
             procs[name] = (spawn_server(model_dir, port, extra), port)
-        for proc, port in procs.values():
+        for _, port in procs.values():
             wait_ready(f"http://127.0.0.1:{port}")
         for _ in range(repeats):
             for name, (proc, port) in procs.items():
@@ -195,7 +195,7 @@ def compare(model_dir: Path, configs: dict[str, list[str]], bodies: list[bytes],
                 result = saturate(port, proc.pid, bodies, concurrency, duration, use_wrk)
                 rows1, batches1 = batch_totals(port)
                 samples[name].append({**result, "load": load, "mean_batch": (rows1 - rows0) / max(batches1 - batches0, 1)})
-        for name, (proc, port) in procs.items():
+        for name, (_, port) in procs.items():
             runs = samples[name]
             codes: Counter[int] = Counter()
             for r in runs:

@@ -208,7 +208,7 @@ def test_slow_server_times_out_and_unreachable_server_is_an_error() -> None:
     async def scenario() -> None:
         server, pool = await serve(slow)
         async with server:
-            with pytest.raises(UpstreamTimeout, match="no reply within 0.2s"):
+            with pytest.raises(UpstreamTimeout, match=r"no reply within 0\.2s"):
                 await pool.request("GET", b"/", [], b"", 0.2)
             await pool.close()
         closed_port = pool.port  # the server is gone now

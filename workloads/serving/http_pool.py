@@ -61,7 +61,7 @@ class _Connection:
 class Reply:
     """Status, headers and (small replies) the whole body of one upstream reply."""
 
-    __slots__ = ("status", "headers", "body", "_pool", "_conn", "_length", "_chunked", "_keep_alive", "_timeout")
+    __slots__ = ("_chunked", "_conn", "_keep_alive", "_length", "_pool", "_timeout", "body", "headers", "status")
 
     def __init__(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = status
