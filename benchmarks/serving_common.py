@@ -20,9 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
