@@ -133,6 +133,8 @@ class InferenceEndpointArgs(TypedDict, total=False):
     """cloud-run: GPU zonal redundancy (dearer, survives a zone outage). Default False."""
     deletion_protection: NotRequired[bool]
     """cloud-run: protect the service from deletion. Default False (the stack decides)."""
+    feature_server_url: NotRequired[pulumi.Input[str]]
+    """knative: the Feast feature server (a FeatureStore's ``online_endpoint``); lets requests send ``user_id``."""
     env: NotRequired[dict[str, str]]
     """Extra environment variables for the server."""
     tags: NotRequired[dict[str, str]]
@@ -415,6 +417,8 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         requested.append((Feature.GPU_SHARING, "pool", pool.plan.name))
     p.extend(features.check(requested))
 
+    if args.get("feature_server_url") is not None and platform != "knative":
+        p.add("feature_server_url", "...", f"{platform} cannot reach an in-cluster feature server.", "drop it, or serve on knative in the feature store's cluster.")
     default_auth = "iam" if platform in ("cloud-run", "sagemaker") else "none"
     auth = args.get("auth", default_auth)
     public = bool(args.get("public", False))

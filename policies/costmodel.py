@@ -66,6 +66,8 @@ USAGE_KEYS: dict[str, tuple[str, float, float]] = {
     "endpointBusyHoursPerDay": ("endpoint_busy_hours_per_day", 0.0, 24.0),
     "storageGib": ("storage_gib", 0.0, math.inf),
     "expectedNodeFraction": ("expected_node_fraction", 0.0, 1.0),
+    "onlineReadsPerMonth": ("online_reads_per_month", 0.0, math.inf),
+    "onlineStorageGib": ("online_storage_gib", 0.0, math.inf),
 }
 """camelCase key -> (attribute, lowest, highest)."""
 
@@ -78,6 +80,10 @@ class Usage:
     endpoint_busy_hours_per_day: float = 6.0
     storage_gib: float = 500.0
     expected_node_fraction: float = 0.25
+    online_reads_per_month: float = 10_000_000.0
+    """Online feature lookups per month (request-priced online stores: DynamoDB, Datastore)."""
+    online_storage_gib: float = 5.0
+    """Data kept in the online store, GiB (when the store's summary does not say)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
@@ -225,6 +231,7 @@ def node_price(
 
 
 def rate(catalog: Catalog, cloud: str, service: str, unit: str, region: str) -> tuple[float | None, str]:
+    region = region.lower()  # GCS and BigQuery locations are upper-case (US-CENTRAL1)
     r = catalog.serverless_rate(cloud, service, unit, region)
     if r is None:
         return None, f"no catalog rate for {cloud} {service} {unit} in {region}. Add a row to serverless_prices.csv."
@@ -471,7 +478,7 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
             )
         ]
     if comp == "FeatureStore":
-        return _feature_store_cost(v, catalog)
+        return _feature_store_cost(v, catalog, usage)
     if comp is not None:
         return []
     if t == "aws:eks/nodeGroup:NodeGroup":
@@ -634,7 +641,7 @@ def _cluster_cost(v: ResourceView, catalog: Catalog) -> list[ResourceCost]:
     return out
 
 
-def _feature_store_cost(v: ResourceView, catalog: Catalog) -> list[ResourceCost]:
+def _feature_store_cost(v: ResourceView, catalog: Catalog, usage: Usage) -> list[ResourceCost]:
     s = v.summary
     online = str(s.get("online") or "")
     cloud, region = str(s.get("cloud") or ""), s.get("region")
@@ -647,31 +654,28 @@ def _feature_store_cost(v: ResourceView, catalog: Catalog) -> list[ResourceCost]
     elif online.startswith("vertex"):
         usd, basis = rate(catalog, "gcp", "vertex-feature-store", "optimized-node-hour", region)
     else:
+        # Request-priced stores: storage x GiB-month + reads x per-million rate (writes from
+        # materialisation are small next to reads for a serving store and are not priced).
         gib = number(s.get("onlineStorageGib"))
-        service = "dynamodb" if online == "dynamodb" else "sagemaker-feature-store"
-        unit = "gib-month" if online == "dynamodb" else "online-gib-month"
-        if gib is None:
-            return [
-                ResourceCost(
-                    v.urn,
-                    v.type,
-                    v.name,
-                    None,
-                    f"online store '{online}' is priced per request and GiB stored; the usage profile has no request volume and the summary no onlineStorageGib.",
-                    "online store",
-                )
-            ]
-        usd, basis = rate(catalog, "aws", service, unit, region)
+        gib = usage.online_storage_gib if gib is None else gib
+        service = {"dynamodb": "dynamodb", "datastore": "datastore"}.get(online, "sagemaker-feature-store")
+        store_cloud = "gcp" if online == "datastore" else "aws"
+        unit = "online-gib-month" if service == "sagemaker-feature-store" else "gib-month"
+        usd, basis = rate(catalog, store_cloud, service, unit, region)
         if usd is None:
             return [ResourceCost(v.urn, v.type, v.name, None, basis, "online store")]
-        h = gib * usd / HOURS_PER_MONTH
+        reads_usd, reads_basis = rate(catalog, store_cloud, service, "read-million", region)
+        if reads_usd is None:
+            return [ResourceCost(v.urn, v.type, v.name, None, reads_basis, "online store")]
+        millions = usage.online_reads_per_month / 1e6
+        h = (gib * usd + millions * reads_usd) / HOURS_PER_MONTH
         return [
             ResourceCost(
                 v.urn,
                 v.type,
                 v.name,
                 Range(h, h, h),
-                f"{gib:g} GiB x {basis} per GiB-month (storage only; requests not priced; approximate)",
+                f"{gib:g} GiB x {basis} per GiB-month + {millions:g} M reads (onlineReadsPerMonth) x {reads_basis} per million (approximate)",
                 "online store",
             )
         ]

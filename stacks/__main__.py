@@ -17,10 +17,11 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from stacks.config import load_config  # noqa: E402
-from stacks.recipes import gpu_platform, inference, training  # noqa: E402
+from stacks.recipes import feature_store, gpu_platform, inference, training  # noqa: E402
 
 config = load_config()
 platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
+store = feature_store(config, platform, name=f"{pulumi.get_stack()}-features")
 endpoints = inference(config, platform)
 training_cluster, training_jobs = training(config, platform, name=f"{pulumi.get_stack()}-train")
 
@@ -33,3 +34,5 @@ if training_cluster is not None:
     pulumi.export("checkpointBucket", training_cluster.checkpoint_url)
     pulumi.export("trainingQueues", {t.name: f"{t.namespace}/{t.local_queue}" for t in training_cluster.plan.teams})
     pulumi.export("trainingJobs", {n: j.jobset_name for n, j in training_jobs.items()})
+if store is not None:
+    pulumi.export("featureStore", {"onlineEndpoint": store.online_endpoint, "registry": store.registry_uri, "featureStoreYaml": store.feature_store_yaml})

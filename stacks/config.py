@@ -176,6 +176,21 @@ class TrainingConfig(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class FeatureStoreConfig(_Model):
+    target: Literal["local", "kubernetes", "aws", "gcp"]
+    """local (SQLite + files), kubernetes (Redis in the cluster), aws or gcp."""
+    engine: Literal["feast", "managed"] = "feast"
+    image: str | None = None
+    """Image with gpuplane's features extra, for the feature server and materialisation CronJob."""
+    online_store: Literal["redis", "dynamodb", "datastore", "bigtable", "sagemaker", "optimized"] | None = None
+    offline_store: Literal["file", "athena", "bigquery", "s3"] | None = None
+    offline_bucket: str | None = None
+    materialize_schedule: str | None = None
+    server_replicas: int | None = Field(None, ge=1)
+    serve_endpoints: bool = True
+    """Point the stack's knative endpoints at the feature server (``--feature-server-url``)."""
+
+
 class UsageProfile(_Model):
     """Usage assumptions the cost model prices (monthly figures use 730 hours)."""
 
@@ -187,6 +202,10 @@ class UsageProfile(_Model):
     """Bytes kept in buckets (checkpoints, features, models), GiB."""
     expected_node_fraction: float = Field(0.25, ge=0, le=1)
     """Expected nodes = min + fraction x (max - min), for autoscaled pools without a better estimate."""
+    online_reads_per_month: float = Field(10_000_000.0, ge=0)
+    """Online feature lookups per month (prices request-priced stores: DynamoDB, Datastore)."""
+    online_storage_gib: float = Field(5.0, ge=0)
+    """Data in the online feature store, GiB."""
 
 
 class StackConfig(_Model):
@@ -199,6 +218,8 @@ class StackConfig(_Model):
     inference_endpoints: list[InferenceEndpointConfig] = Field(default_factory=list)
     training: TrainingConfig | None = None
     """A spot training cluster (Kueue, JobSet, checkpoint bucket) and reference jobs."""
+    feature_store: FeatureStoreConfig | None = None
+    """The retail feature definition (workloads/features) on the stack's target."""
     usage: UsageProfile = Field(default_factory=lambda: UsageProfile())
 
     @model_validator(mode="after")

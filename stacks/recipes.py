@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
+from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.inference import InferenceEndpoint, InferenceEndpointArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.training import SpotTrainingCluster, SpotTrainingClusterArgs, TrainingJob, TrainingJobArgs
@@ -128,8 +129,14 @@ def endpoint_args(cfg: InferenceEndpointConfig, stack: StackConfig, platform: Pl
 
 
 def inference(stack: StackConfig, platform: Platform) -> dict[str, InferenceEndpoint]:
-    """The stack's scale-to-zero endpoints."""
-    endpoints = {e.name: InferenceEndpoint(e.name, endpoint_args(e, stack, platform)) for e in stack.inference_endpoints}
+    """The stack's scale-to-zero endpoints (knative ones read user histories from the feature store)."""
+    store = platform.extras.get("feature_store")
+    endpoints = {}
+    for e in stack.inference_endpoints:
+        args = endpoint_args(e, stack, platform)
+        if store is not None and e.platform == "knative" and stack.feature_store and stack.feature_store.serve_endpoints and store.plan.target != "local":
+            args["feature_server_url"] = store.online_endpoint
+        endpoints[e.name] = InferenceEndpoint(e.name, args)
     platform.extras["endpoints"] = endpoints
     return endpoints
 
@@ -177,3 +184,25 @@ def training(stack: StackConfig, platform: Platform, name: str) -> tuple[SpotTra
         jobs[j.name] = TrainingJob(j.name, job)
     platform.extras["training"] = (cluster, jobs)
     return cluster, jobs
+
+
+def feature_store(stack: StackConfig, platform: Platform, name: str) -> FeatureStore | None:
+    """The stack's feature store: one feature definition (workloads/features) on its target."""
+    cfg = stack.feature_store
+    if cfg is None:
+        return None
+    args: FeatureStoreArgs = {"target": cfg.target, "engine": cfg.engine, "tags": dict(stack.tags), "deletion_protection": stack.environment == "prod"}
+    if cfg.target != "local":
+        args["cluster"] = platform.cluster
+    optional = {
+        "image": cfg.image,
+        "online_store": cfg.online_store,
+        "offline_store": cfg.offline_store,
+        "offline_bucket": cfg.offline_bucket,
+        "materialize_schedule": cfg.materialize_schedule,
+        "server_replicas": cfg.server_replicas,
+    }
+    args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
+    store = FeatureStore(name, args)
+    platform.extras["feature_store"] = store
+    return store

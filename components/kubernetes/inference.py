@@ -96,7 +96,12 @@ def _install_knative(endpoint: pulumi.ComponentResource, name: str, plan: Endpoi
 
 
 def knative_service_manifest(
-    plan: EndpointPlan, image: Any, service_account: str, scheduling: dict[str, Any] | None, resource_name: str = "nvidia.com/gpu"
+    plan: EndpointPlan,
+    image: Any,
+    service_account: str,
+    scheduling: dict[str, Any] | None,
+    resource_name: str = "nvidia.com/gpu",
+    feature_server_url: Any = None,
 ) -> dict[str, Any]:
     """The Knative Service body (pure; tested against the documented shape)."""
     annotations = {
@@ -131,7 +136,9 @@ def knative_service_manifest(
         volumes.append({"name": "models", "emptyDir": {}})
         mounts.append({"name": "models", "mountPath": MODEL_DIR})
         init.append({"name": "fetch-model", "image": dl_image, "command": command(uri), "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}]})
-    args = server_args(plan, model_dir)
+    args: list[Any] = list(server_args(plan, model_dir))
+    if feature_server_url is not None:
+        args += ["--feature-server-url", feature_server_url]
     if plan.auth == "bearer-token":
         volumes.append({"name": "auth-token", "secret": {"secretName": plan.extra.get("auth_token_secret", ""), "items": [{"key": "token", "path": "token"}]}})
         mounts.append({"name": "auth-token", "mountPath": TOKEN_DIR, "readOnly": True})
@@ -227,7 +234,7 @@ def create_knative_endpoint(
         resource_name = pool.scheduling.resource_name
     if plan.auth == "bearer-token":
         plan.extra["auth_token_secret"] = args.get("auth_token_secret", "")
-    body = knative_service_manifest(plan, args["image"], sa_name, scheduling, resource_name)
+    body = knative_service_manifest(plan, args["image"], sa_name, scheduling, resource_name, args.get("feature_server_url"))
     service = k8s.apiextensions.CustomResource(
         f"{name}-service",
         api_version="serving.knative.dev/v1",

@@ -136,8 +136,18 @@ def test_unknown_price_stays_unknown_never_zero():
     data = report.to_json()
     assert data["unknown"] == [{"urn": pool.urn, "type": pool.type, "name": "p5", "reason": report.unknown[0].basis}]
     assert [r["name"] for r in data["by_resource"]] == ["g6"]
-    fs = component("FeatureStore", {"cloud": "aws", "region": "us-east-1", "online": "dynamodb"}, "fs")
+    fs = component("FeatureStore", {"cloud": "gcp", "region": "asia-northeast1", "online": "datastore"}, "fs")
     assert one([fs])[0].unknown[0].part == "online store"
+
+
+def test_request_priced_online_stores_price_storage_and_reads():
+    fs = component("FeatureStore", {"cloud": "aws", "region": "us-east-1", "online": "dynamodb"}, "fs")
+    _, items = one([fs], Usage(online_reads_per_month=20e6, online_storage_gib=4))
+    # 4 GiB x $0.25 per GiB-month + 20 M reads x $0.125 per million
+    assert [i.monthly.expected for i in items] == pytest.approx([4 * 0.25 + 20 * 0.125])
+    ds = component("FeatureStore", {"cloud": "gcp", "region": "us-central1", "online": "datastore", "onlineStorageGib": 10}, "ds")
+    _, items = one([ds], Usage(online_reads_per_month=1e6))
+    assert [i.monthly.expected for i in items] == pytest.approx([10 * 0.18 + 1 * 0.33])
 
 
 def test_children_of_priced_components_are_not_priced_again():
