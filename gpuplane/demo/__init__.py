@@ -124,6 +124,7 @@ def run_demo(out: Path, *, quick: bool = False, config: DemoConfig | None = None
             code = 130
         finally:
             ctx.progress("stopping child processes")
+            ctx.close()
     # The report is written whatever happened above: it is how a failure is read afterwards.
     number = len(STEPS) + 1
     console.rule(f"[bold]{number}. Report")

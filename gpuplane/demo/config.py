@@ -21,6 +21,9 @@ class DemoConfig:
     feature_server_check: bool = True
     """Start ``feast serve`` and compare held-out users' online history with the event log."""
     feature_users_checked: int = 20
+    user_id_share: float = 0.2
+    """Share of replayed requests that send ``user_id`` (history read from ``feast serve`` by the
+    model server) instead of ``item_ids``; needs the feature-server check, which keeps it running."""
     # training (preset tiny)
     max_steps: int = 120
     checkpoint_every: int = 20
@@ -45,6 +48,8 @@ class DemoConfig:
         elif self.log_every >= 1 and -(-self.preempt_at_step // self.log_every) * self.log_every >= self.max_steps:
             problems.append(f"no logged step (every {self.log_every}) from preempt_at_step={self.preempt_at_step} "
                             f"to before max_steps={self.max_steps}, so the preemption would never be injected")
+        if not 0 <= self.user_id_share <= 1:
+            problems.append(f"user_id_share={self.user_id_share} must be in [0, 1]")
         if not self.day_wall_seconds > 0 or not self.idle_seconds > 0:
             problems.append(f"day_wall_seconds={self.day_wall_seconds} and idle_seconds={self.idle_seconds} must be > 0")
         if min(self.users, self.items, self.days, self.max_steps, self.checkpoint_every, self.log_every) < 1:

@@ -110,6 +110,9 @@ class ServingRecord:
     latency_all: dict[str, float | int] = field(default_factory=dict)
     latency_cold: dict[str, float | int] = field(default_factory=dict)
     latency_warm: dict[str, float | int] = field(default_factory=dict)
+    user_id_requests: int = 0
+    """Requests that sent ``user_id`` (the server looked the history up in ``feast serve``)."""
+    latency_warm_by_user: dict[str, float | int] = field(default_factory=dict)
     cold_starts: int = 0
     """Server starts counted by the activator (``gpuplane_activator_cold_starts``)."""
     scale_downs: int = 0
@@ -333,11 +336,14 @@ def render_markdown(report: DemoReport) -> str:
                   f"{s.day_seconds:.0f} s ({s.speedup:,.0f}x: one wall second is {s.speedup / 60:.0f} minutes of the day). "
                   f"Only arrival times are compressed; service times and cold starts are real. The activator stops "
                   f"the server after {s.idle_seconds:g} s idle; the schedule has {s.expected_scale_to_zero} gaps longer "
-                  f"than that. Requests are OIP v2 `item_ids` of held-out users' real histories.")
+                  f"than that. Requests are OIP v2 `item_ids` of held-out users' real histories"
+                  + (f"; {s.user_id_requests} send `user_id` instead, and the model server reads the user's "
+                     f"history from `feast serve`." if s.user_id_requests else "."))
         md += [""]
         md += _table(["requests", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"],
                      [[name, str(d.get("n", 0)), _ms(d, "p50_ms"), _ms(d, "p95_ms"), _ms(d, "p99_ms"), _ms(d, "max_ms")]
-                      for name, d in (("all", s.latency_all), ("warm", s.latency_warm), ("cold (held)", s.latency_cold))])
+                      for name, d in (("all", s.latency_all), ("warm", s.latency_warm), ("cold (held)", s.latency_cold),
+                                      ("warm, by user_id (feature lookup)", s.latency_warm_by_user)) if d.get("n")])
         md += ["", f"- replies by status: {', '.join(f'{k}: {v}' for k, v in sorted(s.codes.items()))}; "
                    f"{s.server_errors} 5xx"]
         observed = ", ".join(f"{x:.1f}" for x in s.cold_start_observed_s)
@@ -352,7 +358,8 @@ def render_markdown(report: DemoReport) -> str:
             md += _table(["start", *keys], [[str(i + 1), *(f"{ph.get(k, float('nan')):.2f}" for k in keys)]
                                             for i, ph in enumerate(s.server_phases)])
         if s.online_hit_rate_at_10 is not None:
-            md += ["", f"Online hit rate@10 on the replayed requests: {s.online_hit_rate_at_10:.3f}."]
+            md += ["", f"Online hit rate@10 on the replayed `item_ids` requests (the next item the user really "
+                       f"viewed is in the top 10): {s.online_hit_rate_at_10:.3f}."]
         if s.errors:
             md += ["", "First errors:", ""] + [f"- `{e}`" for e in s.errors[:10]]
     if report.cost is not None:

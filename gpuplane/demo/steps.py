@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from rich.console import Console
@@ -59,6 +60,15 @@ MODEL_NAME = "recommender"
 EXPORT_FILES = ("model.safetensors", "config.json", "items.json", "metrics.json")
 
 
+class FeatureServerLike(Protocol):
+    """What the demo uses of ``workloads.features.server.FeatureServer`` (imported lazily)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self, timeout_s: float = 10.0) -> None: ...
+
+
 class Skip(Exception):
     """The step does not apply (an optional dependency is missing, or a step it needs failed)."""
 
@@ -79,6 +89,14 @@ class Context:
     """Keys of the steps that succeeded (``data``, ``training``, ...)."""
     schedule: Schedule | None = None
     timeline: Timeline | None = None
+    feature_server: FeatureServerLike | None = None
+    """``feast serve``, kept running from the features step for the replay's ``user_id`` requests."""
+
+    def close(self) -> None:
+        """Stop what the steps left running for later steps (child processes are ``procs``')."""
+        if self.feature_server is not None:
+            self.feature_server.stop()
+            self.feature_server = None
 
     @property
     def logs(self) -> Path:
@@ -232,11 +250,16 @@ def step_features(ctx: Context) -> str:
         _check_feature_server(ctx, repo, rec)
         text += (f"; feast serve healthy in {rec.server_startup_seconds:.1f} s, {rec.users_matching}/"
                  f"{rec.users_checked} users' online history matches the log")
+        if ctx.feature_server is not None:
+            text += f"; kept running on {ctx.feature_server.url} for user_id requests"
     return text
 
 
 def _check_feature_server(ctx: Context, repo: Path, rec: FeaturesRecord) -> None:
-    """Start ``feast serve``, read held-out users' ``last_items`` over HTTP, compare with the log."""
+    """Start ``feast serve``, read held-out users' ``last_items`` over HTTP, compare with the log.
+
+    The server stays up (``ctx.feature_server``) when the replay will send ``user_id`` requests.
+    """
     import pyarrow.parquet as pq
 
     from workloads.features.client import FeastHistoryClient
@@ -248,6 +271,7 @@ def _check_feature_server(ctx: Context, repo: Path, rec: FeaturesRecord) -> None
     expected = {int(u): tuple(int(x) for x in items[users == u][-32:]) for u in held}
     ctx.progress("starting feast serve (imports Feast: seconds)")
     server = FeatureServer(repo, log_path=ctx.logs / "feature-server.log")
+    keep = False
     try:
         server.start()
         rec.server_startup_seconds = server.startup_seconds
@@ -259,11 +283,16 @@ def _check_feature_server(ctx: Context, repo: Path, rec: FeaturesRecord) -> None
         t = time.perf_counter()
         got = asyncio.run(lookup())
         rec.lookup_ms = (time.perf_counter() - t) * 1e3
+        keep = ctx.cfg.user_id_share > 0
     finally:
-        server.stop()
+        if keep:
+            ctx.feature_server = server
+        else:
+            server.stop()
     rec.users_checked = len(expected)
     rec.users_matching = sum(tuple(g) == e for g, e in zip(got, expected.values(), strict=True))
     if rec.users_matching < rec.users_checked:
+        ctx.close()  # a store that disagrees with the log must not serve the replay either
         raise StepFailed(f"only {rec.users_matching} of {rec.users_checked} users' online last_items match the event "
                          f"log; see {ctx.logs / 'feature-server.log'}")
 
@@ -413,6 +442,12 @@ def step_serving(ctx: Context) -> str:
     log = ctx.logs / "serving.log"
     server_cmd = python("-m", "workloads.serving", "--model-dir", str(ctx.model_dir), "--model-name", MODEL_NAME,
                         "--host", "127.0.0.1", "--port", "{port}", "--torch-threads", str(cfg.serving_threads))
+    by_user = np.zeros(trace.n_requests, dtype=bool)
+    if ctx.feature_server is not None:
+        server_cmd += ["--feature-server-url", ctx.feature_server.url]
+        by_user = np.random.default_rng(cfg.seed + 1).random(trace.n_requests) < cfg.user_id_share
+        ctx.say(f"{int(by_user.sum())} requests send user_id: the model server reads their history from "
+                f"feast serve ({ctx.feature_server.url})")
     act = ctx.procs.spawn(python("-m", "workloads.serving.activator", "--host", "127.0.0.1", "--port", str(port),
                                  "--idle-seconds", str(cfg.idle_seconds), "--ready-timeout-seconds", "120",
                                  "--stop-timeout-seconds", "10", "--", *server_cmd), log)
@@ -423,7 +458,7 @@ def step_serving(ctx: Context) -> str:
         def progress(wall: float, sent: int, total: int, state: str) -> None:
             ctx.progress(f"replaying: {schedule.clock(wall)} of the day, {sent}/{total} requests sent, server {state}")
 
-        result = asyncio.run(replay(base, MODEL_NAME, schedule, examples, progress=progress))
+        result = asyncio.run(replay(base, MODEL_NAME, schedule, examples, by_user=by_user, progress=progress))
         metrics_text = httpx.get(f"{base}/activator/metrics", timeout=10.0).text
     finally:
         ctx.progress("stopping the activator (it drains the model server)")
@@ -446,6 +481,8 @@ def step_serving(ctx: Context) -> str:
         latency_all=latency_summary(result.latency_s[ok]),
         latency_cold=latency_summary(result.latency_s[ok & cold]),
         latency_warm=latency_summary(result.latency_s[ok & ~cold]),
+        user_id_requests=int(by_user.sum()),
+        latency_warm_by_user=latency_summary(result.latency_s[ok & ~cold & by_user]),
         cold_starts=int(m.get("gpuplane_activator_cold_starts_total", 0.0)),
         scale_downs=int(m.get("gpuplane_activator_scale_downs_total", 0.0)),
         cold_start_mean_s=m["gpuplane_activator_cold_start_seconds_sum"] / cs_n if cs_n else None,
@@ -453,7 +490,7 @@ def step_serving(ctx: Context) -> str:
         held_requests=int(hold_n),
         hold_mean_s=m["gpuplane_activator_hold_seconds_sum"] / hold_n if hold_n else None,
         server_phases=server_phases(log.read_text(errors="replace")),
-        online_hit_rate_at_10=float(result.hit[ok].mean()) if ok.any() else None,
+        online_hit_rate_at_10=float(result.hit[ok & ~by_user].mean()) if (ok & ~by_user).any() else None,
         errors=result.errors,
     )
     ctx.report.serving = rec
@@ -463,7 +500,7 @@ def step_serving(ctx: Context) -> str:
                             starting=state_intervals(result.obs_t, result.obs_state, "starting", result.wall_seconds), rate_t=rate_t, rate=rate,
                             speedup=schedule.speedup)
     _write_requests_csv(ctx.out / "traffic" / "requests.csv", schedule, result.send_s, result.latency_s,
-                        result.status, cold, result.hit)
+                        result.status, cold, by_user, result.hit)
     if act_code != 0:
         raise StepFailed(f"the activator exited {act_code} on SIGTERM (expected 0 after draining); see {log}")
     if rec.failed:
@@ -477,13 +514,13 @@ def step_serving(ctx: Context) -> str:
 
 
 def _write_requests_csv(path: Path, schedule: Schedule, send_s: np.ndarray, latency_s: np.ndarray,
-                        status: np.ndarray, cold: np.ndarray, hit: np.ndarray) -> None:
+                        status: np.ndarray, cold: np.ndarray, by_user: np.ndarray, hit: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = ["trace_time_s,scheduled_s,sent_s,latency_ms,status,cold,hit_at_10"]
+    rows = ["trace_time_s,scheduled_s,sent_s,latency_ms,status,cold,by_user_id,hit_at_10"]
     for i in range(send_s.size):
         lat = "" if not np.isfinite(latency_s[i]) else f"{latency_s[i] * 1e3:.3f}"
         rows.append(f"{schedule.trace.times_s[i]:.3f},{schedule.send_at_s[i]:.4f},{send_s[i]:.4f},{lat},"
-                    f"{int(status[i])},{int(cold[i])},{int(hit[i])}")
+                    f"{int(status[i])},{int(cold[i])},{int(by_user[i])},{int(hit[i])}")
     path.write_text("\n".join(rows) + "\n")
 
 

@@ -190,14 +190,16 @@ def pick_examples(examples: Sequence[Example], n: int, seed: int) -> list[Exampl
     return [examples[i] for i in rng.integers(0, len(examples), n)]
 
 
-def infer_body(example: Example, k: int = 10) -> dict[str, object]:
-    """The OIP v2 request for one example: ``item_ids`` INT64 [1, len] and ``k``."""
+def infer_body(example: Example, k: int = 10, *, by_user: bool = False) -> dict[str, object]:
+    """The OIP v2 request for one example: ``item_ids`` INT64 [1, len], or with ``by_user`` the
+    ``user_id`` INT64 [1] (the server reads the history from the feature store); and ``k``."""
+    first: dict[str, object] = (
+        {"name": "user_id", "datatype": "INT64", "shape": [1], "data": [example.user_id]} if by_user else
+        {"name": "item_ids", "datatype": "INT64", "shape": [1, len(example.history)], "data": list(example.history)}
+    )
     return {
         "id": f"u{example.user_id}",
-        "inputs": [
-            {"name": "item_ids", "datatype": "INT64", "shape": [1, len(example.history)], "data": list(example.history)},
-            {"name": "k", "datatype": "INT64", "shape": [1], "data": [k]},
-        ],
+        "inputs": [first, {"name": "k", "datatype": "INT64", "shape": [1], "data": [k]}],
         "outputs": [{"name": "top_items"}],
     }
 
@@ -298,17 +300,23 @@ async def replay(
     examples: Sequence[Example],
     *,
     k: int = 10,
+    by_user: np.ndarray | None = None,
     poll_interval_s: float = 0.05,
     request_timeout_s: float = 120.0,
     progress: ProgressFn | None = None,
     progress_interval_s: float = 0.5,
 ) -> ReplayResult:
-    """Send ``examples[i]`` at ``schedule.send_at_s[i]`` to ``base_url`` (an activator)."""
+    """Send ``examples[i]`` at ``schedule.send_at_s[i]`` to ``base_url`` (an activator); by
+    ``user_id`` where ``by_user[i]`` (those replies are not scored: the store's history of a
+    user ends after the example's target)."""
     import httpx
 
     n = schedule.send_at_s.size
     if len(examples) != n:
         raise ValueError(f"replay: {len(examples)} examples for {n} scheduled requests")
+    user = np.zeros(n, dtype=bool) if by_user is None else np.asarray(by_user, dtype=bool)
+    if user.shape != (n,):
+        raise ValueError(f"replay: by_user has shape {user.shape}, expected ({n},)")
     url = f"{base_url}/v2/models/{model_name}/infer"
     send_s = np.full(n, np.nan)
     latency = np.full(n, np.nan)
@@ -327,7 +335,7 @@ async def replay(
             sent = time.perf_counter()
             send_s[i] = sent - t0
             try:
-                reply = await client.post(url, json=infer_body(examples[i], k))
+                reply = await client.post(url, json=infer_body(examples[i], k, by_user=bool(user[i])))
             except httpx.HTTPError as exc:
                 if len(errors) < 20:
                     errors.append(f"request {i}: {type(exc).__name__}: {exc}")
@@ -340,7 +348,8 @@ async def replay(
                 return
             try:
                 outputs = {o["name"]: o for o in reply.json()["outputs"]}
-                hit[i] = examples[i].target in outputs["top_items"]["data"]
+                top = outputs["top_items"]["data"]
+                hit[i] = not user[i] and examples[i].target in top
             except (ValueError, KeyError, TypeError) as exc:
                 if len(errors) < 20:
                     errors.append(f"request {i}: unreadable reply ({exc}): {reply.text[:300]}")
