@@ -88,7 +88,7 @@ POLICIES = [
 ]
 
 
-@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: f"{p.name}-{abs(hash(p)) % 1000}")
+@pytest.mark.parametrize("policy", POLICIES, ids=[f"{p.name}-{i}" for i, p in enumerate(POLICIES)])
 def test_the_oracle_costs_no_more_than_any_policy(mixed_trace: Trace, policy) -> None:
     oracle = simulate(mixed_trace, SVC, Oracle(), PRICES)
     r = simulate(mixed_trace, SVC, policy, PRICES)
