@@ -104,6 +104,21 @@ def stacks() -> None:
 
 
 @app.command()
+def capabilities(
+    reasons: bool = typer.Option(False, "--reasons", help="List the reason behind every unsupported feature."),
+) -> None:
+    """Show which optional features each implementation supports (spot, MIG, EFA, scale to zero, ...)."""
+    from components.capabilities import all_supports, markdown
+
+    typer.echo(markdown(), nl=False)
+    if reasons:
+        for component, supports in all_supports().items():
+            for support in supports:
+                for feature, why in sorted(support.missing.items(), key=lambda kv: kv[0].value):
+                    typer.echo(f"- {component} / {support.implementation} / {feature.value}: {why}")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for every output of the demo."),
     quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer training steps, a 20 s day, no feature-server check."),
