@@ -110,7 +110,7 @@ def run_demo(out: Path, *, quick: bool = False, config: DemoConfig | None = None
     started = time.perf_counter()
     report = DemoReport(mode=cfg.mode, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), out_dir=str(out))
     code = 0
-    with Processes() as procs, _sigterm_unwinds():
+    with _sigterm_unwinds(), Processes() as procs:
         ctx = Context(cfg=cfg, out=out, console=console, procs=procs, report=report)
         try:
             for number, (key, title, fn) in enumerate(STEPS, start=1):
@@ -120,7 +120,8 @@ def run_demo(out: Path, *, quick: bool = False, config: DemoConfig | None = None
             title = STEPS[current - 1][1] if current <= len(STEPS) else "the report"
             console.print(f"\n[red bold]interrupted ({type(exc).__name__}) during step {current}: {title}; "
                           "stopping every child process[/red bold]")
-            report.steps.append(StepRecord(current, title, "failed", 0.0, "interrupted"))
+            report.steps.append(StepRecord(current, title, "failed", time.perf_counter() - ctx.step_started,
+                                           f"interrupted ({type(exc).__name__})"))
             code = 130
         finally:
             ctx.progress("stopping child processes")
@@ -151,7 +152,7 @@ def run_demo(out: Path, *, quick: bool = False, config: DemoConfig | None = None
 def _run_step(ctx: Context, number: int, key: str, title: str, fn: Callable[[Context], str]) -> None:
     console = ctx.console
     console.rule(f"[bold]{number}. {title}")
-    t = time.perf_counter()
+    t = ctx.step_started = time.perf_counter()
     try:
         with console.status(title) as status:
             ctx.status = status

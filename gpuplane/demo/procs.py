@@ -137,13 +137,27 @@ class Processes:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """Stop every child still running (latest first), then close the log files."""
-        for p in reversed(self._procs):
-            self.stop(p, timeout_s=10.0)
-        self._procs.clear()
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
+        """Stop every child still running (latest first), then close the log files.
+
+        A second interrupt while they drain (Ctrl-C again, SIGTERM) kills what is left at once
+        and is then re-raised.
+        """
+        try:
+            for p in reversed(self._procs):
+                self.stop(p, timeout_s=10.0)
+        except BaseException:
+            for p in self._procs:
+                if p.poll() is None:
+                    strays = descendants(p.pid)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(p.pid, signal.SIGKILL)
+                    self._kill_strays(strays)
+            raise
+        finally:
+            self._procs.clear()
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
 
     def __enter__(self) -> Processes:
         return self

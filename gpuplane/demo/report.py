@@ -267,7 +267,8 @@ def key_figures(report: DemoReport) -> list[tuple[str, str]]:
             if r is static or r.option.startswith("oracle"):
                 continue
             out.append((f"cost {r.option}", f"${r.monthly_usd:,.2f}/month vs static ${static.monthly_usd:,.2f}/month "
-                                            f"({100 * r.savings_vs_static:.0f}% saved), cold {100 * r.cold_start_fraction:.1f}% of requests"
+                                            f"({100 * r.savings_vs_static:.0f}% saved); {100 * r.cold_start_fraction:.1f}% of "
+                                            f"requests cold, p99 {r.p99_ms / 1e3:,.1f} s"
                         if static else f"${r.monthly_usd:,.2f}/month"))
     return out
 

@@ -85,6 +85,8 @@ class Context:
     procs: Processes
     report: DemoReport
     status: Status | None = None
+    step_started: float = 0.0
+    """``time.perf_counter()`` when the current step began."""
     ok: set[str] = field(default_factory=set)
     """Keys of the steps that succeeded (``data``, ``training``, ...)."""
     schedule: Schedule | None = None

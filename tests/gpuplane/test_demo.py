@@ -309,6 +309,88 @@ def test_processes_escalate_to_sigkill(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------
+# the runner, with fake steps
+
+
+def _console(tmp_path: Path):
+    from rich.console import Console
+
+    return Console(file=(tmp_path / "console.txt").open("w"), width=200)
+
+
+def test_a_failed_step_is_named_its_dependents_are_skipped_and_the_exit_code_is_1(tmp_path: Path, monkeypatch):
+    import gpuplane.demo as demo
+    from gpuplane.demo.steps import Context, StepFailed
+
+    def ok(ctx: Context) -> str:
+        return "fine"
+
+    def broken(ctx: Context) -> str:
+        raise StepFailed("the trainer exited 1; see logs/training-run1.log")
+
+    def dependent(ctx: Context) -> str:
+        ctx.need("training")
+        return "unreachable"
+
+    def buggy(ctx: Context) -> str:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(demo, "STEPS", (("data", "Data", ok), ("training", "Training", broken),
+                                        ("serving", "Serving", dependent), ("cost", "Cost", buggy)))
+    console = _console(tmp_path)
+    code = demo.run_demo(tmp_path / "out", config=QUICK, console=console)
+    console.file.close()
+    printed = (tmp_path / "console.txt").read_text()
+    assert code == 1
+    statuses = {s["title"]: s["status"] for s in json.loads((tmp_path / "out" / "report.json").read_text())["steps"]}
+    assert statuses == {"Data": "ok", "Training": "failed", "Serving": "skipped", "Cost": "failed", "Report": "ok"}
+    assert "needs the training step, which did not succeed" in printed
+    assert "failed: step 2 (Training); step 4 (Cost)" in printed
+    assert "KeyError: 'oops'" in (tmp_path / "out" / "report.md").read_text()
+    assert "KeyError" in (tmp_path / "out" / "logs" / "demo-errors.log").read_text()
+
+
+@pytest.mark.parametrize("missing", ["torch", "feast"])
+def test_a_missing_optional_dependency_skips_its_steps_with_the_reason(tmp_path: Path, monkeypatch, missing: str):
+    import gpuplane.demo as demo
+    import gpuplane.demo.steps as steps
+
+    real = steps.have
+    monkeypatch.setattr(steps, "have", lambda module: module != missing and real(module))
+    picked = tuple(s for s in demo.STEPS if s[0] in ("features", "training", "serving"))
+    monkeypatch.setattr(demo, "STEPS", picked)
+    console = _console(tmp_path)
+    code = demo.run_demo(tmp_path / "out", config=QUICK, console=console)
+    console.file.close()
+    printed = (tmp_path / "console.txt").read_text()
+    assert code == 0
+    assert f"{missing} is not installed" in printed
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(s["status"] == "skipped" for s in report["steps"][:-1])  # the others need the data step
+
+
+def test_ctrl_c_stops_every_child_and_exits_130(tmp_path: Path, monkeypatch):
+    import gpuplane.demo as demo
+    from gpuplane.demo.steps import Context
+
+    started: list[int] = []
+
+    def serve(ctx: Context) -> str:
+        p = ctx.procs.spawn([sys.executable, "-c", "import time; time.sleep(60)"], ctx.logs / "sleeper.log")
+        started.append(p.pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "STEPS", (("serving", "Serving", serve),))
+    console = _console(tmp_path)
+    code = demo.run_demo(tmp_path / "out", config=QUICK, console=console)
+    console.file.close()
+    assert code == 130
+    assert started and not alive(started[0])
+    assert "interrupted (KeyboardInterrupt) during step 1: Serving" in (tmp_path / "console.txt").read_text()
+    assert (tmp_path / "out" / "report.md").exists()
+
+
+# ---------------------------------------------------------------------------------------------
 # end to end
 
 
