@@ -149,7 +149,7 @@ class NextItemModel(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        B, T = idx.shape
+        _, T = idx.shape  # (B, T)
         if T > self.cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.cfg.block_size}")
         key_mask = idx != 0  # (B, T); padding keys are masked out
