@@ -427,6 +427,7 @@ def write_png(path: Path, report: DemoReport, timeline: Timeline | None) -> Path
         bars = ax.barh([r.option for r in rows], [r.monthly_usd for r in rows],
                        color=["tab:gray" if r.option.startswith("static") else "tab:green" for r in rows])
         ax.bar_label(bars, labels=[_usd(r.monthly_usd) for r in rows], fontsize=8, padding=3)
+        ax.set_xlim(0, 1.18 * max((r.monthly_usd for r in rows), default=1.0) or 1.0)  # room for the labels
         ax.invert_yaxis()
         ax.set_xlabel("USD / month for this traffic")
         ax.set_title("static-for-peak vs scale-to-zero (simulator, catalog prices)")
