@@ -12,10 +12,11 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup test test-fast demo plan bench gpu-check lint clean help
+.PHONY: setup test test-fast demo demo-quick plan bench gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
+	@echo "make demo-quick - the same, smaller (about a minute)"
 	@echo "make test   - run the test suite (sets itself up)"
 	@echo "make bench  - run the benchmarks and print figures"
 	@echo "make plan   - offline plan of every reference stack"
@@ -46,6 +47,9 @@ plan: setup
 
 demo: setup
 	$(VENV)/bin/gpuplane demo
+
+demo-quick: setup
+	$(VENV)/bin/gpuplane demo --quick
 
 # Every benchmarks/*.py that is not a helper module, run as a module from the repo root.
 BENCHES := $(filter-out %_common %__init__ gpu_h200,$(basename $(notdir $(wildcard benchmarks/*.py))))
