@@ -10,9 +10,9 @@ Model (event-exact, no time bins, vectorised with numpy; cost O(n log n) in requ
    ``N(t) > (j-1)·c``: ideal packing, so needed replicas are ``ceil(N/c)`` at every instant. Each
    slot's need intervals come straight from the level crossings of ``(j-1)·c``. Scale-up is
    immediate (the activator pokes the autoscaler at once); scale-down follows the policy's
-   keep-alive. This is the reactive autoscaler every policy here shares; Knative's stable-window
-   averaging is modelled only as keep-alive, so brief overlaps can start extra replicas
-   (pessimistic for cost, optimistic for latency).
+   keep-alive. Serverless uses these slots as they are. Knative and the histogram policy use them
+   for slot 1 only; their higher slots follow the windowed desired count (stable and panic
+   windows over the exact integral of ``N``, see :func:`_desired`).
 3. Runs. Per slot, need intervals closer than the keep-alive (or starting while the slot is
    still booting) merge into one billed *run*. A run begins cold: it is billed from its start and
    ready ``T_cold`` later. Slots ``≤ min_scale`` are up (and billed) the whole horizon.
@@ -20,14 +20,23 @@ Model (event-exact, no time bins, vectorised with numpy; cost O(n log n) in requ
    until its slot is ready or until ``N`` falls back to ``(j-1)·c`` (a lower replica frees up),
    whichever is first. A request above ``max_scale`` queues until ``N`` falls to
    ``max_scale·c``. Because waits lengthen stays, the levels are recomputed with the waits of the
-   previous pass (``passes``, default 2).
+   previous pass (``passes``, default 2; a pass in which nobody waited ends the loop, since the
+   next would repeat it).
 5. Billing is clipped to the horizon ``[0, duration)``. Static pays ``replicas × duration``; the
    oracle pays ``Σ min(S, duration - a_i) / c`` and never waits.
 
 Deliberately not modelled: network and queueing inside a replica beyond the concurrency limit,
 node bin-packing of several replicas per node, per-request service-time variance (one value per
-endpoint), Knative panic mode, provider billing minimums other than whole-second rounding for
-serverless.
+endpoint), provider billing minimums other than whole-second rounding for serverless.
+
+Implementation, for speed (a 7-day trace of millions of requests in seconds; see
+benchmarks/simulate_speed.py): each pass merges arrivals and departures of all endpoints once
+(:func:`_events`; departures are already sorted in the first pass, so the merge is linear) and
+every stage reads that merge. The windowed autoscaler is evaluated only where a cheap bound on the
+window means says it may want more than one replica; elsewhere it provably wants at most one,
+which asks for no slot ≥ 2. Requests on slot 1, the vast majority, take a short path for their
+waits. None of this changes a result: tests/gpuplane/test_simulate_pinned.py holds the figures
+of the earlier, unscreened implementation.
 """
 
 from __future__ import annotations
@@ -95,81 +104,127 @@ class PolicyResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Level model
+# Events and the level model
 # ---------------------------------------------------------------------------------------------
+
+
+def _key_scale(d_max: float, window_s: float = 0.0) -> float:
+    """``big`` for event keys ``endpoint · big + time``: a power of two above every time (plus a
+    window), so keys order by (endpoint, time) and endpoints never overlap. One float key per
+    event is exact to well under a microsecond for any realistic horizon."""
+    return 2.0 ** math.ceil(math.log2(d_max + window_s + 2.0))
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Arrivals and departures of one pass, every endpoint, merged in (endpoint, time) order.
+
+    Requests are in (endpoint, time) order, so arrivals enter the merge in request order;
+    departures are sorted first (a no-op when every request of an endpoint stays equally long, as
+    in the first pass), so the merge of two sorted runs is linear. At equal keys a departure comes
+    first (a replica frees up before the next arrival takes it), and equal departures keep request
+    order: the same order a stable sort of all events gives.
+    """
+
+    big: float
+    keys: np.ndarray  # (2n,) departure keys (sorted), then arrival keys: the merge's input
+    order: np.ndarray  # (2n,) event → index into ``keys``
+    n_after: np.ndarray  # (2n,) int32 in-flight count after each event (per endpoint: earlier ones sum to 0)
+    arr_pos: np.ndarray  # (n,) event position of request i's arrival
+    dep_pos: np.ndarray  # (n,) event position of the j-th departure in (endpoint, time) order
+    dep_time: np.ndarray  # (n,) time of the j-th departure
+    level: np.ndarray  # (n,) int32 in-flight count just before request i arrives
+
+    @property
+    def sorted_keys(self) -> np.ndarray:
+        return self.keys[self.order]
+
+
+def _events(a: np.ndarray, ep: np.ndarray, d: np.ndarray, big: float) -> _Events:
+    """Merge arrivals ``a`` and departures ``d`` (``a``/``ep`` sorted by (endpoint, time))."""
+    n = a.size
+    base = ep * big
+    ak = base + a
+    dk = base + d
+    if n > 1 and not bool(np.all(dk[1:] >= dk[:-1])):
+        perm = np.argsort(dk, kind="stable")
+        dk, d = dk[perm], d[perm]
+    keys = np.concatenate((dk, ak))
+    order = np.argsort(keys, kind="stable")  # two sorted runs: a linear merge
+    is_arr = order >= n
+    n_after = np.cumsum(is_arr.view(np.int8) * np.int8(2) - np.int8(1), dtype=np.int32)
+    arr_pos = np.flatnonzero(is_arr)  # arrivals leave the merge in request order
+    dep_pos = np.flatnonzero(~is_arr)
+    level = n_after[arr_pos] - np.int32(1)
+    return _Events(big, keys, order, n_after, arr_pos, dep_pos, d, level)
 
 
 @dataclass(frozen=True)
 class _Levels:
     level: np.ndarray  # (n,) in-flight count just before each arrival
-    peak: np.ndarray  # (n_endpoints,) maximum in-flight count
-    # need intervals sorted by (endpoint, slot, start); slot is 0-based
+    # need intervals grouped by (endpoint, slot), each group in start order: every endpoint's
+    # slot-1 intervals first (in (endpoint, time) order), then the higher slots sorted by
+    # (endpoint, slot, start); slot is 0-based
     g_ep: np.ndarray
     g_slot: np.ndarray
     start: np.ndarray
     end: np.ndarray
-    req_interval: np.ndarray  # (n,) index of the need interval of each request's lookup slot
-    req_interval0: np.ndarray  # (n,) index of the slot-1 need interval at each request's arrival
+    req_interval: np.ndarray | None  # (n,) need interval of each request's lookup slot ("all" only)
+    req_interval0: np.ndarray  # (n,) the slot-1 need interval at each request's arrival
 
 
-def _levels(
-    a: np.ndarray, ep: np.ndarray, stay: np.ndarray, c: int, n_endpoints: int, lookup_cap: np.ndarray | None
-) -> _Levels:
-    """Levels and need intervals. ``a``/``ep`` must be sorted by (endpoint, time)."""
+def _levels(ev: _Events, a: np.ndarray, ep: np.ndarray, c: int, lookup_cap: np.ndarray | None, slots: str) -> _Levels:
+    """Need intervals of ``slots``: ``"first"`` (slot 1 only, for the windowed autoscalers, whose
+    higher slots come from :func:`_desired`) or ``"all"``. ``a``/``ep`` sorted by (endpoint, time).
+
+    Slot ``j`` (0-based) starts needing a replica at an arrival that lifts the level from
+    ``j·c`` and stops at a departure that brings it back to ``j·c``.
+    """
     n = a.size
-    d = a + stay
-    # One float key per event orders by (endpoint, time): endpoint · 2^k + time, exact to well
-    # under a microsecond for any realistic horizon. Arrival keys are sorted already and departure
-    # keys nearly so, so the stable sort (timsort) runs close to linear time. Departures are
-    # placed first so that at equal keys a replica frees up before the next arrival takes it.
-    big = 2.0 ** math.ceil(math.log2(float(d.max(initial=0.0)) + 2.0))
-    base = ep * big
-    order = np.argsort(np.concatenate((base + d, base + a)), kind="stable")
-    is_arr = order >= n
-    delta = is_arr.astype(np.int32) * 2 - 1
-    n_after = np.cumsum(delta, dtype=np.int32)  # per endpoint too: every earlier endpoint's events sum to 0
-    n_before = n_after - delta
-    per_ep = np.bincount(ep, minlength=n_endpoints)
-    e_s = np.repeat(np.arange(n_endpoints, dtype=np.int64), 2 * per_ep)  # events are grouped by endpoint
-    arr_pos = np.flatnonzero(is_arr)
-    req = order[arr_pos] - n  # request index of each arrival event, in event order
-    level = np.empty(n, np.int32)
-    level[req] = n_before[arr_pos]
-    peak = np.zeros(n_endpoints, np.int64)
-    if n:
-        bounds = np.concatenate(([0], np.cumsum(2 * per_ep)[:-1]))
-        has = per_ep > 0
-        peak[has] = np.maximum.reduceat(n_after, bounds[has])
-
-    lvl_mod = n_before % c if c > 1 else None
-    st_pos = arr_pos[lvl_mod[arr_pos] == 0] if lvl_mod is not None else arr_pos
-    dep_pos = np.flatnonzero(~is_arr)
-    en_pos = dep_pos[(n_after[dep_pos] % c) == 0] if c > 1 else dep_pos
-    n_slots = int(n_before.max(initial=0)) // c + 2
-    span = 2 * n + 1
-    s_key = (e_s[st_pos] * n_slots + n_before[st_pos] // c) * span + st_pos
-    f_key = (e_s[en_pos] * n_slots + n_after[en_pos] // c) * span + en_pos
-    so = np.argsort(s_key, kind="stable")
-    fo = np.argsort(f_key, kind="stable")
-    if so.size != fo.size:  # pragma: no cover - an internal invariant, not an input error
-        raise RuntimeError(f"simulator: {so.size} need-interval starts but {fo.size} ends")
-    s_key = s_key[so]
-    start = a[order[st_pos[so]] - n]
-    end = d[order[en_pos[fo]]]
-    grp = s_key // span
-    g_ep, g_slot = grp // n_slots, grp % n_slots
-
-    # Each request's need interval: the last start of its (endpoint, lookup slot) at or before
-    # the request's own arrival event.
-    r_slot = level // c
+    level = ev.level
+    na_dep = ev.n_after[ev.dep_pos]
+    new0 = level == 0
+    s0 = np.flatnonzero(new0)
+    e0 = np.flatnonzero(na_dep == 0)
+    if s0.size != e0.size:  # pragma: no cover - an internal invariant, not an input error
+        raise RuntimeError(f"simulator: {s0.size} busy-period starts but {e0.size} ends")
+    req_interval0 = np.cumsum(new0, dtype=np.int64) - 1  # requests and busy periods share one order
+    g_ep, start, end = ep[s0], a[s0], ev.dep_time[e0]
+    g_slot = np.zeros(s0.size, np.int64)
+    if slots == "first" or n == 0:
+        return _Levels(level, g_ep, g_slot, start, end, None, req_interval0)
+    # Higher slots: the j-th departure belongs to the same endpoint as the j-th request (each
+    # endpoint has as many departures as arrivals, both in (endpoint, time) order).
+    if c > 1:
+        s_hi = np.flatnonzero((level >= c) & (level % c == 0))
+        e_hi = np.flatnonzero((na_dep >= c) & (na_dep % c == 0))
+    else:
+        s_hi = np.flatnonzero(level >= 1)
+        e_hi = np.flatnonzero(na_dep >= 1)
+    if s_hi.size != e_hi.size:  # pragma: no cover - an internal invariant
+        raise RuntimeError(f"simulator: {s_hi.size} need-interval starts but {e_hi.size} ends")
+    r_slot = (level // c).astype(np.int64)
     if lookup_cap is not None:
         r_slot = np.minimum(r_slot, lookup_cap[ep])
-    r_pos = np.empty(n, np.int64)
-    r_pos[req] = arr_pos
-    r_key = (ep * n_slots + r_slot) * span + r_pos
-    req_interval = np.searchsorted(s_key, r_key, side="right") - 1
-    req_interval0 = np.searchsorted(s_key, ep * n_slots * span + r_pos, side="right") - 1
-    return _Levels(level, peak, g_ep, g_slot, start, end, req_interval, req_interval0)
+    n_slots = int(level.max(initial=0)) // c + 2
+    span = 2 * n + 1
+    s_key = (ep[s_hi] * n_slots + level[s_hi] // c) * span + ev.arr_pos[s_hi]
+    f_key = (ep[e_hi] * n_slots + na_dep[e_hi] // c) * span + ev.dep_pos[e_hi]
+    so = np.argsort(s_key, kind="stable")
+    fo = np.argsort(f_key, kind="stable")
+    s_key = s_key[so]
+    s_hi = s_hi[so]
+    n0 = s0.size
+    g_ep = np.concatenate((g_ep, ep[s_hi]))
+    g_slot = np.concatenate((g_slot, (level[s_hi] // c).astype(np.int64)))
+    start = np.concatenate((start, a[s_hi]))
+    end = np.concatenate((end, ev.dep_time[e_hi[fo]]))
+    req_interval = req_interval0.copy()
+    hi = np.flatnonzero(r_slot > 0)
+    if hi.size:
+        r_key = (ep[hi] * n_slots + r_slot[hi]) * span + ev.arr_pos[hi]
+        req_interval[hi] = np.searchsorted(s_key, r_key, side="right") - 1 + n0
+    return _Levels(level, g_ep, g_slot, start, end, req_interval, req_interval0)
 
 
 @dataclass(frozen=True)
@@ -183,12 +238,15 @@ class _Desired:
     req_interval: np.ndarray  # (n,) interval of each request's slot containing its arrival, -1 if none
 
 
+_BLOCK = 64
+"""Events per block in :func:`_desired`'s screen."""
+
+
 def _desired(
+    ev: _Events,
     a: np.ndarray,
     ep: np.ndarray,
-    stay: np.ndarray,
     c: float,
-    n_endpoints: int,
     window_s: float,
     panic_s: float,
     cap: np.ndarray,
@@ -197,29 +255,47 @@ def _desired(
     """Knative-style desired replicas ``max(ceil(mean_stable / c), ceil(mean_panic / c))`` over time.
 
     The mean in-flight count over a window is ``(F(t) - F(t - W)) / W`` with ``F = ∫ N``, which is
-    piecewise linear with breaks at events and events + W; it is evaluated at those points and
-    held in between. Slot 1 is left to the exact level model (it is wanted exactly while a
-    request was in flight within the window). ``a``/``ep`` sorted by (endpoint, time).
+    piecewise linear with breaks at events and events + W; it is evaluated at every event, and
+    after quiet gaps at the panic and stable window lengths (between events the window means only
+    decay), and held in between. Slot 1 is left to the exact level model (it is wanted exactly
+    while a request was in flight within the window). ``a``/``ep`` sorted by (endpoint, time).
+
+    Only the points where more than one replica may be wanted are evaluated: events are taken in
+    blocks of :data:`_BLOCK`, and a window ending anywhere in a block holds at most
+    ``F(next block's first event) - F(block's first event - W)``; where that bound keeps both
+    means at or below one replica's target the desired count is at most 1, which asks for no slot
+    ≥ 2, so those points are skipped. Each evaluated run of blocks is followed by one skipped
+    point, which closes the intervals open at its end. The evaluated points and the values at
+    them are exactly those of evaluating everywhere.
     """
     n = a.size
     empty = np.zeros(0, np.int64)
     if n == 0:
         return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
-    d = a + stay
-    big = 2.0 ** math.ceil(math.log2(float(d.max()) + window_s + 2.0))
-    base = ep * big
-    keys = np.concatenate((base + d, base + a))
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    lev = np.cumsum(np.where(order >= n, 1.0, -1.0))
-    f = np.concatenate(([0.0], np.cumsum(lev[:-1] * np.diff(k))))  # F at each event; 0-level gaps add nothing
-    # Between events the window means only decay; sample the decay after quiet gaps (at the panic
-    # and stable window lengths) instead of after every event: exact for busy endpoints, and it
-    # bounds the cost at about 2n points.
-    gap = np.append(np.diff(k), np.inf)
+    big = ev.big
+    k = ev.sorted_keys
+    m = k.size
+    f = np.empty(m)
+    f[0] = 0.0
+    np.cumsum(ev.n_after[:-1] * np.diff(k), out=f[1:])  # F at each event; 0-level gaps add nothing
+    # Screen: a block can want a slot ≥ 2 only if a window ending in it holds more than c·window.
+    b0 = np.arange(0, m, _BLOCK)
+    f_hi = f[np.minimum(b0 + _BLOCK, m - 1)]  # F is flat after the last event
+    hot = np.zeros(b0.size, bool)
+    for w in (window_s, panic_s):
+        hot |= f_hi - np.interp(k[b0] - w, k, f) > 0.999 * c * w
+    if not hot.any():
+        return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
+    sel = np.repeat(hot, _BLOCK)[:m]
+    sel[1:] |= sel[:-1]  # one more event after each run: its points want at most one replica
+    j = np.flatnonzero(sel)
+    kj = k[j]
+    gap = np.full(j.size, np.inf)
+    inner = j < m - 1
+    gap[inner] = k[j[inner] + 1] - kj[inner]
     quiet = gap > panic_s
-    decay = np.concatenate((k[quiet] + panic_s, (k + window_s)[quiet & (gap > window_s)]))
-    p = np.sort(np.concatenate((k, decay)), kind="stable")
+    decay = np.concatenate((kj[quiet] + panic_s, (kj + window_s)[quiet & (gap > window_s)]))
+    p = np.sort(np.concatenate((kj, decay)), kind="stable")
     fp = np.interp(p, k, f)
     mean_s = (fp - np.interp(p - window_s, k, f)) / window_s
     mean_p = (fp - np.interp(p - panic_s, k, f)) / panic_s
@@ -250,18 +326,19 @@ def _desired(
     s_key, f_key = s_key[so], f_key[fo]
     start_i, end_i = ui[so], di[fo]
     g = s_key // span
-    # each request: its slot's desired interval containing its arrival point
-    a_pt = np.searchsorted(p, base + a, side="right") - 1
-    r_key = (ep * n_slots + r_slot) * span + a_pt
-    j = np.searchsorted(s_key, r_key, side="right") - 1
-    ok = (j >= 0) & (j < s_key.size)
-    jj = np.clip(j, 0, max(s_key.size - 1, 0))
-    if s_key.size:
-        ok &= (g[jj] == ep * n_slots + r_slot) & (end_i[jj] > a_pt)
-    else:
-        ok[:] = False
+    # each request on a slot ≥ 2: its slot's desired interval containing its arrival point (the
+    # last evaluated point at or before it; skipped points open and close no interval)
+    req_interval = np.full(n, -1, np.int64)
+    q = np.flatnonzero(r_slot > 0)
+    if q.size and s_key.size:
+        grp_q = ep[q] * n_slots + r_slot[q]
+        a_pt = np.searchsorted(p, ev.keys[m - n + q], side="right") - 1
+        jq = np.searchsorted(s_key, grp_q * span + a_pt, side="right") - 1
+        jj = np.maximum(jq, 0)
+        ok = (jq >= 0) & (g[jj] == grp_q) & (end_i[jj] > a_pt)
+        req_interval[q] = np.where(ok, jq, -1)
     return _Desired(
-        g // n_slots, g % n_slots, p[start_i] - e_p[start_i] * big, p[end_i] - e_p[end_i] * big, np.where(ok, j, -1)
+        g // n_slots, g % n_slots, p[start_i] - e_p[start_i] * big, p[end_i] - e_p[end_i] * big, req_interval
     )
 
 
@@ -513,11 +590,9 @@ def simulate(
             setting=setting or "lower bound",
         )
 
+    ev0 = None  # events of the first pass, when sizing static replicas has them already
     if isinstance(policy, StaticPeak):
-        if policy.window_s <= 0:
-            peak = _levels(a, ep, st, service.concurrency, trace.n_endpoints, None).peak
-        else:
-            peak = _windowed_peak(a, ep, st, trace.n_endpoints, policy.window_s)
+        peak, ev0 = _static_peak(a, ep, st, trace.n_endpoints, policy.window_s)
         replicas = np.maximum(
             np.ceil(peak / (service.concurrency * policy.target_utilization) - 1e-9).astype(np.int64),
             policy.min_replicas,
@@ -560,60 +635,75 @@ def simulate(
 
     wait = np.zeros(a.size)
     bounded = bool(np.any(max_e < np.iinfo(np.int64).max))
-    for _ in range(passes):
-        lv = _levels(a, ep, wait + st, c, trace.n_endpoints, max_e if bounded else None)
-        slot = lv.g_slot
-        billable = (slot >= min_e[lv.g_ep]) & (slot < max_e[lv.g_ep])
-        r_slot = (lv.level // c).astype(np.int64)
-        if window is not None:
-            # slot 1 from the exact level model; slots ≥ 2 from the windowed autoscaler
-            first_only = billable & (slot == 0)
-            dz = _desired(a, ep, wait + st, c * target_util, trace.n_endpoints, window[0], window[1], max_e, r_slot)
-            dz_bill = (dz.g_slot >= min_e[dz.g_ep]) & (dz.g_slot < max_e[dz.g_ep])
-            runs_hi = _keepalive_runs(dz, dz_bill, keep2, t_cold, horizon)
+    fixed = bool(np.all(min_e == max_e))  # every slot always up: only the levels matter
+    slots = "first" if window is not None else "all"
+    for i in range(passes):
+        if i and not wait.any():
+            break  # nobody waited: another pass would repeat this one
+        d = a + (wait + st)  # the order of the sums the pinned figures were made with
+        d_max = float(d.max(initial=0.0))
+        ev = ev0 if i == 0 and ev0 is not None else _events(a, ep, d, _key_scale(d_max))
+        level = ev.level
+        r_slot = (level // c).astype(np.int64)
+        r_min, r_max = min_e[ep], max_e[ep]
+        dz, runs_hi = None, None
+        if fixed:
+            lv, runs = None, _Runs(np.zeros(0), 0.0, 0)
+            ready0 = np.full(a.size, -np.inf)
         else:
-            first_only = billable
-            dz, runs_hi = None, None
-        if isinstance(policy, HistogramKeepAlive):
-            runs = _histogram_runs(lv, np.flatnonzero(first_only), policy, t_cold, horizon, trace.n_endpoints)
-        else:
-            runs = _keepalive_runs(lv, first_only, np.where(slot == 0, keep1, keep2), t_cold, horizon)
+            lv = _levels(ev, a, ep, c, max_e if bounded else None, slots)
+            slot = lv.g_slot
+            billable = (slot >= min_e[lv.g_ep]) & (slot < max_e[lv.g_ep])
+            if window is not None:
+                # slot 1 from the exact level model; slots ≥ 2 from the windowed autoscaler
+                first_only = billable & (slot == 0)
+                big_w = _key_scale(d_max, window[0])
+                ev_w = ev if big_w == ev.big else _events(a, ep, d, big_w)
+                dz = _desired(ev_w, a, ep, c * target_util, window[0], window[1], max_e, r_slot)
+                dz_bill = (dz.g_slot >= min_e[dz.g_ep]) & (dz.g_slot < max_e[dz.g_ep])
+                runs_hi = _keepalive_runs(dz, dz_bill, keep2, t_cold, horizon)
+            else:
+                first_only = billable
+            if isinstance(policy, HistogramKeepAlive):
+                runs = _histogram_runs(lv, np.flatnonzero(first_only), policy, t_cold, horizon, trace.n_endpoints)
+            else:
+                runs = _keepalive_runs(lv, first_only, np.where(slot == 0, keep1, keep2), t_cold, horizon)
+            ready0 = runs.ready[lv.req_interval0]
         billed, starts = runs.billed_s, runs.cold_starts
         if runs_hi is not None:
             billed += runs_hi.billed_s
             starts += runs_hi.cold_starts
-        if isinstance(policy, ServerlessPerRequest) and policy.billing == "request":
+        if isinstance(policy, ServerlessPerRequest) and policy.billing == "request" and lv is not None:
             # billed only while serving, plus the start-up of every cold run, whole seconds per interval
             busy = np.ceil(np.minimum(lv.end, horizon) - lv.start)
             boot = np.where(np.isfinite(runs.ready), np.maximum(runs.ready - lv.start, 0.0), 0.0)
             billed = float(np.sum(np.where(billable, busy + boot, 0.0)))
         elif isinstance(policy, ServerlessPerRequest):
             billed = float(math.ceil(billed))
-        iv = lv.req_interval
-        r_min, r_max = min_e[ep], max_e[ep]
-        over = r_slot >= r_max
-        if dz is None:
-            r_ready = runs.ready[iv]
-            no_slot = np.zeros(a.size, bool)
-        else:
-            hit = dz.req_interval
-            ready_hi = np.where(hit >= 0, runs_hi.ready[np.maximum(hit, 0)] if runs_hi.ready.size else np.inf, np.inf)
-            r_ready = np.where(r_slot == 0, runs.ready[iv], ready_hi)
-            no_slot = (r_slot > 0) & (hit < 0)  # the autoscaler does not want this replica yet
-        # A request above the capacity of the replicas below its slot queues FIFO behind
-        # (level - capacity + 1) others while capacity requests are in service, one leaving every
-        # S / capacity; it is served by whichever comes first, a freed place or its own replica.
-        below = np.minimum(r_slot, r_max) * c
-        w_free = (lv.level - below + 1) * st / np.maximum(below, 1)
-        w = np.where(r_slot == 0, r_ready - a, np.minimum(r_ready - a, w_free))
-        w = np.where(r_slot < r_min, 0.0, np.maximum(w, 0.0))
-        wait = np.where(over | no_slot, np.maximum(w_free, 0.0), w)
-        # a cold-start wait: slot 1 was booting, or the request was served by a replica that
-        # finished booting before a place freed up (otherwise it only queued)
-        served_by_new = (r_ready > a) & (r_ready - a <= w_free) & ~no_slot & ~over
-        booting = served_by_new | ((r_slot == 0) & (r_ready > a)) | (runs.ready[lv.req_interval0] > a)
-        cold = (wait > 0) & booting
-        queued = (wait > 0) & ~cold
+        # Most requests find a place on the first replica (slot 1): they wait only for it to be
+        # ready, and such a wait is a cold-start wait.
+        first_slot = (r_slot == 0) & (r_max > 0)
+        wait = np.where(r_min > 0, 0.0, np.maximum(ready0 - a, 0.0))
+        cold = wait > 0
+        queued = np.zeros(a.size, bool)
+        g = np.flatnonzero(~first_slot)
+        if g.size:
+            rs_g = r_slot[g]
+            if lv is None:  # every slot always up
+                r_ready, no_slot = np.full(g.size, -np.inf), np.zeros(g.size, bool)
+            elif dz is not None and runs_hi is not None:
+                hit = dz.req_interval[g]
+                ready_hi = np.where(
+                    hit >= 0, runs_hi.ready[np.maximum(hit, 0)] if runs_hi.ready.size else np.inf, np.inf
+                )
+                r_ready = np.where(rs_g == 0, ready0[g], ready_hi)
+                no_slot = (rs_g > 0) & (hit < 0)  # the autoscaler does not want this replica yet
+            else:
+                iv = lv.req_interval if lv.req_interval is not None else lv.req_interval0
+                r_ready, no_slot = runs.ready[iv[g]], np.zeros(g.size, bool)
+            wait[g], cold[g], queued[g] = _higher_slot_waits(
+                a[g], st[g], level[g], rs_g, r_min[g], r_max[g], c, ready0[g], r_ready, no_slot
+            )
     billed += float(min_e.sum()) * horizon
     extra = {"cold_start_s": t_cold}
     if isinstance(policy, StaticPeak):
@@ -633,39 +723,100 @@ def simulate(
     )
 
 
+def _higher_slot_waits(
+    a: np.ndarray,
+    st: np.ndarray,
+    level: np.ndarray,
+    r_slot: np.ndarray,
+    r_min: np.ndarray,
+    r_max: np.ndarray,
+    c: int,
+    ready0: np.ndarray,
+    r_ready: np.ndarray,
+    no_slot: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wait, cold-start flag and queued flag of requests that arrive above the first replica's
+    capacity or above ``max_scale``: per request, its arrival, service time, level, slot, the
+    endpoint's min/max scale, when slot 1 and its own slot are ready, and whether the autoscaler
+    wants its slot at all."""
+    over = r_slot >= r_max
+    # A request above the capacity of the replicas below its slot queues FIFO behind
+    # (level - capacity + 1) others while capacity requests are in service, one leaving every
+    # S / capacity; it is served by whichever comes first, a freed place or its own replica.
+    below = np.minimum(r_slot, r_max) * c
+    w_free = (level - below + 1) * st / np.maximum(below, 1)
+    w = np.where(r_slot == 0, r_ready - a, np.minimum(r_ready - a, w_free))
+    w = np.where(r_slot < r_min, 0.0, np.maximum(w, 0.0))
+    wait = np.where(over | no_slot, np.maximum(w_free, 0.0), w)
+    # a cold-start wait: slot 1 was booting, or the request was served by a replica that
+    # finished booting before a place freed up (otherwise it only queued)
+    served_by_new = (r_ready > a) & (r_ready - a <= w_free) & ~no_slot & ~over
+    booting = served_by_new | ((r_slot == 0) & (r_ready > a)) | (ready0 > a)
+    cold = (wait > 0) & booting
+    return wait, cold, (wait > 0) & ~cold
+
+
 def _per_endpoint(lo: int, hi: int | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full(n, lo, np.int64), np.full(n, np.iinfo(np.int64).max if hi is None else hi, np.int64)
 
 
-def _windowed_peak(a: np.ndarray, ep: np.ndarray, st: np.ndarray, n_endpoints: int, window_s: float) -> np.ndarray:
+def _busy_integral(ev: _Events) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted event keys and ``F = ∫ N`` at each (piecewise linear in between; 0-level gaps,
+    including those between endpoints, add nothing)."""
+    k = ev.sorted_keys
+    f = np.empty(k.size)
+    if k.size:
+        f[0] = 0.0
+        np.cumsum(ev.n_after[:-1] * np.diff(k), out=f[1:])
+    return k, f
+
+
+def _windowed_peak(
+    a: np.ndarray, ep: np.ndarray, st: np.ndarray, n_endpoints: int, window_s: float, ev: _Events | None = None
+) -> np.ndarray:
     """Per endpoint, the maximum over t of the mean in-flight count over ``[t - window_s, t]``.
 
     The busy integral ``F(t) = ∫ N`` is piecewise linear with breaks at arrivals and departures,
     so ``F(t) - F(t - W)`` peaks where ``t`` or ``t - W`` is a break: evaluating at both sets is exact.
-    ``a``/``ep`` sorted by (endpoint, time).
+    ``a``/``ep`` sorted by (endpoint, time); ``ev``, when given, are their events with stays ``st``
+    keyed with ``_key_scale(max(a + st), window_s)``.
     """
     n = a.size
     if n == 0:
         return np.zeros(n_endpoints)
-    d = a + st
-    big = 2.0 ** math.ceil(math.log2(float(d.max()) + window_s + 2.0))
-    base = ep * big
-    keys = np.concatenate((base + d, base + a))
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    delta = np.where(order >= n, 1.0, -1.0)
-    level_after = np.cumsum(delta)
-    f = np.concatenate(([0.0], np.cumsum(level_after[:-1] * np.diff(k))))  # F at each event, keyed
-    # within an endpoint F starts at 0; across endpoints the gap contributes level 0 × gap = 0
+    if ev is None:
+        d = a + st
+        ev = _events(a, ep, d, _key_scale(float(d.max()), window_s))
+    k, f = _busy_integral(ev)
     # windows ending at each event, and windows starting at each event (ending W later); keys
     # are (endpoint, time) so a window never reaches into a neighbouring endpoint: F is flat there
-    f_at = f
-    busy_end = f_at - np.interp(k - window_s, k, f)
-    busy_start = np.interp(k + window_s, k, f) - f_at
-    busy = np.maximum(busy_end, busy_start)
+    busy = np.interp(k + window_s, k, f) - f
+    np.maximum(busy, f - np.interp(k - window_s, k, f), out=busy)
     per_ep = 2 * np.bincount(ep, minlength=n_endpoints)
     peak = np.zeros(n_endpoints)
     has = per_ep > 0
     bounds = np.concatenate(([0], np.cumsum(per_ep)[:-1]))[has]
     peak[has] = np.maximum.reduceat(busy, bounds) / window_s
     return peak
+
+
+def _static_peak(
+    a: np.ndarray, ep: np.ndarray, st: np.ndarray, n_endpoints: int, window_s: float
+) -> tuple[np.ndarray, _Events | None]:
+    """Per endpoint, the peak in-flight count (``window_s`` ≤ 0) or the peak of its ``window_s``
+    mean, and the events of the first pass when they can be reused (same key scale)."""
+    if a.size == 0:
+        return np.zeros(n_endpoints), None
+    d = a + st
+    d_max = float(d.max())
+    big = _key_scale(d_max)
+    if window_s <= 0:
+        ev = _events(a, ep, d, big)
+        per_ep = np.bincount(ep, minlength=n_endpoints)
+        has = per_ep > 0
+        bounds = np.concatenate(([0], np.cumsum(per_ep)[:-1]))[has]
+        peak = np.zeros(n_endpoints, np.int64)
+        peak[has] = np.maximum.reduceat(ev.level, bounds) + 1
+        return peak, ev
+    ev_w = _events(a, ep, d, _key_scale(d_max, window_s))
+    return _windowed_peak(a, ep, st, n_endpoints, window_s, ev_w), (ev_w if ev_w.big == big else None)
