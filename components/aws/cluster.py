@@ -46,6 +46,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.iam import irsa_role, managed_policy_arn, partition_of, service_trust_policy
 from components.errors import Problems
+from components.kubernetes.kubeconfig import exec_kubeconfig
 
 if TYPE_CHECKING:
     from components.cluster import ClusterPlan, KubernetesCluster, KubernetesClusterArgs
@@ -167,40 +168,12 @@ def plan_eks(name: str, plan: ClusterPlan, args: KubernetesClusterArgs) -> EksPl
 
 def kubeconfig_json(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig whose user runs ``aws eks get-token`` (no long-lived credentials in state)."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
-            ],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster_name,
-                                "--region",
-                                region,
-                                "--output",
-                                "json",
-                            ],
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        },
-        sort_keys=True,
-    )
+    exec_config = {
+        "command": "aws",
+        "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+        "interactiveMode": "Never",
+    }
+    return json.dumps(exec_kubeconfig(cluster_name, endpoint, ca_data, exec_config), sort_keys=True)
 
 
 def karpenter_controller_policy(

@@ -45,6 +45,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.gcp.iam import account_id, role_suffix
+from components.kubernetes.kubeconfig import exec_kubeconfig
 
 if TYPE_CHECKING:
     from components.cluster import ClusterPlan, KubernetesCluster, KubernetesClusterArgs
@@ -99,29 +100,13 @@ def gke_kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str
     base64 PEM from ``master_auth.cluster_ca_certificate``.
     """
     server = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": ca_certificate}}
-        ],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [
-            {
-                "name": cluster_name,
-                "user": {
-                    "exec": {
-                        "apiVersion": "client.authentication.k8s.io/v1beta1",
-                        "command": AUTH_PLUGIN,
-                        "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin "
-                        "(https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl).",
-                        "provideClusterInfo": True,
-                    }
-                },
-            }
-        ],
+    exec_config = {
+        "command": AUTH_PLUGIN,
+        "installHint": "Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin "
+        "(https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl).",
+        "provideClusterInfo": True,
     }
+    config = exec_kubeconfig(cluster_name, server, ca_certificate, exec_config)
     return yaml.safe_dump(config, sort_keys=False)
 
 
