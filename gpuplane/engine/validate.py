@@ -8,6 +8,8 @@ are checked by the component tests against their documented shapes instead.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from gpuplane.engine.runtime import ProgramRun, RecordedResource
@@ -53,6 +55,49 @@ def _ints(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=128)
+def _validator(version: str, api_version: str, kind: str) -> Any:
+    """The strict schema validator of one kind, built once.
+
+    ``kubernetes_validate.validate`` re-reads and re-parses the shared definitions file (several
+    MB) on every call; this builds the same Draft 2020-12 validator from the same bundled schema
+    files once per kind and version.
+    """
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][-1]
+    schema_dir = f"v{schema_version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
+        raise utils.SchemaNotFoundError(version=utils.major_minor(version), kind=kind, api_version=api_version) from None
+    definitions = _definitions(schema_dir, version)
+    registry = Resource.from_contents(schema) @ (definitions @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions(schema_dir: str, version: str) -> Any:
+    from kubernetes_validate import utils
+    from referencing import Resource
+
+    return Resource.from_contents(utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version))
+
+
+def validate_object(obj: dict[str, Any], version: str = KUBERNETES_VERSION) -> None:
+    """Strictly validate one object; raises ``kubernetes_validate.ValidationError`` or ``SchemaNotFoundError``."""
+    import jsonschema
+    from kubernetes_validate import utils
+
+    try:
+        _validator(version, obj["apiVersion"], obj["kind"]).validate(obj)
+    except jsonschema.ValidationError as e:
+        raise utils.ValidationError(e, version=utils.major_minor(version)) from None
+
+
 def validate_kubernetes(run: ProgramRun, version: str = KUBERNETES_VERSION) -> tuple[int, list[str]]:
     """Validate every core Kubernetes object; returns (objects checked, problems)."""
     import kubernetes_validate
@@ -64,7 +109,7 @@ def validate_kubernetes(run: ProgramRun, version: str = KUBERNETES_VERSION) -> t
             continue
         checked += 1
         try:
-            kubernetes_validate.validate(obj, version, strict=True)
+            validate_object(obj, version)
         except kubernetes_validate.ValidationError as e:
             problems.append(f"{r.urn}: Kubernetes {version} schema: {str(e).splitlines()[0]}")
         except kubernetes_validate.SchemaNotFoundError as e:  # pragma: no cover - version/kind outside the bundle
