@@ -227,6 +227,47 @@ def _levels(ev: _Events, a: np.ndarray, ep: np.ndarray, c: int, lookup_cap: np.n
     return _Levels(level, g_ep, g_slot, start, end, req_interval, req_interval0)
 
 
+def _busy_integral(ev: _Events) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted event keys and ``F = ∫ N`` at each (piecewise linear in between; 0-level gaps,
+    including those between endpoints, add nothing)."""
+    k = ev.sorted_keys
+    f = np.empty(k.size)
+    if k.size:
+        f[0] = 0.0
+        g = f[1:]
+        np.subtract(k[1:], k[:-1], out=g)
+        g *= ev.n_after[:-1]
+        np.cumsum(g, out=g)
+    return k, f
+
+
+def _last_event(k: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Index of the last event at or before each ``x`` (sorted), -1 where there is none.
+
+    ``kb = k[::_BLOCK]``: the block is found among the block starts (a small array), the event
+    within it by bisection, so there is no search over all events.
+    """
+    ib = np.searchsorted(kb, x, side="right") - 1
+    pos = np.maximum(ib, 0) * _BLOCK
+    step = _BLOCK // 2
+    while step:
+        nxt = np.minimum(pos + step, k.size - 1)
+        pos = np.where(k[nxt] <= x, nxt, pos)
+        step //= 2
+    return np.where(ib >= 0, pos, -1)
+
+
+def _f_floor(k: np.ndarray, f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A lower bound of ``F(x)``: ``F`` at the last event at or before ``x`` (0 before the first)."""
+    i = _last_event(k, kb, x)
+    return np.where(i >= 0, f[np.maximum(i, 0)], 0.0)
+
+
+def _f_ceil(k: np.ndarray, f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """An upper bound of ``F(x)``: ``F`` at the first event after ``x`` (F is flat after the last)."""
+    return f[np.minimum(_last_event(k, kb, x) + 1, k.size - 1)]
+
+
 @dataclass(frozen=True)
 class _Desired:
     """Replica slots ≥ 2 wanted by a windowed autoscaler, as intervals sorted by (endpoint, slot, start)."""
@@ -238,7 +279,7 @@ class _Desired:
     req_interval: np.ndarray  # (n,) interval of each request's slot containing its arrival, -1 if none
 
 
-_BLOCK = 64
+_BLOCK = 16
 """Events per block in :func:`_desired`'s screen."""
 
 
@@ -273,17 +314,15 @@ def _desired(
     if n == 0:
         return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
     big = ev.big
-    k = ev.sorted_keys
+    k, f = _busy_integral(ev)
     m = k.size
-    f = np.empty(m)
-    f[0] = 0.0
-    np.cumsum(ev.n_after[:-1] * np.diff(k), out=f[1:])  # F at each event; 0-level gaps add nothing
     # Screen: a block can want a slot ≥ 2 only if a window ending in it holds more than c·window.
     b0 = np.arange(0, m, _BLOCK)
+    kb = k[b0]
     f_hi = f[np.minimum(b0 + _BLOCK, m - 1)]  # F is flat after the last event
     hot = np.zeros(b0.size, bool)
     for w in (window_s, panic_s):
-        hot |= f_hi - np.interp(k[b0] - w, k, f) > 0.999 * c * w
+        hot |= f_hi - _f_floor(k, f, kb, kb - w) > 0.999 * c * w
     if not hot.any():
         return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
     sel = np.repeat(hot, _BLOCK)[:m]
@@ -760,17 +799,6 @@ def _per_endpoint(lo: int, hi: int | None, n: int) -> tuple[np.ndarray, np.ndarr
     return np.full(n, lo, np.int64), np.full(n, np.iinfo(np.int64).max if hi is None else hi, np.int64)
 
 
-def _busy_integral(ev: _Events) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted event keys and ``F = ∫ N`` at each (piecewise linear in between; 0-level gaps,
-    including those between endpoints, add nothing)."""
-    k = ev.sorted_keys
-    f = np.empty(k.size)
-    if k.size:
-        f[0] = 0.0
-        np.cumsum(ev.n_after[:-1] * np.diff(k), out=f[1:])
-    return k, f
-
-
 def _windowed_peak(
     a: np.ndarray, ep: np.ndarray, st: np.ndarray, n_endpoints: int, window_s: float, ev: _Events | None = None
 ) -> np.ndarray:
@@ -788,15 +816,31 @@ def _windowed_peak(
         d = a + st
         ev = _events(a, ep, d, _key_scale(float(d.max()), window_s))
     k, f = _busy_integral(ev)
+    m, w = k.size, window_s
+    # Screen blocks of events: the window means at a block start bound each endpoint's peak from
+    # below, the block's extreme F values bound every window ending or starting in it from above;
+    # a block of one endpoint whose bound stays below that endpoint's lower bound cannot hold its
+    # peak. The peak is then the maximum over the remaining events, as if taken over all.
+    b0 = np.arange(0, m, _BLOCK)
+    bl = np.minimum(b0 + _BLOCK - 1, m - 1)
+    kb, fb, kl = k[b0], f[b0], k[bl]
+    upper = np.maximum(f[bl] - _f_floor(k, f, kb, kb - w), _f_ceil(k, f, kb, kl + w) - fb)
+    lower = fb - _f_ceil(k, f, kb, kb - w)
+    e0, e1 = (kb / ev.big).astype(np.int64), (kl / ev.big).astype(np.int64)
+    lower_ep = np.zeros(n_endpoints)
+    np.maximum.at(lower_ep, e0, lower)
+    margin = 1e-6 + 1e-9 * float(f[-1])  # far above the rounding of F, far below any window's content
+    keep = (e0 != e1) | (upper >= lower_ep[e0] - margin)
+    j = np.flatnonzero(np.repeat(keep, _BLOCK)[:m])
+    kj, fj = k[j], f[j]
     # windows ending at each event, and windows starting at each event (ending W later); keys
     # are (endpoint, time) so a window never reaches into a neighbouring endpoint: F is flat there
-    busy = np.interp(k + window_s, k, f) - f
-    np.maximum(busy, f - np.interp(k - window_s, k, f), out=busy)
-    per_ep = 2 * np.bincount(ep, minlength=n_endpoints)
+    busy = np.interp(kj + w, k, f) - fj
+    np.maximum(busy, fj - np.interp(kj - w, k, f), out=busy)
+    ej = (kj / ev.big).astype(np.int64)
+    bounds = np.flatnonzero(np.concatenate(([True], ej[1:] != ej[:-1])))
     peak = np.zeros(n_endpoints)
-    has = per_ep > 0
-    bounds = np.concatenate(([0], np.cumsum(per_ep)[:-1]))[has]
-    peak[has] = np.maximum.reduceat(busy, bounds) / window_s
+    peak[ej[bounds]] = np.maximum.reduceat(busy, bounds) / window_s
     return peak
 
 

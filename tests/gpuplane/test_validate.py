@@ -19,7 +19,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("obj", GOOD + BAD, ids=lambda o: f"{o['kind']}-{'bogus' in o or 'spec' in o and not o['spec'].get('selector', 1)}")
+@pytest.mark.parametrize("obj", GOOD + BAD, ids=lambda o: f"{o['kind']}-{'bogus' in o or ('spec' in o and not o['spec'].get('selector', 1))}")
 def test_cached_validator_agrees_with_kubernetes_validate(obj):
     def verdict(fn):
         try:
