@@ -241,31 +241,18 @@ def _busy_integral(ev: _Events) -> tuple[np.ndarray, np.ndarray]:
     return k, f
 
 
-def _last_event(k: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Index of the last event at or before each ``x`` (sorted), -1 where there is none.
-
-    ``kb = k[::_BLOCK]``: the block is found among the block starts (a small array), the event
-    within it by bisection, so there is no search over all events.
-    """
+def _f_floor(f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A lower bound of ``F(x)`` (``x`` sorted): ``F`` at the last block start at or before ``x``
+    (0 before the first event). ``kb = k[::_BLOCK]``, a small array to search."""
     ib = np.searchsorted(kb, x, side="right") - 1
-    pos = np.maximum(ib, 0) * _BLOCK
-    step = _BLOCK // 2
-    while step:
-        nxt = np.minimum(pos + step, k.size - 1)
-        pos = np.where(k[nxt] <= x, nxt, pos)
-        step //= 2
-    return np.where(ib >= 0, pos, -1)
+    return np.where(ib >= 0, f[np.maximum(ib, 0) * _BLOCK], 0.0)
 
 
-def _f_floor(k: np.ndarray, f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A lower bound of ``F(x)``: ``F`` at the last event at or before ``x`` (0 before the first)."""
-    i = _last_event(k, kb, x)
-    return np.where(i >= 0, f[np.maximum(i, 0)], 0.0)
-
-
-def _f_ceil(k: np.ndarray, f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """An upper bound of ``F(x)``: ``F`` at the first event after ``x`` (F is flat after the last)."""
-    return f[np.minimum(_last_event(k, kb, x) + 1, k.size - 1)]
+def _f_ceil(f: np.ndarray, kb: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """An upper bound of ``F(x)`` (``x`` sorted): ``F`` at the first block start after ``x``, or
+    at the last event (F is flat after it)."""
+    ib = np.searchsorted(kb, x, side="right")
+    return f[np.minimum(ib * _BLOCK, f.size - 1)]
 
 
 @dataclass(frozen=True)
@@ -279,8 +266,17 @@ class _Desired:
     req_interval: np.ndarray  # (n,) interval of each request's slot containing its arrival, -1 if none
 
 
-_BLOCK = 16
+_BLOCK = 8
 """Events per block in :func:`_desired`'s screen."""
+
+
+def _new_slots(count: np.ndarray, above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Point index and 0-based slot of every slot opened (or closed) at each point: ``count[i]``
+    slots, numbered from ``above[i]`` upwards."""
+    nz = np.flatnonzero(count)
+    cnt = count[nz]
+    at = np.repeat(nz, cnt)
+    return at, np.repeat(above[nz] - np.cumsum(cnt) + cnt, cnt) + np.arange(at.size)
 
 
 def _desired(
@@ -322,20 +318,33 @@ def _desired(
     f_hi = f[np.minimum(b0 + _BLOCK, m - 1)]  # F is flat after the last event
     hot = np.zeros(b0.size, bool)
     for w in (window_s, panic_s):
-        hot |= f_hi - _f_floor(k, f, kb, kb - w) > 0.999 * c * w
+        hot |= f_hi - _f_floor(f, kb, kb - w) > 0.999 * c * w
     if not hot.any():
         return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
     sel = np.repeat(hot, _BLOCK)[:m]
     sel[1:] |= sel[:-1]  # one more event after each run: its points want at most one replica
     j = np.flatnonzero(sel)
     kj = k[j]
-    gap = np.full(j.size, np.inf)
-    inner = j < m - 1
-    gap[inner] = k[j[inner] + 1] - kj[inner]
+    gap = k[np.minimum(j + 1, m - 1)] - kj
+    if j[-1] == m - 1:
+        gap[-1] = np.inf
+    # The points of each selected event, in time order: the event, then after a quiet gap the
+    # nearer and the farther of its panic and stable decay points (both after a gap longer than
+    # either window). F at an event is f itself; at a decay point it is interpolated.
     quiet = gap > panic_s
-    decay = np.concatenate((kj[quiet] + panic_s, (kj + window_s)[quiet & (gap > window_s)]))
-    p = np.sort(np.concatenate((kj, decay)), kind="stable")
-    fp = np.interp(p, k, f)
+    late = quiet & (gap > window_s)
+    cnt = quiet.astype(np.int64) + late + 1
+    pos = np.cumsum(cnt) - cnt
+    p = np.empty(int(pos[-1] + cnt[-1]))
+    fp = np.empty(p.size)
+    p[pos] = kj
+    fp[pos] = f[j]
+    near, far = (panic_s, window_s) if window_s >= panic_s else (window_s, panic_s)
+    for mask, dt, off in ((quiet, near, 1), (late, far, 2)):
+        i = np.flatnonzero(mask)
+        x = kj[i] + dt
+        p[pos[i] + off] = x
+        fp[pos[i] + off] = np.interp(x, k, f)
     mean_s = (fp - np.interp(p - window_s, k, f)) / window_s
     mean_p = (fp - np.interp(p - panic_s, k, f)) / panic_s
     e_p = np.floor(p / big).astype(np.int64)
@@ -344,17 +353,17 @@ def _desired(
     # Knative enters panic mode when the panic-window demand reaches twice the current capacity
     # (panic threshold 200 %); the stable desired count stands in for the current capacity.
     want = np.where(panic >= 2.0 * np.maximum(stable, 1.0), panic, stable).astype(np.int64)
-    want = np.minimum(np.maximum(want, 0), cap[e_p])
+    np.maximum(want, 0, out=want)
+    if bool(np.any(cap < np.iinfo(np.int64).max)):
+        np.minimum(want, cap[e_p], out=want)
     first = np.ones(p.size, bool)
     first[1:] = e_p[1:] != e_p[:-1]
     prev = np.roll(want, 1)
     prev[first] = 0
     up = np.maximum(want - np.maximum(prev, 1), 0)  # new slots ≥ 2 wanted at this point
     down = np.maximum(prev - np.maximum(want, 1), 0)
-    ui = np.repeat(np.arange(p.size), up)
-    u_slot = np.maximum(prev[ui], 1) + (np.arange(ui.size) - np.repeat(np.cumsum(up) - up, up))  # 0-based slot
-    di = np.repeat(np.arange(p.size), down)
-    d_slot = np.maximum(want[di], 1) + (np.arange(di.size) - np.repeat(np.cumsum(down) - down, down))
+    ui, u_slot = _new_slots(up, np.maximum(prev, 1))
+    di, d_slot = _new_slots(down, np.maximum(want, 1))
     n_slots = int(max(u_slot.max(initial=0), d_slot.max(initial=0), r_slot.max(initial=0))) + 2
     span = p.size + 1
     s_key = (e_p[ui] * n_slots + u_slot) * span + ui
@@ -371,7 +380,11 @@ def _desired(
     q = np.flatnonzero(r_slot > 0)
     if q.size and s_key.size:
         grp_q = ep[q] * n_slots + r_slot[q]
-        a_pt = np.searchsorted(p, ev.keys[m - n + q], side="right") - 1
+        # an arrival's own point when it was evaluated (points of equal time want the same), -1
+        # otherwise: then its block wants at most one replica and no interval of slot ≥ 2 is open
+        point_of = np.full(m, -1, np.int64)
+        point_of[j] = pos
+        a_pt = point_of[ev.arr_pos[q]]
         jq = np.searchsorted(s_key, grp_q * span + a_pt, side="right") - 1
         jj = np.maximum(jq, 0)
         ok = (jq >= 0) & (g[jj] == grp_q) & (end_i[jj] > a_pt)
@@ -824,8 +837,8 @@ def _windowed_peak(
     b0 = np.arange(0, m, _BLOCK)
     bl = np.minimum(b0 + _BLOCK - 1, m - 1)
     kb, fb, kl = k[b0], f[b0], k[bl]
-    upper = np.maximum(f[bl] - _f_floor(k, f, kb, kb - w), _f_ceil(k, f, kb, kl + w) - fb)
-    lower = fb - _f_ceil(k, f, kb, kb - w)
+    upper = np.maximum(f[bl] - _f_floor(f, kb, kb - w), _f_ceil(f, kb, kl + w) - fb)
+    lower = fb - _f_ceil(f, kb, kb - w)
     e0, e1 = (kb / ev.big).astype(np.int64), (kl / ev.big).astype(np.int64)
     lower_ep = np.zeros(n_endpoints)
     np.maximum.at(lower_ep, e0, lower)
