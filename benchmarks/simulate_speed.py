@@ -1,11 +1,14 @@
 """Simulator speed: a 7-day trace with millions of requests, wall time per policy (median of runs).
 
-Prints, no pass/fail. Usage: python benchmarks/simulate_speed.py [--mean-rps 8] [--endpoints 100] [--runs 3]
+Prints, no pass/fail, with the load average before and after (timings on a shared machine move
+with it; compare runs made under similar load). Usage:
+python -m benchmarks.simulate_speed [--mean-rps 8] [--endpoints 100] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -46,7 +49,8 @@ def main() -> None:
     print(
         f"trace: {tr.n_requests:,} requests, {tr.n_endpoints} endpoints, {args.days:g} days; generated in {gen_s:.2f} s"
     )
-    print(f"{'policy':<44} {'median s':>9} {'min s':>7} {'requests/s':>12}")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print(f"{'policy':<58} {'median s':>9} {'min s':>7} {'requests/s':>12}")
     policies = [
         Oracle(),
         StaticPeak(),
@@ -62,7 +66,8 @@ def main() -> None:
             r = simulate(tr, svc, pol)
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
-        print(f"{pol.name + ' (' + r.setting + ')':<44} {med:>9.2f} {min(times):>7.2f} {tr.n_requests / med:>12,.0f}")
+        print(f"{pol.name + ' (' + r.setting + ')':<58} {med:>9.2f} {min(times):>7.2f} {tr.n_requests / med:>12,.0f}")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
