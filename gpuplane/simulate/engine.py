@@ -34,7 +34,8 @@ benchmarks/simulate_speed.py): each pass merges arrivals and departures of all e
 (:func:`_events`; departures are already sorted in the first pass, so the merge is linear) and
 every stage reads that merge. The windowed autoscaler is evaluated only where a cheap bound on the
 window means says it may want more than one replica; elsewhere it provably wants at most one,
-which asks for no slot ≥ 2. Requests on slot 1, the vast majority, take a short path for their
+which asks for no slot ≥ 2; static sizing likewise evaluates the windowed peak only in blocks
+of events that can hold it. Requests on slot 1, the vast majority, take a short path for their
 waits. None of this changes a result: tests/gpuplane/test_simulate_pinned.py holds the figures
 of the earlier, unscreened implementation.
 """
