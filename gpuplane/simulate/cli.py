@@ -70,20 +70,19 @@ def _prices(
     cloud: str, gpu: str, instance_type: str | None, region: str, capacity: str, usd_per_gpu_hour: float | None
 ) -> PriceSpec:
     if instance_type is None:
-        try:
-            from components.catalog import load_catalog
-        except ImportError:
-            instance_type = "g6.xlarge"
-        else:
-            offers = load_catalog().find_offerings(
-                cloud=cloud, accelerator=gpu, count=1, region=region, capacity=capacity
-            )  # type: ignore[arg-type]
-            offers = [o for o in offers if o.instance_type.service in ("ec2", "compute")]
-            if not offers:
-                _fail(
-                    f"no {capacity} {cloud} offering with one {gpu} in {region}. To fix: pick another --gpu/--region, or pass --instance-type or --usd-per-gpu-hour"
-                )
-            instance_type = offers[0].instance_type.name
+        from components.catalog import load_catalog
+
+        if capacity not in ("on_demand", "spot", "capacity_block"):
+            _fail(f"--capacity {capacity!r} is not a capacity type. To fix: use on_demand or spot")
+        offers = load_catalog().find_offerings(
+            cloud=cloud, accelerator=gpu, count=1, region=region, capacity=capacity  # type: ignore[arg-type]
+        )
+        offers = [o for o in offers if o.instance_type.service in ("ec2", "compute")]
+        if not offers:
+            _fail(
+                f"no {capacity} {cloud} offering with one {gpu} in {region}. To fix: pick another --gpu/--region, or pass --instance-type or --usd-per-gpu-hour"
+            )
+        instance_type = offers[0].instance_type.name
     spec = price_spec(
         cloud, instance_type, region, capacity, serverless_gpu=gpu.lower() if gpu.lower() == "l4" else "l4"
     )
