@@ -45,6 +45,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws.iam import irsa_role, managed_policy_arn, partition_of, service_trust_policy
+from components.aws.launch_template import node_launch_template
 from components.errors import Problems
 from components.kubernetes.kubeconfig import exec_kubeconfig
 
@@ -72,7 +73,6 @@ CLUSTER_AUTOSCALER_IMAGES = {
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator")
 SYSTEM_DISK_GIB = 50
-IMDS_HOP_LIMIT = 2
 LABEL_ROLE = "gpuplane.dev/role"
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
@@ -542,31 +542,13 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     security_group_id = cast(pulumi.Output[str], cluster.vpc_config.apply(lambda v: v.cluster_security_group_id))  # type: ignore[union-attr]
 
     # -- system nodes --------------------------------------------------------------------------
-    system_lt = aws.ec2.LaunchTemplate(
+    system_lt = node_launch_template(
         f"{name}-system-launch-template",
-        aws.ec2.LaunchTemplateArgs(
-            description=f"System nodes of EKS cluster {cluster_name}: IMDSv2 required, encrypted root volume",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=SYSTEM_DISK_GIB, volume_type="gp3", encrypted="true", delete_on_termination="true"
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=tags) for t in ("instance", "volume")
-            ]
-            if tags
-            else None,
-            update_default_version=True,
-            region=region,
-            tags=tags,
-        ),
-        opts=opts,
+        f"System nodes of EKS cluster {cluster_name}: IMDSv2 required, encrypted root volume",
+        SYSTEM_DISK_GIB,
+        region,
+        tags,
+        opts,
     )
     system_nodes = aws.eks.NodeGroup(
         f"{name}-system-nodes",

@@ -36,6 +36,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws.launch_template import IMDS_HOP_LIMIT, ROOT_DEVICE, node_launch_template
 from components.errors import Problems
 from components.features import Feature, FeatureSupport
 from components.kubernetes.device_plugin import create_device_plugin
@@ -87,8 +88,6 @@ EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "Pr
 EKS_CAPACITY_TYPES = {"on_demand": "ON_DEMAND", "spot": "SPOT", "capacity_block": "CAPACITY_BLOCK"}
 KARPENTER_CAPACITY_TYPES = {"on_demand": "on-demand", "spot": "spot", "capacity_block": "reserved"}
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
-ROOT_DEVICE = "/dev/xvda"
-IMDS_HOP_LIMIT = 2
 CA_TAG_PREFIX = "k8s.io/cluster-autoscaler"
 EFA_DEVICE_PLUGIN_REPO = "https://aws.github.io/eks-charts"
 EFA_DEVICE_PLUGIN_CHART = "aws-efa-k8s-device-plugin"
@@ -274,36 +273,15 @@ def _managed_node_group(component: GpuNodePool, name: str, plan: NodePoolPlan, c
             )
             for nic in efa_network_interfaces(plan.instance_type.efa_interfaces)
         ]
-    template = aws.ec2.LaunchTemplate(
+    template = node_launch_template(
         f"{name}-launch-template",
-        aws.ec2.LaunchTemplateArgs(
-            description=f"GPU pool {name}: IMDSv2 required, {plan.disk_size_gib} GiB encrypted gp3 root volume",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=IMDS_HOP_LIMIT
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name=ROOT_DEVICE,
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=plan.disk_size_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            network_interfaces=interfaces,
-            placement=placement,
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=tags) for t in ("instance", "volume")
-            ]
-            if tags
-            else None,
-            update_default_version=True,
-            region=region,
-            tags=tags,
-        ),
-        opts=opts,
+        f"GPU pool {name}: IMDSv2 required, {plan.disk_size_gib} GiB encrypted gp3 root volume",
+        plan.disk_size_gib,
+        region,
+        tags,
+        opts,
+        network_interfaces=interfaces,
+        placement=placement,
     )
     assert cluster.subnet_ids_by_zone is not None  # _check rejected None
     node_group = aws.eks.NodeGroup(
