@@ -182,6 +182,9 @@ class SpotTrainingClusterArgs(TypedDict, total=False):
     """Extra annotations on those service accounts (e.g. an existing cluster's identity binding). Default none."""
     tags: dict[str, str]
     """Extra tags/labels on cloud resources (merged over the cluster's)."""
+    data_buckets: list[str]
+    """Buckets (``s3://name`` on EKS, ``gs://name`` on GKE) the teams' identities may read training data from,
+    for ``TrainingJob.data_url``. Default: none."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +276,8 @@ class TrainingClusterPlan:
     install_jobset: bool
     service_account_annotations: dict[str, str]
     tags: dict[str, str]
+    data_buckets: tuple[str, ...] = ()
+    """Bucket names (no scheme) the teams may read training data from."""
 
     def pool(self, name: str) -> TrainingPoolPlan | None:
         return next((p for p in self.pools if p.name == name), None)
@@ -289,6 +294,7 @@ class TrainingClusterPlan:
             "implementation": self.implementation,
             "cloud": self.facts.cloud,
             "region": self.facts.region,
+            "dataBuckets": list(self.data_buckets),
             "capacityFallback": list(self.capacity_fallback),
             "pools": [
                 {
@@ -551,6 +557,15 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
         )
         for t, ns, q in teams_raw
     )
+    data_buckets: list[str] = []
+    scheme = {"aws": "s3", "gcp": "gs"}.get(facts.cloud)
+    for i, url in enumerate(args.get("data_buckets") or []):
+        m = _BUCKET_URL.fullmatch(url) if isinstance(url, str) else None
+        if m is None or scheme is None or m.group(1) != scheme:
+            fix = f"give {scheme}://<bucket>." if scheme else "drop it: an existing cluster has no workload identity to grant."
+            p.add(f"data_buckets[{i}]", url, f"is not a bucket this {facts.cloud} cluster's identities can be granted.", fix)
+            continue
+        data_buckets.append(m.group(2))
     annotations = args.get("service_account_annotations") or {}
     if not isinstance(annotations, dict):
         p.add("service_account_annotations", annotations, "must be a dict of strings.", "give e.g. {'eks.amazonaws.com/role-arn': '...'}.")
@@ -574,6 +589,7 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
         install_jobset=bool(args.get("install_jobset", True)),
         service_account_annotations=dict(annotations),
         tags={**facts.tags, **dict(args.get("tags") or {})},
+        data_buckets=tuple(data_buckets),
     )
 
 
@@ -801,6 +817,10 @@ class TrainingJobArgs(TypedDict, total=False):
     """Workload preset (``--preset``). Default ``tiny``."""
     data_dir: NotRequired[str]
     """The dataset directory inside the container (``--data``). Default ``/data``."""
+    data_url: NotRequired[str]
+    """``s3://`` / ``gs://`` URL of a ``workloads.data.generate`` directory; an init container copies it into
+    ``data_dir`` with the team's workload identity. Its bucket must be in the cluster's ``data_buckets``.
+    Default: none (use ``data_command``, the image or a volume)."""
     data_command: NotRequired[list[str]]
     """Command of an init container (same image) that writes ``data_dir`` into an emptyDir,
     e.g. ``["python", "-m", "workloads.data.generate", "--out", "/data"]``. Default: none
@@ -852,6 +872,8 @@ class TrainingJobPlan:
     tags: dict[str, str] = field(default_factory=dict)
     """The training cluster's tags (team, cost-center), for policies and cost attribution."""
     extra: dict[str, Any] = field(default_factory=dict)
+    data_url: str | None = None
+    """Where the init container copies the dataset from (None: ``data_command``, image or volume)."""
 
     @property
     def replicated_job(self) -> str:
@@ -883,6 +905,7 @@ class TrainingJobPlan:
             "memoryGibPerNode": self.memory_gib_per_pod,
             "image": image,
             "checkpointUrl": checkpoint_url,
+            "dataUrl": self.data_url,
             "serviceAccount": self.team.service_account,
             "maxRestarts": self.max_restarts,
             "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
@@ -893,6 +916,7 @@ class TrainingJobPlan:
 
 
 _JOB_KEYS = set(TrainingJobArgs.__annotations__)
+_BUCKET_URL = re.compile(r"(s3|gs)://([a-z0-9][a-z0-9._-]{1,61}[a-z0-9])(/.*)?")
 
 
 def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingClusterPlan) -> TrainingJobPlan:
@@ -965,6 +989,15 @@ def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingCl
     if not isinstance(data_command, list) or not all(isinstance(x, str) for x in data_command):
         p.add("data_command", data_command, "must be a list of strings.", "give e.g. ['python', '-m', 'workloads.data.generate', '--out', '/data'].")
         data_command = []
+    data_url = args.get("data_url")
+    if data_url is not None:
+        m = _BUCKET_URL.match(data_url) if isinstance(data_url, str) else None
+        if m is None:
+            p.add("data_url", data_url, "is not an s3:// or gs:// URL.", "give the bucket URL of a workloads.data.generate directory.")
+        elif cluster_plan.facts.cloud in ("aws", "gcp") and m.group(2) not in cluster_plan.data_buckets:
+            p.add("data_url", data_url, f"bucket '{m.group(2)}' is not one of the training cluster's data_buckets {list(cluster_plan.data_buckets)}.", "add it to the SpotTrainingCluster's data_buckets, so the team's identity may read it.")
+        if data_command:
+            p.add("data_command", data_command, "and data_url both provide the dataset.", "keep one of them.")
     command = args.get("command") or []
     if not isinstance(command, list) or not all(isinstance(x, str) and x for x in command):
         p.add("command", command, "must be a list of non-empty strings.", "give e.g. ['python', '-m', 'workloads.training.launch'], or leave it unset for the image's ENTRYPOINT.")
@@ -1003,6 +1036,7 @@ def plan_training_job(name: str, args: TrainingJobArgs, cluster_plan: TrainingCl
         region=cluster_plan.facts.region,
         uses_bucket=uses_bucket,
         tags=dict(cluster_plan.tags),
+        data_url=data_url,
     )
 
 

@@ -78,8 +78,9 @@ def tls_only_policy(bucket_arn: str) -> str:
     )
 
 
-def team_policy(bucket_arn: str, team: str, kms_key_arn: str | None) -> str:
-    """What a team's training pods may do: list, read, write and delete under ``<team>/`` only."""
+def team_policy(bucket_arn: str, team: str, kms_key_arn: str | None, data_bucket_arns: tuple[str, ...] = ()) -> str:
+    """What a team's training pods may do: list, read, write and delete under ``<team>/`` only,
+    and read the training data buckets."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ListTeamPrefix",
@@ -102,6 +103,9 @@ def team_policy(bucket_arn: str, team: str, kms_key_arn: str | None) -> str:
             "Resource": [f"{bucket_arn}/{team}/*"],
         },
     ]
+    if data_bucket_arns:
+        statements.append({"Sid": "ReadTrainingData", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": list(data_bucket_arns)})
+        statements.append({"Sid": "ReadTrainingDataObjects", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{a}/*" for a in data_bucket_arns]})
     if kms_key_arn:
         statements.append(
             {
@@ -114,8 +118,8 @@ def team_policy(bucket_arn: str, team: str, kms_key_arn: str | None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def _team_policy_of(values: list[Any], team: str) -> str:
-    return team_policy(values[0], team, values[1])
+def _team_policy_of(values: list[Any], team: str, data_bucket_arns: tuple[str, ...] = ()) -> str:
+    return team_policy(values[0], team, values[1], data_bucket_arns)
 
 
 def lifecycle_rules(bucket: BucketPlan) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -266,7 +270,8 @@ def create_cloud_resources(
             bucket_arn = pulumi.Output.from_input(f"arn:{partition_of(region)}:s3:::{given}")
         url = bucket_name.apply(lambda b: f"s3://{b}")
         for team in plan.teams:
-            policy = pulumi.Output.all(bucket_arn, key_arn).apply(functools.partial(_team_policy_of, team=team.name))
+            data_arns = tuple(f"arn:{partition_of(region)}:s3:::{b}" for b in plan.data_buckets)
+            policy = pulumi.Output.all(bucket_arn, key_arn).apply(functools.partial(_team_policy_of, team=team.name, data_bucket_arns=data_arns))
             role = irsa_role(
                 component,
                 f"{name}-{team.name}-irsa",

@@ -118,6 +118,16 @@ def create_cloud_resources(component: SpotTrainingCluster, name: str, plan: Trai
             ),
             opts=opts,
         )
+        for data_bucket in plan.data_buckets:
+            depends.append(
+                gcp.storage.BucketIAMMember(
+                    f"{name}-{team.name}-data-{data_bucket}",
+                    bucket=data_bucket,
+                    role="roles/storage.objectViewer",
+                    member=identity.member,
+                    opts=opts,
+                )
+            )
         annotations[team.name] = identity.annotations
         depends += [identity.binding, grant]
     return CloudTraining(checkpoint_url=bucket_name.apply(lambda b: f"gs://{b}"), service_account_annotations=annotations, depends_on=depends)

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.inference import LIVENESS_PATH, READINESS_PATH, SERVING_PORT, EndpointPlan, server_args
+from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -43,10 +44,6 @@ REQUIRED_FEATURES = {
     "kubernetes.podspec-init-containers": "enabled",
     "kubernetes.podspec-persistent-volume-claim": "enabled",
     "kubernetes.podspec-persistent-volume-write": "disabled",
-}
-DOWNLOADERS = {
-    "s3": ("public.ecr.aws/aws-cli/aws-cli:2.22.35", lambda uri: ["aws", "s3", "sync", "--only-show-errors", uri, MODEL_DIR]),
-    "gs": ("gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim", lambda uri: ["gcloud", "storage", "rsync", "--recursive", uri, MODEL_DIR]),
 }
 
 
@@ -131,11 +128,9 @@ def knative_service_manifest(
         mounts.append({"name": "models", "mountPath": MODEL_DIR, "readOnly": True})
         model_dir = f"{MODEL_DIR}/{path}".rstrip("/")
     elif uri:
-        scheme = uri.split("://", 1)[0]
-        dl_image, command = DOWNLOADERS[scheme]
         volumes.append({"name": "models", "emptyDir": {}})
         mounts.append({"name": "models", "mountPath": MODEL_DIR})
-        init.append({"name": "fetch-model", "image": dl_image, "command": command(uri), "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}]})
+        init.append(sync_init_container("fetch-model", uri, "models", MODEL_DIR))
     args: list[Any] = list(server_args(plan, model_dir))
     if feature_server_url is not None:
         args += ["--feature-server-url", feature_server_url]

@@ -47,6 +47,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.features import Feature, FeatureSupport
+from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -283,6 +284,10 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
         volumes.append({"name": "data", "emptyDir": {}})
         mounts.append({"name": "data", "mountPath": plan.data_dir})
         init_containers.append({"name": "data", "image": image, "command": list(plan.data_command), "volumeMounts": [{"name": "data", "mountPath": plan.data_dir}]})
+    elif plan.data_url:
+        volumes.append({"name": "data", "emptyDir": {}})
+        mounts.append({"name": "data", "mountPath": plan.data_dir})
+        init_containers.append(sync_init_container("data", plan.data_url, "data", plan.data_dir))
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",  # required by podFailurePolicy
         "serviceAccountName": plan.team.service_account,
