@@ -160,6 +160,8 @@ class TrainingJobConfig(_Model):
     gpus_per_node: int | None = Field(None, ge=1)
     preset: str = "tiny"
     generate_data: bool = True
+    data_url: str | None = None
+    """Copy the dataset from this bucket URL instead of generating it (its bucket must be in training.dataBuckets)."""
     extra_args: list[str] = Field(default_factory=list)
     max_restarts: int = Field(10, ge=0)
 
@@ -172,6 +174,8 @@ class TrainingConfig(_Model):
     checkpoint_bucket_url: str | None = None
     """Use this bucket for checkpoints instead of creating one."""
     checkpoint_retention_days: int = Field(30, ge=1)
+    data_buckets: list[str] = Field(default_factory=list)
+    """Buckets the teams may read training data from (s3:// on AWS, gs:// on GCP)."""
     jobs: list[TrainingJobConfig] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
 

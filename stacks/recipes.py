@@ -169,6 +169,8 @@ def training(stack: StackConfig, platform: Platform, name: str) -> tuple[SpotTra
     }
     if cfg.capacity_fallback:
         args["capacity_fallback"] = list(cfg.capacity_fallback)  # type: ignore[typeddict-item]
+    if cfg.data_buckets:
+        args["data_buckets"] = list(cfg.data_buckets)
     cluster = SpotTrainingCluster(name, args)
     jobs: dict[str, TrainingJob] = {}
     for j in cfg.jobs:
@@ -177,7 +179,9 @@ def training(stack: StackConfig, platform: Platform, name: str) -> tuple[SpotTra
             job["pool"] = j.pool
         if j.gpus_per_node:
             job["gpus_per_node"] = j.gpus_per_node
-        if j.generate_data:
+        if j.data_url:
+            job["data_url"] = j.data_url
+        elif j.generate_data:
             job["data_command"] = ["python", "-m", "workloads.data.generate", "--out", "/data"]
         if j.extra_args:
             job["extra_args"] = list(j.extra_args)

@@ -244,6 +244,10 @@ def render_pr_comment(
     ]
     for name, typ, n, monthly, unknown in sorted(_components(run, cost), key=lambda r: (-r[3], r[0])):
         lines.append(f"| `{name}` | `{typ}` | {n + 1} | {_usd(monthly)}{f' + {unknown} unknown' if unknown else ''} |")
+    by_cloud = cost_by_cloud(run, cost)
+    if len(by_cloud) > 1:
+        lines += ["", "| cloud | expected monthly | max monthly |", "| --- | ---: | ---: |"]
+        lines += [f"| {c} | {_usd(v['expected'])} | {_usd(v['max'])} |" for c, v in sorted(by_cloud.items())]
     lines += ["", cost_markdown(cost)]
     if diff is not None:
         lines.append(diff.markdown())
@@ -270,6 +274,8 @@ class PlanChecks:
     cost: CostReport
     diff: CostDiff | None = None
     policy_config_file: Path | None = None
+    by_cloud: dict[str, dict[str, float]] | None = None
+    """Monthly min / expected / max per cloud (a multicloud stack's parts)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``policy`` and ``cost`` keys (and ``cost_diff``) of ``gpuplane plan --format json``."""
@@ -278,7 +284,7 @@ class PlanChecks:
                 **self.policy.to_json(),
                 "config_file": str(self.policy_config_file) if self.policy_config_file else None,
             },
-            "cost": self.cost.to_json(),
+            "cost": {**self.cost.to_json(), "by_cloud": self.by_cloud or {}},
         }
         if self.diff is not None:
             out["cost_diff"] = self.diff.to_json()
@@ -297,6 +303,9 @@ class PlanChecks:
             + (f"; [yellow]{len(self.cost.unknown)} unknown price(s)[/yellow]" if self.cost.unknown else ""),
             highlight=False,
         )
+        if self.by_cloud and len(self.by_cloud) > 1:
+            parts = ", ".join(f"{c} ${v['expected']:,.2f}" for c, v in sorted(self.by_cloud.items()))
+            console.print(f"  by cloud (expected per month): {parts}", highlight=False)
         for i in self.cost.unknown:
             console.print(
                 f"  [yellow]?[/yellow] {i.name}{f' ({i.part})' if i.part else ''}: {i.basis}", highlight=False
@@ -358,4 +367,27 @@ def assess_plan(
                 other.run, other.usage(), catalog, provider_defaults=provider_defaults_from_config(other.config)
             )
         diff = cost_diff(base, cost, base_label=compare_to, head_label=plan.stack)
-    return PlanChecks(policy, cost, diff, config_file)
+    return PlanChecks(policy, cost, diff, config_file, cost_by_cloud(plan.run, cost))
+
+
+def cost_by_cloud(run: Any, cost: CostReport) -> dict[str, dict[str, float]]:
+    """Monthly cost per cloud: a priced resource's cloud is its component's ``cloud`` (from the
+    ``gpuplane`` summary) or its provider package (``aws:``, ``aws-native:``, ``gcp:``)."""
+    clouds: dict[str, str] = {}
+    for r in run.resources:
+        summary = r.inputs.get("gpuplane")
+        cloud = summary.get("cloud") if isinstance(summary, dict) else None
+        if not isinstance(cloud, str):
+            package = r.type.split(":", 1)[0]
+            cloud = {"aws-native": "aws"}.get(package, package)
+        clouds[r.urn] = cloud
+    totals: dict[str, dict[str, float]] = {}
+    for item in cost.priced:
+        monthly = item.monthly
+        if monthly is None:
+            continue
+        t = totals.setdefault(clouds.get(item.urn, "other"), {"min": 0.0, "expected": 0.0, "max": 0.0})
+        t["min"] += monthly.min
+        t["expected"] += monthly.expected
+        t["max"] += monthly.max
+    return {c: {k: round(v, 2) for k, v in t.items()} for c, t in totals.items()}

@@ -39,7 +39,7 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             out["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"
         elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-            out["bucket"] = inputs.get("bucket") or f"{physical}-mock"
+            out["bucket"] = inputs.get("bucket") or physical  # autonaming happens in the provider; keep the resource name
             out["arn"] = f"arn:aws:s3:::{out['bucket']}"
         elif typ == "aws:kms/key:Key":
             out["keyId"] = f"mock-key-{physical}"

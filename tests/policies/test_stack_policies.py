@@ -102,3 +102,18 @@ def test_stack_files_are_valid_yaml_with_one_namespace():
         data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
         namespaces = {k.split(":", 1)[0] for k in data["config"]}
         assert namespaces <= {"gpuplane", "aws", "gcp"}, namespaces
+
+
+def test_multicloud_shows_both_clouds_and_keeps_training_beside_its_data(tmp_path):
+    checks = assess_plan(plan_stack("multicloud"))
+    assert set(checks.by_cloud or {}) == {"aws", "gcp"}
+    assert all(v["expected"] > 0 for v in checks.by_cloud.values())
+    # Move the event log's bucket to Europe in the policy config: the training job now reads
+    # its data across an ocean and the colocation policy says so.
+    base = json.loads((ROOT / "policies" / "config" / "multicloud.json").read_text())
+    base["training-data-colocated"]["bucketRegions"] = {"retail-events-us-east-1": "eu-west-1"}
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(base))
+    found = assess_plan(plan_stack("multicloud"), moved).policy.to_json()["violations"]
+    messages = [v["message"] for v in found if v["policy"] == "training-data-colocated"]
+    assert any("trains in us-east-1 but its dataUrl bucket 'retail-events-us-east-1' is in eu-west-1" in m for m in messages), messages
