@@ -60,7 +60,7 @@ def test_dynamodb_tables_are_named_as_feast_names_them_and_encrypted_with_the_ke
 
 def test_glue_tables_follow_the_feature_definition_and_athena_results_are_encrypted(athena: ProgramRun) -> None:
     glue = athena.one("aws:glue/catalogTable:CatalogTable", "fs-user-last-items-glue").inputs
-    assert glue["databaseName"] == "fs" and glue["storageDescriptor"]["location"] == "s3://fs-bucket-mock/features/user_last_items/"
+    assert glue["databaseName"] == "fs" and glue["storageDescriptor"]["location"] == "s3://fs-bucket/features/user_last_items/"
     assert [(c["name"], c["type"]) for c in glue["storageDescriptor"]["columns"]] == [
         ("user_id", "bigint"), ("event_timestamp", "timestamp"), ("created_timestamp", "timestamp"), ("last_items", "array<bigint>")
     ]
@@ -84,7 +84,7 @@ def test_cronjob_reads_athena_sources_and_the_yaml_matches_the_golden_file(athen
     container = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-4:] == ["--source", "athena", "--source-option", "database=fs"]
     assert {"name": "AWS_REGION", "value": "us-east-1"} in container["env"]
-    assert athena.outputs["yaml"] == (GOLDEN / "aws-athena.yaml").read_text().replace("fs-bucket-1a2b", "fs-bucket-mock")
+    assert athena.outputs["yaml"] == (GOLDEN / "aws-athena.yaml").read_text().replace("fs-bucket-1a2b", "fs-bucket")
     assert athena.outputs["resources"]["dynamodb_tables"] == ["fs.user_last_items", "fs.user_activity", "fs.item_popularity"]
 
 
@@ -112,11 +112,11 @@ def test_sagemaker_feature_groups_are_online_and_offline_and_encrypted() -> None
     assert group["onlineStoreConfig"]["enableOnlineStore"] is True
     assert group["onlineStoreConfig"]["securityConfig"]["kmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:fs-key"
     offline = group["offlineStoreConfig"]
-    assert offline["s3StorageConfig"]["s3Uri"] == "s3://fs-bucket-mock/sagemaker" and offline["tableFormat"] == "Iceberg"
+    assert offline["s3StorageConfig"]["s3Uri"] == "s3://fs-bucket/sagemaker" and offline["tableFormat"] == "Iceberg"
     assert group["roleArn"].endswith(":role/fs-sagemaker-role")
     trust = json.loads(r.one("aws:iam/role:Role", "fs-sagemaker-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert r.outputs["yaml"] is None and r.outputs["offline"] == "s3://fs-bucket-mock/sagemaker"
+    assert r.outputs["yaml"] is None and r.outputs["offline"] == "s3://fs-bucket/sagemaker"
     assert r.outputs["resources"]["feature_groups"] == ["fs-user-last-items", "fs-user-activity", "fs-item-popularity"]
 
 

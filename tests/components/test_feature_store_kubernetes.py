@@ -114,10 +114,10 @@ def test_on_eks_the_store_creates_an_encrypted_private_bucket_and_an_irsa_role()
     assert all(block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
     policy = json.loads(r.one("aws:iam/rolePolicy:RolePolicy", "fs-feast-role-policy").inputs["policy"])
     resources = [s["Resource"] for s in policy["Statement"]]
-    assert "arn:aws:s3:::fs-bucket-mock" in resources and "*" not in json.dumps(resources).replace("/*", "")
+    assert "arn:aws:s3:::fs-bucket" in resources and "*" not in json.dumps(resources).replace("/*", "")
     sa = r.one("kubernetes:core/v1:ServiceAccount", "fs-sa").inputs
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(":role/fs-feast-role")
-    assert r.outputs["yaml"] == (GOLDEN / "kubernetes-eks.yaml").read_text().replace("fs-bucket-1a2b", "fs-bucket-mock")
+    assert r.outputs["yaml"] == (GOLDEN / "kubernetes-eks.yaml").read_text().replace("fs-bucket-1a2b", "fs-bucket")
     assert r.one("random:index/randomPassword:RandomPassword", "fs-redis-password").inputs["special"] is False
 
 

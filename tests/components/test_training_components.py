@@ -146,7 +146,7 @@ def test_each_team_gets_an_irsa_role_scoped_to_its_prefix(runs):
         assert subs == [f"system:serviceaccount:{team}:trainer"]
         policy = json.loads(r.named(f"train-{team}-irsa-policy").inputs["policy"])
         objects = next(s for s in policy["Statement"] if s["Sid"] == "TeamObjects")
-        assert objects["Resource"] == [f"arn:aws:s3:::train-checkpoints-mock/{team}/*"]
+        assert objects["Resource"] == [f"arn:aws:s3:::train-checkpoints/{team}/*"]
         sa = r.named(f"train-{team}-sa").inputs["metadata"]
         assert sa["namespace"] == team and sa["annotations"]["eks.amazonaws.com/role-arn"].endswith(f"role/train-{team}-irsa")
 
@@ -178,7 +178,7 @@ def test_training_job_is_queued_with_the_checkpoint_and_identity_wired_in(progra
     summary = r.one(TJ).inputs["gpuplane"]
     cmd = pod["containers"][0]["args"]
     assert cmd[cmd.index("--checkpoint-dir") + 1] == summary["checkpointUrl"]
-    expected_url = {"existing": "gs://lab-ckpts/training/gpt", "gke": "gs://train-checkpoints/recs/gpt"}.get(kind, "s3://train-checkpoints-mock/recs/gpt")
+    expected_url = {"existing": "gs://lab-ckpts/training/gpt", "gke": "gs://train-checkpoints/recs/gpt"}.get(kind, "s3://train-checkpoints/recs/gpt")
     assert summary["checkpointUrl"] == expected_url
     assert pod["serviceAccountName"] == summary["serviceAccount"] == "trainer"
     assert pod["terminationGracePeriodSeconds"] == summary["terminationGracePeriodSeconds"] == (110 if kind in ("karpenter", "managed") else 25)
