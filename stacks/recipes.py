@@ -13,7 +13,8 @@ from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.inference import InferenceEndpoint, InferenceEndpointArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
-from components.training import SpotTrainingCluster, SpotTrainingClusterArgs, TrainingJob, TrainingJobArgs
+from components.training import SpotTrainingCluster, SpotTrainingClusterArgs
+from components.training_job import TrainingJob, TrainingJobArgs
 from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, StackConfig
 
 

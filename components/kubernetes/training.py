@@ -51,7 +51,8 @@ from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
-    from components.training import SpotTrainingCluster, TeamPlan, TrainingClusterPlan, TrainingJobPlan
+    from components.training import SpotTrainingCluster, TeamPlan, TrainingClusterPlan
+    from components.training_job import TrainingJobPlan
 
 KUEUE_CHART = "oci://registry.k8s.io/kueue/charts/kueue"
 KUEUE_VERSION = "0.19.2"

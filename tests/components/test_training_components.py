@@ -12,7 +12,8 @@ import pytest
 
 from components.cluster import KubernetesCluster
 from components.errors import ComponentInputError
-from components.training import SpotTrainingCluster, TrainingJob
+from components.training import SpotTrainingCluster
+from components.training_job import TrainingJob
 from gpuplane.engine.runtime import ProgramRun
 from tests.helpers import run, validate_all_core_objects
 

@@ -13,7 +13,8 @@ import pytest
 
 from components.cluster import ClusterFacts
 from components.kubernetes.training import jobset_manifest
-from components.training import plan_training_cluster, plan_training_job
+from components.training import plan_training_cluster
+from components.training_job import plan_training_job
 
 torchrun = pytest.importorskip("torch.distributed.run")
 

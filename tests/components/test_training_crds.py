@@ -27,7 +27,8 @@ from components.kubernetes.training import (
     local_queue,
     resource_flavor,
 )
-from components.training import plan_training_cluster, plan_training_job
+from components.training import plan_training_cluster
+from components.training_job import plan_training_job
 from tests.helpers import validate_k8s
 
 QUANTITY = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?|m)?$"}]}

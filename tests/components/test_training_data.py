@@ -8,7 +8,8 @@ import pytest
 
 from components.cluster import KubernetesCluster
 from components.errors import ComponentInputError
-from components.training import SpotTrainingCluster, TrainingJob
+from components.training import SpotTrainingCluster
+from components.training_job import TrainingJob
 from tests.helpers import run, validate_all_core_objects
 
 JOBSET = "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet"

@@ -11,8 +11,8 @@ from components.training import (
     LABEL_TRAINING_POOL,
     default_grace_seconds,
     plan_training_cluster,
-    plan_training_job,
 )
+from components.training_job import plan_training_job
 
 AWS = ClusterFacts(cloud="aws", name="eks", region="us-east-1", zones=("us-east-1a", "us-east-1b"), autoscaler="cluster-autoscaler", tags={"team": "ml"})
 KARPENTER = ClusterFacts(cloud="aws", name="eks", region="us-east-1", zones=("us-east-1a", "us-east-1b"), autoscaler="karpenter")
