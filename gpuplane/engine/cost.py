@@ -322,7 +322,12 @@ class PlanChecks:
         for v in sorted(p.violations, key=lambda v: (v.level != "mandatory", v.policy)):
             mark = "[red]✗[/red]" if v.level == "mandatory" else "[yellow]![/yellow]"
             console.print(f"  {mark} [{v.policy}] {v.message}", highlight=False)
+        # Every exemption is listed (never silent); children that inherit an exemption from their
+        # component's tags and suppress nothing themselves are counted on one line.
+        quiet = [e for e in p.exemptions if e.honoured and not e.suppressed]
         for e in p.exemptions:
+            if e in quiet and len(quiet) > 1:
+                continue
             state = (
                 f"honoured, suppressed {len(e.suppressed)}" if e.honoured else "NOT honoured: " + "; ".join(e.problems)
             )
@@ -330,6 +335,9 @@ class PlanChecks:
                 f"  [cyan]exempt[/cyan] {e.urn.rsplit('::', 1)[-1]} from {', '.join(e.policies)} ({e.reason or 'no reason'}): {state}",
                 highlight=False,
             )
+        if len(quiet) > 1:
+            names = ", ".join(e.urn.rsplit("::", 1)[-1] for e in quiet)
+            console.print(f"  [cyan]exempt[/cyan] also (tagged, nothing suppressed): {names}", highlight=False)
 
 
 def assess_plan(
