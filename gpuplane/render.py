@@ -68,6 +68,14 @@ def print_tree(plan: StackPlan, console: Console | None = None) -> None:
             console.print(f"  [red]-[/red] {p}", highlight=False)
     else:
         console.print(f"[green]valid[/green]: {plan.kubernetes_objects_checked} Kubernetes objects checked against the {_k8s()} schema; AWS enums checked against botocore.")
+    if plan.schemas is not None:
+        sr = plan.schemas
+        console.print(
+            f"{sr.custom_resources_checked} custom resources checked against their upstream CRD schemas, "
+            f"{sr.helm_releases_checked} Helm releases' values against their charts"
+            + (f"; no schema held for: {', '.join(sr.unchecked)}" if sr.unchecked else ""),
+            highlight=False,
+        )
 
 
 def _k8s() -> str:

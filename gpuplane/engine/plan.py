@@ -43,6 +43,8 @@ class StackPlan:
     validation_problems: list[str] = field(default_factory=list)
     """Schema/enum problems: a non-empty list means the real API would reject the plan."""
     elapsed_seconds: float = 0.0
+    schemas: Any = None
+    """``gpuplane.engine.schemas.SchemaReport``: custom resources and Helm values checked upstream-strict."""
 
     @property
     def resources(self) -> list[Any]:
@@ -58,7 +60,13 @@ class StackPlan:
             "stack": self.stack,
             "resources": [r.to_json() for r in self.run.resources],
             "outputs": self.run.outputs,
-            "validation": {"kubernetes_objects_checked": self.kubernetes_objects_checked, "problems": list(self.validation_problems)},
+            "validation": {
+                "kubernetes_objects_checked": self.kubernetes_objects_checked,
+                "custom_resources_checked": self.schemas.custom_resources_checked if self.schemas else 0,
+                "helm_releases_checked": self.schemas.helm_releases_checked if self.schemas else 0,
+                "unchecked": list(self.schemas.unchecked) if self.schemas else [],
+                "problems": list(self.validation_problems),
+            },
         }
 
 
@@ -117,9 +125,11 @@ def plan_stack(
         raise PlanError(f"stack '{stack}': {e}") from None
     plan = StackPlan(project=run.project, stack=stack, config=values, run=run)
     if validate:
+        from gpuplane.engine.schemas import validate_schemas
         from gpuplane.engine.validate import validate_aws_enums, validate_kubernetes
 
         plan.kubernetes_objects_checked, problems = validate_kubernetes(run)
-        plan.validation_problems = problems + validate_aws_enums(run)
+        plan.schemas = validate_schemas(run.resources)
+        plan.validation_problems = problems + plan.schemas.problems + validate_aws_enums(run)
     plan.elapsed_seconds = time.perf_counter() - started
     return plan

@@ -2,8 +2,9 @@
 
 The offline plan should be as strict as the real APIs where we can make it so. Core Kubernetes
 objects (those pulumi-kubernetes registers with their full body) are validated strictly with
-``kubernetes-validate`` for one current release; CRD objects (JobSet, Kueue, Knative, Karpenter)
-are checked by the component tests against their documented shapes instead.
+``kubernetes-validate`` for one current release; custom resources (JobSet, Kueue, Knative,
+Karpenter, ...) and Helm values are checked against their upstream schemas by
+``gpuplane.engine.schemas``.
 """
 
 from __future__ import annotations
