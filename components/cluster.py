@@ -218,8 +218,8 @@ class KubernetesCluster(pulumi.ComponentResource):
     Outputs: ``cluster_name``, ``endpoint``, ``oidc_issuer_url`` (None for existing clusters),
     ``kubeconfig`` (secret). Attributes for children: ``facts`` (plan-time), ``k8s_provider``,
     and cloud handles set by the implementation (``aws``: ``node_role_arn``, ``node_role_name``,
-    ``oidc_provider_arn``, ``subnet_ids_by_zone``, ``security_group_id``; ``gcp``: ``project``,
-    ``node_service_account_email``, ``workload_identity_pool``).
+    ``oidc_provider_arn``, ``subnet_ids_by_zone``, ``security_group_id``, ``vpc_id``; ``gcp``: ``project``,
+    ``node_service_account_email``, ``workload_identity_pool``, ``network``).
     """
 
     facts: ClusterFacts
@@ -235,6 +235,8 @@ class KubernetesCluster(pulumi.ComponentResource):
     node_role_name: pulumi.Output[str] | None = None
     subnet_ids_by_zone: dict[str, pulumi.Output[str]] | None = None
     security_group_id: pulumi.Output[str] | None = None
+    vpc_id: pulumi.Input[str] | None = None
+    """aws: the cluster's VPC (created or given), for data stores the nodes reach privately."""
     system_node_group: pulumi.Resource | None = None
     autoscaler_release: pulumi.Resource | None = None
     """The Karpenter or Cluster Autoscaler Helm release (Karpenter pools wait for its CRDs)."""
@@ -242,6 +244,8 @@ class KubernetesCluster(pulumi.ComponentResource):
     project: pulumi.Input[str] | None = None
     node_service_account_email: pulumi.Output[str] | None = None
     workload_identity_pool: pulumi.Output[str] | None = None
+    network: pulumi.Input[str] | None = None
+    """gcp: the cluster's VPC network (id), for private service access (Cloud SQL private IP)."""
 
     def __init__(self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_cluster(name, args)  # raises before anything is registered

@@ -36,8 +36,22 @@ class Feature(StrEnum):
     GPU_SHARING = "gpu-sharing"
     STREAMING = "streaming"
     LARGE_REQUESTS = "large-requests"
+    # inference: bring your own model server, and large-model cold-start aids
+    CUSTOM_COMMAND = "custom-command"
+    CUSTOM_PORT = "custom-port"
+    CUSTOM_PROBES = "custom-probes"
+    IMAGE_PREPULL = "image-prepull"
+    WEIGHTS_VOLUME = "weights-volume"
+    STREAMING_WEIGHT_LOADER = "streaming-weight-loader"
     # feature stores
     MANAGED_ONLINE_STORE = "managed-online-store"
+    # model registry
+    MANAGED_DATABASE = "managed-database"
+    WORKLOAD_IDENTITY = "workload-identity"
+    # model pipeline
+    BUCKET_EVENTS = "bucket-events"
+    SCHEDULED_RETRAINING = "scheduled-retraining"
+    CANARY_ROLLOUT = "canary-rollout"
 
 
 @dataclass(frozen=True)

@@ -490,8 +490,10 @@ def create_eks(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
         node_subnets: dict[str, pulumi.Output[str]] = {
             z: pulumi.Output.from_input(s) for z, s in (existing.get("subnet_ids_by_zone") or {}).items()
         }
+        vpc_id: pulumi.Output[str] = pulumi.Output.from_input(existing.get("vpc_id"))  # type: ignore[arg-type]
     else:
-        _, node_subnets = _network(component, name, cluster_name, eks, region, tags)
+        vpc_id, node_subnets = _network(component, name, cluster_name, eks, region, tags)
+    component.vpc_id = vpc_id
 
     # -- IAM and KMS ---------------------------------------------------------------------------
     cluster_role = _role(component, f"{name}-cluster-role", "eks.amazonaws.com", CLUSTER_POLICIES, region, tags)

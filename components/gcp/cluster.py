@@ -298,6 +298,7 @@ def create_gke(component: KubernetesCluster, name: str, plan: ClusterPlan, args:
     ).apply(lambda v: gke_kubeconfig(v[0], v[1] or "", v[2] or ""))
     kubeconfig: pulumi.Output[str] = pulumi.Output.secret(plain_kubeconfig)
     component.project = project
+    component.network = network
     component.cluster_name = cluster.name
     component.endpoint = endpoint
     component.kubeconfig = kubeconfig
