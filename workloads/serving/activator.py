@@ -21,9 +21,17 @@ What Knative's activator does for a cluster, for one machine (``gpuplane demo``,
   server drains), SIGKILL after ``--stop-timeout-seconds``; the next request starts it again.
 - The upstream port is ``--upstream-port`` or a free loopback port chosen at each start, passed
   to the command through a ``{port}`` placeholder in its arguments and the ``PORT`` variable.
+  A command with a literal port (``--port 8000``) and neither ``{port}`` nor ``--upstream-port``
+  is refused at start-up. While a start waits, the activator logs the address it polls every
+  5 s, and a server found listening only on other ports (psutil, the process and its children)
+  for 2 s fails the start: held requests get 502 naming the port and the fix, not a 300 s wait.
 - Its own routes: ``/activator/metrics`` (Prometheus: cold starts, cold-start and hold time
   histograms, held requests, upstream up, replies by code) and ``/activator/status`` (JSON).
 - SIGTERM/SIGINT stop the listener, stop the server (which drains) and exit 0.
+- OpenTelemetry traces (off unless the ``OTEL_*`` variables turn them on, tracing.py): a SERVER
+  span per forwarded request with a ``hold`` child while the server starts, a ``server start``
+  span under the first held request, ``TRACEPARENT`` passed to the server command (its cold-start
+  span joins the trace) and ``traceparent`` forwarded to the server.
 
 Deliberately not done: several replicas, load balancing, streamed request bodies, WebSockets.
 """
@@ -43,6 +51,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -51,8 +60,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from workloads.serving import tracing
+from workloads.serving.bodies import declared_length, discard_rest, worth_discarding
 from workloads.serving.http_pool import ConnectionPool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("gpuplane.activator")
@@ -60,6 +71,12 @@ log = logging.getLogger("gpuplane.activator")
 READINESS_PATH = "/v2/health/ready"
 READINESS_POLL_FIRST_SECONDS = 0.01
 READINESS_POLL_MAX_SECONDS = 0.05
+WAITING_LOG_EVERY_SECONDS = 5.0
+"""While a start waits for readiness, log what it polls this often."""
+WRONG_PORT_CHECK_EVERY_SECONDS = 0.5
+WRONG_PORT_GRACE_SECONDS = 2.0
+"""A server listening only on other ports for this long fails the start (502), not the timeout."""
+_FIXED_PORT_FLAGS = ("--port", "-p", "--http-port", "--listen-port", "--server-port")
 """Readiness polls back off from 10 ms to 50 ms: each poll costs the starting server a little CPU."""
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"transfer-encoding", b"upgrade"})
@@ -136,8 +153,8 @@ def free_port() -> int:
 class Upstream:
     """The managed server process: stopped → starting → ready → stopping → stopped."""
 
-    def __init__(self, config: ActivatorConfig, metrics: ActivatorMetrics) -> None:
-        self.config, self.metrics = config, metrics
+    def __init__(self, config: ActivatorConfig, metrics: ActivatorMetrics, tracer: Any = None) -> None:
+        self.config, self.metrics, self.tracer = config, metrics, tracer
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
         self.pool: ConnectionPool | None = None
@@ -170,8 +187,13 @@ class Upstream:
                 await asyncio.shield(self._stopping)
                 continue
             if self._starting is None:
-                self._starting = asyncio.create_task(self._start(), name="upstream-start")
+                start = self._start() if self.tracer is None else self._traced_start()
+                self._starting = asyncio.create_task(start, name="upstream-start")
             await asyncio.shield(self._starting)
+
+    async def _traced_start(self) -> None:
+        with tracing.child_span(self.tracer, "server start"):
+            await self._start()
 
     async def _start(self) -> None:
         try:
@@ -185,19 +207,38 @@ class Upstream:
             log.info("starting server on port %d: %s", self.port, " ".join(command))
             try:  # its own session: a Ctrl-C meant for the activator does not reach it twice
                 self.process = await asyncio.create_subprocess_exec(
-                    *command, env={**os.environ, "PORT": str(self.port)}, start_new_session=True)
+                    *command, env={**os.environ, "PORT": str(self.port), **tracing.child_env(self.tracer)}, start_new_session=True)
             except OSError as exc:
                 raise UpstreamStartError(502, f"cannot run the server command {command[0]!r}: {exc.strerror}") from None
             deadline = started + self.config.ready_timeout_seconds
             poll = READINESS_POLL_FIRST_SECONDS
+            next_log = started + WAITING_LOG_EVERY_SECONDS
+            next_port_check = started + WRONG_PORT_CHECK_EVERY_SECONDS
+            elsewhere_since: float | None = None
             while True:
                 if self.process.returncode is not None:
                     raise UpstreamStartError(502, f"server exited with code {self.process.returncode} before "
                                                   "becoming ready; see its log")
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     await self._terminate()
                     raise UpstreamStartError(504, f"server not ready after {self.config.ready_timeout_seconds:.0f}s "
                                                   "(--ready-timeout-seconds)")
+                if now >= next_log:
+                    log.info("still waiting for the server (pid %d) to answer GET http://127.0.0.1:%d%s after %.0fs",
+                             self.process.pid, self.port, READINESS_PATH, now - started)
+                    next_log = now + WAITING_LOG_EVERY_SECONDS
+                if now >= next_port_check:
+                    next_port_check = now + WRONG_PORT_CHECK_EVERY_SECONDS
+                    others = listening_elsewhere(self.process.pid, self.port)
+                    elsewhere_since = (elsewhere_since or now) if others else None
+                    if others and now - elsewhere_since >= WRONG_PORT_GRACE_SECONDS:
+                        await self._terminate()
+                        ports = ", ".join(map(str, others))
+                        raise UpstreamStartError(
+                            502, f"the server listens on port {ports}, not on port {self.port} where the activator "
+                                 "polls it; put '{port}' in the server command (e.g. --port {port}), make it listen "
+                                 f"on $PORT, or pass --upstream-port {others[0]}")
                 with contextlib.suppress(UpstreamError):
                     reply = await pool.request("GET", READINESS_PATH.encode(), (), b"", 1.0)
                     async for _ in reply.chunks():  # read to the end, so the connection is reused
@@ -250,13 +291,43 @@ class Upstream:
             await process.wait()
 
 
-def create_activator_app(config: ActivatorConfig) -> Starlette:
+def listening_elsewhere(pid: int, port: int) -> list[int]:
+    """TCP ports the process (or its children) listens on, when ``port`` is not among them."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    ports: set[int] = set()
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        ports |= {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr}
+    return [] if not ports or port in ports else sorted(ports)
+
+
+def fixed_port_in(command: Sequence[str]) -> tuple[str, int] | None:
+    """A literal port the command will listen on (``--port 8000``, ``--port=8000``, ``-p 8000``), if any."""
+    for i, arg in enumerate(command):
+        flag, eq, value = arg.partition("=")
+        if eq and flag in _FIXED_PORT_FLAGS and value.isdigit():
+            return arg, int(value)
+        if arg in _FIXED_PORT_FLAGS and i + 1 < len(command) and command[i + 1].isdigit():
+            return f"{arg} {command[i + 1]}", int(command[i + 1])
+    return None
+
+
+def create_activator_app(config: ActivatorConfig, tracer: Any = None) -> Starlette:
     """The activator as an ASGI app; the server process lives as long as the app's lifespan.
     ``/activator/...`` routes and the lifespan go through Starlette, everything else straight to
-    the forwarding path."""
+    the forwarding path. ``tracer``: an OpenTelemetry tracer (``tracing.setup``); None: no tracing."""
     metrics = ActivatorMetrics()
     retry = [(b"retry-after", str(config.retry_after_seconds).encode())]
-    upstream = Upstream(config, metrics)
+    upstream = Upstream(config, metrics, tracer)
     activity = {"in_flight": 0, "held": 0, "last": time.monotonic()}
     timeout = config.upstream_timeout_seconds
 
@@ -269,10 +340,14 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
         await send({"type": "http.response.body", "body": body})
 
     async def read_body(scope: Scope, receive: Receive) -> bytes | None:
-        """The whole request body; None when it exceeds the limit, or the client left."""
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > config.max_body_bytes:
-                return None
+        """The whole request body; None when it exceeds the limit (the rest is discarded within a
+        budget so the client reads the 413, workloads/serving/bodies.py), or the client left."""
+        headers = scope["headers"]
+        declared = declared_length(headers)
+        if declared is not None and declared > config.max_body_bytes:
+            if worth_discarding(headers):
+                await discard_rest(receive)
+            return None
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -283,6 +358,8 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
             if chunk:
                 size += len(chunk)
                 if size > config.max_body_bytes:
+                    if message.get("more_body", False) and worth_discarding(headers, size):
+                        await discard_rest(receive, size)
                     return None
                 chunks.append(chunk)
             if not message.get("more_body", False):
@@ -298,7 +375,7 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
             return
         if body is None:
             await reply(send, 413, f"request body exceeds the activator's limit of {config.max_body_bytes} bytes "
-                                   "(--max-body-bytes)")
+                                   "(--max-body-bytes)", [(b"connection", b"close")])
             return
         activity["in_flight"] += 1
         activity["last"] = time.monotonic()
@@ -312,7 +389,8 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
                 metrics.held.inc()
                 held_at = time.monotonic()
                 try:
-                    await upstream.ensure_ready()
+                    with tracing.child_span(tracer, "hold"):
+                        await upstream.ensure_ready()
                 except UpstreamStartError as exc:
                     await reply(send, exc.status, str(exc))
                     return
@@ -326,6 +404,8 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
             if scope["query_string"]:
                 target = b"%s?%s" % (target, scope["query_string"])
             headers = [(k, v) for k, v in scope["headers"] if k not in REQUEST_DROPPED]
+            if tracer is not None:  # the server's span becomes a child of this request's
+                headers = tracing.inject_headers(headers)
             try:
                 answer = await pool.request(scope["method"], target, headers, body, timeout)
             except UpstreamTimeout:
@@ -384,7 +464,16 @@ def create_activator_app(config: ActivatorConfig) -> Starlette:
         Route("/activator/metrics", activator_metrics, methods=["GET"]),
         Route("/activator/status", status, methods=["GET"]),
     ], lifespan=lifespan)
-    app.add_middleware(_ForwardFirst, forward=forward)
+    async def traced_forward(scope: Scope, receive: Receive, send: Send) -> None:
+        with tracing.server_span(tracer, f"activator {scope['method']}", scope) as span:
+            async def send_noting_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    tracing.set_status_code(span, message["status"])
+                await send(message)
+
+            await forward(scope, receive, send_noting_status)
+
+    app.add_middleware(_ForwardFirst, forward=forward if tracer is None else traced_forward)
     app.state.upstream = upstream
     app.state.metrics = metrics
     return app
@@ -452,6 +541,11 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, tuple[str, ...]
                 if value <= 0]
     if args.upstream_port is not None and args.upstream_port == args.port:
         problems.append(f"--upstream-port={args.upstream_port} must differ from --port")
+    fixed = fixed_port_in(command) if args.upstream_port is None and not any("{port}" in a for a in command) else None
+    if fixed is not None:
+        problems.append(f"the server command listens on a fixed port ('{fixed[0]}') but the activator picks a free "
+                        f"port per start and would poll the wrong one; write '{fixed[0].split()[0].split('=')[0]} {{port}}' "
+                        f"in the command, or pass --upstream-port {fixed[1]}")
     if problems:
         parser.error("; ".join(problems))
     return args, command
@@ -461,13 +555,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.upstream_port is None and not any("{port}" in a for a in command):
+        log.warning("the server command has no '{port}': it must listen on the port in $PORT (a start that listens "
+                    "elsewhere fails with 502 after %.0fs)", WRONG_PORT_GRACE_SECONDS)
     config = ActivatorConfig(command=command, idle_seconds=args.idle_seconds, max_held=args.max_held,
                              ready_timeout_seconds=args.ready_timeout_seconds, upstream_port=args.upstream_port,
                              stop_timeout_seconds=args.stop_timeout_seconds, max_body_bytes=args.max_body_bytes)
-    app = create_activator_app(config)
+    try:
+        tracer = tracing.setup("gpuplane-activator")
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    app = create_activator_app(config, tracer)
     server = _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                     access_log=False, lifespan="on"))
-    server.run()
+    try:
+        server.run()
+    finally:
+        tracing.shutdown(tracer)  # flush spans still batched
     return 0 if server.started else 1
 
 

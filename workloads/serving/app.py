@@ -13,6 +13,23 @@ Contract:
   failure calls ``on_fatal`` (the entry point exits non-zero). ``ServingState.begin_drain()``
   (SIGTERM) turns readiness false and answers new inference requests 503, while requests
   already in flight finish; ``wait_idle()`` tells when they have.
+- Before the model is ready (loading) — tested route by route in tests/workloads/test_serving_edges.py:
+
+  ====================================  =================================  ==================
+  route                                 while loading (or draining)        once ready
+  ====================================  =================================  ==================
+  ``GET /v2/health/live``               200 ``{"live": true}``             200
+  ``GET /v2/health/ready``              503 ``{"ready": false}``           200
+  ``GET /v2``                           200 server metadata                200
+  ``GET /v2/models/{name}``             503 error + Retry-After            200 metadata
+  ``GET /v2/models/{name}/ready``       503 ``{"name", "ready": false}``   200
+  ``POST /v2/models/{name}/infer``      503 error + Retry-After            200 (or 4xx)
+  ``GET /metrics``                      200 (cold-start phases once ready) 200
+  ====================================  =================================  ==================
+
+  An unknown model name is 404 in every state; with a token, auth is checked first (401).
+  Behind the activator (activator.py) every one of these routes is held while the server
+  starts — a probe through it wakes a stopped server; probe ``/activator/status`` instead.
 - Auth: with ``auth_token`` set, ``/v2`` metadata and inference require
   ``Authorization: Bearer <token>`` (compared with ``hmac.compare_digest``); health routes and
   ``/metrics`` stay open for probes and scrapers.
@@ -32,16 +49,20 @@ from typing import Any, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from workloads.serving import tracing
 from workloads.serving.batcher import DynamicBatcher, QueueFullError
+from workloads.serving.bodies import declared_length, discard_rest, worth_discarding
 from workloads.serving.history import HistoryLookupError, HistorySource
 from workloads.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from workloads.serving.model_runner import Prediction, PredictJob
 from workloads.serving.protocol import (
+    BINARY_HEADER,
+    EXTENSIONS,
     InferRequest,
     ModelSpec,
     ProtocolError,
@@ -176,9 +197,12 @@ def create_app(
     history_source: HistorySource | None = None,
     process_start: float | None = None,
     on_fatal: Callable[[], None] | None = None,
+    tracer: Any = None,
 ) -> Starlette:
     """Build the ASGI app. ``process_start`` is ``time.monotonic()`` at process creation (for
-    the cold-start ``total`` phase; default: now). ``on_fatal`` is called if loading fails."""
+    the cold-start ``total`` phase; default: now). ``on_fatal`` is called if loading fails.
+    ``tracer`` (an OpenTelemetry tracer from ``tracing.setup``; None: no tracing) traces inference
+    requests and the cold start (workloads/serving/tracing.py)."""
     metrics = ServingMetrics()
     state = ServingState()
     started = time.monotonic() if process_start is None else process_start
@@ -217,19 +241,31 @@ def create_app(
         return state.spec
 
     async def read_body(request: Request) -> bytes:
+        # Over the limit: discard the rest before replying, so a client still sending reads the
+        # 413 instead of a connection reset (workloads/serving/bodies.py).
         limit = config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        headers = request.scope["headers"]
+        declared = declared_length(headers)
+        if declared is not None and declared > limit:
+            if worth_discarding(headers):
+                await discard_rest(request.receive)
             raise _Reject(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes "
-                               "(--max-body-bytes); send fewer rows per request")
+                               "(--max-body-bytes); send fewer rows per request", {"Connection": "close"})
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > limit:
+                if more and worth_discarding(headers, size):
+                    await discard_rest(request.receive, size)
                 raise _Reject(413, f"request body exceeds the limit of {limit} bytes (--max-body-bytes); "
-                                   "send fewer rows per request")
+                                   "send fewer rows per request", {"Connection": "close"})
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not more:
+                return b"".join(chunks)
 
     async def histories_of(request: InferRequest, spec: ModelSpec) -> tuple[tuple[int, ...], ...]:
         if request.histories is not None:
@@ -239,7 +275,8 @@ def create_app(
             raise _Reject(400, "input 'user_id' needs a history source, and this server has none "
                                "configured; send 'item_ids' (each user's recent items) instead")
         try:
-            found = await history_source.histories(users)
+            with tracing.child_span(tracer, "feature lookup", attributes={"gpuplane.users": len(users)}):
+                found = await history_source.histories(users)
         except HistoryLookupError as exc:
             raise _Reject(502, f"history source {history_source.name} failed: {exc}") from None
         if len(found) != len(users):
@@ -255,7 +292,7 @@ def create_app(
 
     async def server_metadata(request: Request) -> Response:
         authorize(request)
-        return JSONResponse({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []})
+        return JSONResponse({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)})
 
     async def metadata(request: Request) -> Response:
         authorize(request)
@@ -269,17 +306,27 @@ def create_app(
         return JSONResponse({"name": name, "ready": state.ready}, status_code=200 if state.ready else 503)
 
     async def infer(request: Request) -> Response:
+        if tracer is None:
+            return await handle_infer(request, None)
+        with tracing.server_span(tracer, "POST /v2/models/{name}/infer", request.scope) as span:
+            reply = await handle_infer(request, span)
+            tracing.set_status_code(span, reply.status_code)
+            return reply
+
+    async def handle_infer(request: Request, span: Any) -> Response:
         t0 = time.perf_counter()
         with state.track():
             authorize(request)
             spec = loaded_spec(request.path_params["name"])
             body = await read_body(request)
-            parsed = parse_infer_request(body, spec, config.max_batch_size)
+            parsed = parse_infer_request(body, spec, config.max_batch_size, request.headers.get(BINARY_HEADER))
             job = PredictJob(await histories_of(parsed, spec), parsed.k)
             try:
                 prediction, times = await batcher.submit(job)
             except QueueFullError as exc:
                 raise _Reject(503, f"server is at capacity: {exc}; retry later", retry) from None
+            if span is not None:
+                tracing.record_stages(tracer, span, times, time.perf_counter())
             reply = JSONResponse(infer_response(spec, parsed, prediction.items, prediction.scores))
         metrics.queue_latency.observe(times.queue_seconds)
         metrics.inference_latency.observe(times.inference_seconds)
@@ -302,6 +349,8 @@ def create_app(
         phases = {"interpreter": app_started - started, "server_start": t0 - app_started,
                   **predictor.phases, "total": time.monotonic() - started}
         metrics.set_cold_start(phases)
+        if tracer is not None:  # under the request that started this process, when the activator passed one
+            tracing.record_cold_start(tracer, phases, time.time_ns(), tracing.context_from_env())
         state.spec = spec
         log.info("ready: model '%s' (%d items, block_size %d); cold start %s", spec.name, spec.num_items,
                  spec.block_size, " ".join(f"{p}={s:.3f}s" for p, s in phases.items()))

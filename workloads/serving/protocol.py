@@ -15,14 +15,23 @@ Contract:
 - Validation is complete before anything is queued: every row is non-empty, at most
   ``block_size`` items long, uses only known item ids, and the batch fits ``max_batch_size``.
 
-Deliberately not supported: the binary-tensor extension, request-level parameters (ignored),
-model versions other than the one loaded.
+- Binary tensor data (Triton's ``binary_tensor_data`` extension, the default of Triton's own
+  clients): with the ``Inference-Header-Content-Length: N`` header the first N bytes are the
+  JSON request and each input with ``parameters.binary_data_size`` takes that many bytes after
+  it, in input order (INT64 little-endian row-major; BYTES as 4-byte little-endian lengths each
+  followed by the bytes). Outputs are always answered as JSON ``data``, which those clients read
+  too (``binary_data`` requested on an output is ignored).
+  https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_binary_data.md
+
+Deliberately not supported: request-level parameters (ignored), model versions other than the
+one loaded, binary outputs, shared-memory and other Triton extensions.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +50,10 @@ MAX_USER_ID_CHARS = 256
 INTEGER_DATATYPES = ("INT64",)
 USER_ID_DATATYPES = ("BYTES", "INT64")
 _MAX_LISTED = 10  # offending values quoted in one message
+BINARY_HEADER = "inference-header-content-length"
+"""The request header of the binary tensor extension: bytes of JSON before the binary data."""
+EXTENSIONS = ("binary_tensor_data",)
+"""Protocol extensions the server implements (listed in ``GET /v2``)."""
 
 
 class ProtocolError(Exception):
@@ -108,11 +121,24 @@ def decode_json(body: bytes) -> Any:
         raise ProtocolError(400, f"request body is not valid JSON: {exc}") from None
 
 
-def parse_infer_request(body: bytes, spec: ModelSpec, max_batch_size: int) -> InferRequest:
-    """Decode and validate an OIP v2 inference request against ``spec``."""
+def parse_infer_request(body: bytes, spec: ModelSpec, max_batch_size: int,
+                        json_header_length: str | None = None) -> InferRequest:
+    """Decode and validate an OIP v2 inference request against ``spec``.
+
+    ``json_header_length`` is the ``Inference-Header-Content-Length`` header, when sent: the
+    body is then a JSON request followed by binary tensor data."""
+    binary = b""
+    if json_header_length is not None:
+        length = json_header_length.strip()
+        if not length.isdigit() or int(length) > len(body):
+            raise ProtocolError(400, f"header Inference-Header-Content-Length: {json_header_length!r} must be the "
+                                     f"byte length of the JSON part, at most the body's {len(body)} bytes")
+        body, binary = body[: int(length)], body[int(length) :]
     payload = decode_json(body)
     if not isinstance(payload, dict):
         raise ProtocolError(400, f"request body must be a JSON object, got {_json_type(payload)}")
+    if json_header_length is not None:
+        _inline_binary_inputs(payload, binary)
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError(400, f"'id' must be a string, got {_json_type(request_id)}")
@@ -189,6 +215,54 @@ def error_body(message: str) -> dict[str, str]:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _inline_binary_inputs(payload: dict[str, Any], binary: bytes) -> None:
+    """Replace each binary input's bytes by its JSON ``data`` (the binary tensor extension)."""
+    raw = payload.get("inputs")
+    offset = 0
+    for n, tensor in enumerate(raw if isinstance(raw, list) else []):
+        params = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            continue
+        name = tensor.get("name", f"inputs[{n}]")
+        if type(size) is not int or size < 0:
+            raise ProtocolError(400, f"input '{name}': parameters.binary_data_size must be a non-negative integer, got {size!r}")
+        if "data" in tensor:
+            raise ProtocolError(400, f"input '{name}' has both 'data' and binary data; send one")
+        chunk = binary[offset : offset + size]
+        if len(chunk) != size:
+            raise ProtocolError(400, f"input '{name}': binary_data_size is {size} bytes but only {len(chunk)} "
+                                     "follow the JSON part; check Inference-Header-Content-Length")
+        offset += size
+        tensor["data"] = _decode_binary(chunk, tensor.get("datatype"), name)
+    if offset != len(binary):
+        raise ProtocolError(400, f"{len(binary) - offset} bytes after the JSON part belong to no input; "
+                                 "give each binary input parameters.binary_data_size")
+
+
+def _decode_binary(chunk: bytes, datatype: Any, name: str) -> list[Any]:
+    if datatype == "INT64":
+        if len(chunk) % 8:
+            raise ProtocolError(400, f"input '{name}': {len(chunk)} bytes of INT64 is not a multiple of 8")
+        return list(struct.unpack(f"<{len(chunk) // 8}q", chunk))
+    if datatype == "BYTES":
+        items, offset = [], 0
+        while offset < len(chunk):
+            if offset + 4 > len(chunk):
+                raise ProtocolError(400, f"input '{name}': truncated BYTES element length at byte {offset}")
+            (length,) = struct.unpack_from("<I", chunk, offset)
+            offset += 4
+            if offset + length > len(chunk):
+                raise ProtocolError(400, f"input '{name}': BYTES element of {length} bytes runs past the data")
+            try:
+                items.append(chunk[offset : offset + length].decode())
+            except UnicodeDecodeError:
+                raise ProtocolError(400, f"input '{name}': BYTES element at byte {offset} is not UTF-8") from None
+            offset += length
+        return items
+    raise ProtocolError(400, f"input '{name}': binary data of datatype {datatype!r} is not accepted; use INT64 or BYTES")
 
 
 def _json_type(value: Any) -> str:
