@@ -19,6 +19,9 @@ Contract:
 - Optional in-process cache: with ``cache_ttl_seconds > 0``, known users' histories are
   reused for that long (bounded LRU of ``cache_max_entries``); only the misses are fetched.
   Unknown users are not cached, so a newly materialised user is found on the next call.
+- Optional tracing: given an OpenTelemetry ``tracer``, each request to the feature server is a
+  CLIENT span ``POST /get-online-features`` (child of the caller's current span) and carries its
+  W3C ``traceparent``; without one nothing of OpenTelemetry is imported.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class FeastHistoryClient:
         cache_max_entries: int = 100_000,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tracer: Any = None,
     ) -> None:
         if ":" not in feature:
             raise ValueError(f"FeastHistoryClient: feature={feature!r} must be 'feature_view:feature'")
@@ -119,6 +123,7 @@ class FeastHistoryClient:
         self.cache_max_entries = cache_max_entries
         self._cache: OrderedDict[int, tuple[float, list[int]]] = OrderedDict()
         self._clock = clock
+        self._tracer = tracer
         self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self.requests_sent = 0
         """Requests sent to the feature server (cache hits send none)."""
@@ -178,12 +183,10 @@ class FeastHistoryClient:
         body = {"features": [self.feature], "entities": {"user_id": user_ids}}
         endpoint = f"{self.url}/get-online-features"
         self.requests_sent += 1
-        try:
-            response = await self._client.post(endpoint, json=body)
-        except httpx.TimeoutException as err:
-            raise FeatureServerError(f"feature server {endpoint} timed out after {self.timeout_s} s: {err}") from err
-        except httpx.TransportError as err:
-            raise FeatureServerError(f"feature server {endpoint} is unreachable: {err!r}") from err
+        if self._tracer is None:
+            response = await self._post(endpoint, body)
+        else:
+            response = await self._traced_post(endpoint, body, len(user_ids))
         if response.status_code != 200:
             raise FeatureServerError(
                 f"feature server {endpoint} answered {response.status_code}: {response.text[:300]}"
@@ -192,6 +195,29 @@ class FeastHistoryClient:
             return self._parse(response.json(), user_ids)
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise FeatureServerError(f"feature server {endpoint} sent an unexpected reply: {err}") from err
+
+    async def _post(self, endpoint: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+        try:
+            return await self._client.post(endpoint, json=body, headers=headers)
+        except httpx.TimeoutException as err:
+            raise FeatureServerError(f"feature server {endpoint} timed out after {self.timeout_s} s: {err}") from err
+        except httpx.TransportError as err:
+            raise FeatureServerError(f"feature server {endpoint} is unreachable: {err!r}") from err
+
+    async def _traced_post(self, endpoint: str, body: dict[str, Any], users: int) -> httpx.Response:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        attributes = {"http.request.method": "POST", "url.full": endpoint, "gpuplane.users": users}
+        with self._tracer.start_as_current_span("POST /get-online-features", kind=SpanKind.CLIENT,
+                                                attributes=attributes) as span:
+            headers: dict[str, str] = {}
+            propagate.inject(headers)  # W3C traceparent (and tracestate) of this span
+            response = await self._post(endpoint, body, headers)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status_code}"))
+            return response
 
     def _parse(self, payload: dict[str, Any], user_ids: list[int]) -> dict[int, list[int] | None]:
         names = payload["metadata"]["feature_names"]

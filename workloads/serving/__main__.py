@@ -12,6 +12,9 @@ Contract (what InferenceEndpoint, the activator and the Dockerfile rely on):
 - Exit codes: 0 after a drain, 1 when the model fails to load or the drain was cut short, 2 on
   bad arguments or a missing model directory.
 - Cold-start phases are logged on one line when ready and exported on ``/metrics``.
+- OpenTelemetry traces are off unless the standard ``OTEL_*`` variables turn them on
+  (workloads/serving/tracing.py); a ``TRACEPARENT`` variable puts the cold-start span under the
+  request that started this process.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from types import FrameType
 
 import uvicorn
 
+from workloads.serving import tracing
 from workloads.serving.app import ServerConfig, ServingState, create_app
 from workloads.serving.metrics import process_start_monotonic
 from workloads.serving.model_runner import ModelDirError, ModelRunner, check_model_dir
@@ -140,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not token:
             parser.error(f"--auth-token-file {args.auth_token_file} is empty; write the token into it")
 
+    try:
+        tracer = tracing.setup("gpuplane-serving")
+    except ValueError as exc:
+        parser.error(str(exc))
     config = ServerConfig(model_name=args.model_name, max_batch_size=args.max_batch_size,
                           max_batch_delay_ms=args.max_batch_delay_ms, max_queue=args.max_queue,
                           max_body_bytes=args.max_body_bytes, auth_token=token)
@@ -156,12 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.feature_server_url:
         from workloads.serving.history import FeastHistorySource
 
-        history_source = FeastHistorySource(args.feature_server_url, cache_ttl_seconds=args.feature_cache_seconds)
-    app = create_app(runner, config, history_source=history_source, process_start=process_start, on_fatal=on_fatal)
+        history_source = FeastHistorySource(args.feature_server_url, cache_ttl_seconds=args.feature_cache_seconds,
+                                            tracer=tracer)
+    app = create_app(runner, config, history_source=history_source, process_start=process_start, on_fatal=on_fatal,
+                     tracer=tracer)
     uv_config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                                lifespan="on", timeout_graceful_shutdown=max(1, int(args.drain_timeout_seconds)))
     server = DrainingServer(uv_config, app.state.serving, args.drain_timeout_seconds)
-    server.run()
+    try:
+        server.run()
+    finally:
+        tracing.shutdown(tracer)  # flush spans still batched
     if not server.started and server.exit_code == 0:
         return 1  # could not bind, or startup failed: uvicorn has logged why
     log.info("stopped (exit code %d)", server.exit_code)

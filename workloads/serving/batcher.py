@@ -41,6 +41,16 @@ class StageTimes:
 
     queue_seconds: float
     inference_seconds: float
+    enqueued_at: float = 0.0
+    """``time.perf_counter()`` when the job was queued (the batch starts ``queue_seconds`` later)."""
+    model_started_at: float = 0.0
+    """``time.perf_counter()`` when ``run_batch`` began in the worker thread."""
+    model_ended_at: float = 0.0
+    """``time.perf_counter()`` when ``run_batch`` returned."""
+    batch_rows: int = 0
+    """Rows in the job's batch."""
+    batch_requests: int = 0
+    """Jobs in the job's batch."""
 
 
 @dataclass
@@ -161,8 +171,17 @@ class DynamicBatcher(Generic[J, R]):
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[J, R]]) -> None:
         started = time.perf_counter()
         rows = sum(p.rows for p in batch)
+        model_times = [0.0, 0.0]
+
+        def run_timed(jobs: list[J]) -> Sequence[R]:
+            model_times[0] = time.perf_counter()
+            try:
+                return self._run_batch(jobs)
+            finally:
+                model_times[1] = time.perf_counter()
+
         try:
-            results = await loop.run_in_executor(self._executor, self._run_batch, [p.job for p in batch])
+            results = await loop.run_in_executor(self._executor, run_timed, [p.job for p in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
         except Exception as exc:  # the model failed: every caller of this batch gets the error
@@ -175,4 +194,5 @@ class DynamicBatcher(Generic[J, R]):
             self._on_batch(rows)
         for p, result in zip(batch, results, strict=True):
             if not p.future.done():
-                p.future.set_result((result, StageTimes(started - p.enqueued_at, inference_seconds)))
+                p.future.set_result((result, StageTimes(started - p.enqueued_at, inference_seconds, p.enqueued_at,
+                                                        model_times[0], model_times[1], rows, len(batch))))

@@ -48,11 +48,11 @@ class FeastHistorySource:
     """Users' recent items from a Feast feature server (``feast serve``) over HTTP."""
 
     def __init__(self, url: str, *, cache_ttl_seconds: float = 0.0, timeout_s: float = 2.0,
-                 transport: Any = None) -> None:
+                 transport: Any = None, tracer: Any = None) -> None:
         from workloads.features.client import FeastHistoryClient
 
         self._client = FeastHistoryClient(url, cache_ttl_seconds=cache_ttl_seconds, timeout_s=timeout_s,
-                                          transport=transport)
+                                          transport=transport, tracer=tracer)
         self.name = f"feast feature server {self._client.url}"
 
     async def histories(self, user_ids: Sequence[str]) -> Sequence[Sequence[int]]:
