@@ -136,6 +136,10 @@ class RunConfig:
     data_dir: str
     export_dir: str | None = None
     """Where model.safetensors, config.json, items.json and metrics.json go; None: no export."""
+    init_from: str | None = None
+    """Export directory whose weights start the run (fine-tuning a previous model on new data): its
+    config.json must match this run's model shape and item vocabulary. A fresh optimizer and LR
+    schedule; ignored when the run resumes from a checkpoint. None: random initialisation."""
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -178,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="directory written by `python -m workloads.data.generate`")
     p.add_argument("--checkpoint-dir", help="local directory or s3:// / gs:// URL for checkpoints")
     p.add_argument("--export-dir", help="directory for model.safetensors, config.json, items.json, metrics.json")
+    p.add_argument("--init-from", help="export directory to fine-tune from (same model shape and item vocabulary)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, help="save every N steps; 0 only at the end (default: preset)")
@@ -231,6 +236,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         model=preset.model,
         data_dir=a.data,
         export_dir=a.export_dir,
+        init_from=a.init_from,
         train=train,
         optim=optim,
         checkpoint=CheckpointConfig(

@@ -38,7 +38,7 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from workloads.model import NextItemModel
+from workloads.model import ModelConfig, NextItemModel
 from workloads.training.checkpoint import Checkpointer
 from workloads.training.config import (
     EXIT_OK,
@@ -174,6 +174,26 @@ def restore(
     return int(trainer["step"])
 
 
+def init_from_export(model: torch.nn.Module, export_dir: str, model_cfg: ModelConfig) -> None:
+    """Load an export's weights into ``model``; ``UsageError`` when its shape or vocabulary differs."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    root = Path(export_dir)
+    missing = [f for f in ("config.json", "model.safetensors") if not (root / f).is_file()]
+    if missing:
+        raise UsageError(f"--init-from={export_dir}: missing {', '.join(missing)}; point it at a training export")
+    exported = ModelConfig.from_json((root / "config.json").read_text())
+    if exported != model_cfg:
+        diff = ", ".join(f"{k} {getattr(exported, k)} vs {getattr(model_cfg, k)}" for k in vars(model_cfg)
+                         if getattr(exported, k) != getattr(model_cfg, k))
+        raise UsageError(f"--init-from={export_dir}: the export's model differs from this run's ({diff}); "
+                         "fine-tuning needs the same shape and item vocabulary, so train from scratch")
+    with torch.no_grad():
+        model.load_state_dict(load_file(str(root / "model.safetensors"), device="cpu"), strict=True)
+
+
 def run(cfg: RunConfig, log: Callable[[str], None] | None = None) -> TrainResult:
     """Train, checkpoint, evaluate and export as ``cfg`` says; never calls sys.exit."""
     env = setup_distributed(cfg.train.device)
@@ -214,6 +234,9 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
             step = restore(ckpt, latest, model, optimizer, sampler, env, log)
             resumed_from = latest
             log(f"resumed from checkpoint step {latest} at {cfg.checkpoint.location}")
+    if resumed_from is None and cfg.init_from:
+        init_from_export(model, cfg.init_from, model_cfg)
+        log(f"initialised from the export at {cfg.init_from} (fine-tuning; fresh optimizer and schedule)")
     last_saved = step
 
     forward_model: torch.nn.Module = model
