@@ -321,3 +321,23 @@ def test_activator_without_a_tracer_passes_an_incoming_traceparent_on_unchanged(
     with uvicorn_in_thread(create_activator_app(config)) as url:
         seen = httpx.post(f"{url}{INFER}", content=b"x", headers={"traceparent": TRACEPARENT}, timeout=30).json()
     assert seen == {"traceparent": TRACEPARENT, "env": None}
+
+
+# --- the router ---------------------------------------------------------------------------------
+
+
+def test_router_span_names_the_backend_and_becomes_the_backends_parent(
+        tracer: Any, exporter: InMemorySpanExporter) -> None:
+    from workloads.serving.router import RouterConfig, create_router_app
+
+    config = ActivatorConfig(command=(PYTHON, "-c", ECHO), idle_seconds=30.0, ready_timeout_seconds=20.0)
+    with uvicorn_in_thread(create_activator_app(config)) as steady:
+        router = create_router_app(RouterConfig(backends=(("steady", steady), ("burst", steady)),
+                                                overflow_threshold=100),
+                                   forward_hook=tracing.router_hook(tracer))
+        with uvicorn_in_thread(router) as url:
+            seen = httpx.post(f"{url}{INFER}", content=b"x", headers={"traceparent": TRACEPARENT}, timeout=30).json()
+    span = one(by_name(exporter.get_finished_spans()), "router POST")
+    assert span.kind == SpanKind.SERVER and f"{parent_of(span):016x}" == REMOTE_SPAN
+    assert span.attributes["gpuplane.backend"] == "steady"
+    assert seen["traceparent"] == traceparent(span), "the untraced activator passes the router's context on"

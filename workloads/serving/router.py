@@ -612,10 +612,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, config = config_from_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_router_app(config)
+    from workloads.serving import tracing  # OTEL_* variables turn traces on (tracing.py)
+
+    try:
+        tracer = tracing.setup("gpuplane-router")
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    app = create_router_app(config, forward_hook=None if tracer is None else tracing.router_hook(tracer))
     server = _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                     access_log=False, lifespan="on"))
-    server.run()
+    try:
+        server.run()
+    finally:
+        tracing.shutdown(tracer)
     return 0 if server.started else 1
 
 

@@ -27,7 +27,8 @@ Contract:
   lookup`` (and the client's ``POST /get-online-features``), ``queue``, ``batch`` and ``batch``'s
   child ``model``; the server's ``cold start`` with one child per phase (``interpreter``,
   ``server_start``, ``imports``, ``weights``, ``warmup``); the activator's ``activator <METHOD>``
-  (SERVER) with ``hold`` (while the server starts), ``server start`` and ``forward`` (CLIENT).
+  (SERVER) with ``hold`` (while the server starts) and ``server start``; the router's
+  ``router <METHOD>`` (SERVER, attribute ``gpuplane.backend``).
   Attributes use the ``gpuplane.*`` prefix besides the HTTP semantic-convention names.
 
 This module imports OpenTelemetry only inside functions that run when tracing is on.
@@ -289,6 +290,21 @@ def child_span(tracer: Tracer | None, name: str, *, client: bool = False,
     with tracer.start_as_current_span(name, kind=SpanKind.CLIENT if client else SpanKind.INTERNAL,
                                       attributes=dict(attributes or {})) as span:
         yield span
+
+
+def router_hook(tracer: Tracer) -> Any:
+    """The router's ``forward_hook``: a SERVER span ``router <METHOD>`` per forwarded request (child of
+    the caller's ``traceparent``, attribute ``gpuplane.backend``), whose context replaces the
+    request's ``traceparent`` before the router copies its headers to the chosen backend."""
+
+    @contextlib.asynccontextmanager
+    async def hook(scope: dict[str, Any], backend: Any) -> Any:
+        with server_span(tracer, f"router {scope.get('method', '')}", scope) as span:
+            span.set_attribute("gpuplane.backend", getattr(backend, "name", str(backend)))
+            scope["headers"] = inject_headers(list(scope.get("headers", ())))
+            yield span
+
+    return hook
 
 
 def set_status_code(span: Span | None, status: int) -> None:
