@@ -186,6 +186,37 @@ def test_a_steady_tier_that_fails_answers_502_naming_it_and_the_burst_tier_takes
         assert httpx.post(f"{url}/infer", timeout=30).status_code == 502
 
 
+def test_only_posts_spill_and_a_backend_path_and_header_are_applied_to_the_burst_tier() -> None:
+    steady, burst = StandIn("steady", delay_seconds=1.0), StandIn("burst")
+    seen: list[dict[str, Any]] = []
+
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await burst(scope, receive, send)
+            return
+        seen.append({"path": scope["path"], "query": scope["query_string"], "headers": dict(scope["headers"])})
+        await burst(scope, receive, send)
+
+    with uvicorn_in_thread(steady) as steady_url, uvicorn_in_thread(echo) as burst_url, \
+            router({"steady": steady_url, "burst": burst_url}, overflow_threshold=1,
+                   backend_paths={"burst": "/endpoints/e/invocations"},
+                   backend_headers={"burst": (("X-Amzn-SageMaker-Inference-Component", "ic-1"),)}) as (url, _):
+
+        async def scenario() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                first = asyncio.create_task(client.post(f"{url}/v2/models/m/infer"))
+                await asyncio.sleep(0.3)  # the steady tier is now at its threshold
+                health, spilled = await asyncio.gather(client.get(f"{url}/v2/health/ready"),
+                                                       client.post(f"{url}/v2/models/m/infer?x=1", content=b"{}"))
+                return [await first, health, spilled]
+
+        first, health, spilled = asyncio.run(scenario())
+        assert tiers([first, health, spilled]) == {"steady": 2, "burst": 1}
+        assert health.headers["x-gpuplane-backend"] == "steady"  # a GET never spills
+        assert seen == [{"path": "/endpoints/e/invocations", "query": b"x=1", "headers": {
+            **seen[0]["headers"], b"x-amzn-sagemaker-inference-component": b"ic-1"}}]
+
+
 def test_a_backend_that_does_not_answer_in_time_gets_504_naming_it() -> None:
     with two_tiers(steady_delay=2.0, overflow_threshold=5, upstream_timeout_seconds=0.3) as (url, _, _):
         slow = httpx.post(f"{url}/infer", timeout=30)
@@ -278,6 +309,10 @@ def test_overflow_mode_refuses_a_third_backend_but_replaces_a_url() -> None:
     (["--port", "1", "--backend", "a=http://h:1", "--backend", "b=http://h:2", "--weight", "a=100"],
      "--weight applies to --mode split"),
     (["--port", "1"], "no backends"),
+    (["--port", "1", "--backend", "a=http://h:1", "--backend", "b=http://h:2", "--backend-path", "c=/x"],
+     "name unknown backends c"),
+    (["--port", "1", "--backend", "a=http://h:1", "--backend", "b=http://h:2", "--backend-header", "b=nocolon"],
+     "give HEADER:VALUE"),
 ])
 def test_bad_command_lines_are_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:

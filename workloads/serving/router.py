@@ -13,8 +13,9 @@ demo``, single-VM users, the router Deployment of ``components/two_tier.py``):
   without lag; or ``queue-depth`` — the steady server's ``gpuplane_serving_queue_depth`` gauge,
   polled from its ``/metrics`` every ``--poll-interval-ms`` (100), plus the requests the router
   sent it since that poll that have not been answered (so a burst between two polls is counted).
-  While the burst tier is ejected (below) everything goes to the steady tier, and the other way
-  round.
+  Only POST requests (inference) spill; other methods (health checks, metadata) stay on the
+  steady tier. While the burst tier is ejected (below) everything goes to the steady tier, and the
+  other way round.
 - ``split``: weighted random choice by ``--weight NAME=PERCENT`` (summing to 100; backends not
   named get 0; no weights: all to the first backend), seeded by ``--seed``. Ejected backends are
   skipped and their share spread over the others.
@@ -29,7 +30,9 @@ demo``, single-VM users, the router Deployment of ``components/two_tier.py``):
   ``GET /router/metrics`` (Prometheus, cumulative). Every other path is forwarded.
 - Forwarding is the activator's: plain ASGI, ``http_pool.ConnectionPool`` keep-alive connections
   per backend, the request body read whole (``--max-body-bytes``, 413 above), hop-by-hop headers
-  dropped, the reply passed on as it arrives.
+  dropped, the reply passed on as it arrives. ``--backend-path NAME=PATH`` sends every request
+  for that backend to PATH (a SageMaker ``/endpoints/E/invocations`` behind a SigV4 signing proxy)
+  and ``--backend-header NAME=HEADER:VALUE`` adds a request header for it.
 
 Deliberately not done: TLS to backends (in a cluster the gateway or mesh does it), retries of a
 request that may have reached a backend (inference is not known to be idempotent), sticky
@@ -107,6 +110,10 @@ class RouterConfig:
     """Largest request body accepted (413 above)."""
     seed: int | None = None
     """Seed of the split mode's random choice (None: unseeded)."""
+    backend_paths: Mapping[str, str] = field(default_factory=dict)
+    """Backend name -> the fixed path its requests are sent to (query kept); default: the request's."""
+    backend_headers: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Backend name -> extra request headers ((name, value), ...)."""
 
 
 def parse_backend_url(name: str, url: str) -> tuple[str, int]:
@@ -178,6 +185,9 @@ class Backend:
         self.latency_child = metrics.latency.labels(backend=name)
         self.in_flight_child = metrics.in_flight.labels(backend=name)
         self.ejected_child = metrics.ejected.labels(backend=name)
+        self.path: bytes | None = None
+        """Fixed upstream path for every request (``--backend-path``), else the request's own."""
+        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     def available(self, now: float) -> bool:
         return now >= self.ejected_until
@@ -217,13 +227,28 @@ class RouterState:
                                  f"got {len(names)}: {', '.join(names)}")
         self.config, self.metrics = config, metrics
         self.mode = config.mode
-        self.backends: dict[str, Backend] = {n: Backend(n, u, metrics) for n, u in config.backends}
+        unknown = sorted((set(config.backend_paths) | set(config.backend_headers)) - set(names))
+        if unknown:
+            raise BadRouterInput(f"--backend-path/--backend-header name unknown backends {', '.join(unknown)} "
+                                 f"(backends: {', '.join(names)})")
+        bad_paths = {n: p for n, p in config.backend_paths.items() if not p.startswith("/")}
+        if bad_paths:
+            raise BadRouterInput(f"backend paths must start with '/', got {json.dumps(bad_paths)}")
+        self.backends: dict[str, Backend] = {n: self._backend(n, u) for n, u in config.backends}
         self.random = random.Random(config.seed)
         self.steady_queue_depth: float | None = None
         """Last polled queue gauge of the steady tier (queue-depth signal), None before the first poll."""
         self.in_flight_at_poll = 0
         self.set_weights(config.weights or {names[0]: 100})
         self.overflow_spills = 0
+
+    def _backend(self, name: str, url: str) -> Backend:
+        backend = Backend(name, url, self.metrics)
+        path = self.config.backend_paths.get(name)
+        backend.path = path.encode() if path else None
+        backend.extra_headers = [(k.strip().lower().encode(), v.strip().encode())
+                                 for k, v in self.config.backend_headers.get(name, ())]
+        return backend
 
     # --- routing -------------------------------------------------------------------------------------------
     def set_weights(self, weights: Mapping[str, Any]) -> None:
@@ -245,13 +270,14 @@ class RouterState:
             return steady.in_flight
         return self.steady_queue_depth + max(0, steady.in_flight - self.in_flight_at_poll)
 
-    def choose(self) -> Backend:
+    def choose(self, method: str = "POST") -> Backend:
         now = time.monotonic()
         if self.mode == "overflow":
             steady, burst = self.backends.values()
             if not steady.available(now) and burst.available(now):
                 return burst
-            if self.steady_load(steady) >= self.config.overflow_threshold and burst.available(now):
+            if method == "POST" and self.steady_load(steady) >= self.config.overflow_threshold \
+                    and burst.available(now):
                 self.overflow_spills += 1
                 self.metrics.overflows.inc()
                 return burst
@@ -286,7 +312,7 @@ class RouterState:
             old = self.backends.get(name)
             if old is not None and old.url == url:
                 continue
-            fresh = Backend(name, url, self.metrics)
+            fresh = self._backend(name, url)
             if old is not None:
                 fresh.weight = old.weight
                 fresh.in_flight = old.in_flight  # requests in flight on the old pool still finish and count down
@@ -369,17 +395,19 @@ def create_router_app(config: RouterConfig, *, forward_hook: ForwardHook | None 
                                              "bytes (--max-body-bytes)"})
             return
         started = time.perf_counter()
-        backend = state.choose()
+        backend = state.choose(scope["method"])
         name = backend.name
         backend.in_flight += 1
         backend.in_flight_child.inc()
         code = 502
         try:
             async with hook(scope, backend):
-                target = scope.get("raw_path") or scope["path"].encode()
+                target = backend.path or scope.get("raw_path") or scope["path"].encode()
                 if scope["query_string"]:
                     target = b"%s?%s" % (target, scope["query_string"])
                 headers = [(k, v) for k, v in scope["headers"] if k not in REQUEST_DROPPED]
+                if backend.extra_headers:
+                    headers.extend(backend.extra_headers)
                 try:
                     answer = await backend.pool.request(scope["method"], target, headers, body, timeout)
                 except UpstreamTimeout:
@@ -570,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an unreachable backend gets no traffic for this long (default: %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: %(default)s)")
     p.add_argument("--seed", type=int, help="seed of the split mode's random choice")
+    p.add_argument("--backend-path", action="append", default=[], type=lambda t: _pair("--backend-path", t),
+                   metavar="NAME=PATH", help="send every request for NAME to PATH (query kept)")
+    p.add_argument("--backend-header", action="append", default=[], type=lambda t: _pair("--backend-header", t),
+                   metavar="NAME=HEADER:VALUE", help="add a request header for NAME; repeat")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -589,13 +621,21 @@ def config_from_args(argv: Sequence[str]) -> tuple[argparse.Namespace, RouterCon
                         ("--eject-seconds", args.eject_seconds)]:
         if value <= 0:
             problems.append(f"{flag}={value} must be positive")
+    headers: dict[str, tuple[tuple[str, str], ...]] = {}
+    for name, text in args.backend_header:
+        header, sep, value = text.partition(":")
+        if not sep or not header.strip():
+            problems.append(f"--backend-header {name}={text}: give HEADER:VALUE")
+            continue
+        headers[name] = (*headers.get(name, ()), (header, value))
     if args.weight and args.mode == "overflow":
         problems.append("--weight applies to --mode split; overflow mode routes by --overflow-threshold")
     config = RouterConfig(
         backends=tuple(args.backend), mode=args.mode, overflow_threshold=args.overflow_threshold,
         overflow_signal=args.overflow_signal, weights=weights, poll_interval_seconds=args.poll_interval_ms / 1e3,
         upstream_timeout_seconds=args.upstream_timeout_seconds, eject_seconds=args.eject_seconds,
-        max_body_bytes=args.max_body_bytes, seed=args.seed)
+        max_body_bytes=args.max_body_bytes, seed=args.seed, backend_paths=dict(args.backend_path),
+        backend_headers=headers)
     if not problems:
         try:
             RouterState(config, RouterMetrics())  # the same checks the app makes, as one flag error
