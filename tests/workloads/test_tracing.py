@@ -5,12 +5,13 @@ W3C context over HTTP and across the server process start, and the file exporter
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ TRACEPARENT = f"00-{REMOTE_TRACE}-{REMOTE_SPAN}-01"
 class FakePredictor:
     """A predictor without torch: item ids 1..k for every row, with measured-looking phases."""
 
-    phases = {"imports": 0.01, "weights": 0.02, "warmup": 0.005}
+    phases: ClassVar[dict[str, float]] = {"imports": 0.01, "weights": 0.02, "warmup": 0.005}
 
     def load(self) -> ModelSpec:
         time.sleep(sum(self.phases.values()))  # as long as the phases it reports
@@ -211,7 +212,7 @@ def test_the_cold_start_is_a_span_with_one_child_per_phase(tracer: Any, exporter
     assert [s.name for s in phases] == ["interpreter", "server_start", "imports", "weights", "warmup"]
     weights = one(spans, "weights")
     assert abs((weights.end_time - weights.start_time) - 20_000_000) < 1_000, "the phase's measured 0.02 s"
-    assert all(a.end_time <= b.start_time for a, b in zip(phases, phases[1:], strict=False)), "back to back"
+    assert all(a.end_time <= b.start_time for a, b in itertools.pairwise(phases)), "back to back"
     assert cold.attributes["gpuplane.cold_start.weights_seconds"] == 0.02
 
 
