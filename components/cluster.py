@@ -226,15 +226,23 @@ class KubernetesCluster(pulumi.ComponentResource):
     plan: ClusterPlan
     k8s_provider: k8s.Provider
     cluster_name: pulumi.Output[str]
+    """The cluster's name in the cloud (or the kubeconfig context for existing clusters)."""
     endpoint: pulumi.Output[str]
+    """The Kubernetes API server URL."""
     kubeconfig: pulumi.Output[str]
+    """A kubeconfig for the cluster (secret)."""
     oidc_issuer_url: pulumi.Output[str] | None = None
+    """The cluster's OIDC issuer URL for workload identity; None for existing clusters."""
     # aws
     oidc_provider_arn: pulumi.Output[str] | None = None
+    """aws: the IAM OIDC provider ARN that IRSA roles trust."""
     node_role_arn: pulumi.Output[str] | None = None
+    """aws: the IAM role ARN GPU nodes run as."""
     node_role_name: pulumi.Output[str] | None = None
+    """aws: the name of that node role."""
     subnet_ids_by_zone: dict[str, pulumi.Output[str]] | None = None
     security_group_id: pulumi.Output[str] | None = None
+    """aws: the cluster security group id."""
     vpc_id: pulumi.Input[str] | None = None
     """aws: the cluster's VPC (created or given), for data stores the nodes reach privately."""
     system_node_group: pulumi.Resource | None = None
@@ -243,7 +251,9 @@ class KubernetesCluster(pulumi.ComponentResource):
     # gcp
     project: pulumi.Input[str] | None = None
     node_service_account_email: pulumi.Output[str] | None = None
+    """gcp: the service account GPU nodes run as."""
     workload_identity_pool: pulumi.Output[str] | None = None
+    """gcp: the Workload Identity pool, ``<project>.svc.id.goog``."""
     network: pulumi.Input[str] | None = None
     """gcp: the cluster's VPC network (id), for private service access (Cloud SQL private IP)."""
 

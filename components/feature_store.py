@@ -698,11 +698,22 @@ class FeatureStore(pulumi.ComponentResource):
     """
 
     plan: FeatureStorePlan
+    implementation: pulumi.Output[str]
+    """How the store is built: ``feast-local``, ``feast-kubernetes``, ``feast-aws``, ``feast-gcp``, ``sagemaker-feature-store`` or ``vertex-feature-store``."""
     feature_store_yaml: pulumi.Output[str | None]
+    """Feast ``feature_store.yaml`` for this store; None for managed engines."""
     online_endpoint: pulumi.Output[str | None]
+    """The Feast feature server URL inside the cluster; None for managed engines."""
     registry_uri: pulumi.Output[str | None]
+    """Where the Feast registry lives (a file path or bucket URI)."""
     offline_uri: pulumi.Output[str | None]
+    """Where the offline store keeps its data (a path, bucket URI or dataset)."""
+    online_store: pulumi.Output[str]
+    """The online store kind, e.g. ``redis``, ``dynamodb``, ``bigtable``."""
+    offline_store: pulumi.Output[str]
+    """The offline store kind, e.g. ``file``, ``athena``, ``bigquery``."""
     resources: pulumi.Output[dict[str, Any]]
+    """Cloud names of what was created: tables, feature groups, the online store."""
 
     def __init__(self, name: str, args: FeatureStoreArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_feature_store(name, args)  # raises before anything is registered
@@ -729,15 +740,18 @@ class FeatureStore(pulumi.ComponentResource):
         self.registry_uri = pulumi.Output.from_input(result.get("registry_uri"))
         self.offline_uri = pulumi.Output.from_input(result.get("offline_uri"))
         self.resources = pulumi.Output.from_input(result.get("resources", {}))
+        self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.online_store = pulumi.Output.from_input(plan.online_store)
+        self.offline_store = pulumi.Output.from_input(plan.offline_store)
         self.register_outputs(
             {
-                "implementation": plan.implementation,
+                "implementation": self.implementation,
                 "feature_store_yaml": self.feature_store_yaml,
                 "online_endpoint": self.online_endpoint,
                 "registry_uri": self.registry_uri,
                 "offline_uri": self.offline_uri,
-                "online_store": plan.online_store,
-                "offline_store": plan.offline_store,
+                "online_store": self.online_store,
+                "offline_store": self.offline_store,
                 "resources": self.resources,
             }
         )

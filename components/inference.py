@@ -498,6 +498,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
 
     plan: EndpointPlan
     url: pulumi.Output[str]
+    """In-cluster URL (Knative), Cloud Run URI or SageMaker endpoint name."""
+    cold_start_budget_seconds: pulumi.Output[int]
+    """Planned worst-case cold start (node, image, weights, engine), in seconds."""
+    implementation: pulumi.Output[str]
+    """How the endpoint is served: ``knative``, ``cloud-run`` or ``sagemaker-<mode>`` (e.g. ``sagemaker-async``)."""
 
     def __init__(self, name: str, args: InferenceEndpointArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_endpoint(name, args)  # raises before anything is registered
@@ -515,5 +520,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             from components.aws.inference import create_sagemaker_endpoint
 
             self.url = create_sagemaker_endpoint(self, name, plan, args)
-        self.register_outputs({"url": self.url, "cold_start_budget_seconds": plan.budget.total_seconds, "implementation": plan.implementation})
+        self.cold_start_budget_seconds = pulumi.Output.from_input(plan.budget.total_seconds)
+        self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.register_outputs({"url": self.url, "cold_start_budget_seconds": self.cold_start_budget_seconds, "implementation": self.implementation})
 

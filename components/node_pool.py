@@ -430,6 +430,18 @@ class GpuNodePool(pulumi.ComponentResource):
     plan: NodePoolPlan
     scheduling: PoolScheduling
     cluster: KubernetesCluster
+    implementation: pulumi.Output[str]
+    """How the pool is built: ``eks-managed-node-group``, ``karpenter``, ``gke-node-pool`` or ``existing-device-plugin`` (existing nodes)."""
+    instance_type: pulumi.Output[str | None]
+    """The instance/machine type chosen from the catalog (or given); None when the pool labels existing nodes."""
+    min_nodes: pulumi.Output[int]
+    """Fewest nodes of the pool."""
+    max_nodes: pulumi.Output[int]
+    """Most nodes of the pool."""
+    capacity_type: pulumi.Output[str]
+    """``spot`` or ``on_demand``."""
+    node_selector: pulumi.Output[dict[str, str]]
+    """Node labels a pod selects to land on the pool (tolerations are in ``scheduling`` for Python users)."""
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         cluster = args.get("cluster")
@@ -446,14 +458,19 @@ class GpuNodePool(pulumi.ComponentResource):
             from components.kubernetes.node_pool import create_node_pool  # type: ignore[assignment]
         create_node_pool(self, name, plan, cluster)
         self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.instance_type = pulumi.Output.from_input(plan.instance_type.name if plan.instance_type else None)
+        self.min_nodes = pulumi.Output.from_input(plan.min_nodes)
+        self.max_nodes = pulumi.Output.from_input(plan.max_nodes)
+        self.capacity_type = pulumi.Output.from_input(plan.capacity_type)
+        self.node_selector = pulumi.Output.from_input(plan.scheduling.node_selector)
         self.register_outputs(
             {
-                "implementation": plan.implementation,
-                "instance_type": plan.instance_type.name if plan.instance_type else None,
-                "min_nodes": plan.min_nodes,
-                "max_nodes": plan.max_nodes,
-                "capacity_type": plan.capacity_type,
-                "node_selector": plan.scheduling.node_selector,
+                "implementation": self.implementation,
+                "instance_type": self.instance_type,
+                "min_nodes": self.min_nodes,
+                "max_nodes": self.max_nodes,
+                "capacity_type": self.capacity_type,
+                "node_selector": self.node_selector,
             }
         )
 

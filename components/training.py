@@ -746,6 +746,11 @@ class SpotTrainingCluster(pulumi.ComponentResource):
     cluster: KubernetesCluster
     node_pools: dict[str, GpuNodePool]
     checkpoint_url: pulumi.Output[str | None]
+    """The checkpoint bucket's URL (``s3://`` or ``gs://``); None without a bucket."""
+    queues: pulumi.Output[dict[str, str]]
+    """Kueue LocalQueue name per team."""
+    service_accounts: pulumi.Output[dict[str, str]]
+    """Kubernetes service account (``namespace/name``) per team, bound to the cloud identity."""
     cloud_env: dict[str, str]
     """Environment every training pod on this cluster gets (e.g. ``AWS_REGION``)."""
     ready: list[pulumi.Resource]
@@ -776,11 +781,13 @@ class SpotTrainingCluster(pulumi.ComponentResource):
         self.checkpoint_url = cloud.checkpoint_url
         self.cloud_env = dict(cloud.env)
         self.ready = create_training_platform(self, name, plan, cluster, cloud)
+        self.queues = pulumi.Output.from_input({t.name: t.local_queue for t in plan.teams})
+        self.service_accounts = pulumi.Output.from_input({t.name: f"{t.namespace}/{t.service_account}" for t in plan.teams})
         self.register_outputs(
             {
                 "checkpoint_url": self.checkpoint_url,
-                "queues": {t.name: t.local_queue for t in plan.teams},
-                "service_accounts": {t.name: f"{t.namespace}/{t.service_account}" for t in plan.teams},
+                "queues": self.queues,
+                "service_accounts": self.service_accounts,
             }
         )
 

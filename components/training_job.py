@@ -287,6 +287,16 @@ class TrainingJob(pulumi.ComponentResource):
     """
 
     plan: TrainingJobPlan
+    jobset_name: pulumi.Output[str]
+    """Name of the JobSet object (the component's name)."""
+    namespace: pulumi.Output[str]
+    """The team's namespace the job runs in."""
+    queue: pulumi.Output[str]
+    """The Kueue LocalQueue the job is admitted through."""
+    checkpoint_url: pulumi.Output[str | None]
+    """Where the job keeps checkpoints (``<bucket>/<team>/<job>`` or the given URL); None without a bucket."""
+    jobset: pulumi.Output[str]
+    """The JobSet's Kubernetes id (``namespace/name``)."""
 
     def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None):
         tc = args.get("training_cluster")
@@ -302,14 +312,17 @@ class TrainingJob(pulumi.ComponentResource):
 
         jobset = create_training_job(self, name, plan, tc, image, checkpoint_url)
         self.jobset_name = pulumi.Output.from_input(name)
+        self.namespace = pulumi.Output.from_input(plan.team.namespace)
+        self.queue = pulumi.Output.from_input(plan.team.local_queue)
         self.checkpoint_url = checkpoint_url
+        self.jobset = jobset.id
         self.register_outputs(
             {
-                "jobset_name": name,
-                "namespace": plan.team.namespace,
-                "queue": plan.team.local_queue,
-                "checkpoint_url": checkpoint_url,
-                "jobset": jobset.id,
+                "jobset_name": self.jobset_name,
+                "namespace": self.namespace,
+                "queue": self.queue,
+                "checkpoint_url": self.checkpoint_url,
+                "jobset": self.jobset,
             }
         )
 
