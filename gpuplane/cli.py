@@ -2,6 +2,7 @@
 
     gpuplane plan --stack aws-dev            # resource tree, offline
     gpuplane plan --stack aws-dev --format json --out plan.json
+    gpuplane plan --cwd ../infra --stack dev --policy-pack ../our-policies   # your own project and pack
     gpuplane stacks                          # the reference stacks
     gpuplane simulate inference --help       # scale-to-zero cost and cold starts
     gpuplane demo                            # the whole reference pipeline, locally
@@ -15,11 +16,46 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(
+
+class _LazyTyper(typer.Typer):
+    """A Typer app whose optional sub-command groups (``_mount_optional``: the simulator pulls in
+    numpy, ...) are mounted when the command tree is first built, not when this module is
+    imported — and not at all when ``main()`` runs a core command such as ``gpuplane plan``."""
+
+    _ready = False
+    _mounted = False
+    skip_optional = False
+
+    @property  # type: ignore[override]
+    def registered_groups(self) -> list[Any]:
+        self._mount()
+        return self._groups
+
+    @registered_groups.setter
+    def registered_groups(self, value: list[Any]) -> None:
+        self._groups = value
+
+    @property  # type: ignore[override]
+    def registered_commands(self) -> list[Any]:
+        self._mount()
+        return self._commands
+
+    @registered_commands.setter
+    def registered_commands(self, value: list[Any]) -> None:
+        self._commands = value
+
+    def _mount(self) -> None:
+        if self._ready and not self._mounted and not self.skip_optional:
+            self._mounted = True
+            _mount_optional(self)
+
+
+app = _LazyTyper(
     name="gpuplane",
     help="AI compute infrastructure as code: plan stacks offline, price them, check policy, simulate scale-to-zero.",
     no_args_is_help=True,
@@ -48,27 +84,32 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def plan(
-    stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml (see `gpuplane stacks`)."),
+    stack: str = typer.Option(..., "--stack", "-s", help="Stack name: Pulumi.<stack>.yaml in the project's stackConfigDir (see `gpuplane stacks`)."),
+    cwd: Path | None = typer.Option(None, "--cwd", "-C", help="Plan the Pulumi Python project in this folder (the nearest Pulumi.yaml at or above it), as `pulumi -C`. Default: the current folder's project, else this repository's stacks."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table (a resource tree), json (machines) or markdown (a PR comment)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the output to this file instead of stdout."),
     config_file: Path | None = typer.Option(None, "--config-file", help="Plan this Pulumi.<stack>.yaml-style file instead of the stack's own."),
-    policy_config: Path | None = typer.Option(None, "--policy-config", help="Policy pack config JSON (as pulumi --policy-pack-config). Default: policies/config/<stack>.json."),
+    policy_pack: Path | None = typer.Option(None, "--policy-pack", help="Run this CrossGuard Python policy pack (a folder with PulumiPolicy.yaml and __main__.py) instead of gpuplane's, in-process, as `pulumi preview --policy-pack`."),
+    policy_config: Path | None = typer.Option(None, "--policy-pack-config", "--policy-config", help="Policy pack config JSON (as `pulumi preview --policy-pack-config`). Default: policies/config/<stack>.json for this repository's stacks; the pack's defaults otherwise."),
     compare_to: str | None = typer.Option(None, "--compare-to", help="Show the cost change against another stack, or a saved `--format json` plan file."),
 ) -> None:
-    """Run a stack's program offline (Pulumi mock runtime) and show what it would create.
+    """Run a Pulumi Python program offline (Pulumi mock runtime) and show what it would create.
 
-    Needs no cloud account and no Pulumi CLI. Core Kubernetes objects are validated against the Kubernetes OpenAPI schema, AWS enum values against botocore's service models; the policy pack runs and the plan is priced.
+    Needs no cloud account and no Pulumi CLI. Plans this repository's stacks, or any Pulumi Python project with --cwd. Core Kubernetes objects are validated against the Kubernetes OpenAPI schema, AWS enum values against botocore's service models; the policy pack runs and the plan is priced.
     """
     from gpuplane import render
     from gpuplane.engine.cost import assess_plan
-    from gpuplane.engine.plan import PlanError, plan_stack
+    from gpuplane.engine.plan import PlanError, find_project, plan_stack
+    from gpuplane.engine.policy import load_policy_pack
 
     try:
-        result = plan_stack(stack, config_file=config_file)
-        checks = assess_plan(result, policy_config, compare_to)
+        project = find_project(cwd)
+        pack = load_policy_pack(policy_pack) if policy_pack is not None else None
+        result = plan_stack(stack, config_file=config_file, project=project)
+        checks = assess_plan(result, policy_config, compare_to, pack=pack)
     except PlanError as e:
         raise fail(str(e), e.exit_code) from None
-    except ValueError as e:  # PolicyConfigError, UsageError, unreadable --compare-to file
+    except ValueError as e:  # PolicyConfigError, PolicyPackError, UsageError, unreadable --compare-to file
         raise fail(str(e)) from None
     if format is Format.json:
         text = render.to_json(result, checks.to_json())
@@ -95,11 +136,17 @@ def plan(
 
 
 @app.command()
-def stacks() -> None:
-    """List the reference stacks (stacks/Pulumi.<name>.yaml)."""
-    from gpuplane.engine.plan import available_stacks
+def stacks(
+    cwd: Path | None = typer.Option(None, "--cwd", "-C", help="List the stacks of the Pulumi project in this folder."),
+) -> None:
+    """List a project's stacks (Pulumi.<name>.yaml in its stackConfigDir): this repository's reference stacks by default."""
+    from gpuplane.engine.plan import PlanError, find_project
 
-    for name in available_stacks():
+    try:
+        project = find_project(cwd)
+    except PlanError as e:
+        raise fail(str(e), e.exit_code) from None
+    for name in project.stacks():
         typer.echo(name)
 
 
@@ -137,8 +184,15 @@ def demo(
     raise typer.Exit(code)
 
 
-def _mount_optional() -> None:
-    """Sub-command groups that live in their own modules."""
+_CORE_COMMANDS = frozenset({"plan", "stacks", "capabilities", "demo"})
+"""Commands defined in this module: ``main()`` runs them without mounting the optional groups."""
+
+
+def _mount_optional(app: typer.Typer) -> None:
+    """Sub-command groups and commands that live in their own modules (one registration each).
+
+    Called once, when the command tree is first built (``_LazyTyper``), so their imports cost
+    nothing to ``gpuplane plan``."""
     try:
         from gpuplane.simulate.cli import app as simulate_app
     except ImportError:  # pragma: no cover - present in the package
@@ -151,12 +205,17 @@ def _mount_optional() -> None:
     from gpuplane.offers import offers_command
 
     app.command("offers")(offers_command)
+    from gpuplane.pipeline.cli import pipeline_command
+
+    app.command("pipeline")(pipeline_command)
 
 
-_mount_optional()
+app._ready = True
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    app.skip_optional = bool(args) and args[0] in _CORE_COMMANDS
     app()
 
 

@@ -8,7 +8,9 @@ unknown — with the reason, never as zero.
 What is priced, and how:
 
 - GPU node pools (GpuNodePool summaries; raw ``aws:eks/nodeGroup`` and ``gcp:container/nodePool``
-  not made by a component): nodes x catalog $/h of the instance type in the region at the pool's
+  not made by a component), and single VMs (raw ``aws:ec2/instance`` and ``gcp:compute/instance``,
+  one node, on demand unless they ask for the spot market; a type the catalog does not know is
+  listed as unknown): nodes x catalog $/h of the instance type in the region at the pool's
   capacity type (GCP: host + GPUs). min = minNodes, max = maxNodes. expected: training pools
   (role ``training``, or inside a SpotTrainingCluster) run ``minNodes`` all month plus
   ``maxNodes - minNodes`` for ``trainingHoursPerMonth`` (an on-demand fallback pool inside a
@@ -43,8 +45,10 @@ from components.catalog import HOURS_PER_MONTH, Catalog
 from policies.resources import (
     ResourceView,
     dig,
+    ec2_capacity,
     endpoint_facts,
     first,
+    gce_capacity,
     gcp_accelerator,
     number,
     region_from_location,
@@ -520,6 +524,36 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
                 min_nodes=mn or 0.0,
                 max_nodes=mx or 0.0,
                 training=role_of(v) == "training",
+            )
+        ]
+    if t == "aws:ec2/instance:Instance":
+        return [
+            _pool_cost(
+                v,
+                usage,
+                catalog,
+                cloud="aws",
+                instance_type=p.get("instanceType"),
+                region=region_of(v),
+                capacity=ec2_capacity(p),
+                min_nodes=1.0,
+                max_nodes=1.0,
+                training=False,
+            )
+        ]
+    if t == "gcp:compute/instance:Instance":
+        return [
+            _pool_cost(
+                v,
+                usage,
+                catalog,
+                cloud="gcp",
+                instance_type=p.get("machineType"),
+                region=region_of(v),
+                capacity=gce_capacity(p),
+                min_nodes=1.0,
+                max_nodes=1.0,
+                training=False,
             )
         ]
     if t in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster"):

@@ -216,6 +216,12 @@ def check_offered(view: ResourceView, cfg: Config) -> list[str]:
     elif t == "aws:eks/nodeGroup:NodeGroup":
         for it in p.get("instanceTypes") or []:
             check_type("aws", it, region_of(view), [], "")
+    elif t == "aws:ec2/instance:Instance":
+        az = p.get("availabilityZone")
+        check_type("aws", p.get("instanceType"), region_of(view), [az] if isinstance(az, str) else [], "")
+    elif t == "gcp:compute/instance:Instance":
+        zone = p.get("zone")
+        check_type("gcp", p.get("machineType"), region_of(view), [zone] if isinstance(zone, str) else [], "")
     elif t == "gcp:container/nodePool:NodePool":
         zones = [z for z in (p.get("nodeLocations") or []) if isinstance(z, str)]
         loc = p.get("location")

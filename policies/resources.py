@@ -284,7 +284,7 @@ def region_of(view: ResourceView) -> Any:
                 return v
         return None
     if view.type.startswith("gcp:"):
-        for key in ("region", "location"):
+        for key in ("region", "location", "zone"):
             v = p.get(key)
             if v is UNKNOWN:
                 return UNKNOWN
@@ -402,6 +402,21 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
                         cap,
                     )
                 )
+    elif t == "aws:ec2/instance:Instance":
+        it = p.get("instanceType")
+        info = catalog.instance_type("aws", it) if isinstance(it, str) else None
+        if info and info.gpus > 0:
+            out.append(GpuRequest(info.accelerator, info.gpus, it, "aws", 1.0, 1.0, ec2_capacity(p)))
+    elif t == "gcp:compute/instance:Instance":
+        machine = p.get("machineType")
+        info = catalog.instance_type("gcp", machine) if isinstance(machine, str) else None
+        acc_name, count = (info.accelerator, info.gpus) if info else (None, 0)
+        for ga in p.get("guestAccelerators") or []:
+            if isinstance(ga, dict):
+                acc_name = gcp_accelerator(catalog, ga.get("type")) or acc_name
+                count = int(number(ga.get("count")) or count or 1)
+        if acc_name:
+            out.append(GpuRequest(acc_name, count or 1, machine, "gcp", 1.0, 1.0, gce_capacity(p)))
     elif t == "gcp:container/nodePool:NodePool":
         nc = p.get("nodeConfig") or {}
         machine = nc.get("machineType") if isinstance(nc, dict) else None
@@ -451,6 +466,20 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
                     mn = number(v.get("initialInstanceCount"))
                 out.append(GpuRequest(info.accelerator, info.gpus, it, "aws", mx, mn, "on_demand"))
     return out
+
+
+def ec2_capacity(props: Mapping[str, Any]) -> str:
+    """``spot`` when an ``aws:ec2/instance:Instance`` asks for the spot market, else ``on_demand``."""
+    market = dig(props, "instanceMarketOptions.marketType")
+    return "spot" if isinstance(market, str) and market.lower() == "spot" else "on_demand"
+
+
+def gce_capacity(props: Mapping[str, Any]) -> str:
+    """``spot`` for a ``gcp:compute/instance:Instance`` with a SPOT provisioning model or preemptible."""
+    sched = props.get("scheduling") or {}
+    if isinstance(sched, dict) and (sched.get("provisioningModel") == "SPOT" or sched.get("preemptible") is True):
+        return "spot"
+    return "on_demand"
 
 
 def endpoint_facts(s: Mapping[str, Any]) -> dict[str, Any]:

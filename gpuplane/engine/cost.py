@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import Catalog, load_catalog
-from gpuplane.engine.policy import PolicyReport, resource_views
+from gpuplane.engine.policy import LoadedPack, PolicyReport, resource_views
 from gpuplane.engine.runtime import ProgramRun
 from policies.costmodel import CostReport, Usage, price_resources
 
@@ -341,13 +341,21 @@ class PlanChecks:
 
 
 def assess_plan(
-    plan: Any, policy_config_file: Path | None = None, compare_to: str | None = None, *, catalog: Catalog | None = None
+    plan: Any,
+    policy_config_file: Path | None = None,
+    compare_to: str | None = None,
+    *,
+    catalog: Catalog | None = None,
+    pack: LoadedPack | None = None,
 ) -> PlanChecks:
     """Evaluate the pack and price a ``StackPlan`` (``.stack``, ``.run``, ``.config``, ``.usage()``).
 
-    The policy config is ``policy_config_file`` or else ``policies/config/<stack>.json`` when it
-    exists. ``compare_to`` is a saved ``gpuplane plan --format json`` file or another stack's
-    name. Raises ``PolicyConfigError`` / ``UsageError`` / ``ValueError`` with a one-line reason.
+    The pack is ``pack`` (``load_policy_pack``) or gpuplane's own. The policy config is
+    ``policy_config_file``, else — for gpuplane's pack on this repository's own project —
+    ``policies/config/<stack>.json`` when it exists (another project's stacks get the pack's
+    defaults). ``compare_to`` is a saved ``gpuplane plan --format json`` file or another stack
+    of the same project. Raises ``PolicyConfigError`` / ``PolicyPackError`` / ``UsageError`` /
+    ``ValueError`` with a one-line reason.
     """
     from gpuplane.engine.policy import (
         evaluate_policies,
@@ -356,11 +364,13 @@ def assess_plan(
         stack_policy_config_path,
     )
 
-    config_file = policy_config_file or stack_policy_config_path(plan.stack)
+    source = getattr(plan, "source", None)
+    own_stack = pack is None and (source is None or source.is_repo)
+    config_file = policy_config_file or (stack_policy_config_path(plan.stack) if own_stack else None)
     policy_config = load_policy_config(config_file) if config_file else None
     defaults = provider_defaults_from_config(plan.config)
     usage = plan.usage()
-    policy = evaluate_policies(plan.run, policy_config, plan.stack, usage=usage, provider_defaults=defaults)
+    policy = evaluate_policies(plan.run, policy_config, plan.stack, usage=usage, provider_defaults=defaults, pack=pack)
     cost = price_run(plan.run, usage, catalog, provider_defaults=defaults)
     diff = None
     if compare_to:
@@ -370,7 +380,7 @@ def assess_plan(
         else:
             from gpuplane.engine.plan import plan_stack
 
-            other = plan_stack(compare_to, validate=False)
+            other = plan_stack(compare_to, validate=False, project=source)
             base = price_run(
                 other.run, other.usage(), catalog, provider_defaults=provider_defaults_from_config(other.config)
             )

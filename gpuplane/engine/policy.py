@@ -20,12 +20,22 @@ policies --policy-pack-config FILE`` does, without the CLI (REFERENCE.md §2):
 tests/gpuplane/test_policy_engine.py goes through it, so an upgrade that breaks it fails loudly.
 ``PULUMI_PROJECT`` / ``PULUMI_STACK`` / ``PULUMI_DRY_RUN`` are unset while evaluating (the
 servicer would otherwise reconfigure the SDK runtime). Call from synchronous code.
+
+Another team's pack (``gpuplane plan --policy-pack DIR``) runs the same way: ``load_policy_pack``
+reads ``DIR/PulumiPolicy.yaml`` and runs ``DIR/__main__.py`` as the policy language host would
+(``DIR`` first on ``sys.path``, ``__name__ == "__main__"``) with ``pulumi_policy.PolicyPack``
+replaced by a recorder, so the pack's ``PolicyPack(...)`` call hands over its policies,
+enforcement level and initial config instead of starting its gRPC server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+import runpy
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +66,29 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 class PolicyConfigError(ValueError):
     """The policy config file is wrong; the message names the policy, the key and the fix."""
+
+
+class PolicyPackError(ValueError):
+    """A policy pack cannot be loaded; the message names the path and the fix (exit code 2)."""
+
+
+@dataclass
+class LoadedPack:
+    """A CrossGuard pack ready to evaluate: what its ``PolicyPack(...)`` call was given."""
+
+    name: str
+    version: str
+    policies: list[Any]
+    """``pulumi_policy`` policies (ResourceValidationPolicy / StackValidationPolicy)."""
+    enforcement_level: EnforcementLevel
+    initial_config: dict[str, Any] | None = None
+    directory: Path = POLICIES_DIR
+    gpuplane: bool = False
+    """True for gpuplane's own pack (its stack-budget takes the stack's usage profile)."""
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return {p.name: p.description for p in self.policies}
 
 
 @dataclass(frozen=True)
@@ -263,6 +296,133 @@ def reconcile_config(info: Any, user: Mapping[str, Any] | None) -> dict[str, tup
 
 
 # ---------------------------------------------------------------------------------------------
+# Packs
+
+
+def gpuplane_pack() -> LoadedPack:
+    """gpuplane's own pack (``policies/``), from the rule list ``policies/__main__.py`` serves."""
+    from policies.__main__ import DEFAULT_ENFORCEMENT, PACK_NAME, RULES
+
+    return LoadedPack(
+        PACK_NAME, pack_version(), [to_policy(r) for r in RULES], DEFAULT_ENFORCEMENT, None, POLICIES_DIR, True
+    )
+
+
+@dataclass
+class _Call:
+    name: str
+    policies: list[Any]
+    enforcement_level: EnforcementLevel | None
+    initial_config: dict[str, Any] | None
+
+
+@contextlib.contextmanager
+def _recording_policy_pack(calls: list[_Call]) -> Iterator[None]:
+    """``pulumi_policy.PolicyPack`` records its arguments instead of serving them over gRPC."""
+    import pulumi_policy
+    import pulumi_policy.policy as policy_module
+
+    real = pulumi_policy.PolicyPack
+
+    class RecordingPolicyPack(real):  # type: ignore[misc, valid-type]
+        def __init__(
+            self,
+            name: str,
+            policies: list[Any],
+            enforcement_level: EnforcementLevel | None = None,
+            initial_config: dict[str, Any] | None = None,
+            *args: Any,
+            **kwargs: Any,
+        ) -> None:
+            calls.append(_Call(name, policies, enforcement_level, initial_config))
+
+    pulumi_policy.PolicyPack = RecordingPolicyPack  # type: ignore[misc]
+    policy_module.PolicyPack = RecordingPolicyPack  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pulumi_policy.PolicyPack = real  # type: ignore[misc]
+        policy_module.PolicyPack = real  # type: ignore[misc]
+
+
+def load_policy_pack(directory: Path) -> LoadedPack:
+    """A CrossGuard Python pack from its folder, without its gRPC server (see the module docstring).
+
+    ``PolicyPackError`` (one line naming the path and the fix) when the folder is not a Python
+    pack, its ``__main__.py`` raises, or it creates no (or more than one) ``PolicyPack``.
+    """
+    from pulumi_policy import Policy
+
+    folder = Path(directory).expanduser().resolve()
+    if not folder.is_dir():
+        raise PolicyPackError(f"policy pack {directory}: {folder} is not a folder. Pass --policy-pack with the folder that holds PulumiPolicy.yaml.")
+    manifest = folder / "PulumiPolicy.yaml"
+    if not manifest.is_file():
+        raise PolicyPackError(
+            f"policy pack {folder} has no PulumiPolicy.yaml, so it is not a CrossGuard pack. Pass --policy-pack with the folder that holds PulumiPolicy.yaml and __main__.py."
+        )
+    try:
+        data = yaml.safe_load(manifest.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise PolicyPackError(f"{manifest}: not valid YAML ({' '.join(str(e).split())}).") from None
+    runtime = data.get("runtime") if isinstance(data, dict) else None
+    runtime_name = runtime.get("name") if isinstance(runtime, dict) else runtime
+    if runtime_name != "python":
+        raise PolicyPackError(
+            f"{manifest}: runtime is {runtime_name!r}; gpuplane plan runs Python packs only (runtime: python). Run other packs with `pulumi preview --policy-pack`."
+        )
+    main = folder / "__main__.py"
+    if not main.is_file():
+        raise PolicyPackError(f"policy pack {folder} has no __main__.py. Put the PolicyPack(...) call in {main}.")
+    calls: list[_Call] = []
+    saved_path, before = list(sys.path), set(sys.modules)
+    try:
+        with _recording_policy_pack(calls), _clean_pulumi_env():
+            runpy.run_path(str(folder), run_name="__main__")
+    except SystemExit as e:
+        raise PolicyPackError(f"policy pack {main} exited ({e.code}) while loading. Fix the pack so it only builds its PolicyPack.") from None
+    except Exception as e:
+        raise PolicyPackError(f"policy pack {main} failed to load: {type(e).__name__}: {_one_line(str(e))}{_where(e, folder)}. Fix the pack (run it with python {main} to see the traceback).") from None
+    finally:
+        sys.path[:] = saved_path
+        prefix = str(folder) + os.sep
+        for name in set(sys.modules) - before:
+            if (getattr(sys.modules.get(name), "__file__", None) or "").startswith(prefix):
+                del sys.modules[name]
+    if len(calls) != 1:
+        raise PolicyPackError(
+            f"policy pack {main} created {len(calls)} PolicyPack objects; it must create exactly one (PolicyPack(name=..., policies=[...]))."
+        )
+    call = calls[0]
+    bad = [p for p in call.policies or [] if not isinstance(p, Policy)]
+    if not call.policies or bad:
+        raise PolicyPackError(f"policy pack {main}: PolicyPack(policies=...) must be a non-empty list of ResourceValidationPolicy / StackValidationPolicy objects.")
+    return LoadedPack(
+        call.name,
+        pack_version(folder),
+        list(call.policies),
+        call.enforcement_level or EnforcementLevel.ADVISORY,  # PolicyPack's own default
+        call.initial_config,
+        folder,
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no message)"
+
+
+def _where(e: BaseException, folder: Path) -> str:
+    """`` (at file.py:12)``: the innermost frame of the pack's own code."""
+    tb, found = e.__traceback__, ""
+    while tb is not None:
+        file = tb.tb_frame.f_code.co_filename
+        if file.startswith(str(folder)):
+            found = f" (at {file}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # Resources
 
 
@@ -345,26 +505,31 @@ def evaluate_policies(
     usage: Mapping[str, Any] | None = None,
     provider_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     rules: list[Rule] | None = None,
+    pack: LoadedPack | None = None,
 ) -> PolicyReport:
     """Run the pack over a recorded program (see the module docstring).
 
-    ``usage`` (the stack's ``gpuplane:usage``) becomes ``stack-budget``'s usage profile unless
-    the policy config sets one. ``provider_defaults`` (``provider_defaults_from_config``) stand
-    in for the default providers the CLI would pass.
+    The pack is ``pack`` (``load_policy_pack``), else gpuplane's own rules ``rules`` (default:
+    every rule of ``policies/__main__.py``). ``usage`` (the stack's ``gpuplane:usage``) becomes
+    gpuplane's ``stack-budget`` usage profile unless the policy config sets one.
+    ``provider_defaults`` (``provider_defaults_from_config``) stand in for the default providers
+    the CLI would pass.
     """
-    if rules is None:
-        from policies.__main__ import DEFAULT_ENFORCEMENT, PACK_NAME, RULES
-
-        rules, pack_name, default_level = RULES, PACK_NAME, DEFAULT_ENFORCEMENT
-    else:
-        pack_name, default_level = "gpuplane", EnforcementLevel.MANDATORY
-    version = pack_version()
-    servicer = _PolicyAnalyzerServicer(pack_name, version, [to_policy(r) for r in rules], default_level, None)
+    if pack is None:
+        pack = (
+            gpuplane_pack()
+            if rules is None
+            else LoadedPack(
+                "gpuplane", pack_version(), [to_policy(r) for r in rules], EnforcementLevel.MANDATORY, None, POLICIES_DIR, True
+            )
+        )
+    pack_name, version = pack.name, pack.version
+    servicer = _PolicyAnalyzerServicer(pack_name, version, list(pack.policies), pack.enforcement_level, pack.initial_config)
     defaults = provider_defaults or {}
     with _clean_pulumi_env():
         info = servicer.GetAnalyzerInfo(None, None)
         reconciled = reconcile_config(info, policy_config)
-        if usage is not None and "stack-budget" in reconciled:
+        if usage is not None and pack.gpuplane and "stack-budget" in reconciled:
             user_sets_usage = (
                 isinstance((policy_config or {}).get("stack-budget"), dict)
                 and "usage" in (policy_config or {})["stack-budget"]
@@ -385,7 +550,7 @@ def evaluate_policies(
             pb.AnalyzerStackConfigureRequest(stack=stack or run.stack, project=run.project, dry_run=True), None
         )
         report = PolicyReport(pack=pack_name, version=version, levels={n: lvl for n, (lvl, _) in reconciled.items()})
-        descriptions = {r.name: r.description for r in rules}
+        descriptions = pack.descriptions
         by_urn = {r.urn: r for r in run.resources}
         not_applicable: list[tuple[str, str, str]] = []  # (policy, urn, reason)
         stack_resources: list[pb.AnalyzerResource] = []
@@ -444,7 +609,7 @@ def evaluate_policies(
             )
         collect(servicer.AnalyzeStack(pb.AnalyzeStackRequest(resources=stack_resources), None), run.stack_urn or "")
 
-    report.exemptions = _exemption_records(run.resources, props_by_urn, not_applicable, {r.name for r in rules})
+    report.exemptions = _exemption_records(run.resources, props_by_urn, not_applicable, set(descriptions))
     return report
 
 
