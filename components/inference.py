@@ -28,6 +28,7 @@ from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import pulumi
 
+from components.canary import EndpointCanaryArgs, plan_endpoint_canary
 from components.catalog import Catalog, load_catalog
 from components.cluster import KubernetesCluster
 from components.errors import Problems
@@ -139,6 +140,9 @@ class InferenceEndpointArgs(TypedDict, total=False):
     """Extra environment variables for the server."""
     tags: NotRequired[dict[str, str]]
     """Tags/labels on every taggable child (team, cost-center)."""
+    canary: NotRequired[EndpointCanaryArgs]
+    """Serve ``model_uri`` as a challenger beside the champion revision at ``percent`` of traffic (Knative
+    revision tags, Cloud Run revision traffic); see components/canary.py. Default: none (100% latest)."""
 
 
 FEATURES: dict[str, FeatureSupport] = {
@@ -270,6 +274,7 @@ class EndpointPlan:
             "zonalRedundancy": self.zonal_redundancy,
             "deletionProtection": self.deletion_protection,
             "pool": self.extra.get("pool"),
+            "canary": self.extra["canary"].summary() if self.extra.get("canary") else None,
             "tags": dict(self.tags),
         }
 
@@ -441,6 +446,7 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
     )
     if platform == "cloud-run" and budget.image_pull_seconds + budget.model_load_seconds > 240:
         p.add("cold_start_budget", budget.to_json(), "Cloud Run startup probes give up after 240 s.", "shrink the image or the weights, or use knative.")
+    canary = plan_endpoint_canary(p, name, platform, args.get("canary"))
     p.raise_if_any()
 
     startup = budget.image_pull_seconds + budget.model_load_seconds
@@ -480,7 +486,7 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         env=dict(args.get("env") or {}),
         tags=tags,
         features=features,
-        extra={"pool": pool.plan.name if isinstance(pool, GpuNodePool) else None},
+        extra={"pool": pool.plan.name if isinstance(pool, GpuNodePool) else None, "canary": canary},
     )
 
 

@@ -21,9 +21,10 @@ not a home-made controller (components/kubernetes/model_pipeline.py):
   (100% to the challenger) or ``rollback`` (100% back to the champion).
 
 The workload contract of the steps (workloads/pipeline, in the training image):
-``python -m workloads.pipeline.evaluate --model-uri URI --data URI --registry-uri URI
---model-name NAME`` and ``python -m workloads.pipeline.promote --registry-uri URI --model-name NAME
---metric M --min-improvement X --decision-file PATH`` (exit 0 promoted, 3 rejected).
+``python -m workloads.pipeline.evaluate --model-dir DIR --data DIR --tracking-uri URI
+--model-name NAME --run-name RUN --output PATH`` (the step fetches the export and the data into
+local directories first) and ``python -m workloads.pipeline.promote --tracking-uri URI
+--model-name NAME --metric M --margin X --output PATH`` (exit 0 promoted, 3 rejected).
 
 ``target="local"`` creates nothing: the plan names what ``gpuplane pipeline`` runs on this machine.
 Each run trains from scratch into its own checkpoint prefix (a preempted run resumes from it);
@@ -86,7 +87,8 @@ CANARY_PLATFORMS = ("knative",)
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _BUCKET_PREFIX = re.compile(r"(s3|gs)://([a-z0-9][a-z0-9._-]{1,61}[a-z0-9])(/[A-Za-z0-9_./=-]*)?")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
-_METRIC = re.compile(r"^[a-z][a-z0-9_]*$")
+GATE_METRICS = ("ndcg_at_10", "hit_rate_at_10")
+"""What workloads.pipeline.evaluate records (workloads/pipeline/gate.py METRICS)."""
 
 
 class TriggerArgs(TypedDict, total=False):
@@ -109,9 +111,10 @@ class GateArgs(TypedDict, total=False):
     """The evaluation gate (workloads.pipeline.promote)."""
 
     metric: str
-    """Held-out metric the challenger must win on. Default ``ndcg_at_10``."""
+    """Held-out metric the challenger must win on: ``ndcg_at_10`` or ``hit_rate_at_10``. Default ``ndcg_at_10``."""
     min_improvement: float
-    """How much the challenger must beat the champion by (absolute). Default 0.01."""
+    """How much the challenger must beat the champion (and the popularity baseline) by, absolute
+    (promote ``--margin``). Default 0.002, the local gate's default."""
 
 
 class CanaryArgs(TypedDict, total=False):
@@ -188,6 +191,8 @@ class TriggerPlan:
 
     @property
     def data_url(self) -> str:
+        if not self.scheme:
+            return self.prefix  # a local directory
         return f"{self.scheme}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 
 
@@ -343,6 +348,8 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
             requested.append((Feature.BUCKET_EVENTS if kind == "bucket-events" else Feature.SCHEDULED_RETRAINING, "trigger.kind", kind))
         url = raw_trigger.get("data_url")
         m = _BUCKET_PREFIX.fullmatch(url) if isinstance(url, str) else None
+        if target == "local" and isinstance(url, str) and url and "://" not in url:
+            m = re.fullmatch(r"()()(.*)", url)  # a local directory: scheme and bucket empty
         if m is None:
             p.add("trigger.data_url", url, "is not a bucket URL.", "write it like s3://bucket/events or gs://bucket/events.")
         schedule = raw_trigger.get("schedule", "0 3 * * *") if kind == "schedule" else None
@@ -355,7 +362,8 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
             p.add("trigger.suffix", suffix, "must be a string.", "give e.g. '_SUCCESS' or '.parquet'.")
             suffix = "_SUCCESS"
         if m is not None:
-            trigger = TriggerPlan(str(kind), m.group(1), m.group(2), (m.group(3) or "").strip("/"), schedule.strip() if isinstance(schedule, str) else None, suffix)
+            prefix = (m.group(3) or "") if not m.group(1) else (m.group(3) or "").strip("/")
+            trigger = TriggerPlan(str(kind), m.group(1), m.group(2), prefix, schedule.strip() if isinstance(schedule, str) else None, suffix)
             cloud_scheme = {"aws": "s3", "gcp": "gs"}.get(target)
             if kind == "bucket-events" and cloud_scheme and m.group(1) != cloud_scheme:
                 p.add("trigger.data_url", url, f"is on {m.group(1)}://; {target} bucket events come from {cloud_scheme}:// buckets.", f"give an {cloud_scheme}:// URL or use kind 'schedule'.")
@@ -368,12 +376,12 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
     for key in sorted(set(gate) - _GATE_KEYS):
         p.add(f"gate.{key}", gate[key], "is not a field of the gate.", f"use one of {sorted(_GATE_KEYS)}.")
     metric = gate.get("metric", "ndcg_at_10")
-    if not isinstance(metric, str) or not _METRIC.fullmatch(metric):
-        p.add("gate.metric", metric, "is not a metric name.", "use e.g. 'ndcg_at_10' or 'hit_rate_at_10'.")
-    margin = gate.get("min_improvement", 0.01)
+    if metric not in GATE_METRICS:
+        p.add("gate.metric", metric, "is not a metric the evaluation step records.", f"use one of {list(GATE_METRICS)}.")
+    margin = gate.get("min_improvement", 0.002)
     if not _is_number(margin) or margin < 0:
         p.add("gate.min_improvement", margin, "must be a number of at least 0.", "give e.g. 0.01.")
-        margin = 0.01
+        margin = 0.002
     model_name = args.get("model_name", "recommender")
     if not isinstance(model_name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", model_name):
         p.add("model_name", model_name, "is not a registered model name.", "use letters, digits, '_' and '-'.")
@@ -472,8 +480,8 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
 def local_steps(plan: ModelPipelinePlan, tracking_uri: str) -> list[list[str]]:
     """What ``gpuplane pipeline`` runs for a local plan: the same step CLIs as the cluster's."""
     return [
-        ["python", "-m", "workloads.pipeline.evaluate", "--model-uri", "<export dir>", "--data", plan.trigger.data_url, "--registry-uri", tracking_uri, "--model-name", plan.model_name],
-        ["python", "-m", "workloads.pipeline.promote", "--registry-uri", tracking_uri, "--model-name", plan.model_name, "--metric", plan.metric, "--min-improvement", f"{plan.min_improvement:g}"],
+        ["python", "-m", "workloads.pipeline.evaluate", "--model-dir", "<export dir>", "--data", plan.trigger.data_url, "--tracking-uri", tracking_uri, "--model-name", plan.model_name],
+        ["python", "-m", "workloads.pipeline.promote", "--tracking-uri", tracking_uri, "--model-name", plan.model_name, "--metric", plan.metric, "--margin", f"{plan.min_improvement:g}"],
     ]
 
 

@@ -426,7 +426,7 @@ class GpuplaneProvider(ComponentProvider):
             PACKAGE_NAME, version, None, self._component_defs, self._type_defs, self._dependencies
         ).to_json()
         _describe_package(self.schema_dict)
-        self.schema_dict = _tidy(self.schema_dict)
+        self.schema_dict = _camel_case_names(_tidy(self.schema_dict))
         Provider.__init__(self, version, json.dumps(self.schema_dict))
         _register_live_components()
 
@@ -500,15 +500,37 @@ def _check_references(component_name: str, name: str, inputs: Any) -> None:
             )
 
 
-def _tidy(value: Any) -> Any:
-    """Drop ``null`` fields and turn reST ````code```` into Markdown ```code``` (schema docs are Markdown)."""
+def _tidy(value: Any, key: str = "") -> Any:
+    """Drop ``null`` fields; descriptions dedented, reST ````code```` as Markdown ```code```."""
     if isinstance(value, dict):
-        return {k: _tidy(v) for k, v in value.items() if v is not None}
+        return {k: _tidy(v, k) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_tidy(v) for v in value]
-    if isinstance(value, str):
-        return value.replace("``", "`")
+    if isinstance(value, str) and key == "description":
+        return inspect.cleandoc(value).replace("``", "`")
     return value
+
+
+def _camel_case_names(doc: dict[str, Any]) -> dict[str, Any]:
+    """In descriptions, ```max_nodes``` -> ```maxNodes``` where that is a property name of the package."""
+    from pulumi.provider.experimental.util import camel_case
+
+    names: set[str] = set()
+    for section in ("resources", "types"):
+        for spec in doc.get(section, {}).values():
+            names |= set(spec.get("inputProperties", {})) | set(spec.get("properties", {}))
+    pattern = re.compile(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`")
+
+    def fix(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: fix(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, str) and key == "description":
+            return pattern.sub(lambda m: f"`{camel_case(m.group(1))}`" if camel_case(m.group(1)) in names else m.group(0), value)
+        return value
+
+    return typing.cast(dict[str, Any], fix(doc))
 
 
 def _describe_package(schema: dict[str, Any]) -> None:
@@ -705,3 +727,26 @@ def check_yaml_program(program: dict[str, Any], schema_doc: dict[str, Any] | Non
             elif head not in resources and head not in config:
                 problems.append(f"outputs.{key}: ${{{m.group(1)}}} names neither a resource nor a config value")
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gpuplane.component_package [--write|--check]``: print, rewrite or check provider/schema.json."""
+    args = sys.argv[1:] if argv is None else argv
+    text = schema_text()
+    if "--write" in args:
+        SCHEMA_PATH.write_text(text)
+        print(f"wrote {SCHEMA_PATH.relative_to(REPO_ROOT)}")
+    elif "--check" in args:
+        if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != text:
+            print(f"{SCHEMA_PATH.relative_to(REPO_ROOT)} is stale: run python -m gpuplane.component_package --write", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    for dropped in missing_inputs():
+        if dropped.path not in NOT_EXPRESSIBLE:
+            print(f"not in the schema: {dropped.path} ({dropped.annotation}): {dropped.reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

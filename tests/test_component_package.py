@@ -39,6 +39,7 @@ def test_every_exported_component_is_a_resource_of_the_package(schema):
 
 
 def test_every_component_input_output_and_type_has_a_description(schema):
+    """Descriptions come from the component docstring, Args field docstrings and output attribute docstrings."""
     undocumented = []
     for token, resource in schema["resources"].items():
         if not resource.get("description"):
@@ -64,7 +65,11 @@ def test_no_component_input_is_silently_left_out(schema):
 
 
 def test_every_registered_output_is_a_declared_output(schema):
-    assert cp.undeclared_outputs() == {}
+    undeclared = cp.undeclared_outputs()
+    assert not undeclared, (
+        "register_outputs keys without a `name: pulumi.Output[T]` class annotation (with a docstring) and a "
+        f"`self.name = ...` attribute, so other languages cannot read them: {undeclared}"
+    )
     for component in cp.component_classes():
         outputs = schema["resources"][cp.type_token(component)]["properties"]
         from pulumi.provider.experimental.util import camel_case
@@ -250,3 +255,22 @@ def test_a_reference_this_provider_did_not_create_is_one_clear_error():
     with pytest.raises(ComponentInputError) as err:
         provider.construct("gpus", "gpuplane:index:GpuNodePool", {"cluster": ref, "accelerator": "L4"}, pulumi.ResourceOptions())
     assert "cluster" in str(err.value) and "same program" in str(err.value)
+
+
+def test_the_plugin_serves_the_schema_over_grpc():
+    """What `pulumi package add` does first: start provider/__main__.py and ask for the schema."""
+    import subprocess
+    import sys
+
+    import grpc
+    from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+    proc = subprocess.Popen([sys.executable, str(cp.PROVIDER_DIR / "__main__.py"), "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            response = provider_pb2_grpc.ResourceProviderStub(channel).GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert json.loads(response.schema) == cp.schema()

@@ -7,6 +7,11 @@ billing, required with GPUs), the GPU zonal-redundancy choice, a startup probe o
 ``/v2/health/ready`` sized to the cold-start budget, internal ingress unless public, and
 deletion protection as the stack chooses. Invokers get ``roles/run.invoker``; ``allUsers`` is
 never granted. Cloud Run queues requests while an instance starts.
+
+The container runs the endpoint's runtime: the reference server, ``vllm serve`` (weights read
+from the Cloud Storage mount, or streamed from gs:// with ``--load-format runai_streamer`` as the
+service account, in which case nothing is mounted), or a custom image; command, args, the
+container port, the startup probe (readiness path) and the liveness probe follow the runtime.
 https://cloud.google.com/run/docs/configuring/services/gpu
 """
 
@@ -18,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_gcp as gcp
 
-from components.inference import CLOUD_RUN_GPUS, READINESS_PATH, SERVING_PORT, EndpointPlan, server_args
+from components.canary import cloud_run_traffics
+from components.inference import CLOUD_RUN_GPUS, EndpointPlan, server_command
 
 if TYPE_CHECKING:
     from components.inference import InferenceEndpointArgs
 
 PROBE_PERIOD_SECONDS = 10
+LIVENESS_PERIOD_SECONDS = 30
 MODEL_MOUNT = "/models"
 
 
@@ -52,6 +59,7 @@ def create_cloud_run_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
     volumes: list[gcp.cloudrunv2.ServiceTemplateVolumeArgs] = []
     mounts: list[gcp.cloudrunv2.ServiceTemplateContainerVolumeMountArgs] = []
     model_dir = MODEL_MOUNT
+    rt = plan.runtime
     if plan.model_uri:
         bucket, _, prefix = plan.model_uri.removeprefix("gs://").partition("/")
         gcp.storage.BucketIAMMember(
@@ -61,10 +69,12 @@ def create_cloud_run_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
             member=sa.email.apply(lambda e: f"serviceAccount:{e}"),
             opts=opts,
         )
-        volumes.append(gcp.cloudrunv2.ServiceTemplateVolumeArgs(name="models", gcs=gcp.cloudrunv2.ServiceTemplateVolumeGcsArgs(bucket=bucket, read_only=True)))
-        mounts.append(gcp.cloudrunv2.ServiceTemplateContainerVolumeMountArgs(name="models", mount_path=MODEL_MOUNT))
-        model_dir = f"{MODEL_MOUNT}/{prefix}".rstrip("/")
+        if rt.weights_loader != "stream":  # the streamer reads the bucket itself
+            volumes.append(gcp.cloudrunv2.ServiceTemplateVolumeArgs(name="models", gcs=gcp.cloudrunv2.ServiceTemplateVolumeGcsArgs(bucket=bucket, read_only=True)))
+            mounts.append(gcp.cloudrunv2.ServiceTemplateContainerVolumeMountArgs(name="models", mount_path=MODEL_MOUNT))
+            model_dir = f"{MODEL_MOUNT}/{prefix}".rstrip("/")
     failures = max(1, math.ceil(plan.timeouts.startup_probe_seconds / PROBE_PERIOD_SECONDS))
+    command, container_args = server_command(plan, model_dir)
     service = gcp.cloudrunv2.Service(
         f"{name}-service",
         name=name,
@@ -74,6 +84,7 @@ def create_cloud_run_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
         deletion_protection=plan.deletion_protection,
         labels=_labels(plan.tags),
         invoker_iam_disabled=False,
+        traffics=cloud_run_traffics(plan.extra.get("canary")),
         template=gcp.cloudrunv2.ServiceTemplateArgs(
             service_account=sa.email,
             timeout=f"{plan.timeouts.request_timeout_seconds}s",
@@ -85,9 +96,10 @@ def create_cloud_run_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
             volumes=volumes or None,
             containers=[
                 gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                    image=args["image"],
-                    args=server_args(plan, model_dir),
-                    ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=SERVING_PORT, name="http1"),
+                    image=plan.image,
+                    commands=command,
+                    args=container_args or None,
+                    ports=gcp.cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=rt.port, name="http1"),
                     envs=[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in sorted(plan.env.items())] or None,
                     resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                         limits={"cpu": f"{plan.cpu:g}", "memory": f"{plan.memory_gib:g}Gi", "nvidia.com/gpu": str(plan.gpus)},
@@ -95,10 +107,19 @@ def create_cloud_run_endpoint(endpoint: pulumi.ComponentResource, name: str, pla
                         startup_cpu_boost=True,
                     ),
                     startup_probe=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
-                        http_get=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=READINESS_PATH, port=SERVING_PORT),
+                        http_get=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=rt.readiness_path, port=rt.port),
                         period_seconds=PROBE_PERIOD_SECONDS,
                         timeout_seconds=5,
                         failure_threshold=failures,
+                    ),
+                    # The reference endpoint keeps today's shape (startup probe only).
+                    liveness_probe=None
+                    if rt.kind == "reference"
+                    else gcp.cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
+                        http_get=gcp.cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(path=rt.liveness_path, port=rt.port),
+                        period_seconds=LIVENESS_PERIOD_SECONDS,
+                        timeout_seconds=5,
+                        failure_threshold=3,
                     ),
                     volume_mounts=mounts or None,
                 )

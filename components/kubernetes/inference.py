@@ -2,7 +2,15 @@
 
 Creates, as children of the endpoint: a Namespace, a ServiceAccount (with the cloud identity
 annotation when weights come from a bucket: IRSA on EKS, Workload Identity on GKE), the Knative
-Service, and optionally an image pre-pull DaemonSet on the GPU pool. With ``knative="install"``
+Service, and optionally an image pre-pull DaemonSet on the GPU pool.
+
+The Service runs the endpoint's runtime: the reference server, ``vllm serve`` (as uid 1000 with
+HOME on an emptyDir, /dev/shm in memory, weights synced by the init container, mounted from a
+PVC, or streamed from the bucket with the service account's identity), or a custom image with
+its own command, args, port and probe paths (one container port, as Knative requires; the
+queue-proxy's ports are refused by the planner).
+
+With ``knative="install"``
 it installs Knative Serving once per cluster through the Knative Operator (Helm) and a
 ``KnativeServing`` resource with Kourier, the pod-spec features the Service needs (node
 selector, tolerations, init containers, PVCs) and revision timeouts raised to the cold-start
@@ -22,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.inference import LIVENESS_PATH, READINESS_PATH, SERVING_PORT, EndpointPlan, server_args
+from components.canary import apply_knative_canary
+from components.inference import EndpointPlan, server_command
 from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
@@ -37,6 +46,12 @@ KNATIVE_SERVING_VERSION = "1.23"
 MODEL_DIR = "/models"
 TOKEN_DIR = "/var/run/secrets/gpuplane"
 PROBE_PERIOD_SECONDS = 5
+CACHE_DIR = "/cache"
+# vllm/vllm-openai runs as root; the pod runs it as this user with HOME (torch.compile,
+# Triton and Hugging Face caches) on an emptyDir, so runAsNonRoot holds.
+VLLM_UID = 1000
+# What the pre-pull DaemonSet's init container runs once the image is on the node.
+PREPULL_COMMANDS = {"reference": ["python", "-c", "pass"], "vllm": ["python3", "-c", "pass"], "custom": ["sh", "-c", "true"]}
 # Feature flags the Service's pod spec uses (config-features); off by default in Knative.
 REQUIRED_FEATURES = {
     "kubernetes.podspec-nodeselector": "enabled",
@@ -117,42 +132,68 @@ def knative_service_manifest(
     if plan.gpus:
         resources["requests"][resource_name] = str(plan.gpus)
         resources["limits"][resource_name] = str(plan.gpus)
+    rt = plan.runtime
     model_dir = MODEL_DIR
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     init: list[dict[str, Any]] = []
+    env: list[dict[str, Any]] = []
     uri = plan.model_uri
+    streams = rt.weights_loader == "stream"
     if uri and uri.startswith("pvc://"):
         claim, _, path = uri.removeprefix("pvc://").partition("/")
         volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
         mounts.append({"name": "models", "mountPath": MODEL_DIR, "readOnly": True})
         model_dir = f"{MODEL_DIR}/{path}".rstrip("/")
-    elif uri:
+    elif uri and not streams:
         volumes.append({"name": "models", "emptyDir": {}})
         mounts.append({"name": "models", "mountPath": MODEL_DIR})
         init.append(sync_init_container("fetch-model", uri, "models", MODEL_DIR))
-    args: list[Any] = list(server_args(plan, model_dir))
+    command, arg_list = server_command(plan, model_dir)
+    args: list[Any] = list(arg_list)
     if feature_server_url is not None:
         args += ["--feature-server-url", feature_server_url]
     if plan.auth == "bearer-token":
-        volumes.append({"name": "auth-token", "secret": {"secretName": plan.extra.get("auth_token_secret", ""), "items": [{"key": "token", "path": "token"}]}})
-        mounts.append({"name": "auth-token", "mountPath": TOKEN_DIR, "readOnly": True})
-        args += ["--auth-token-file", f"{TOKEN_DIR}/token"]
+        secret = plan.extra.get("auth_token_secret", "")
+        if rt.kind == "vllm":
+            # vLLM checks `Authorization: Bearer` against VLLM_API_KEY (same as --api-key).
+            env.append({"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}})
+        else:
+            volumes.append({"name": "auth-token", "secret": {"secretName": secret, "items": [{"key": "token", "path": "token"}]}})
+            mounts.append({"name": "auth-token", "mountPath": TOKEN_DIR, "readOnly": True})
+            if rt.kind == "reference":
+                args += ["--auth-token-file", f"{TOKEN_DIR}/token"]
+            else:
+                env.append({"name": "GPUPLANE_AUTH_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"})
+    security: dict[str, Any] = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    if rt.kind == "vllm":
+        security.update({"runAsUser": VLLM_UID, "runAsGroup": VLLM_UID})
+        volumes.append({"name": "cache", "emptyDir": {}})
+        mounts.append({"name": "cache", "mountPath": CACHE_DIR})
+        # NCCL and vLLM's workers share tensors through /dev/shm (docker's default is 64 MiB).
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{max(1, 2 * rt.tensor_parallel_size)}Gi"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        env += [{"name": "HOME", "value": CACHE_DIR}, {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"}]
+    env += [{"name": k, "value": v} for k, v in sorted(plan.env.items())]
     startup_failures = max(1, math.ceil(plan.timeouts.startup_probe_seconds / PROBE_PERIOD_SECONDS))
     # Probe ports equal the container port: Knative accepts that (or no port), and the core
     # PodSpec schema requires one.
+    port = rt.port
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
-        "args": args,
-        "ports": [{"name": "http1", "containerPort": SERVING_PORT}],
-        "env": [{"name": k, "value": v} for k, v in sorted(plan.env.items())],
+        "ports": [{"name": "http1", "containerPort": port}],
+        "env": env,
         "resources": resources,
-        "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": SERVING_PORT}, "periodSeconds": 2, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": LIVENESS_PATH, "port": SERVING_PORT}, "periodSeconds": 10, "failureThreshold": 3},
-        "startupProbe": {"httpGet": {"path": READINESS_PATH, "port": SERVING_PORT}, "periodSeconds": PROBE_PERIOD_SECONDS, "failureThreshold": startup_failures},
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "readinessProbe": {"httpGet": {"path": rt.readiness_path, "port": port}, "periodSeconds": 2, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": rt.liveness_path, "port": port}, "periodSeconds": 10, "failureThreshold": 3},
+        "startupProbe": {"httpGet": {"path": rt.readiness_path, "port": port}, "periodSeconds": PROBE_PERIOD_SECONDS, "failureThreshold": startup_failures},
+        "securityContext": security,
     }
+    if command:
+        container["command"] = command
+    if args:
+        container["args"] = args
     if mounts:
         container["volumeMounts"] = mounts
     pod: dict[str, Any] = {
@@ -192,7 +233,7 @@ def _prepull_daemonset(plan: EndpointPlan, image: Any, scheduling: dict[str, Any
                 "spec": {
                     # The init container pulls the model server image onto every pool node and exits;
                     # the pause container keeps the pod (and the image) in place at negligible cost.
-                    "initContainers": [{"name": "pull", "image": image, "command": ["python", "-c", "pass"], "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
+                    "initContainers": [{"name": "pull", "image": image, "command": PREPULL_COMMANDS[plan.runtime.kind], "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
                     "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}}}],
                     "nodeSelector": dict(scheduling["node_selector"]),
                     "tolerations": [dict(t) for t in scheduling["tolerations"]],
@@ -229,7 +270,8 @@ def create_knative_endpoint(
         resource_name = pool.scheduling.resource_name
     if plan.auth == "bearer-token":
         plan.extra["auth_token_secret"] = args.get("auth_token_secret", "")
-    body = knative_service_manifest(plan, args["image"], sa_name, scheduling, resource_name, args.get("feature_server_url"))
+    body = knative_service_manifest(plan, plan.image, sa_name, scheduling, resource_name, args.get("feature_server_url"))
+    apply_knative_canary(body, plan.extra.get("canary"))
     service = k8s.apiextensions.CustomResource(
         f"{name}-service",
         api_version="serving.knative.dev/v1",
@@ -239,7 +281,7 @@ def create_knative_endpoint(
         opts=pulumi.ResourceOptions(parent=endpoint, provider=provider, depends_on=[ns, sa, *installed]),
     )
     if plan.prepull_image and scheduling is not None:
-        ds = _prepull_daemonset(plan, args["image"], scheduling)
+        ds = _prepull_daemonset(plan, plan.image, scheduling)
         k8s.apps.v1.DaemonSet(
             f"{name}-prepull",
             metadata=ds["metadata"],

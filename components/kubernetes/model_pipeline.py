@@ -48,6 +48,8 @@ EXPORT_DIR = "/outputs"
 MODEL_DIR = "/models"
 """Where the Knative server's fetch-model init container writes (components/kubernetes/inference.py)."""
 DECISION_FILE = "/tmp/decision.json"
+FETCH = "python -c 'import sys, fsspec; fs, root = fsspec.core.url_to_fs(sys.argv[1]); fs.get(root, sys.argv[2], recursive=True)'"
+"""Copy a bucket prefix into a local directory with the pod's workload identity (the training image has fsspec)."""
 # Rank 0 exports to /outputs (an emptyDir); upload it next to the run's checkpoints so the
 # evaluation step can read it. Exit codes pass through unchanged (75 = preempted, requeue).
 TRAIN_WRAPPER = (
@@ -236,18 +238,25 @@ def workflow_template(
         },
         {
             "name": "evaluate",
-            "container": _container(
-                image,
-                ["python", "-m", "workloads.pipeline.evaluate", "--model-uri", export, "--data", plan.trigger.data_url,
-                 "--registry-uri", tracking_uri, "--model-name", plan.model_name, "--run-name", RUN],
-            ),
+            "container": {
+                **_container(
+                    image,
+                    # The step CLI reads local directories: fetch the export and the data first (fsspec, the
+                    # workload identity of the pod), then hand over with the original arguments.
+                    ["sh", "-c", f"{FETCH} \"$MODEL_URI\" /tmp/model && {FETCH} \"$DATA_URI\" /tmp/data && exec python -m workloads.pipeline.evaluate \"$@\"", "evaluate",
+                     "--model-dir", "/tmp/model", "--data", "/tmp/data", "--tracking-uri", tracking_uri, "--model-name", plan.model_name,
+                     "--run-name", RUN, "--tag", "new_object={{workflow.parameters.new-object}}", "--output", "/tmp/evaluation.json"],
+                ),
+                "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "MODEL_URI", "value": export}, {"name": "DATA_URI", "value": plan.trigger.data_url}],
+            },
+            "outputs": {"parameters": [{"name": "evaluation", "valueFrom": {"path": "/tmp/evaluation.json", "default": "{}"}}]},
         },
         {
             "name": "promote",
             "container": _container(
                 image,
-                ["python", "-m", "workloads.pipeline.promote", "--registry-uri", tracking_uri, "--model-name", plan.model_name,
-                 "--metric", plan.metric, "--min-improvement", f"{plan.min_improvement:g}", "--decision-file", DECISION_FILE],
+                ["python", "-m", "workloads.pipeline.promote", "--tracking-uri", tracking_uri, "--model-name", plan.model_name,
+                 "--metric", plan.metric, "--margin", f"{plan.min_improvement:g}", "--output", DECISION_FILE],
             ),
             "outputs": {"parameters": [{"name": "decision", "valueFrom": {"path": DECISION_FILE, "default": "{}"}}]},
         },

@@ -1,0 +1,331 @@
+"""ModelRegistry, ModelPipeline and the endpoint canary: planners, and every target under the mock runtime.
+
+Argo's custom resources are validated against the upstream schemas held in gpuplane/schemas
+(argo-events 2.4.22 / argo-workflows 1.0.18, through gpuplane/engine/schemas.py), the JobSet the
+train step creates against the JobSet CRD, the Workflow the Sensor creates against the Workflow
+CRD, and the Helm values against the charts' values and templates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.cluster import KubernetesCluster
+from components.errors import ComponentInputError
+from components.inference import InferenceEndpoint, plan_endpoint
+from components.model_pipeline import ModelPipeline
+from components.model_registry import ModelRegistry, plan_model_registry
+from components.training import SpotTrainingCluster
+from gpuplane.engine.runtime import ProgramRun
+from gpuplane.engine.schemas import custom_resource_problems, validate_schemas
+from tests.helpers import run, validate_all_core_objects
+
+CLUSTERS = {
+    "aws": {"cloud": "aws", "region": "us-east-1", "tags": {"team": "ml"}},
+    "gcp": {"cloud": "gcp", "region": "us-central1", "project": "gpuplane-dev"},
+    "kubernetes": {"cloud": "existing"},
+}
+SCHEME = {"aws": "s3", "gcp": "gs", "kubernetes": "s3"}
+ACCELERATOR = {"aws": "A10G", "gcp": "L4", "kubernetes": "L4"}
+
+
+def _loop(target: str, *, trigger: str | None = None, endpoint: bool = True, canary: dict[str, Any] | None = None) -> ProgramRun:
+    def program() -> None:
+        cluster = KubernetesCluster("ml", CLUSTERS[target])  # type: ignore[arg-type]
+        scheme = SCHEME[target]
+        pool: dict[str, Any] = {"name": "gpu", "accelerator": ACCELERATOR[target], "max_nodes": 2}
+        tc_args: dict[str, Any] = {"cluster": cluster, "pools": [pool], "teams": [{"name": "recs"}]}
+        reg_args: dict[str, Any] = {"target": target, "cluster": cluster}
+        if target == "kubernetes":
+            pool.update(node_vcpus=8, node_memory_gib=32)
+            tc_args["checkpoint_bucket"] = {"url": "s3://ckpt"}
+            reg_args["artifact_bucket"] = "s3://models/mlflow"
+        else:
+            tc_args["checkpoint_bucket"] = {}
+            tc_args["data_buckets"] = [f"{scheme}://events-bucket"]
+        tc = SpotTrainingCluster("train", tc_args)  # type: ignore[arg-type]
+        registry = ModelRegistry("models", reg_args)  # type: ignore[arg-type]
+        args: dict[str, Any] = {
+            "target": target, "registry": registry, "training_cluster": tc, "team": "recs", "image": "train:1",
+            "trigger": {"kind": trigger or ("schedule" if target == "kubernetes" else "bucket-events"), "data_url": f"{scheme}://events-bucket/events"},
+        }
+        if endpoint:
+            args["endpoint"] = InferenceEndpoint("recs", {"platform": "knative", "cluster": cluster, "image": "srv:1", "model_uri": f"{scheme}://models-bucket/recommender"})
+            args["canary"] = canary or {"percent": 20, "window_seconds": 900}
+        pipeline = ModelPipeline("recs-loop", args)  # type: ignore[arg-type]
+        pulumi.export("tracking", registry.tracking_uri)
+        pulumi.export("artifacts", registry.artifact_uri)
+        del pipeline
+
+    return run(program)
+
+
+@pytest.fixture(scope="module", params=["aws", "gcp", "kubernetes"])
+def loop(request: pytest.FixtureRequest) -> tuple[str, ProgramRun]:
+    return request.param, _loop(request.param)
+
+
+def _children(r: ProgramRun, token: str, name: str) -> dict[str, str]:
+    component = r.one(token, name)
+    return {c.name: c.type for c in r.children_of(component.urn)}
+
+
+# --- every custom resource and chart value against the upstream schemas ----------------------------
+
+
+def test_every_argo_resource_and_chart_value_passes_the_upstream_schemas(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    report = validate_schemas(r.resources)
+    assert report.problems == [], "\n".join(report.problems)
+    kinds = {x.type.rsplit(":", 1)[-1] for x in r.resources if x.type.startswith("kubernetes:argoproj.io")}
+    assert kinds == {"EventBus", "EventSource", "Sensor", "WorkflowTemplate"}, kinds
+    assert not [u for u in report.unchecked if "argo" in u or "mlflow" in u], report.unchecked
+    assert validate_all_core_objects(r) >= 10
+
+
+def test_the_schema_check_catches_a_misspelt_argo_field() -> None:
+    body = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor", "metadata": {"name": "s"},
+            "spec": {"dependencies": [{"name": "d", "eventSourceName": "e", "eventName": "n"}], "triggers": [{"template": {"name": "t", "k8s": {"operation": "create", "sorce": {}}}}]}}
+    problems = custom_resource_problems(body) or []
+    assert any("sorce" in p for p in problems), problems
+
+
+def test_the_sensor_creates_a_workflow_of_the_template_that_passes_the_workflow_crd(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    sensor = r.one("kubernetes:argoproj.io/v1alpha1:Sensor", "recs-loop-sensor").inputs["spec"]
+    created = sensor["triggers"][0]["template"]["k8s"]["source"]["resource"]
+    assert created["kind"] == "Workflow" and created["spec"]["workflowTemplateRef"] == {"name": "recs-loop"}
+    assert custom_resource_problems(json.loads(json.dumps(created))) == []
+    if target == "kubernetes":
+        assert "parameters" not in sensor["triggers"][0]["template"]["k8s"]  # a schedule carries no object
+    else:
+        key = "body.Records.0.s3.object.key" if target == "aws" else "body.name"
+        assert sensor["triggers"][0]["template"]["k8s"]["parameters"][0]["src"] == {"dependencyName": "new-data", "dataKey": key}
+        assert sensor["dependencies"][0]["filters"]["data"][0]["value"] == [".*_SUCCESS$"]
+
+
+def _template(r: ProgramRun) -> dict[str, Any]:
+    spec = r.one("kubernetes:argoproj.io/v1alpha1:WorkflowTemplate", "recs-loop-workflow-template").inputs["spec"]
+    return {t["name"]: t for t in spec["templates"]} | {"__spec__": spec}
+
+
+def test_the_train_step_creates_the_teams_jobset_in_its_kueue_queue_and_waits_for_its_terminal_state(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    train = _template(r)["train"]["resource"]
+    jobset = yaml.safe_load(train["manifest"])
+    assert jobset["kind"] == "JobSet" and jobset["metadata"]["name"] == "{{workflow.name}}"
+    assert jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "train" and jobset["metadata"]["namespace"] == "recs"
+    assert train["successCondition"] == "status.terminalState == Completed" and train["failureCondition"] == "status.terminalState == Failed"
+    assert custom_resource_problems(jobset) == []
+    pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "trainer"
+    assert pod["containers"][0]["command"][:2] == ["sh", "-c"] and "workloads.training.launch" in pod["containers"][0]["command"][2]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == "{{workflow.name}}-worker-0-0.{{workflow.name}}"
+    assert env["MODEL_EXPORT_URL"].endswith("/recs/{{workflow.name}}/export")
+    if target != "kubernetes":
+        assert pod["initContainers"][0]["command"][-2] == f"{SCHEME[target]}://events-bucket/events"
+
+
+def test_evaluate_and_promote_run_the_workload_step_clis_with_the_registry(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    t = _template(r)
+    tracking = r.outputs["tracking"]
+    evaluate = t["evaluate"]["container"]["command"]
+    assert "exec python -m workloads.pipeline.evaluate" in evaluate[2]
+    assert evaluate[evaluate.index("--tracking-uri") + 1] == tracking == "http://models-mlflow.mlflow.svc.cluster.local:80"
+    assert evaluate[evaluate.index("--model-dir") + 1] == "/tmp/model"
+    promote = t["promote"]["container"]["command"]
+    assert promote[:3] == ["python", "-m", "workloads.pipeline.promote"]
+    assert promote[promote.index("--metric") + 1] == "ndcg_at_10" and promote[promote.index("--margin") + 1] == "0.002"
+    steps = t["retrain"]["steps"]
+    assert [s[0]["name"] for s in steps[:3]] == ["train", "evaluate", "promote"]
+    assert steps[2][0]["continueOn"] == {"failed": True}, "a rejection (exit 3) ends the run with the champion kept"
+
+
+def test_the_rollout_splits_traffic_by_revision_tags_then_goes_full_or_rolls_back(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    t = _template(r)
+    canary_ops = yaml.safe_load(t["canary"]["resource"]["manifest"])
+    traffic = next(op["value"] for op in canary_ops if op["path"] == "/spec/traffic")
+    assert traffic == [
+        {"tag": "champion", "revisionName": "{{steps.champion.outputs.parameters.revision}}", "percent": 80},
+        {"tag": "challenger", "revisionName": "recs-{{workflow.name}}", "percent": 20},
+    ]
+    assert t["bake"]["suspend"] == {"duration": "900s"}
+    assert "revision_name%3D%22recs-%7B%7Bworkflow.name%7D%7D%22" in t["verify-errors"]["http"]["url"]
+    assert "<= 0.01" in t["verify-errors"]["http"]["successCondition"] and "<= 0.5" in t["verify-latency"]["http"]["successCondition"]
+    full = yaml.safe_load(t["full"]["resource"]["manifest"])[0]["value"]
+    back = yaml.safe_load(t["rollback"]["resource"]["manifest"])[0]["value"]
+    assert [x["percent"] for x in full] == [0, 100] and [x["percent"] for x in back] == [100, 0]
+    last = t["retrain"]["steps"][-1]
+    assert {s["name"] for s in last} == {"full", "rollback"} and "!= Succeeded" in next(s["when"] for s in last if s["name"] == "rollback")
+
+
+def test_each_target_wires_its_event_source(loop: tuple[str, ProgramRun]) -> None:
+    target, r = loop
+    kids = _children(r, "gpuplane:index:ModelPipeline", "recs-loop")
+    es = r.one("kubernetes:argoproj.io/v1alpha1:EventSource", "recs-loop-eventsource").inputs["spec"]
+    if target == "aws":
+        assert kids["recs-loop-queue"] == "aws:sqs/queue:Queue" and kids["recs-loop-bucket-notification"] == "aws:s3/bucketNotification:BucketNotification"
+        policy = json.loads(r.one("aws:sqs/queuePolicy:QueuePolicy", "recs-loop-queue-policy").inputs["policy"])
+        assert policy["Statement"][0]["Principal"] == {"Service": "s3.amazonaws.com"}
+        assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == "arn:aws:s3:::events-bucket"
+        note = r.one("aws:s3/bucketNotification:BucketNotification").inputs["queues"][0]
+        assert note["events"] == ["s3:ObjectCreated:*"] and note["filterPrefix"] == "events/" and note["filterSuffix"] == "_SUCCESS"
+        assert es["sqs"]["new-data"]["jsonBody"] is True and "accessKey" not in es["sqs"]["new-data"]
+    elif target == "gcp":
+        assert kids["recs-loop-topic"] == "gcp:pubsub/topic:Topic" and kids["recs-loop-bucket-notification"] == "gcp:storage/notification:Notification"
+        assert r.one("gcp:pubsub/topicIAMMember:TopicIAMMember").inputs["member"] == "serviceAccount:service-123456789@gs-project-accounts.iam.gserviceaccount.com"
+        assert r.one("gcp:storage/notification:Notification").inputs["eventTypes"] == ["OBJECT_FINALIZE"]
+        assert set(es["pubSub"]["new-data"]) == {"projectID", "topic", "subscriptionID", "jsonBody"}
+    else:
+        assert es["calendar"]["new-data"]["schedule"] == "0 3 * * *"
+    releases = {x.name: x.inputs for x in r.by_type("kubernetes:helm.sh/v3:Release")}
+    assert releases["recs-loop-argo-workflows"]["version"] == "1.0.18" and releases["recs-loop-argo-events"]["version"] == "2.4.22"
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+def test_the_aws_registry_database_is_encrypted_private_and_in_the_clusters_subnets() -> None:
+    r = _loop("aws", endpoint=False)
+    kids = _children(r, "gpuplane:index:ModelRegistry", "models")
+    assert kids["models-db"] == "aws:rds/instance:Instance" and kids["models-db-subnets"] == "aws:rds/subnetGroup:SubnetGroup"
+    db = r.one("aws:rds/instance:Instance", "models-db").inputs
+    assert db["storageEncrypted"] is True and db["publiclyAccessible"] is False and db["kmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:models-key"
+    assert db["engine"] == "postgres" and db["instanceClass"] == "db.t4g.micro" and db["backupRetentionPeriod"] == 7
+    sg = r.one("aws:ec2/securityGroup:SecurityGroup", "models-db-sg").inputs
+    assert sg["ingress"] == [{"protocol": "tcp", "fromPort": 5432, "toPort": 5432, "securityGroups": ["sg-ml"], "description": "EKS cluster security group (every node)"}]
+    assert len(r.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]) == 3
+    role = r.one("aws:iam/role:Role", "models-server-role").inputs
+    assert "system:serviceaccount:mlflow:models-server" in role["assumeRolePolicy"]
+    sa = r.one("kubernetes:core/v1:ServiceAccount", "models-sa").inputs
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/models-server-role"}
+    values = r.one("kubernetes:helm.sh/v3:Release", "models-mlflow").inputs["values"]
+    assert values["artifactRoot"] == {"proxiedArtifactStorage": True, "s3": {"enabled": True, "bucket": "models-artifacts-bucket"}}
+    assert "postgresql" not in values and values["backendStore"]["existingDatabaseSecret"]["name"] == "models-db"
+    assert r.outputs["artifacts"] == "s3://models-artifacts-bucket"
+
+
+def test_the_gcp_registry_database_has_a_private_ip_only() -> None:
+    r = _loop("gcp", endpoint=False)
+    db = r.one("gcp:sql/databaseInstance:DatabaseInstance", "models-db").inputs
+    ip = db["settings"]["ipConfiguration"]
+    assert ip["ipv4Enabled"] is False and ip["privateNetwork"] == "ml-network-id" and ip.get("authorizedNetworks", []) == []
+    assert db["settings"]["backupConfiguration"]["pointInTimeRecoveryEnabled"] is True and db["deletionProtection"] is False
+    assert r.one("gcp:servicenetworking/connection:Connection").inputs["service"] == "servicenetworking.googleapis.com"
+    assert r.one("gcp:storage/bucket:Bucket", "models-artifacts").inputs["publicAccessPrevention"] == "enforced"
+    grant = r.one("gcp:storage/bucketIAMMember:BucketIAMMember", "models-server-artifacts").inputs
+    assert grant["role"] == "roles/storage.objectAdmin" and grant["member"].startswith("serviceAccount:models-server")
+
+
+def test_the_kubernetes_registry_runs_the_charts_postgres_and_a_given_bucket() -> None:
+    r = _loop("kubernetes", endpoint=False)
+    kids = _children(r, "gpuplane:index:ModelRegistry", "models")
+    assert not [n for n, t in kids.items() if t.startswith(("aws:", "gcp:"))]
+    values = r.one("kubernetes:helm.sh/v3:Release", "models-mlflow").inputs["values"]
+    assert values["postgresql"]["enabled"] is True and values["backendStore"]["postgres"]["host"] == "models-mlflow-postgresql"
+    assert values["artifactRoot"]["s3"] == {"enabled": True, "bucket": "models", "path": "mlflow"}
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        ({"target": "kubernetes"}, "cluster"),
+        ({"target": "local", "artifact_bucket": "s3://x"}, "artifact_bucket"),
+        ({"target": "local", "database": {"storage_gib": 5}}, "database"),
+        ({"target": "cloud"}, "target"),
+        ({"target": "local", "colour": "red"}, "colour"),
+    ],
+)
+def test_registry_planner_rejects_bad_input_with_the_path(args: dict[str, Any], path: str) -> None:
+    with pytest.raises(ComponentInputError) as err:
+        plan_model_registry("models", args)  # type: ignore[arg-type]
+    assert any(p.path == path for p in err.value.problems), err.value
+
+
+def test_the_local_registry_is_sqlite_and_a_directory() -> None:
+    plan = plan_model_registry("models", {"target": "local"})
+    assert plan.tracking_uri == "sqlite:///.gpuplane/mlflow/mlflow.db" and plan.implementation == "mlflow-local"
+    assert plan.summary()["database"]["engine"] == "sqlite"
+
+
+# --- bad pipeline input: one clear error, nothing created ---------------------------------------
+
+
+def _expect_error(target: str, match: str, **kw: Any) -> None:
+    with pytest.raises(Exception, match=match):
+        _loop(target, **kw)
+
+
+def test_bucket_events_on_an_existing_cluster_fail_with_the_reason_before_anything_exists() -> None:
+    _expect_error("kubernetes", "argo-kubernetes does not support bucket-events", trigger="bucket-events")
+
+
+def test_an_unknown_event_source_kind_is_named() -> None:
+    _expect_error("aws", r"trigger.kind = 'webhook': is not an event source kind", trigger="webhook")
+
+
+@pytest.mark.parametrize("percent", [-5, 101, 12.5])
+def test_a_pipeline_canary_outside_0_100_is_one_clear_error(percent: Any) -> None:
+    _expect_error("aws", r"canary.percent = .*must be a whole percentage from 0 to 100", canary={"percent": percent})
+
+
+# --- the endpoint canary on every platform --------------------------------------------------------
+
+
+def _endpoint(platform: str, canary: dict[str, Any]) -> ProgramRun:
+    def program() -> None:
+        args: dict[str, Any] = {"platform": platform, "image": "srv:1", "canary": canary}
+        if platform == "knative":
+            args.update(cluster=KubernetesCluster("ml", {"cloud": "existing"}), model_uri="s3://m/challenger")
+        else:
+            args.update(region="us-central1", project="gpuplane-dev", model_uri="gs://m/challenger")
+        InferenceEndpoint("recs", args)  # type: ignore[arg-type]
+
+    return run(program)
+
+
+def test_knative_canary_splits_traffic_by_revision_tags_and_passes_the_service_crd() -> None:
+    r = _endpoint("knative", {"percent": 25, "champion_revision": "recs-00003"})
+    svc = r.one("kubernetes:serving.knative.dev/v1:Service")
+    assert svc.inputs["spec"]["traffic"] == [
+        {"tag": "champion", "revisionName": "recs-00003", "percent": 75},
+        {"tag": "challenger", "latestRevision": True, "percent": 25},
+    ]
+    assert validate_schemas(r.resources).problems == []
+    summary = r.one("gpuplane:index:InferenceEndpoint").inputs["gpuplane"]["canary"]
+    assert summary["percent"] == 25 and summary["championPercent"] == 75
+
+
+def test_cloud_run_canary_sets_revision_traffic() -> None:
+    r = _endpoint("cloud-run", {"percent": 10, "champion_revision": "recs-00007-abc"})
+    traffics = r.one("gcp:cloudrunv2/service:Service").inputs["traffics"]
+    assert traffics == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "recs-00007-abc", "percent": 90, "tag": "champion"},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10, "tag": "challenger"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("platform", "canary", "match"),
+    [
+        ("knative", {"percent": 150, "champion_revision": "recs-00001"}, r"canary.percent = 150: must be a whole percentage from 0 to 100"),
+        ("knative", {"percent": -1, "champion_revision": "recs-00001"}, r"canary.percent = -1"),
+        ("knative", {"percent": 10}, r"canary.champion_revision = None"),
+        ("sagemaker", {"percent": 10, "champion_revision": "recs-1"}, r"sagemaker endpoints do not support canary-rollout"),
+    ],
+)
+def test_a_bad_endpoint_canary_is_one_error_before_anything_exists(platform: str, canary: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"platform": platform, "image": "srv:1", "canary": canary, "region": "us-east-1"}
+    if platform == "knative":
+        args = {"platform": platform, "image": "srv:1", "canary": canary}
+        args["cluster"] = None  # plan only: the canary problems are reported with the others
+    with pytest.raises(ComponentInputError, match=match):
+        plan_endpoint("recs", args)  # type: ignore[arg-type]
