@@ -52,6 +52,7 @@ from workloads.training.config import (
 from workloads.training.data import IGNORE_INDEX, BatchSampler, load_dataset, split_batch
 from workloads.training.evaluate import evaluate
 from workloads.training.export import export_model
+from workloads.training.metrics import TrainingMetrics
 from workloads.training.preemption import NoticePoller, StopFlag, install_signal_handlers
 
 
@@ -238,6 +239,13 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
         init_from_export(model, cfg.init_from, model_cfg)
         log(f"initialised from the export at {cfg.init_from} (fine-tuning; fresh optimizer and schedule)")
     last_saved = step
+    prom = TrainingMetrics.from_env(env.rank)  # Prometheus on $GPUPLANE_METRICS_PORT (rank 0), else inert
+    prom.started(step, resumed_from)
+
+    def save(kind: str, blocking: bool) -> None:
+        t0 = time.perf_counter()
+        ckpt.save(step, training_state(model, optimizer, sampler, step, env), blocking=blocking)  # type: ignore[union-attr]
+        prom.checkpointed(kind, time.perf_counter() - t0)
 
     forward_model: torch.nn.Module = model
     if t_cfg.compile:
@@ -295,10 +303,11 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
                     result.tokens_per_second = tokens_warm / (time.perf_counter() - t_warm)
                     result.mfu = mfu_of(result.tokens_per_second)
                 reason = stop.reason or "another rank"
+                prom.preempted()
                 if ckpt is not None:
                     ckpt.wait()
                     if step > last_saved:
-                        ckpt.save(step, training_state(model, optimizer, sampler, step, env), blocking=True)
+                        save("preemption", blocking=True)
                         last_saved = step
                     if stop.set_at is not None:
                         result.stop_to_checkpoint_seconds = time.monotonic() - stop.set_at
@@ -334,6 +343,7 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            prom.stepped(step)
             tokens_window += tokens_per_step
             if t_warm is None:
                 if env.device.type == "cuda":
@@ -349,20 +359,20 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
                 now = time.perf_counter()
                 tps = tokens_window / (now - t_window)
                 mfu = mfu_of(tps)
+                prom.logged(loss_value, tps)
                 log(f"step {step}/{t_cfg.max_steps} loss {loss_value:.4f} lr {lr:.2e} tokens/s {tps:,.0f} "
                     f"mfu {'n/a' if mfu is None else f'{100 * mfu:.1f}%'}")
                 t_window, tokens_window = now, 0
 
             every = cfg.checkpoint.every_steps
             if ckpt is not None and every and step % every == 0 and step < t_cfg.max_steps:
-                ckpt.save(step, training_state(model, optimizer, sampler, step, env),
-                          blocking=not cfg.checkpoint.async_save)
+                save("periodic", blocking=not cfg.checkpoint.async_save)
                 last_saved = step
 
         if ckpt is not None:
             ckpt.wait()
             if step > last_saved:
-                ckpt.save(step, training_state(model, optimizer, sampler, step, env), blocking=True)
+                save("final", blocking=True)
                 last_saved = step
         if t_warm is not None and tokens_warm:
             result.tokens_per_second = tokens_warm / (time.perf_counter() - t_warm)
