@@ -165,12 +165,19 @@ class Registry:
         return self.get_version(name, present[alias]) if alias in present else None
 
     def download(self, name: str, version: str, dst: str | os.PathLike[str]) -> Path:
-        """Copy a version's export files into ``dst`` (created); return it."""
+        """Copy a version's export files into ``dst`` itself (created); return it."""
+        import shutil
+
         import mlflow.artifacts
 
         out = Path(dst)
         out.mkdir(parents=True, exist_ok=True)
+        staging = out / ".download"
+        shutil.rmtree(staging, ignore_errors=True)
         mv = self.get_version(name, version)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(out),
-                                                    tracking_uri=self.tracking_uri)
-        return Path(local)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(staging),
+                                                         tracking_uri=self.tracking_uri))
+        for item in local.iterdir():
+            os.replace(item, out / item.name)
+        shutil.rmtree(staging, ignore_errors=True)
+        return out
