@@ -75,7 +75,11 @@ def _prices(
         if capacity not in ("on_demand", "spot", "capacity_block"):
             _fail(f"--capacity {capacity!r} is not a capacity type. To fix: use on_demand or spot")
         offers = load_catalog().find_offerings(
-            cloud=cloud, accelerator=gpu, count=1, region=region, capacity=capacity  # type: ignore[arg-type]
+            cloud=cloud,
+            accelerator=gpu,
+            count=1,
+            region=region,
+            capacity=capacity,  # type: ignore[arg-type]
         )
         offers = [o for o in offers if o.instance_type.service in ("ec2", "compute")]
         if not offers:
@@ -106,6 +110,9 @@ def inference(
         ),
     ] = "timestamps",
     top: Annotated[int | None, typer.Option(help="Azure traces: keep only the N busiest functions.")] = None,
+    group_by: Annotated[
+        str, typer.Option(help="Azure traces: one endpoint per 'function' or per 'app' (the paper's unit).")
+    ] = "function",
     duration_hours: Annotated[float, typer.Option(help="Synthetic trace length in hours.")] = 24.0,
     mean_rps: Annotated[float, typer.Option(help="Synthetic mean request rate, all endpoints together (req/s).")] = 2.0,
     peak_to_mean: Annotated[
@@ -161,7 +168,7 @@ def inference(
         tr: Trace
         if trace is not None:
             if trace_format == "azure":
-                tr = read_azure_functions(trace, top=top, seed=seed)
+                tr = read_azure_functions(trace, top=top, seed=seed, group_by=group_by)
             elif trace_format == "timestamps":
                 tr = read_timestamps(trace)
             else:
@@ -209,7 +216,7 @@ def inference(
     table = Table(
         title=f"{tr.n_requests:,} requests, {tr.n_endpoints} endpoint(s), {tr.duration_s / 3600:.1f} h — savings bound {savings_bound(sweep):.1%}"
     )
-    for col in ("policy", "setting", "GPU-h", "cost $", "savings", "cold waits", "p99 ms", "SLO met"):
+    for col in ("policy", "setting", "GPU-h", "cost $", "savings", "cold waits", "app cold Q3", "p99 ms", "SLO met"):
         table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
     frontier = {id(sweep.results[i]) for i in sweep.frontier}
     for r in sweep.all_results():
@@ -222,15 +229,20 @@ def inference(
             f"{r.cost_usd:,.2f}",
             f"{r.savings_vs(sweep.static):.1%}",
             f"{r.cold_start_fraction:.2%}",
+            f"{r.app_cold_start_q3:.2%}",
             f"{r.p99_ms:,.0f}",
             f"{r.slo_attainment:.2%}",
             style=style,
         )
     console.print(table)
     rec = sweep.recommended
-    console.print(
-        f"recommended: [bold]{rec.policy}, {rec.setting}[/bold] — {rec.cost_usd:,.2f} USD, {rec.savings_vs(sweep.static):.1%} below static-for-peak"
-    )
+    if rec is not None:
+        console.print(
+            f"recommended: [bold]{rec.policy}, {rec.setting}[/bold] — {rec.cost_usd:,.2f} USD, {rec.savings_vs(sweep.static):.1%} below static-for-peak"
+        )
+    else:
+        console.print("recommended: none — no setting meets the SLO")
+    console.print(sweep.reason)
     console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['png']}")
 
 

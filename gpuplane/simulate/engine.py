@@ -95,6 +95,14 @@ class PolicyResult:
     setting: str = ""
     """Short label of the swept knob (e.g. ``keep-alive 120 s``)."""
     extra: dict[str, float] = field(default_factory=dict)
+    idle_gpu_hours: float = 0.0
+    """Billed replica-hours in which the replica served nothing: boot, keep-alive, pre-warm (the
+    wasted memory time of Shahrad et al.). Billed minus ``∫ min(ceil(N/c), max_scale) dt`` of the
+    arrivals' own demand ``N`` (stays of one service time)."""
+    app_cold_start_median: float = 0.0
+    """Median over endpoints (applications) of each one's fraction of cold-start waits."""
+    app_cold_start_q3: float = 0.0
+    """Third quartile over endpoints of the same: the paper's headline metric (the 75th-percentile app)."""
 
     def savings_vs(self, baseline: PolicyResult) -> float:
         """1 − cost / baseline cost (0 when the baseline costs nothing)."""
@@ -264,7 +272,32 @@ class _Desired:
     g_slot: np.ndarray  # 0-based slot (always ≥ 1 here)
     start: np.ndarray
     end: np.ndarray
-    req_interval: np.ndarray  # (n,) interval of each request's slot containing its arrival, -1 if none
+    # lookup of a request's slot interval (see :func:`_desired_lookup`)
+    s_key: np.ndarray  # sorted start keys (group · span + point)
+    end_pt: np.ndarray  # end point of each interval, in s_key order
+    span: int
+    n_slots: int
+    arr_pt: np.ndarray  # (n,) evaluated point of each arrival, -1 where its block was skipped
+
+
+def _desired_lookup(dz: _Desired, ep: np.ndarray, r_slot: np.ndarray) -> np.ndarray:
+    """Per request on a slot ≥ 2: the desired interval of its slot containing its arrival point
+    (the last evaluated point at or before it; skipped points open and close no interval), -1
+    when the autoscaler does not want that slot then."""
+    n = ep.size
+    req_interval = np.full(n, -1, np.int64)
+    q = np.flatnonzero(r_slot > 0)
+    if not (q.size and dz.s_key.size):
+        return req_interval
+    span, n_slots = dz.span, dz.n_slots
+    g = dz.s_key // span
+    grp_q = ep[q] * n_slots + np.minimum(r_slot[q], n_slots - 1)  # the top slot never has an interval
+    a_pt = dz.arr_pt[q]
+    jq = np.searchsorted(dz.s_key, grp_q * span + a_pt, side="right") - 1
+    jj = np.maximum(jq, 0)
+    ok = (jq >= 0) & (a_pt >= 0) & (g[jj] == grp_q) & (dz.end_pt[jj] > a_pt)
+    req_interval[q] = np.where(ok, jq, -1)
+    return req_interval
 
 
 _BLOCK = 8
@@ -288,7 +321,7 @@ def _desired(
     window_s: float,
     panic_s: float,
     cap: np.ndarray,
-    r_slot: np.ndarray,
+    max_slot: int = 0,
 ) -> _Desired:
     """Knative-style desired replicas ``max(ceil(mean_stable / c), ceil(mean_panic / c))`` over time.
 
@@ -309,7 +342,7 @@ def _desired(
     n = a.size
     empty = np.zeros(0, np.int64)
     if n == 0:
-        return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
+        return _Desired(empty, empty, np.zeros(0), np.zeros(0), empty, empty, 1, 1, np.full(n, -1, np.int64))
     big = ev.big
     k, f = _busy_integral(ev)
     m = k.size
@@ -321,7 +354,7 @@ def _desired(
     for w in (window_s, panic_s):
         hot |= f_hi - _f_floor(f, kb, kb - w) > 0.999 * c * w
     if not hot.any():
-        return _Desired(empty, empty, np.zeros(0), np.zeros(0), np.full(n, -1, np.int64))
+        return _Desired(empty, empty, np.zeros(0), np.zeros(0), empty, empty, 1, 1, np.full(n, -1, np.int64))
     sel = np.repeat(hot, _BLOCK)[:m]
     sel[1:] |= sel[:-1]  # one more event after each run: its points want at most one replica
     j = np.flatnonzero(sel)
@@ -365,7 +398,7 @@ def _desired(
     down = np.maximum(prev - np.maximum(want, 1), 0)
     ui, u_slot = _new_slots(up, np.maximum(prev, 1))
     di, d_slot = _new_slots(down, np.maximum(want, 1))
-    n_slots = int(max(u_slot.max(initial=0), d_slot.max(initial=0), r_slot.max(initial=0))) + 2
+    n_slots = int(max(u_slot.max(initial=0), d_slot.max(initial=0), max_slot)) + 2
     span = p.size + 1
     s_key = (e_p[ui] * n_slots + u_slot) * span + ui
     f_key = (e_p[di] * n_slots + d_slot) * span + di
@@ -375,23 +408,20 @@ def _desired(
     s_key, f_key = s_key[so], f_key[fo]
     start_i, end_i = ui[so], di[fo]
     g = s_key // span
-    # each request on a slot ≥ 2: its slot's desired interval containing its arrival point (the
-    # last evaluated point at or before it; skipped points open and close no interval)
-    req_interval = np.full(n, -1, np.int64)
-    q = np.flatnonzero(r_slot > 0)
-    if q.size and s_key.size:
-        grp_q = ep[q] * n_slots + r_slot[q]
-        # an arrival's own point when it was evaluated (points of equal time want the same), -1
-        # otherwise: then its block wants at most one replica and no interval of slot ≥ 2 is open
-        point_of = np.full(m, -1, np.int64)
-        point_of[j] = pos
-        a_pt = point_of[ev.arr_pos[q]]
-        jq = np.searchsorted(s_key, grp_q * span + a_pt, side="right") - 1
-        jj = np.maximum(jq, 0)
-        ok = (jq >= 0) & (g[jj] == grp_q) & (end_i[jj] > a_pt)
-        req_interval[q] = np.where(ok, jq, -1)
+    # an arrival's own point when it was evaluated (points of equal time want the same), -1
+    # otherwise: then its block wants at most one replica and no interval of slot ≥ 2 is open
+    point_of = np.full(m, -1, np.int64)
+    point_of[j] = pos
     return _Desired(
-        g // n_slots, g % n_slots, p[start_i] - e_p[start_i] * big, p[end_i] - e_p[end_i] * big, req_interval
+        g // n_slots,
+        g % n_slots,
+        p[start_i] - e_p[start_i] * big,
+        p[end_i] - e_p[end_i] * big,
+        s_key,
+        end_i,
+        span,
+        n_slots,
+        point_of[ev.arr_pos],
     )
 
 
@@ -405,11 +435,26 @@ def _segmented_cummax(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(values + off) - off
 
 
+_EMPTY_F = np.zeros(0)
+_EMPTY_I = np.zeros(0, np.int64)
+
+
 @dataclass(frozen=True)
 class _Runs:
     ready: np.ndarray  # per need interval: time the slot is ready (-inf when warm)
     billed_s: float
     cold_starts: int
+    # per run (one replica from its cold start to its removal), in (slot group, start) order;
+    # empty for the histogram policy's first slot, whose readiness is known per request
+    run_ep: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    run_slot: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    run_start: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    run_ready: np.ndarray = field(default_factory=lambda: _EMPTY_F)  # clipped to the horizon
+    run_end: np.ndarray = field(default_factory=lambda: _EMPTY_F)  # clipped to the horizon
+    iv: np.ndarray = field(
+        default_factory=lambda: _EMPTY_I
+    )  # the need intervals the runs cover (indices), in run order
+    iv_run: np.ndarray = field(default_factory=lambda: _EMPTY_I)  # run of each of them
 
 
 def _keepalive_runs(
@@ -456,54 +501,121 @@ def _keepalive_runs(
     last[:-1] = cold[1:]
     run_end = np.minimum(reach[last], horizon)
     ready[idx] = r
-    return _Runs(ready, float(np.sum(np.maximum(run_end - s[cold], 0.0))), int(cold.sum()))
+    run_start = s[cold]
+    return _Runs(
+        ready,
+        float(np.sum(np.maximum(run_end - run_start, 0.0))),
+        int(cold.sum()),
+        lv.g_ep[idx][cold],
+        lv.g_slot[idx][cold],
+        run_start,
+        np.minimum(run_start + t_cold, horizon),
+        np.maximum(run_end, np.minimum(run_start, horizon)),
+        idx,
+        run,
+    )
+
+
+def _segment_cumsum(x: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Inclusive running sum of ``x`` that restarts where ``first`` is True (``first[0]`` True)."""
+    cs = np.cumsum(x, dtype=np.float64)
+    starts = np.flatnonzero(first)
+    offset = cs[starts] - x[starts]
+    return cs - np.repeat(offset, np.diff(np.append(starts, x.size)))
+
+
+def _ses_forecast(gap: np.ndarray, has: np.ndarray, first: np.ndarray, want: np.ndarray, alpha: float) -> np.ndarray:
+    """Simple exponential smoothing of each endpoint's idle times, read after each interval:
+    ``level = α·x + (1 − α)·level``, starting at the first idle time. This is the forecast of an
+    ARIMA(0,1,1) model with θ = 1 − α. Evaluated only for the endpoints with an interval in
+    ``want`` (those whose idle times fall mostly beyond the histogram: a handful per day each)."""
+    out = np.full(gap.size, np.nan)
+    seg = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], gap.size)
+    for sg in np.unique(seg[want]):
+        level = np.nan
+        for k in range(int(starts[sg]), int(ends[sg])):
+            if has[k]:
+                level = gap[k] if np.isnan(level) else alpha * gap[k] + (1.0 - alpha) * level
+            out[k] = level
+    return out
 
 
 def _histogram_windows(
-    lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive, horizon: float, n_endpoints: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-warm and keep-alive windows in force after each slot-1 need interval ``idx`` (ordered).
+    lv: _Levels, idx: np.ndarray, pol: HistogramKeepAlive
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pre-warm and keep-alive windows in force after each slot-1 need interval ``idx`` (ordered),
+    and which rule set them (0 fallback keep-alive, 1 histogram, 2 forecast).
 
-    The windows after an interval ending at ``t`` use only idle times observed before the start
-    of the refit period containing ``t``.
+    As in the paper the histogram is updated at every idle time: the windows after an interval
+    use the endpoint's idle times observed up to its start (no look-ahead). Per endpoint:
+
+    - more than ``max_out_of_bounds`` of the idle times beyond ``range_s``: the next idle time is
+      forecast (simple exponential smoothing, see :func:`_ses_forecast`; the paper fits ARIMA)
+      and the replica is pre-warmed ``forecast_margin`` before it and kept ``forecast_margin``
+      after it;
+    - fewer than ``min_samples`` idle times in range, or a bin-count CV below ``cv_threshold``
+      (the histogram is not representative): the fixed ``fallback_keep_alive_s``;
+    - otherwise pre-warm = the ``prewarm_percentile`` of idle time (lower edge of its bin, less
+      ``margin``), keep-alive to the ``keepalive_percentile`` (upper edge, plus ``margin``).
     """
     s, e, ep = lv.start[idx], lv.end[idx], lv.g_ep[idx]
+    m = idx.size
     n_bins = math.ceil(pol.range_s / pol.bin_s)
-    refit = pol.refit_interval_s
-    n_per = math.ceil(horizon / refit) + 1
-    while n_endpoints * n_per * (n_bins + 1) > 60_000_000:  # bound memory on huge endpoint counts
-        refit *= 2
-        n_per = math.ceil(horizon / refit) + 1
-    same = ep[1:] == ep[:-1]
-    it = (s[1:] - e[:-1])[same]  # idle times between consecutive slot-1 needs of an endpoint
-    it_ep = ep[1:][same]
-    it_seen = s[1:][same]  # observed when the next request arrives
-    b = np.minimum((it / pol.bin_s).astype(np.int64), n_bins)  # bin n_bins = out of bounds
-    per = np.minimum((it_seen / refit).astype(np.int64), n_per - 1)
-    key = (it_ep * n_per + per) * (n_bins + 1) + b
-    hist = np.bincount(key, minlength=n_endpoints * n_per * (n_bins + 1)).reshape(n_endpoints, n_per, n_bins + 1)
-    cum = np.cumsum(hist, axis=1)
-    # windows for period p use observations from periods < p
-    seen = np.concatenate((np.zeros((n_endpoints, 1, n_bins + 1), cum.dtype), cum[:, :-1]), axis=1)
-    inb = seen[..., :n_bins].astype(np.float64)
-    total_in = inb.sum(axis=-1)
-    oob = seen[..., n_bins].astype(np.float64)
-    total = total_in + oob
-    mean = inb.mean(axis=-1)
+    first = np.ones(m, bool)
+    first[1:] = ep[1:] != ep[:-1]
+    has = ~first  # the idle time ending at interval k, observed when it starts
+    gap = np.where(has, s - np.roll(e, 1), 0.0)
+    b = np.where(has, np.minimum((gap / pol.bin_s).astype(np.int64), n_bins), -1)
+    inb = has & (b < n_bins)
+    n_in = _segment_cumsum(inb.astype(np.float64), first)
+    n_oob = _segment_cumsum((has & ~inb).astype(np.float64), first)
+    total = n_in + n_oob
+    # sum of squared bin counts, kept up to date: an idle time landing in a bin that already
+    # holds r adds 2r + 1
+    seg = np.cumsum(first) - 1
+    pin = np.flatnonzero(inb)
+    key = seg[pin] * (n_bins + 1) + b[pin]
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    gstart = np.flatnonzero(np.concatenate(([True], ks[1:] != ks[:-1])))
+    rank = np.arange(ks.size) - np.repeat(gstart, np.diff(np.append(gstart, ks.size)))
+    inc = np.zeros(m)
+    inc[pin[order]] = 2.0 * rank + 1.0
+    sq = _segment_cumsum(inc, first)
+    mean = n_in / n_bins
     with np.errstate(invalid="ignore", divide="ignore"):
-        cv = np.where(mean > 0, inb.std(axis=-1) / mean, 0.0)
-        oob_frac = np.where(total > 0, oob / total, 1.0)
-    good = (total >= pol.min_samples) & (cv >= pol.cv_threshold) & (oob_frac <= pol.max_out_of_bounds)
-    cdf = np.cumsum(inb, axis=-1)
-    head_bin = np.argmax(cdf >= (pol.prewarm_percentile / 100.0) * total_in[..., None], axis=-1)
-    tail_bin = np.argmax(cdf >= (pol.keepalive_percentile / 100.0) * total_in[..., None], axis=-1)
-    prewarm = head_bin * pol.bin_s * (1.0 - pol.margin)  # lower edge of the head bin, minus margin
-    tail = (tail_bin + 1) * pol.bin_s * (1.0 + pol.margin)  # upper edge of the tail bin, plus margin
-    keep = np.maximum(tail - prewarm, 0.0)
-    prewarm = np.where(good, prewarm, 0.0)
-    keep = np.where(good, keep, pol.fallback_keep_alive_s)
-    p_of = np.minimum((e / refit).astype(np.int64), n_per - 1)
-    return prewarm[ep, p_of], keep[ep, p_of]
+        cv = np.where(mean > 0, np.sqrt(np.maximum(sq / n_bins - mean**2, 0.0)) / mean, 0.0)
+        oob_frac = np.where(total > 0, n_oob / total, 0.0)
+    # head and tail bins of each prefix histogram: the first bin whose cumulative count reaches
+    # the percentile (one running count per bin that holds any idle time)
+    head = np.full(m, -1, np.int64)
+    tail = np.full(m, -1, np.int64)
+    h_thr = pol.prewarm_percentile / 100.0 * n_in
+    t_thr = pol.keepalive_percentile / 100.0 * n_in
+    open_ = n_in > 0
+    for bb in np.unique(b[inb]):
+        if not open_.any():
+            break
+        cum = _segment_cumsum((inb & (b <= bb)).astype(np.float64), first)
+        hit_h = (head < 0) & open_ & (cum >= h_thr)
+        head[hit_h] = bb
+        hit_t = (tail < 0) & open_ & (cum >= t_thr)
+        tail[hit_t] = bb
+        open_ &= tail < 0
+    prewarm = np.maximum(head, 0) * pol.bin_s * (1.0 - pol.margin)
+    keep = np.maximum((tail + 1) * pol.bin_s * (1.0 + pol.margin) - prewarm, 0.0)
+    good = (n_in >= pol.min_samples) & (cv >= pol.cv_threshold)
+    forecast = (total > 0) & (oob_frac > pol.max_out_of_bounds)
+    rule = np.where(forecast, 2, np.where(good, 1, 0))
+    pw = np.where(rule == 1, prewarm, 0.0)
+    ka = np.where(rule == 1, keep, pol.fallback_keep_alive_s)
+    if forecast.any():
+        f = _ses_forecast(gap, has, first, forecast, pol.forecast_alpha)
+        pw = np.where(forecast, f * (1.0 - pol.forecast_margin), pw)
+        ka = np.where(forecast, f * 2.0 * pol.forecast_margin, ka)
+    return pw, ka, rule
 
 
 def _histogram_runs(
@@ -515,7 +627,7 @@ def _histogram_runs(
     if idx.size == 0:
         return _Runs(ready, 0.0, 0)
     s, e, ep = lv.start[idx], lv.end[idx], lv.g_ep[idx]
-    pw, ka = _histogram_windows(lv, idx, pol, horizon, n_endpoints)
+    pw, ka, _ = _histogram_windows(lv, idx, pol)
     first = np.ones(idx.size, bool)
     first[1:] = ep[1:] != ep[:-1]
     # windows after the previous interval
@@ -577,9 +689,19 @@ def _result(
     cold_starts: int,
     setting: str,
     extra: dict[str, float] | None = None,
+    busy_s: float = 0.0,
+    ep: np.ndarray | None = None,
 ) -> PolicyResult:
     n = trace.n_requests
     p50, p95, p99 = _percentiles(lat_s)
+    app_med = app_q3 = 0.0
+    if cold is not None and ep is not None and n:
+        per_ep = np.bincount(ep, minlength=trace.n_endpoints)
+        frac = (
+            np.bincount(ep, weights=cold.astype(np.float64), minlength=trace.n_endpoints)[per_ep > 0]
+            / per_ep[per_ep > 0]
+        )
+        app_med, app_q3 = (float(x) for x in np.percentile(frac, [50, 75]))
     return PolicyResult(
         policy=policy.name,
         params=asdict(policy),
@@ -598,6 +720,9 @@ def _result(
         duration_s=trace.duration_s,
         setting=setting,
         extra=extra or {},
+        idle_gpu_hours=max(billed_s - busy_s, 0.0) / 3600.0,
+        app_cold_start_median=app_med,
+        app_cold_start_q3=app_q3,
     )
 
 
@@ -686,53 +811,58 @@ def simulate(
             f"unknown policy {policy!r}; use one of StaticPeak, KnativeKeepAlive, ServerlessPerRequest, HistogramKeepAlive, Oracle"
         )
 
-    wait = np.zeros(a.size)
     bounded = bool(np.any(max_e < np.iinfo(np.int64).max))
     fixed = bool(np.all(min_e == max_e))  # every slot always up: only the levels matter
     slots = "first" if window is not None else "all"
-    for i in range(passes):
-        if i and not wait.any():
-            break  # nobody waited: another pass would repeat this one
-        d = a + (wait + st)  # the order of the sums the pinned figures were made with
-        d_max = float(d.max(initial=0.0))
-        ev = ev0 if i == 0 and ev0 is not None else _events(a, ep, d, _key_scale(d_max))
-        level = ev.level
-        r_slot = (level // c).astype(np.int64)
-        r_min, r_max = min_e[ep], max_e[ep]
-        dz, runs_hi = None, None
-        if fixed:
-            lv, runs = None, _Runs(np.zeros(0), 0.0, 0)
-            ready0 = np.full(a.size, -np.inf)
+    # The demand the arrivals make, before anyone waits: every request stays one service time.
+    d0 = a + st
+    d0_max = float(d0.max(initial=0.0))
+    if ev0 is None:
+        ev0 = _events(a, ep, d0, _key_scale(d0_max))
+    busy_s = _busy_replica_seconds(ev0, c, max_e, horizon)
+    dz: _Desired | None = None
+    runs_hi: _Runs | None = None
+    if window is not None and not fixed:
+        # Replicas beyond the first follow the windowed desired count of that demand. Requests held
+        # while a replica starts wait for capacity already on its way; counting them would ask for
+        # replicas the arrivals never needed (a burst held through a 140 s node start multiplies the
+        # in-flight count by the hold time, and each extra replica starts cold and holds more).
+        big_w = _key_scale(d0_max, window[0])
+        ev_w = ev0 if big_w == ev0.big else _events(a, ep, d0, big_w)
+        dz = _desired(ev_w, a, ep, c * target_util, window[0], window[1], max_e)
+        dz_bill = (dz.g_slot >= min_e[dz.g_ep]) & (dz.g_slot < max_e[dz.g_ep])
+        runs_hi = _keepalive_runs(dz, dz_bill, keep2, t_cold, horizon)
+
+    def bill(wait: np.ndarray) -> _Pass:
+        """Levels, runs and the billed seconds of stays ``a + wait + S``."""
+        if wait.any():
+            d = a + (wait + st)  # the order of the sums the pinned figures were made with
+            ev = _events(a, ep, d, _key_scale(float(d.max(initial=0.0))))
         else:
-            lv = _levels(ev, a, ep, c, max_e if bounded else None, slots)
-            slot = lv.g_slot
-            billable = (slot >= min_e[lv.g_ep]) & (slot < max_e[lv.g_ep])
-            if window is not None:
-                # slot 1 from the exact level model; slots ≥ 2 from the windowed autoscaler
-                first_only = billable & (slot == 0)
-                big_w = _key_scale(d_max, window[0])
-                ev_w = ev if big_w == ev.big else _events(a, ep, d, big_w)
-                dz = _desired(ev_w, a, ep, c * target_util, window[0], window[1], max_e, r_slot)
-                dz_bill = (dz.g_slot >= min_e[dz.g_ep]) & (dz.g_slot < max_e[dz.g_ep])
-                runs_hi = _keepalive_runs(dz, dz_bill, keep2, t_cold, horizon)
-            else:
-                first_only = billable
-            if isinstance(policy, HistogramKeepAlive):
-                runs = _histogram_runs(lv, np.flatnonzero(first_only), policy, t_cold, horizon, trace.n_endpoints)
-            else:
-                runs = _keepalive_runs(lv, first_only, np.where(slot == 0, keep1, keep2), t_cold, horizon)
-            ready0 = runs.ready[lv.req_interval0]
+            ev = ev0
+        r_slot = (ev.level // c).astype(np.int64)
+        if fixed:
+            return _Pass(ev, None, _Runs(np.zeros(0), 0.0, 0), np.full(a.size, -np.inf), r_slot, 0.0, 0)
+        lv = _levels(ev, a, ep, c, max_e if bounded else None, slots)
+        slot = lv.g_slot
+        billable = (slot >= min_e[lv.g_ep]) & (slot < max_e[lv.g_ep])
+        first_only = billable & (slot == 0) if window is not None else billable
+        if isinstance(policy, HistogramKeepAlive):
+            runs = _histogram_runs(lv, np.flatnonzero(first_only), policy, t_cold, horizon, trace.n_endpoints)
+        else:
+            runs = _keepalive_runs(lv, first_only, np.where(slot == 0, keep1, keep2), t_cold, horizon)
         billed, starts = runs.billed_s, runs.cold_starts
         if runs_hi is not None:
             billed += runs_hi.billed_s
             starts += runs_hi.cold_starts
-        if isinstance(policy, ServerlessPerRequest) and policy.billing == "request" and lv is not None:
-            # billed only while serving, plus the start-up of every cold run, whole seconds per interval
-            busy = np.ceil(np.minimum(lv.end, horizon) - lv.start)
-            boot = np.where(np.isfinite(runs.ready), np.maximum(runs.ready - lv.start, 0.0), 0.0)
-            billed = float(np.sum(np.where(billable, busy + boot, 0.0)))
-        elif isinstance(policy, ServerlessPerRequest):
-            billed = float(math.ceil(billed))
+        if isinstance(policy, ServerlessPerRequest):
+            billed = _serverless_billed(policy, lv, runs, horizon)
+        return _Pass(ev, lv, runs, runs.ready[lv.req_interval0], r_slot, billed, starts)
+
+    def waits(ps: _Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Wait, cold-start flag and queued flag of every request under the runs of ``ps``."""
+        level, r_slot, ready0 = ps.ev.level, ps.r_slot, ps.ready0
+        r_min, r_max = min_e[ep], max_e[ep]
         # Most requests find a place on the first replica (slot 1): they wait only for it to be
         # ready, and such a wait is a cold-start wait.
         first_slot = (r_slot == 0) & (r_max > 0)
@@ -740,24 +870,47 @@ def simulate(
         cold = wait > 0
         queued = np.zeros(a.size, bool)
         g = np.flatnonzero(~first_slot)
-        if g.size:
-            rs_g = r_slot[g]
-            if lv is None:  # every slot always up
-                r_ready, no_slot = np.full(g.size, -np.inf), np.zeros(g.size, bool)
-            elif dz is not None and runs_hi is not None:
-                hit = dz.req_interval[g]
+        if not g.size:
+            return wait, cold, queued
+        rs_g = r_slot[g]
+        if ps.lv is None:  # every slot always up
+            r_ready, no_slot = np.full(g.size, -np.inf), np.zeros(g.size, bool)
+            n_up, t_next = np.minimum(rs_g, r_max[g]), np.full(g.size, np.inf)
+        else:
+            if dz is not None and runs_hi is not None:
+                hit = _desired_lookup(dz, ep, r_slot)[g]
                 ready_hi = np.where(
                     hit >= 0, runs_hi.ready[np.maximum(hit, 0)] if runs_hi.ready.size else np.inf, np.inf
                 )
                 r_ready = np.where(rs_g == 0, ready0[g], ready_hi)
                 no_slot = (rs_g > 0) & (hit < 0)  # the autoscaler does not want this replica yet
+                hi_runs = runs_hi
             else:
-                iv = lv.req_interval if lv.req_interval is not None else lv.req_interval0
-                r_ready, no_slot = runs.ready[iv[g]], np.zeros(g.size, bool)
-            wait[g], cold[g], queued[g] = _higher_slot_waits(
-                a[g], st[g], level[g], rs_g, r_min[g], r_max[g], c, ready0[g], r_ready, no_slot
-            )
-    billed += float(min_e.sum()) * horizon
+                iv = ps.lv.req_interval if ps.lv.req_interval is not None else ps.lv.req_interval0
+                r_ready, no_slot = ps.runs.ready[iv[g]], np.zeros(g.size, bool)
+                hi_runs = ps.runs
+            n_up, t_next = _replicas_up(hi_runs, ep[g], a[g], ready0[g], r_min[g], horizon)
+        return _scatter(
+            (wait, cold, queued),
+            g,
+            _higher_slot_waits(
+                a[g], st[g], level[g], rs_g, r_min[g], r_max[g], c, ready0[g], r_ready, no_slot, n_up, t_next
+            ),
+        )
+
+    # Waits lengthen stays, so the runs are recomputed with the waits of the previous pass; the
+    # bill is always that of the runs built with the waits reported (a pass whose waits repeat
+    # the previous ones is consistent and ends the loop).
+    wait = np.zeros(a.size)
+    ps = bill(wait)
+    cold = queued = np.zeros(a.size, bool)
+    for _ in range(passes):
+        new_wait, cold, queued = waits(ps)
+        if np.array_equal(new_wait, wait):
+            break
+        wait = new_wait
+        ps = bill(wait)
+    billed = ps.billed_s + float(min_e.sum()) * horizon
     extra = {"cold_start_s": t_cold}
     if isinstance(policy, StaticPeak):
         extra |= {"replicas": float(min_e.sum()), "max_endpoint_replicas": float(min_e.max(initial=0))}
@@ -770,10 +923,105 @@ def simulate(
         cold=cold,
         queued=queued,
         slo_ms=slo_ms,
-        cold_starts=starts,
+        cold_starts=ps.cold_starts,
         setting=setting,
         extra=extra,
+        busy_s=busy_s,
+        ep=ep,
     )
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One evaluation of the runs for given waits."""
+
+    ev: _Events
+    lv: _Levels | None
+    runs: _Runs
+    ready0: np.ndarray  # (n,) when each request's first replica is ready (-inf: warm)
+    r_slot: np.ndarray  # (n,) 0-based slot each request lands on
+    billed_s: float
+    cold_starts: int
+
+
+def _scatter(
+    into: tuple[np.ndarray, np.ndarray, np.ndarray], g: np.ndarray, values: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for arr, v in zip(into, values, strict=True):
+        arr[g] = v
+    return into
+
+
+def _busy_replica_seconds(ev: _Events, c: int, max_e: np.ndarray, horizon: float) -> float:
+    """Replica-seconds the arrivals keep busy: ``∫ min(ceil(N / c), max_scale) dt`` over the
+    horizon with the in-flight count ``N`` of stays of one service time (no waits). Billed time
+    beyond it is idle: boot, keep-alive, pre-warm (the paper's wasted memory time)."""
+    k = ev.sorted_keys
+    if k.size < 2:
+        return 0.0
+    e_k = np.floor(k / ev.big).astype(np.int64)
+    t = np.minimum(k - e_k * ev.big, horizon)
+    n = ev.n_after[:-1].astype(np.int64)
+    rep = np.minimum(-(-n // c), max_e[e_k[:-1]])
+    return float(np.sum(np.diff(t) * rep))  # the last event of each endpoint leaves N = 0
+
+
+def _replicas_up(
+    runs: _Runs, ep: np.ndarray, a: np.ndarray, ready0: np.ndarray, r_min: np.ndarray, horizon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per request: how many of its endpoint's replicas are up (ready) at its arrival, and when
+    the next one becomes ready (inf: none is starting). Counts slot 1 (ready at ``ready0``), the
+    always-up ``min_scale`` slots and every run of a higher slot between its ready time and its end."""
+    big = _key_scale(horizon)
+    sel = runs.run_slot >= 1
+    rk = np.sort(runs.run_ep[sel] * big + runs.run_ready[sel])
+    ek = np.sort(runs.run_ep[sel] * big + runs.run_end[sel])
+    ak = ep * big + a
+    n_ready = np.searchsorted(rk, ak, side="right")
+    hi_up = n_ready - np.searchsorted(ek, ak, side="right")
+    nxt = np.minimum(n_ready, max(rk.size - 1, 0))
+    t_next = np.full(a.size, np.inf)
+    if rk.size:
+        same = (n_ready < rk.size) & (np.floor(rk[nxt] / big).astype(np.int64) == ep)
+        t_next = np.where(same, rk[nxt] - ep * big, np.inf)
+    slot0_up = (r_min >= 1) | (ready0 <= a)
+    t_next = np.where(slot0_up, t_next, np.minimum(t_next, ready0))
+    return slot0_up.astype(np.int64) + np.maximum(r_min - 1, 0) + hi_up, t_next
+
+
+def _serverless_billed(policy: ServerlessPerRequest, lv: _Levels, runs: _Runs, horizon: float) -> float:
+    """Serverless billed seconds, rounded per instance as Cloud Run documents it.
+
+    Cloud Run bills "only for the resources you use, rounded up to the nearest 100 millisecond"
+    (https://cloud.google.com/run/pricing). Instance-based billing charges "the entire lifecycle
+    of instances"; request-based billing charges instances "only when they process requests, when
+    they start, and when they shut down" (https://cloud.google.com/run/docs/configuring/billing-settings).
+    So: instance-based, each instance's lifetime from its start to its removal, rounded up to
+    ``billing_increment_s``; request-based, each instance's serving periods (its need intervals:
+    the first one of a cold instance begins with the request that started it, so it holds the
+    start-up once) plus any start-up it did not spend serving, each rounded up. Shutdown time is
+    not modelled (0).
+    """
+    inc = policy.billing_increment_s
+
+    def up(x: np.ndarray) -> np.ndarray:
+        return np.ceil(x / inc - 1e-9) * inc if inc > 0 else x
+
+    if policy.billing == "instance":
+        return float(up(np.maximum(runs.run_end - runs.run_start, 0.0)).sum())
+    iv, run = runs.iv, runs.iv_run
+    if iv.size == 0:
+        return 0.0
+    s = np.minimum(lv.start[iv], horizon)
+    e = np.minimum(lv.end[iv], horizon)
+    serve = np.maximum(e - s, 0.0)
+    # start-up not spent serving: a cold instance whose first requests were served by another
+    # replica before it was ready (it is billed from its start to ready all the same)
+    covered = runs.run_start.copy()
+    during = s < runs.run_ready[run]
+    np.maximum.at(covered, run[during], e[during])
+    boot_extra = np.maximum(runs.run_ready - covered, 0.0)
+    return float(up(serve).sum() + up(boot_extra).sum())
 
 
 def _higher_slot_waits(
@@ -787,17 +1035,31 @@ def _higher_slot_waits(
     ready0: np.ndarray,
     r_ready: np.ndarray,
     no_slot: np.ndarray,
+    n_up: np.ndarray,
+    t_next: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Wait, cold-start flag and queued flag of requests that arrive above the first replica's
     capacity or above ``max_scale``: per request, its arrival, service time, level, slot, the
-    endpoint's min/max scale, when slot 1 and its own slot are ready, and whether the autoscaler
-    wants its slot at all."""
+    endpoint's min/max scale, when slot 1 and its own slot are ready, whether the autoscaler
+    wants its slot at all, how many replicas are up at its arrival and when the next is ready."""
     over = r_slot >= r_max
     # A request above the capacity of the replicas below its slot queues FIFO behind
-    # (level - capacity + 1) others while capacity requests are in service, one leaving every
-    # S / capacity; it is served by whichever comes first, a freed place or its own replica.
-    below = np.minimum(r_slot, r_max) * c
-    w_free = (level - below + 1) * st / np.maximum(below, 1)
+    # (level - capacity + 1) others, where capacity counts only the replicas that are up; they
+    # serve one request every S / capacity. When one more replica becomes ready before its turn,
+    # the queue drains faster from then on. It is served by whichever comes first: a freed place
+    # or its own replica.
+    below = np.minimum(r_slot, r_max)
+    up = np.minimum(n_up, below)
+    q = (level - up * c + 1).astype(np.float64)
+    rate = up * c / st  # departures per second now
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_now = np.where(up > 0, q / np.where(up > 0, rate, 1.0), np.inf)
+        up2 = np.minimum(up + 1, below)
+        dt = np.maximum(t_next - a, 0.0)
+        step = (up2 > up) & np.isfinite(t_next) & (w_now > dt)
+        left = np.maximum(q - np.where(step, dt, 0.0) * rate, 0.0)
+        w_step = dt + left * st / np.maximum(up2 * c, 1)
+    w_free = np.where(step, w_step, w_now)
     w = np.where(r_slot == 0, r_ready - a, np.minimum(r_ready - a, w_free))
     w = np.where(r_slot < r_min, 0.0, np.maximum(w, 0.0))
     wait = np.where(over | no_slot, np.maximum(w_free, 0.0), w)

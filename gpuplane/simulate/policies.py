@@ -13,8 +13,8 @@ cold-start phases a new slot pays, and how it is billed.
   while an instance is up (instance-based billing, required for GPUs) or only while it serves
   (request-based), idle instances kept for ``idle_timeout_s``, min/max instances.
 - :class:`HistogramKeepAlive` — Shahrad et al., ATC 2020: per-endpoint idle-time histogram,
-  pre-warm at the 5th percentile, keep alive to the 99th, fixed keep-alive when the histogram is
-  not representative.
+  pre-warm at the 5th percentile, keep alive to the 99th, a forecast of the next idle time for
+  endpoints idle mostly beyond the histogram, fixed keep-alive when it is not representative.
 - :class:`Oracle` — pays only busy time, never cold: a lower bound, not a deployable policy.
 """
 
@@ -128,11 +128,14 @@ class ServerlessPerRequest:
     """Ceiling per endpoint; requests beyond it queue. None = unbounded."""
     billing: Literal["instance", "request"] = "instance"
     """``instance``: billed from start to shutdown (Cloud Run GPU); ``request``: only while serving, plus start-up."""
+    billing_increment_s: float = 0.1
+    """Each instance's billed time is rounded up to a multiple of this, per instance (Cloud Run:
+    "rounded up to the nearest 100 millisecond", https://cloud.google.com/run/pricing); 0 = exact."""
     name: str = "serverless"
 
     def validate(self) -> None:
         p: list[str] = []
-        _nonneg(p, idle_timeout_s=self.idle_timeout_s)
+        _nonneg(p, idle_timeout_s=self.idle_timeout_s, billing_increment_s=self.billing_increment_s)
         _scales(p, self.min_instances, self.max_instances, "min_instances", "max_instances")
         if self.billing not in ("instance", "request"):
             p.append(f"billing={self.billing!r} must be 'instance' or 'request'")
@@ -141,32 +144,40 @@ class ServerlessPerRequest:
 
 @dataclass(frozen=True)
 class HistogramKeepAlive:
-    """Shahrad et al. (ATC 2020) hybrid histogram policy, refitted every ``refit_interval_s`` from the
-    idle times seen so far (no look-ahead). Applies to the first replica; further replicas use
-    ``extra_keep_alive_s``."""
+    """Shahrad et al. (ATC 2020) hybrid histogram policy for the first replica; further replicas
+    use ``extra_keep_alive_s``. Per endpoint (application) an idle-time histogram, updated at
+    every idle time from the idle times seen so far (no look-ahead), sets a pre-warm window (the
+    replica is unloaded after a request and loaded again when it opens) and a keep-alive window.
+    Endpoints whose idle times mostly fall beyond the histogram get a time-series forecast of the
+    next idle time instead (the paper fits ARIMA; here simple exponential smoothing, the
+    ARIMA(0,1,1) forecast, because per-app ARIMA fits on the handful of such idle times a day
+    holds are not meaningful and the project carries no statsmodels). Endpoints with too few
+    idle times or a flat histogram use the fixed ``fallback_keep_alive_s``."""
 
     bin_s: float = 60.0
     """Histogram bin width (the paper uses 1 minute)."""
     range_s: float = 4 * 3600.0
     """Histogram range; idle times beyond it are out of bounds (the paper uses 4 hours)."""
     prewarm_percentile: float = 5.0
-    """Pre-warm window = this percentile of idle time (the head)."""
+    """Pre-warm window = this percentile of idle time (the head; the paper: 5th)."""
     keepalive_percentile: float = 99.0
-    """Keep-alive window ends at this percentile of idle time (the tail)."""
+    """Keep-alive window ends at this percentile of idle time (the tail; the paper: 99th)."""
     margin: float = 0.10
     """Safety margin: pre-warm shortened and keep-alive lengthened by this fraction (the paper: 10 %)."""
     min_samples: int = 10
-    """Idle times needed before the histogram is trusted."""
+    """In-range idle times needed before the histogram is trusted."""
     cv_threshold: float = 2.0
     """The histogram is representative when the CV of its bin counts is at least this."""
     max_out_of_bounds: float = 0.5
-    """... and when at most this fraction of idle times fell beyond ``range_s``."""
+    """More than this fraction of idle times beyond ``range_s`` switches the endpoint to the forecast."""
+    forecast_alpha: float = 0.5
+    """Smoothing constant of the idle-time forecast (ARIMA(0,1,1) with θ = 1 − α)."""
+    forecast_margin: float = 0.15
+    """Forecast windows: pre-warm at (1 − margin) × the forecast idle time, keep alive until (1 + margin) × it."""
     fallback_keep_alive_s: float = 600.0
     """Fixed keep-alive used while the histogram is not representative. The sweep knob."""
     extra_keep_alive_s: float = 60.0
     """Keep-alive of replicas beyond the first (a Knative stable window)."""
-    refit_interval_s: float = 3600.0
-    """How often the windows are recomputed from the idle times observed so far."""
     target_concurrency: int | None = None
     """In-flight requests per replica; None = the service concurrency."""
     max_scale: int | None = None
@@ -189,8 +200,10 @@ class HistogramKeepAlive:
             p.append(
                 f"prewarm_percentile={self.prewarm_percentile}, keepalive_percentile={self.keepalive_percentile}: need 0 ≤ prewarm < keepalive ≤ 100"
             )
-        if self.refit_interval_s <= 0:
-            p.append(f"refit_interval_s={self.refit_interval_s} must be > 0")
+        if not 0 < self.forecast_alpha <= 1 or not 0 <= self.forecast_margin < 1:
+            p.append(
+                f"forecast_alpha={self.forecast_alpha}, forecast_margin={self.forecast_margin}: need 0 < alpha ≤ 1 and 0 ≤ margin < 1"
+            )
         if self.target_concurrency is not None and self.target_concurrency < 1:
             p.append(f"target_concurrency={self.target_concurrency} must be ≥ 1")
         _scales(p, 0, self.max_scale, "min_scale", "max_scale")

@@ -55,11 +55,14 @@ def report_dict(sweep: SweepResult, trace: Trace, service: ServiceModel, prices:
         "static": sweep.static.to_dict(),
         "oracle": sweep.oracle.to_dict() | {"savings_vs_static": sweep.oracle.savings_vs(sweep.static)},
         "results": rows,
-        "recommended": rec.to_dict()
+        "recommended": None
+        if rec is None
+        else rec.to_dict()
         | {
             "savings_vs_static": rec.savings_vs(sweep.static),
             "inference_endpoint_args": endpoint_args(rec, service, static_replicas),
         },
+        "recommendation": sweep.reason,
     }
 
 
@@ -69,8 +72,9 @@ def _pct(x: float) -> str:
 
 def _row(r: PolicyResult, static: PolicyResult, mark: str = "") -> str:
     return (
-        f"| {r.policy}{mark} | {r.setting} | {r.gpu_hours:,.1f} | {r.cost_usd:,.2f} | {_pct(r.savings_vs(static))} | "
-        f"{_pct(r.cold_start_fraction)} | {r.p50_ms:,.0f} | {r.p95_ms:,.0f} | {r.p99_ms:,.0f} | {_pct(r.slo_attainment)} |"
+        f"| {r.policy}{mark} | {r.setting} | {r.gpu_hours:,.1f} | {r.idle_gpu_hours:,.1f} | {r.cost_usd:,.2f} | "
+        f"{_pct(r.savings_vs(static))} | {_pct(r.cold_start_fraction)} | {_pct(r.app_cold_start_median)} | "
+        f"{_pct(r.app_cold_start_q3)} | {r.p50_ms:,.0f} | {r.p95_ms:,.0f} | {r.p99_ms:,.0f} | {_pct(r.slo_attainment)} |"
     )
 
 
@@ -91,21 +95,37 @@ def report_markdown(sweep: SweepResult, trace: Trace, service: ServiceModel, pri
         f"{prices.serverless_usd_per_second * 3600:.4f} $/h per serverless instance.",
         f"SLO: {sweep.slo_target:.1%} of requests within {sweep.slo_ms:g} ms.",
         "",
-        f"**Recommended: {rec.policy}, {rec.setting}** — {rec.cost_usd:,.2f} USD "
-        f"({_pct(rec.savings_vs(sweep.static))} below static-for-peak; the bound on this trace is {_pct(d['savings_bound'])}), "
-        f"{_pct(rec.cold_start_fraction)} of requests wait for a cold start, p99 {rec.p99_ms:,.0f} ms.",
+        (
+            f"**Recommended: {rec.policy}, {rec.setting}** — {rec.cost_usd:,.2f} USD "
+            f"({_pct(rec.savings_vs(sweep.static))} below static-for-peak; the bound on this trace is {_pct(d['savings_bound'])}), "
+            f"{_pct(rec.cold_start_fraction)} of requests wait for a cold start, p99 {rec.p99_ms:,.0f} ms."
+            if rec is not None
+            else "**No recommendation: no setting meets the SLO.**"
+        ),
         "",
-        "InferenceEndpoint arguments: `" + json.dumps(d["recommended"]["inference_endpoint_args"]) + "`",
+        sweep.reason,
         "",
-        "| policy | setting | GPU-h | cost USD | savings | cold-start waits | p50 ms | p95 ms | p99 ms | SLO met |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    if d["recommended"] is not None:
+        lines += ["InferenceEndpoint arguments: `" + json.dumps(d["recommended"]["inference_endpoint_args"]) + "`", ""]
+    lines += [
+        "| policy | setting | GPU-h | idle GPU-h | cost USD | savings | cold-start waits | per-endpoint median | "
+        "per-endpoint Q3 | p50 ms | p95 ms | p99 ms | SLO met |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         _row(sweep.static, sweep.static),
         _row(sweep.oracle, sweep.static),
     ]
     frontier = set(sweep.frontier)
     for i, r in enumerate(sweep.results):
         lines.append(_row(r, sweep.static, " ★" if i in frontier else ""))
-    lines += ["", "★ on the cost / cold-start Pareto frontier. Savings are against static-for-peak.", ""]
+    lines += [
+        "",
+        "★ on the cost / cold-start Pareto frontier. Savings are against static-for-peak. Cold-start waits are "
+        "the fraction of requests; per-endpoint median and Q3 are the distribution over endpoints (applications) "
+        "of each one's fraction (Shahrad et al.'s metric). Idle GPU-h: billed while serving nothing (boot, "
+        "keep-alive, pre-warm).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -135,15 +155,16 @@ def plot_frontier(sweep: SweepResult, path: Path) -> Path:
     ax.axvline(sweep.static.cost_usd, color="tab:red", ls=":", label=f"static-for-peak {sweep.static.cost_usd:,.0f} $")
     ax.axvline(sweep.oracle.cost_usd, color="tab:gray", ls=":", label=f"oracle {sweep.oracle.cost_usd:,.0f} $")
     rec = sweep.recommended
-    ax.scatter(
-        [rec.cost_usd],
-        [100 * rec.cold_start_fraction],
-        s=220,
-        facecolors="none",
-        edgecolors="k",
-        lw=2,
-        label="recommended",
-    )
+    if rec is not None:
+        ax.scatter(
+            [rec.cost_usd],
+            [100 * rec.cold_start_fraction],
+            s=220,
+            facecolors="none",
+            edgecolors="k",
+            lw=2,
+            label="recommended",
+        )
     ax.set_xlabel("cost (USD)")
     ax.set_ylabel("requests waiting for a cold start (%)")
     ax.set_title(f"cost vs cold starts (SLO {sweep.slo_target:.0%} ≤ {sweep.slo_ms:g} ms)")

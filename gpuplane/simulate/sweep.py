@@ -4,8 +4,10 @@
 keep-alive settings (and min-scale 0/1) on one trace, with the same service model and prices.
 The frontier keeps the settings no other setting beats on both cost and cold-start fraction.
 The recommendation is the cheapest setting whose SLO attainment (fraction of requests with
-latency ≤ ``slo_ms``, cold-start waits included) reaches ``slo_target``; static-for-peak is the
-fallback, since it never waits. :func:`endpoint_args` turns a result into ``InferenceEndpoint``
+latency ≤ ``slo_ms``, cold-start waits included) reaches ``slo_target``, static-for-peak included;
+it never picks a setting that misses the SLO (when nothing swept meets it, static sized for the
+instantaneous peak, which never queues, or none), and says why, with the oracle bound when
+static is cheapest. :func:`endpoint_args` turns a result into ``InferenceEndpoint``
 arguments (see docs/simulator.md for the mapping).
 """
 
@@ -63,10 +65,14 @@ class SweepResult:
     """Every swept setting, all families."""
     frontier: tuple[int, ...]
     """Indices into ``results`` on the cost / cold-start-fraction Pareto frontier, cheapest first."""
-    recommended: PolicyResult
-    """Cheapest setting meeting the SLO (static-for-peak when none does)."""
+    recommended: PolicyResult | None
+    """Cheapest setting meeting the SLO; never one that misses it. Static-for-peak when it meets
+    the SLO and nothing cheaper does; static sized for the instantaneous peak (which never queues)
+    when nothing else meets it; None when even that misses (the service time alone breaks the SLO)."""
     slo_ms: float
     slo_target: float
+    reason: str = ""
+    """Why this recommendation, in one or two sentences (with the oracle bound when static wins)."""
 
     def all_results(self) -> list[PolicyResult]:
         return [self.static, self.oracle, *self.results]
@@ -120,11 +126,68 @@ def run_sweep(
                         continue
                     results.append(simulate(trace, service, pol_s, prices, slo_ms=slo_ms))
     frontier = pareto_frontier([(r.cost_usd, r.cold_start_fraction) for r in results])
-    meeting = [r for r in results if r.slo_attainment >= slo_target]
-    recommended = min(meeting, key=lambda r: r.cost_usd) if meeting else static
-    if recommended.cost_usd >= static.cost_usd:  # no saving: keep the simpler static deployment
-        recommended = static
-    return SweepResult(static, oracle, tuple(results), tuple(frontier), recommended, slo_ms, slo_target)
+    recommended, reason = _recommend(trace, service, prices, static, oracle, results, slo_ms, slo_target)
+    return SweepResult(static, oracle, tuple(results), tuple(frontier), recommended, slo_ms, slo_target, reason)
+
+
+def _recommend(
+    trace: Trace,
+    service: ServiceModel,
+    prices: PriceSpec,
+    static: PolicyResult,
+    oracle: PolicyResult,
+    results: list[PolicyResult],
+    slo_ms: float,
+    slo_target: float,
+) -> tuple[PolicyResult | None, str]:
+    """The cheapest setting whose SLO attainment reaches ``slo_target``, and why."""
+    meets = [r for r in results if r.slo_attainment >= slo_target]
+    best = min(meets, key=lambda r: r.cost_usd) if meets else None
+    bound = 1.0 - oracle.gpu_hours / static.gpu_hours if static.gpu_hours > 0 else 0.0
+    slo = f"{slo_target:.1%} within {slo_ms:g} ms"
+    if static.slo_attainment >= slo_target and (best is None or static.cost_usd <= best.cost_usd):
+        if best is None:
+            other = "no autoscaled setting meets the SLO"
+        else:
+            other = (
+                f"the cheapest autoscaled setting that meets it ({best.policy}, {best.setting}) costs "
+                f"{best.cost_usd:,.2f} USD, {best.cost_usd / static.cost_usd - 1:.1%} more"
+                if static.cost_usd > 0
+                else f"the cheapest autoscaled setting costs {best.cost_usd:,.2f} USD"
+            )
+        return static, (
+            f"Static-for-peak is cheapest at {static.cost_usd:,.2f} USD: {other}. The most any autoscaler could "
+            f"save on this trace is {bound:.1%} (oracle, busy time only: {oracle.gpu_hours:,.1f} of "
+            f"{static.gpu_hours:,.1f} GPU-h), and cold starts ({static.extra.get('cold_start_s', 0) or _cold_s(results):g} s "
+            "each), keep-alive and whole replicas spend more than that margin."
+        )
+    if best is not None:
+        why = (
+            f"static-for-peak misses the SLO ({static.slo_attainment:.2%})"
+            if static.slo_attainment < slo_target
+            else (
+                f"{1 - best.cost_usd / static.cost_usd:.1%} below static-for-peak"
+                if static.cost_usd > 0
+                else "cheapest"
+            )
+        )
+        return best, f"Cheapest setting meeting {slo}: {best.policy}, {best.setting} ({why}; bound {bound:.1%})."
+    # Nothing swept meets the SLO, static-for-peak included (its window lets bursts queue): size
+    # static for the instantaneous peak, which never queues.
+    instant = simulate(trace, service, StaticPeak(window_s=0.0, target_utilization=1.0), prices, slo_ms=slo_ms)
+    if instant.slo_attainment >= slo_target:
+        return instant, (
+            f"No swept setting meets {slo} (static-for-peak {static.slo_attainment:.2%}: bursts shorter than its "
+            f"{StaticPeak().window_s:g} s window queue); static sized for the instantaneous peak never queues and meets it."
+        )
+    return None, (
+        f"No setting meets {slo}: even static for the instantaneous peak, which never queues, reaches only "
+        f"{instant.slo_attainment:.2%}; the service time alone is beyond the SLO. Raise --slo-ms or lower the service time."
+    )
+
+
+def _cold_s(results: list[PolicyResult]) -> float:
+    return max((r.extra.get("cold_start_s", 0.0) for r in results), default=0.0)
 
 
 def endpoint_args(result: PolicyResult, service: ServiceModel, static_replicas: int | None = None) -> dict[str, Any]:

@@ -19,12 +19,14 @@ Synthetic traffic (:func:`synthetic_trace`, configured by :class:`TrafficSpec`):
 
 Readers:
 
-- :func:`read_azure_functions` reads the public Azure Functions 2019 invocation-count CSV
-  (``invocations_per_function_md.anon.dNN.csv``: columns ``HashOwner,HashApp,HashFunction,
-  Trigger,1..1440``, one row per function, per-minute counts). Counts are spread uniformly at
+- :func:`read_azure_functions` reads the public Azure Functions 2019 invocation-count CSV, one
+  row per function, per-minute counts, columns found by name in any order: the day files'
+  ``HashOwner,HashApp,HashFunction,Trigger,1..1440`` and the invitro sample's
+  ``HashFunction,HashApp,HashOwner,minute_1..minute_1440``. Counts are spread uniformly at
   random inside their minute (seeded). Several day files are laid end to end.
-- :func:`read_timestamps` reads a plain CSV of timestamps in seconds: one number per line, or a
-  header with a ``timestamp`` column (and optionally an ``endpoint`` column).
+- :func:`read_timestamps` reads a plain CSV of timestamps: one number of seconds per line, or a
+  header with a ``timestamp`` column (seconds, or ISO date-times such as the Azure LLM inference
+  trace's ``TIMESTAMP`` column) and optionally an ``endpoint`` column.
 
 A malformed file raises :class:`TraceFormatError` naming the file, the line and the fix. This
 module does not model service or cost; see ``engine.py``.
@@ -40,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 DAY_S = 86_400.0
-AZURE_FIXED_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Trigger")
 AZURE_MINUTES = 1440
 
 
@@ -308,11 +309,38 @@ def read_azure_functions(
     )
 
 
+def _azure_columns(path: Path, header: list[str], group_by: str) -> tuple[list[int], list[int]]:
+    """Indices of the key columns and of the 1440 minute columns, found by name.
+
+    Public copies of the trace order and name the columns differently: the original day files
+    have ``HashOwner,HashApp,HashFunction,Trigger,1..1440``; the invitro sample (vhive-serverless/
+    invitro) has ``HashFunction,HashApp,HashOwner,minute_1..minute_1440`` and no Trigger.
+    """
+    names = {h: i for i, h in enumerate(header)}
+    want = ["HashOwner", "HashApp"] + (["HashFunction"] if group_by == "function" else [])
+    missing = [k for k in want if k not in names]
+    minutes: list[int] = []
+    for m in range(1, AZURE_MINUTES + 1):
+        i = names.get(str(m), names.get(f"minute_{m}"))
+        if i is None:
+            missing.append(f"{m} (or minute_{m})")
+            break
+        minutes.append(i)
+    if missing:
+        raise _fail(
+            path,
+            1,
+            f"header is not the Azure Functions 2019 format (no column {missing[0]!r})",
+            "the header must name HashOwner, HashApp, HashFunction and the minutes 1..1440 (or minute_1..minute_1440), "
+            "in any order (for one timestamp per line use --trace-format timestamps)",
+        )
+    return [names[k] for k in want], minutes
+
+
 def _read_azure_day(path: Path, group_by: str) -> tuple[list[str], np.ndarray]:
     """Keys and an (n_rows, 1440) int64 count matrix of one Azure day file, validated."""
     if not path.is_file():
         raise _fail(path, None, "no such file", "pass the path of an invocations_per_function_md.anon.dNN.csv file")
-    expected_header = [*AZURE_FIXED_COLUMNS, *(str(m) for m in range(1, AZURE_MINUTES + 1))]
     keys: list[str] = []
     rows: list[list[str]] = []
     with path.open(newline="") as f:
@@ -321,30 +349,19 @@ def _read_azure_day(path: Path, group_by: str) -> tuple[list[str], np.ndarray]:
         if header is None:
             raise _fail(path, 1, "the file is empty", "use an Azure Functions 2019 invocations_per_function CSV")
         header = [h.strip() for h in header]
-        if header != expected_header:
-            bad = next((i for i, (a, b) in enumerate(zip(header, expected_header, strict=False)) if a != b), None)
-            got = header[bad] if bad is not None else f"{len(header)} columns"
-            want = expected_header[bad] if bad is not None else f"{len(expected_header)} columns"
-            raise _fail(
-                path,
-                1,
-                f"header is not the Azure Functions 2019 format (column {1 + (bad if bad is not None else len(header))}: got {got!r}, expected {want!r})",
-                "the header must be HashOwner,HashApp,HashFunction,Trigger,1,2,...,1440 "
-                "(for one timestamp per line use --trace-format timestamps)",
-            )
+        key_cols, minute_cols = _azure_columns(path, header, group_by)
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
-            if len(row) != len(expected_header):
+            if len(row) != len(header):
                 raise _fail(
                     path,
                     line_no,
-                    f"{len(row)} fields, expected {len(expected_header)}",
-                    "every row needs the 4 hash/trigger columns and 1440 per-minute counts",
+                    f"{len(row)} fields, expected {len(header)}",
+                    "every row needs the hash columns and 1440 per-minute counts, as the header names them",
                 )
-            key = "/".join(row[:3]) if group_by == "function" else "/".join(row[:2])
-            keys.append(key)
-            rows.append(row[4:])
+            keys.append("/".join(row[i] for i in key_cols))
+            rows.append([row[i] for i in minute_cols])
     if not rows:
         return [], np.zeros((0, AZURE_MINUTES), dtype=np.int64)
     cells = np.array(rows, dtype=str)
@@ -354,7 +371,7 @@ def _read_azure_day(path: Path, group_by: str) -> tuple[list[str], np.ndarray]:
         raise _fail(
             path,
             int(r) + 2,
-            f"column {c + 5} (minute {c + 1}) holds {str(cells[r, c])!r}, not a non-negative integer count",
+            f"column {minute_cols[c] + 1} (minute {c + 1}) holds {str(cells[r, c])!r}, not a non-negative integer count",
             "per-minute columns must be whole invocation counts ≥ 0",
         )
     return keys, cells.astype(np.int64)
@@ -363,8 +380,8 @@ def _read_azure_day(path: Path, group_by: str) -> tuple[list[str], np.ndarray]:
 def read_timestamps(path: str | Path, *, duration_s: float | None = None) -> Trace:
     """Read a CSV of request timestamps in seconds.
 
-    Either one number per line (no header), or a header naming a ``timestamp`` column and
-    optionally an ``endpoint`` column (any string; each distinct value is an endpoint). Times
+    Either one number per line (no header), or a header naming a ``timestamp`` column (seconds,
+    or ISO date-times as in the Azure LLM inference traces) and optionally an ``endpoint`` column (any string; each distinct value is an endpoint). Times
     are shifted so the earliest is 0 and sorted. ``duration_s`` defaults to the last time
     rounded up to a whole second (at least 1 s).
     """
@@ -402,9 +419,15 @@ def read_timestamps(path: str | Path, *, duration_s: float | None = None) -> Tra
         try:
             value = float(cell)
         except ValueError:
-            raise _fail(
-                path, line_no, f"timestamp {cell!r} is not a number", "write timestamps as seconds, e.g. 1712345678.25"
-            ) from None
+            iso = _iso_seconds(cell)
+            if iso is None:
+                raise _fail(
+                    path,
+                    line_no,
+                    f"timestamp {cell!r} is not a number",
+                    "write timestamps as seconds, e.g. 1712345678.25, or as ISO date-times, e.g. 2023-11-16 18:17:03.98",
+                ) from None
+            value = iso
         if not math.isfinite(value):
             raise _fail(path, line_no, f"timestamp {cell!r} is not finite", "remove NaN/inf rows")
         times[k] = value
@@ -435,6 +458,17 @@ def read_timestamps(path: str | Path, *, duration_s: float | None = None) -> Tra
         n_endpoints=len(endpoint_names),
         endpoint_names=endpoint_names,
     )
+
+
+def _iso_seconds(text: str) -> float | None:
+    """Seconds since the epoch of an ISO date-time (any number of fraction digits), None if it is not one."""
+    try:
+        t = np.datetime64(text.replace(" ", "T", 1), "ns")
+    except ValueError:
+        return None
+    if np.isnat(t):
+        return None
+    return float(t.astype(np.int64)) / 1e9
 
 
 def _is_number(text: str) -> bool:

@@ -121,7 +121,7 @@ def test_azure_reader_lays_days_end_to_end_and_keeps_the_top(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ("HashOwner,HashApp,Function,Trigger,1\n", "line 1: header is not the Azure Functions 2019 format (column 3"),
+        ("HashOwner,HashApp,Function,Trigger,1\n", "line 1: header is not the Azure Functions 2019 format (no column 'HashFunction'"),
         (None, "line 2: 5 fields, expected 1444"),
         ("bad-count", "line 3: column 6 (minute 2) holds '-1'"),
         ("", "line 1: the file is empty"),
