@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
@@ -274,3 +275,102 @@ def test_the_plugin_serves_the_schema_over_grpc():
         proc.terminate()
         proc.wait(timeout=10)
     assert json.loads(response.schema) == cp.schema()
+
+
+# --- the schema's shape, checked with the rules of Pulumi's package metaschema ----------------------
+# (pkg/codegen/schema/pulumi.json in pulumi/pulumi: token pattern, one kind per type reference,
+# enums with a primitive type, required names that exist, local references that resolve)
+
+TOKEN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]*:([^0-9][a-zA-Z0-9._/-]*)?:[^0-9][a-zA-Z0-9._/-]*$")
+PRIMITIVES = {"boolean", "integer", "number", "string"}
+
+
+def _type_spec_problems(where: str, spec: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    problems = []
+    ref, kind = spec.get("$ref"), spec.get("type")
+    if ref is not None:
+        if ref.startswith("#/types/") and ref.removeprefix("#/types/") not in doc.get("types", {}):
+            problems.append(f"{where}: {ref} does not resolve")
+        if ref.startswith("#/resources/") and ref.removeprefix("#/resources/") not in doc["resources"]:
+            problems.append(f"{where}: {ref} does not resolve")
+        if not (ref.startswith(("#/types/", "#/resources/", "pulumi.json#/", "/"))):
+            problems.append(f"{where}: {ref} is not a reference Pulumi understands")
+        if "items" in spec or "additionalProperties" in spec:
+            problems.append(f"{where}: a named type has no items/additionalProperties")
+    elif kind == "array":
+        if "items" not in spec:
+            problems.append(f"{where}: an array needs items")
+        else:
+            problems += _type_spec_problems(f"{where}.items", spec["items"], doc)
+    elif kind == "object":
+        if "items" in spec:
+            problems.append(f"{where}: a map has no items")
+        if "additionalProperties" in spec:
+            problems += _type_spec_problems(f"{where}.additionalProperties", spec["additionalProperties"], doc)
+    elif kind in PRIMITIVES:
+        if {"items", "additionalProperties"} & set(spec):
+            problems.append(f"{where}: a primitive has only a type")
+    else:
+        problems.append(f"{where}: no type and no $ref")
+    if "plain" in spec and not isinstance(spec["plain"], bool):
+        problems.append(f"{where}: plain must be a boolean")
+    if "description" in spec and not isinstance(spec["description"], str):
+        problems.append(f"{where}: description must be a string")
+    return problems
+
+
+def test_schema_follows_the_pulumi_package_metaschema_rules(schema):
+    problems = []
+    assert re.match(r"^[a-zA-Z][-a-zA-Z0-9_]*$", schema["name"])
+    for section in ("resources", "types"):
+        for token, spec in schema.get(section, {}).items():
+            if not TOKEN.match(token):
+                problems.append(f"{token}: not a valid token")
+            if spec.get("enum") is not None:
+                if spec.get("type") not in PRIMITIVES:
+                    problems.append(f"{token}: an enum needs a primitive type")
+                python_type = {"string": str, "integer": int, "number": (int, float), "boolean": bool}[spec["type"]]
+                problems += [f"{token}: {e} is not a {spec['type']}" for e in spec["enum"] if not isinstance(e.get("value"), python_type)]
+                continue
+            for group in ("inputProperties", "properties"):
+                for name, prop in spec.get(group, {}).items():
+                    problems += _type_spec_problems(f"{token}.{group}.{name}", prop, schema)
+            problems += [f"{token}: required input {r} is not an input" for r in spec.get("requiredInputs", []) if r not in spec.get("inputProperties", {})]
+            problems += [f"{token}: required {r} is not a property" for r in spec.get("required", []) if r not in spec.get("properties", {})]
+            if section == "resources":
+                assert spec.get("isComponent") is True, token
+    assert not problems, "\n".join(problems)
+
+
+def test_a_component_built_through_the_provider_equals_the_python_one():
+    """The schema view changes nothing: same resources, names, parents and inputs as from Python."""
+    from components import GpuNodePool, KubernetesCluster
+
+    provider = cp.provider()
+
+    def from_python() -> None:
+        cluster = KubernetesCluster("local", {"cloud": "existing", "tags": {"team": "recs"}})
+        GpuNodePool("gpus", {"cluster": cluster, "accelerator": "L4", "max_nodes": 2, "role": "inference", "taints": [{"key": "gpu", "effect": "NoSchedule"}], "gpu_sharing": {"strategy": "time-slicing", "replicas": 4}})
+
+    def through_provider() -> None:
+        cluster = provider.construct("local", "gpuplane:index:KubernetesCluster", {"cloud": "existing", "tags": {"team": "recs"}}, pulumi.ResourceOptions())
+
+        def pool(urn: str) -> None:
+            inputs = {
+                "cluster": _reference(urn, "gpuplane:index:KubernetesCluster", "local"),
+                "accelerator": "L4",
+                "maxNodes": 2.0,
+                "role": "inference",
+                "taints": [{"key": "gpu", "effect": "NoSchedule"}],
+                "gpuSharing": {"strategy": "time-slicing", "replicas": 4.0},
+            }
+            provider.construct("gpus", "gpuplane:index:GpuNodePool", inputs, pulumi.ResourceOptions())
+
+        cluster.urn.apply(pool)
+
+    def recorded(run_: Any) -> list[tuple[str, str, str | None, Any]]:
+        return sorted((r.type, r.name, r.parent, json.dumps(r.inputs, sort_keys=True, default=str)) for r in run_.resources)
+
+    direct, hosted = run(from_python), run(through_provider)
+    assert len(direct.resources) >= 4
+    assert recorded(hosted) == recorded(direct)
