@@ -243,7 +243,7 @@ def test_construct_resolves_component_references_to_the_live_components():
     # Enum members arrive as the plain strings Python users pass; wire floats as ints.
     summary = pool.inputs["gpuplane"]
     assert summary["role"] == "inference" and summary["maxNodes"] == 2
-    assert result.one("kubernetes:serving.knative.dev/v1:Service").parent.endswith("gpuplane:index:InferenceEndpoint::recs")
+    assert str(result.one("kubernetes:serving.knative.dev/v1:Service").parent).endswith("gpuplane:index:InferenceEndpoint::recs")
     assert set(states["pool"]) >= {"implementation", "minNodes", "maxNodes", "capacityType", "nodeSelector"}
     assert set(states["endpoint"]) >= {"url", "coldStartBudgetSeconds", "implementation"}
 
@@ -329,7 +329,7 @@ def test_schema_follows_the_pulumi_package_metaschema_rules(schema):
             if spec.get("enum") is not None:
                 if spec.get("type") not in PRIMITIVES:
                     problems.append(f"{token}: an enum needs a primitive type")
-                python_type = {"string": str, "integer": int, "number": (int, float), "boolean": bool}[spec["type"]]
+                python_type: Any = {"string": str, "integer": int, "number": (int, float), "boolean": bool}[spec["type"]]
                 problems += [f"{token}: {e} is not a {spec['type']}" for e in spec["enum"] if not isinstance(e.get("value"), python_type)]
                 continue
             for group in ("inputProperties", "properties"):
