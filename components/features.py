@@ -52,6 +52,9 @@ class Feature(StrEnum):
     BUCKET_EVENTS = "bucket-events"
     SCHEDULED_RETRAINING = "scheduled-retraining"
     CANARY_ROLLOUT = "canary-rollout"
+    # observability
+    GPU_METRICS = "gpu-metrics"
+    MANAGED_PROMETHEUS = "managed-prometheus"
 
 
 @dataclass(frozen=True)
