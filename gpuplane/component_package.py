@@ -284,13 +284,23 @@ def _schema_view(component: type, converter: _Converter) -> type:
     namespace: dict[str, Any] = {
         "__new__": __new__,
         "__init__": __init__,
-        "__doc__": component.__doc__,
+        "__doc__": _description(component),
         "__module__": component.__module__,
         "__qualname__": component.__qualname__,
         "__annotations__": _output_annotations(component, converter),
         "component": component,
     }
     return type(component.__name__, (pulumi.ComponentResource,), namespace)
+
+
+def _description(component: type) -> str:
+    """The class docstring; where it points to "the module docstring", that text follows it
+    (users of other languages have the schema, not the Python module)."""
+    doc = inspect.cleandoc(component.__doc__ or "")
+    module_doc = inspect.cleandoc(sys.modules[component.__module__].__doc__ or "")
+    if "module docstring" in doc and module_doc:
+        doc = f"{doc}\n\n{module_doc}"
+    return doc
 
 
 def _plain(value: Any, hint: Any = None) -> Any:
