@@ -20,6 +20,7 @@ _EXPORTS = {
     "TrainingJobArgs": "components.training_job",
     "InferenceEndpoint": "components.inference",
     "InferenceEndpointArgs": "components.inference",
+    "TwoTierEndpoint": "components.two_tier",
     "FeatureStore": "components.feature_store",
     "FeatureStoreArgs": "components.feature_store",
     "ComponentInputError": "components.errors",
