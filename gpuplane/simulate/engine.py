@@ -904,11 +904,13 @@ def simulate(
     wait = np.zeros(a.size)
     ps = bill(wait)
     cold = queued = np.zeros(a.size, bool)
-    for _ in range(passes):
+    for i in range(passes):
         new_wait, cold, queued = waits(ps)
         if np.array_equal(new_wait, wait):
             break
         wait = new_wait
+        if fixed and i == passes - 1:
+            break  # every slot always up: the bill does not depend on the waits
         ps = bill(wait)
     billed = ps.billed_s + float(min_e.sum()) * horizon
     extra = {"cold_start_s": t_cold}
