@@ -1,32 +1,94 @@
 """Benchmark: `gpuplane plan` end to end per reference stack, and scaling with resource count.
 
 Prints, side by side in one run:
-- each reference stack planned by a fresh `gpuplane plan` process (imports included): median
-  wall time of 3 runs, resources, resources/s — goal: under 5 s per stack on 2 cores;
+
+- each reference stack planned by a fresh `gpuplane plan` process, median of ``--runs`` runs:
+  the whole wall time, the import phase (every module import, wherever it happens, summed from
+  ``python -X importtime``: the provider SDK packages the program uses apart from everything
+  else) and the run phase (the rest: program, validation, policy pack, pricing, output) —
+  goal: under 3 s per stack on 2 cores. The interpreter's own start is shown once. The load
+  average is printed before and after, since other processes on the machine inflate every figure;
 - generated stacks with 25..200 GPU node pools planned in-process: resources, seconds,
   resources/s, and seconds per resource relative to the smallest (flat = linear growth).
+
+    python -m benchmarks.plan_bench [--runs 3] [--stacks aws-dev,local] [--no-scaling]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+SDKS = ("pulumi_aws", "pulumi_aws_native", "pulumi_gcp", "pulumi_kubernetes", "pulumi_random")
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
+GOAL_SECONDS = 3.0
 
-def cli_plan(stack: str) -> tuple[float, int]:
+
+@dataclass
+class Run:
+    wall: float
+    imports: float
+    """Seconds spent importing modules (all of them)."""
+    sdk_imports: float
+    """Seconds of that spent in the provider SDK packages."""
+    sdk_packages: tuple[str, ...]
+    resources: int
+
+
+def import_seconds(stderr: str) -> tuple[float, float, tuple[str, ...]]:
+    """(all imports, provider SDK imports, SDK packages seen) from ``-X importtime`` output.
+
+    A top-level line (no indent) is an import started by non-import code; its cumulative time
+    covers everything it pulled in, so their sum is the whole import phase."""
+    total = sdk = 0.0
+    packages: set[str] = set()
+    for line in stderr.splitlines():
+        m = _IMPORT_LINE.match(line)
+        if not m:
+            continue
+        package = m.group(4).split(".", 1)[0]
+        if package in SDKS:
+            packages.add(package)
+        if m.group(3):
+            continue
+        seconds = int(m.group(2)) / 1e6
+        total += seconds
+        if package in SDKS:
+            sdk += seconds
+    return total, sdk, tuple(sorted(packages))
+
+
+def cli_plan(stack: str) -> Run:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = [sys.executable, "-X", "importtime", "-m", "gpuplane.cli", "plan", "--stack", stack, "--format", "json", "--out", out.name]
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gpuplane.cli", "plan", "--stack", stack, "--format", "json", "--out", out.name], cwd=ROOT, check=True, capture_output=True)
-        elapsed = time.perf_counter() - t
-        return elapsed, len(json.loads(Path(out.name).read_text())["resources"])
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if proc.returncode not in (0, 1):  # 1: a policy violation, still a complete plan
+            raise SystemExit(f"gpuplane plan --stack {stack} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        imports, sdk, packages = import_seconds(proc.stderr)
+        return Run(wall, imports, sdk, packages, len(json.loads(Path(out.name).read_text())["resources"]))
+
+
+def interpreter_start() -> float:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def generated_config(pools: int) -> dict:
@@ -42,16 +104,30 @@ def generated_config(pools: int) -> dict:
     }
 
 
-def main() -> None:
-    from gpuplane.engine.plan import available_stacks, plan_stack
+def fresh_process_table(stacks: list[str], runs: int) -> None:
+    start = interpreter_start()
+    print(f"== gpuplane plan, fresh process per run, median of {runs} (python -X importtime; interpreter start {start:.2f} s)")
+    print(
+        f"{'stack':<12}{'resources':>10}{'total s':>9}{'imports s':>11}{'of it SDKs':>12}{'other':>7}{'run s':>7}{'goal <3 s':>11}  SDK packages imported"
+    )
+    for stack in stacks:
+        results = [cli_plan(stack) for _ in range(runs)]
+        wall = statistics.median(r.wall for r in results)
+        imports = statistics.median(r.imports for r in results)
+        sdk = statistics.median(r.sdk_imports for r in results)
+        run = statistics.median(r.wall - r.imports - start for r in results)
+        print(
+            f"{stack:<12}{results[0].resources:>10}{wall:>9.2f}{imports:>11.2f}{sdk:>12.2f}{imports - sdk:>7.2f}{run:>7.2f}"
+            f"{'yes' if wall < GOAL_SECONDS else 'NO':>11}  {', '.join(results[0].sdk_packages) or '-'}"
+        )
+    print(
+        "   imports = every module import; 'of it SDKs' = the provider SDK packages the program's resources need "
+        "(each SDK loads only the submodules used); run = total - imports - interpreter start"
+    )
 
-    print("== gpuplane plan, fresh process per run (imports included), median of 3")
-    print(f"{'stack':<12}{'resources':>10}{'median s':>10}{'res/s':>8}{'goal <5 s':>11}")
-    for stack in available_stacks():
-        runs = [cli_plan(stack) for _ in range(3)]
-        med = statistics.median(r[0] for r in runs)
-        n = runs[0][1]
-        print(f"{stack:<12}{n:>10}{med:>10.2f}{n / med:>8.0f}{'yes' if med < 5 else 'NO':>11}")
+
+def scaling_table() -> None:
+    from gpuplane.engine.plan import plan_stack
 
     print("\n== generated stacks (in-process, warm imports), median of 3")
     print(f"{'pools':>6}{'resources':>10}{'median s':>10}{'res/s':>8}{'ms/res':>8}{'vs 25':>7}")
@@ -68,6 +144,21 @@ def main() -> None:
         per = med / n
         base = base or per
         print(f"{pools:>6}{n:>10}{med:>10.2f}{n / med:>8.0f}{per * 1000:>8.2f}{per / base:>7.2f}")
+
+
+def main() -> None:
+    from gpuplane.engine.plan import available_stacks
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stacks", default=",".join(available_stacks()), help="comma-separated stack names")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the generated-stack scaling table")
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    fresh_process_table([s for s in args.stacks.split(",") if s], args.runs)
+    if not args.no_scaling:
+        scaling_table()
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ RULES: list[Rule] = [
     cost.TRAINING_ON_SPOT,
     cost.ENDPOINT_SCALE_TO_ZERO,
     cost.IDLE_TIMEOUT_BOUNDS,
+    cost.TWO_TIER_STEADY_BOUNDED,
     # gpu
     gpu.GPU_TYPES_ALLOWED,
     gpu.GPU_POOL_MAX_NODES,

@@ -39,6 +39,14 @@ TRAIN_POOL = component("GpuNodePool", training_pool_summary(capacityType="spot")
 ENDPOINT = component("InferenceEndpoint", endpoint_summary(), "recs")
 TRAINING = component("SpotTrainingCluster", training_cluster_summary(), "tc")
 CLUSTER = component("KubernetesCluster", cluster_summary(), "k")
+TWO_TIER_SUMMARY = {
+    "implementation": "knative+cloud-run",
+    "steady": {"endpoint": "tt-steady", "minScale": 1, "maxScale": 2},
+    "burst": {"endpoint": "tt-burst", "platform": "cloud-run", "minScale": 0, "maxScale": 4, "public": False},
+    "spillThreshold": 8,
+    "tags": dict(TAGS),
+}
+TWO_TIER = component("TwoTierEndpoint", TWO_TIER_SUMMARY, "tt")
 NODE_GROUP = {
     "instanceTypes": ["g6.xlarge"],
     "capacityType": "SPOT",
@@ -144,6 +152,10 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         {},
     ),
     ("zero-ok", cost.ENDPOINT_SCALE_TO_ZERO, [ENDPOINT, view(KSVC, KNATIVE, "svc")], {}),
+    ("two-tier-ok", cost.TWO_TIER_STEADY_BOUNDED, [TWO_TIER, ENDPOINT], {}),
+    ("two-tier-steady-large", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {}),
+    ("two-tier-steady-allowed", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {"maxSteadyReplicas": 3}),
+    ("two-tier-burst-warm", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "burst.minScale", 1), "tt")], {}),
     ("zero-endpoint", cost.ENDPOINT_SCALE_TO_ZERO, [c("InferenceEndpoint", endpoint_summary(minScale=1), "recs")], {}),
     (
         "zero-endpoint-allowed",

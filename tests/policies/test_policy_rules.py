@@ -45,6 +45,14 @@ EXPECTED: dict[str, list[str]] = {
         "InferenceEndpoint 'recs' keeps 1 GPU replica(s) when idle (minScale); at most 0 are allowed. Set minScale to 0 so it scales to zero, or exempt it with gpuplane/exempt: endpoint-scale-to-zero and a reason."
     ],
     "zero-endpoint-allowed": [],
+    "two-tier-ok": [],
+    "two-tier-steady-large": [
+        "TwoTierEndpoint 'tt' keeps 3 steady replica(s) always on; at most 2 are allowed (maxSteadyReplicas). Lower steady_replicas and let the burst tier take the surges, or raise maxSteadyReplicas."
+    ],
+    "two-tier-steady-allowed": [],
+    "two-tier-burst-warm": [
+        "TwoTierEndpoint 'tt''s burst tier keeps 1 instance(s) when idle. Set the burst tier's min scale to 0: the steady tier is the only always-on capacity."
+    ],
     "zero-knative": [
         "kubernetes:serving.knative.dev/v1:Service 'svc' keeps 2 GPU replica(s) when idle (spec.template.metadata.annotations['autoscaling.knative.dev/min-scale']); at most 0 are allowed. Set spec.template.metadata.annotations['autoscaling.knative.dev/min-scale'] to 0 so it scales to zero, or exempt it with gpuplane/exempt: endpoint-scale-to-zero and a reason."
     ],
@@ -258,7 +266,7 @@ EXPECTED: dict[str, list[str]] = {
         "aws:s3/bucket 'b': Tag 'gpuplane/exempt' has no reason, so it is not honoured. Add 'gpuplane/exempt-reason' (label form 'gpuplane-exempt-reason') saying why."
     ],
     "exempt-unknown-policy": [
-        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'deletion-protection', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'workload-identity']."
+        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'deletion-protection', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'two-tier-steady-bounded', 'workload-identity']."
     ],
 }
 
