@@ -14,7 +14,11 @@ Steps (each prints a rule, a live status line and its time; outputs go under one
    server scales to zero and cold-starts again (``traffic/requests.csv``);
 6. static-for-peak against scale-to-zero cost on the same day, with the simulator, catalog L4
    prices and the measured cold start;
-7. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
+7. the model loop (``gpuplane pipeline`` on the demo's data and model, ``pipeline/``): a new day
+   of events, fine-tune, evaluation, MLflow registry, gate, canary through the router, 100 %;
+   a shuffled-label model the gate rejects, a faulty server the canary rolls back (full mode;
+   quick mode skips it with a note);
+8. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
 
 Contract: :func:`run_demo` returns 0 when every step that ran succeeded, 1 when one failed
 (each failure is named, and the steps that needed it are skipped, not failed), 130 on Ctrl-C
@@ -49,6 +53,7 @@ from gpuplane.demo.steps import (
     step_cost,
     step_data,
     step_features,
+    step_loop,
     step_plans,
     step_serving,
     step_training,
@@ -63,9 +68,10 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("training", "Training with an injected preemption, then export", step_training),
     ("serving", "Serving behind the scale-to-zero activator: a day of traffic", step_serving),
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
+    ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
 )
 OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "logs", "report.md",
-                "report.json", "report.png")
+                "report.json", "report.png", "pipeline")
 """What the demo writes in its folder (and removes from a previous run first)."""
 
 

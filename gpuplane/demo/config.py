@@ -40,6 +40,11 @@ class DemoConfig:
     """torch threads of the model server (1 suits the tiny model on a busy 2-core host)."""
     concurrency: int = 4
     """Requests one replica serves at once, in the cost simulation."""
+    # the model loop (gpuplane pipeline) on the demo's data and model
+    loop: bool = True
+    """Run the model loop after serving: a new day, fine-tune, MLflow, gate, canary, drills."""
+    loop_finetune_steps: int = 60
+    """Optimizer steps of each fine-tune in the loop (the shuffled-label model gets ``max_steps``)."""
 
     def validate(self) -> None:
         problems = []
@@ -74,5 +79,7 @@ QUICK = replace(
     day=DaySpec(requests=150.0),
     day_wall_seconds=20.0,
     idle_seconds=1.5,
+    loop=False,
 )
-"""Smaller data, fewer steps, a shorter day and no feature-server check: for the end-to-end test."""
+"""Smaller data, fewer steps, a shorter day, no feature-server check and no model loop (it has its
+own end-to-end test and ``gpuplane pipeline --tiny``): for the end-to-end test."""

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gpuplane.pipeline.report import LoopReport, loop_figures, loop_markdown
+
 StepStatus = Literal["ok", "failed", "skipped"]
 
 
@@ -177,6 +179,8 @@ class DemoReport:
     training: TrainingRecord | None = None
     serving: ServingRecord | None = None
     cost: CostRecord | None = None
+    loop: LoopReport | None = None
+    """The model loop's report (``pipeline/pipeline-report.json``); None when the loop did not run."""
 
     def failed_steps(self) -> list[StepRecord]:
         return [s for s in self.steps if s.status == "failed"]
@@ -270,6 +274,8 @@ def key_figures(report: DemoReport) -> list[tuple[str, str]]:
                                             f"({100 * r.savings_vs_static:.0f}% saved); {100 * r.cold_start_fraction:.1f}% of "
                                             f"requests cold, p99 {r.p99_ms / 1e3:,.1f} s"
                         if static else f"${r.monthly_usd:,.2f}/month"))
+    if report.loop is not None:
+        out += loop_figures(report.loop)
     return out
 
 
@@ -376,6 +382,10 @@ def render_markdown(report: DemoReport) -> str:
                      [[r.option, r.setting, f"{r.monthly_usd:,.2f}", f"{r.gpu_hours_per_day:.2f}",
                        f"{100 * r.cold_start_fraction:.1f}%", f"{r.p99_ms:,.0f}", f"{100 * r.savings_vs_static:.0f}%"]
                       for r in c.rows])
+    if report.loop is not None:
+        md += ["", "## The model loop", "", "`gpuplane pipeline` on this demo's data and model (full report: "
+               "`pipeline/pipeline-report.md`)."]
+        md += loop_markdown(report.loop, level=3)
     md += [""]
     return "\n".join(md)
 

@@ -578,3 +578,35 @@ def step_cost(ctx: Context) -> str:
     cloud_run = rows[2]
     return (f"static ${rows[0].monthly_usd:,.0f}/month vs Cloud Run L4 ${cloud_run.monthly_usd:,.0f}/month "
             f"({100 * cloud_run.savings_vs_static:.0f}% saved), Knative on g6 ${rows[1].monthly_usd:,.0f}/month")
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. the model loop
+
+
+def step_loop(ctx: Context) -> str:
+    """``gpuplane pipeline`` on the demo's data window and trained model (``pipeline/``)."""
+    if not ctx.cfg.loop:
+        raise Skip(f"{ctx.cfg.mode} mode leaves the model loop out to stay quick; run `gpuplane pipeline --tiny` "
+                   "(or the full demo) for it")
+    if not have("torch") or not have("mlflow"):
+        raise Skip("torch and mlflow-skinny are needed (pip install 'gpuplane[workloads]')")
+    ctx.need("data", "training")
+    from dataclasses import replace
+
+    from gpuplane.pipeline import FULL as LOOP_FULL
+    from gpuplane.pipeline import run_loop
+
+    cfg = replace(LOOP_FULL, mode=f"demo {ctx.cfg.mode}", seed=ctx.cfg.seed, bootstrap_steps=ctx.cfg.max_steps,
+                  finetune_steps=ctx.cfg.loop_finetune_steps, log_every=ctx.cfg.log_every,
+                  features="features" in ctx.ok)
+    ctx.progress("the model loop: new data → retrain → evaluate → register → gate → canary")
+    report = run_loop(ctx.out / "pipeline", cfg, console=ctx.console, bootstrap_data=ctx.data_dir,
+                      bootstrap_model=ctx.model_dir)
+    ctx.report.loop = report
+    if report.error:
+        raise StepFailed(f"{report.error} (report: {ctx.out / 'pipeline' / 'pipeline-report.md'})")
+    failed = report.failed_checks()
+    if failed:
+        raise StepFailed("; ".join(failed) + f" (report: {ctx.out / 'pipeline' / 'pipeline-report.md'})")
+    return "; ".join(f"{rd.title}: {rd.outcome}" for rd in report.rounds[1:])

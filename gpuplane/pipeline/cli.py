@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -40,10 +41,12 @@ def pipeline_command(
     from workloads.pipeline.gate import GateInputError
 
     cfg = TINY if tiny else FULL
-    canary = replace(cfg.canary, **{k: v for k, v in (("percent", canary_percent), ("window_seconds", canary_window),
-                                                       ("max_error_rate", max_error_rate),
-                                                       ("max_p99_ms", max_p99_ms)) if v is not None})
-    gate = replace(cfg.gate, **{k: v for k, v in (("metric", metric), ("margin", margin)) if v is not None})
+    canary_overrides: dict[str, Any] = {k: v for k, v in (
+        ("percent", canary_percent), ("window_seconds", canary_window), ("max_error_rate", max_error_rate),
+        ("max_p99_ms", max_p99_ms)) if v is not None}
+    gate_overrides: dict[str, Any] = {k: v for k, v in (("metric", metric), ("margin", margin)) if v is not None}
+    canary = replace(cfg.canary, **canary_overrides)
+    gate = replace(cfg.gate, **gate_overrides)
     cfg = replace(cfg, canary=canary, gate=gate, worse_drill=drills, fault_drill=drills,
                   features=cfg.features if features is None else features)
     try:
