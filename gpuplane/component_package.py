@@ -115,19 +115,24 @@ class _Converter:
         self.dropped: list[Dropped] = []
         self.enums: dict[str, type[enum.Enum]] = {}
         self.clones: dict[type, type] = {}
+        self.names: dict[str, object] = {n: f"the component {n}" for n in (c.__name__ for c in components)}
         # (owner class name, python field name) -> (resource token, where: "" | "items" | "values")
         self.resource_refs: dict[tuple[str, str], tuple[str, str]] = {}
 
     def clone_typeddict(self, td: type) -> type:
         if td in self.clones:
             return self.clones[td]
+        self._claim(td.__name__, td)
         hints = typing.get_type_hints(td, localns=_SDK_NAMES, include_extras=True)
         fields: dict[str, Any] = {}
         for field_name, hint in hints.items():
             try:
                 fields[field_name] = self.convert(hint, td, field_name)
             except NotExpressible as e:
-                self.dropped.append(Dropped(f"{td.__name__}.{field_name}", _show(hint), str(e)))
+                # (``__required_keys__`` misses ``Required[...]`` written as a string annotation)
+                required = get_origin(hint) is Required or (bool(getattr(td, "__total__", True)) and get_origin(hint) is not NotRequired)
+                reason = f"{e} (required: other languages cannot create the component without it)" if required else str(e)
+                self.dropped.append(Dropped(f"{td.__name__}.{field_name}", _show(hint), reason))
         clone = typing.TypedDict(td.__name__, fields, total=td.__total__)  # type: ignore[misc,attr-defined]
         clone.__module__ = td.__module__  # the analyzer reads field docstrings from this source
         clone.__qualname__ = td.__qualname__
@@ -179,6 +184,16 @@ class _Converter:
             return hint
         raise NotExpressible(f"{_show(hint)} has no Pulumi schema type")
 
+    def _claim(self, name: str, owner: object) -> None:
+        """Types of a Pulumi package share one namespace (``gpuplane:index:<Name>``): one owner per name."""
+        taken = self.names.setdefault(name, owner)
+        if taken is not owner and taken != owner:
+            where = lambda o: f"{o.__module__}.{o.__qualname__}" if inspect.isclass(o) else str(o)  # noqa: E731
+            raise TypeError(
+                f"two schema types would be named gpuplane:index:{name}: {where(taken)} and {where(owner)}; "
+                "rename one of them (every type of the package shares the index module)"
+            )
+
     def _contained(self, hint: Any, owner: type, field_name: str, where: str) -> Any:
         return self.convert(hint, owner, field_name, where)
 
@@ -193,8 +208,9 @@ class _Converter:
         stem = owner.__name__.removesuffix("Args")
         name = stem + "".join(part.capitalize() for part in field_name.split("_"))
         existing = self.enums.get(name)
-        if existing is not None:
+        if existing is not None and [m.value for m in existing] == list(values):
             return existing
+        self._claim(name, f"the enum of {owner.__module__}.{owner.__qualname__}.{field_name}")
         members = {_member_name(v): v for v in values}
         made = enum.Enum(name, members, type=base)  # type: ignore[misc]
         made.__doc__ = f"Values of ``{owner.__name__}.{field_name}``."

@@ -108,8 +108,8 @@ class _WidgetArgs(TypedDict, total=False):
 
     size: Required[Literal["small", "large"]]
     """A choice (becomes an enum)."""
-    either: str | int
-    """A union (cannot be expressed)."""
+    either: Required[str | int]
+    """A required union (cannot be expressed)."""
     by_number: dict[int, str]
     """Integer map keys (cannot be expressed)."""
     mixed: Literal["a", 1]
@@ -134,7 +134,8 @@ def test_fields_the_schema_cannot_express_are_reported_with_the_reason():
     provider = cp.GpuplaneProvider([_Widget], version="0.0.1")
     dropped = {d.path: d.reason for d in provider.not_expressible()}
     assert set(dropped) == {"_WidgetArgs.either", "_WidgetArgs.by_number", "_WidgetArgs.mixed"}
-    assert "union" in dropped["_WidgetArgs.either"]
+    assert "union" in dropped["_WidgetArgs.either"] and "required" in dropped["_WidgetArgs.either"]
+    assert "required" not in dropped["_WidgetArgs.mixed"]
     assert "map keys must be strings" in dropped["_WidgetArgs.by_number"]
     assert "mixes value types" in dropped["_WidgetArgs.mixed"]
     inputs = provider.schema_dict["resources"]["gpuplane:index:_Widget"]["inputProperties"]
@@ -374,3 +375,25 @@ def test_a_component_built_through_the_provider_equals_the_python_one():
     direct, hosted = run(from_python), run(through_provider)
     assert len(direct.resources) >= 4
     assert recorded(hosted) == recorded(direct)
+
+
+class _GadgetArgs(TypedDict, total=False):
+    """Arguments of another test-only component."""
+
+    widget: _WidgetArgs
+    """A nested type (replaced below by one whose name clashes)."""
+
+
+class _Gadget(pulumi.ComponentResource):
+    """Another test-only component."""
+
+    def __init__(self, name: str, args: _GadgetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpuplane:index:_Gadget", name, {}, opts)
+
+
+def test_two_types_with_one_name_are_refused_with_both_places(monkeypatch):
+    clash = TypedDict("_WidgetArgs", {"size": str})  # type: ignore[misc,name-match]  # noqa: UP013 - a second class of the same name
+    clash.__module__ = "somewhere.else"
+    monkeypatch.setitem(_GadgetArgs.__annotations__, "widget", clash)
+    with pytest.raises(TypeError, match=r"gpuplane:index:_WidgetArgs: .*_WidgetArgs and somewhere\.else\._WidgetArgs; rename one"):
+        cp.GpuplaneProvider([_Widget, _Gadget], version="0.0.1")
