@@ -14,6 +14,13 @@ Two modes (REFERENCE.md §3):
 
 The execution role may read the model prefix, pull from ECR and write logs; async also writes
 its output prefix. Health-check and download timeouts are sized to the cold-start budget.
+
+Runtimes: the reference server; ``vllm`` from a SageMaker build of vLLM (vLLM's Dockerfile
+target ``vllm-sagemaker``: its entrypoint maps ``SM_VLLM_*`` variables to ``vllm serve`` flags and
+listens on 8080, where vLLM answers ``/ping`` and ``/invocations``), with weights downloaded by
+SageMaker to /opt/ml/model (an uncompressed S3 prefix through ModelDataSource) or streamed
+from S3 by the Run:ai streamer under the execution role; or a custom image that already
+honours SageMaker's contract (no command, args, other port or probe paths: declared missing).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from components.inference import InferenceEndpointArgs
 
 VARIANT = "main"
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 
 
 def _execution_role(
@@ -76,17 +84,66 @@ def _execution_role(
     return role
 
 
+def vllm_environment(plan: EndpointPlan) -> dict[str, str]:
+    """``SM_VLLM_*`` variables: the SageMaker build of vLLM turns each into a ``vllm serve`` flag.
+
+    vLLM's docker/Dockerfile target ``vllm-sagemaker`` runs examples/online_serving/
+    sagemaker-entrypoint.sh: ``SM_VLLM_GPU_MEMORY_UTILIZATION=0.9`` becomes
+    ``--gpu-memory-utilization 0.9`` (an empty value gives a bare flag), after ``--port 8080``.
+    """
+    rt = plan.runtime
+    streams = rt.weights_loader == "stream" and plan.model_uri
+    env = {
+        "SM_VLLM_MODEL": plan.model_uri if streams else SAGEMAKER_MODEL_DIR,
+        "SM_VLLM_SERVED_MODEL_NAME": rt.served_model_name or plan.model_name,
+        "SM_VLLM_TENSOR_PARALLEL_SIZE": str(rt.tensor_parallel_size),
+        "SM_VLLM_GPU_MEMORY_UTILIZATION": f"{rt.gpu_memory_utilization or 0.9:g}",
+    }
+    if rt.max_model_len:
+        env["SM_VLLM_MAX_MODEL_LEN"] = str(rt.max_model_len)
+    if streams:
+        env["SM_VLLM_LOAD_FORMAT"] = "runai_streamer"
+    flags = list(rt.args)
+    i = 0
+    while i < len(flags):
+        flag, _, value = flags[i].removeprefix("--").partition("=")
+        if not value and i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            value, i = flags[i + 1], i + 1
+        env["SM_VLLM_" + flag.upper().replace("-", "_")] = value
+        i += 1
+    return {k: str(v) for k, v in env.items()}
+
+
+def _model_data(plan: EndpointPlan) -> dict[str, Any]:
+    """Model data: a .tar.gz through ModelDataUrl, an uncompressed prefix through ModelDataSource."""
+    uri = plan.model_uri
+    if not uri or (plan.runtime.kind == "vllm" and plan.runtime.weights_loader == "stream"):
+        return {}
+    if plan.runtime.kind == "reference" or uri.endswith(".tar.gz"):
+        return {"model_data_url": uri}
+    return {
+        "model_data_source": aws.sagemaker.ModelPrimaryContainerModelDataSourceArgs(
+            s3_data_sources=[
+                aws.sagemaker.ModelPrimaryContainerModelDataSourceS3DataSourceArgs(
+                    s3_uri=uri.rstrip("/") + "/", s3_data_type="S3Prefix", compression_type="None"
+                )
+            ]
+        )
+    }
+
+
 def _model(
     endpoint: pulumi.ComponentResource, name: str, plan: EndpointPlan, image: Any, role: aws.iam.Role
 ) -> aws.sagemaker.Model:
-    env = {"GPUPLANE_MODEL_NAME": plan.model_name, **plan.env}
+    if plan.runtime.kind == "vllm":
+        env = {**vllm_environment(plan), **plan.env}
+    else:
+        env = {"GPUPLANE_MODEL_NAME": plan.model_name, **plan.env}
     return aws.sagemaker.Model(
         f"{name}-model",
         execution_role_arn=role.arn,
         region=plan.region,
-        primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
-            image=image, model_data_url=plan.model_uri, environment=env
-        ),
+        primary_container=aws.sagemaker.ModelPrimaryContainerArgs(image=image, environment=env, **_model_data(plan)),
         tags=plan.tags,
         opts=pulumi.ResourceOptions(parent=endpoint),
     )
@@ -175,7 +232,7 @@ def create_sagemaker_endpoint(
         bucket = plan.model_uri.removeprefix("s3://").split("/", 1)[0]
         output_prefix = f"s3://{bucket}/async-results/{plan.name}/"
     role = _execution_role(endpoint, name, plan, output_prefix)
-    model = _model(endpoint, name, plan, args["image"], role)
+    model = _model(endpoint, name, plan, plan.image, role)
     startup = min(3600, max(60, plan.timeouts.startup_probe_seconds))
     if async_mode:
         variant = aws.sagemaker.EndpointConfigurationProductionVariantArgs(

@@ -1,7 +1,7 @@
 """The GPU catalog: facts as data, one loader, shared lookups.
 
-Components, policies, the cost model and the simulator all read GPU, instance, region, price
-and notice-window facts from here and nowhere else. The facts live in CSV files under
+Components, policies, the cost model and the simulator all read GPU, instance, region, price,
+notice-window, storage-bandwidth and engine-start facts from here and nowhere else. The facts live in CSV files under
 ``data/``; every price row carries ``source`` and ``fetched_at``.
 
 The loader is strict, because catalogs in the wild carry placeholder prices (700.0), duplicate
@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,9 @@ CAPACITIES: tuple[Capacity, ...] = ("on_demand", "spot", "capacity_block")
 MAX_PLAUSIBLE_USD_PER_HOUR = 500.0
 SENTINEL_PRICES = frozenset({700.0, 999.0, 999.99, 9999.0, 99999.0})
 HOURS_PER_MONTH = 730.0
+# PCIe 5.0 x16 moves about 63 GB/s per direction (REFERENCE.md §7): no weight path is faster.
+MAX_PLAUSIBLE_GIB_PER_SECOND = 60.0
+SERVING_RUNTIMES = ("reference", "vllm", "custom")
 
 
 class CatalogError(ValueError):
@@ -138,6 +142,31 @@ class ServerlessRate:
     fetched_at: str
 
 
+@dataclass(frozen=True)
+class StorageBandwidth:
+    """How fast weights move along one path (bucket, volume, registry, loader), for cold-start budgets."""
+
+    path: str
+    """Identifier, e.g. ``s3-sync``, ``gcs-stream``, ``pvc-ebs-gp3``."""
+    medium: str
+    """What moves the bytes, in words."""
+    gib_per_second: float
+    """Sustained throughput one replica gets, GiB/s (conservative: a budget must err long)."""
+    source: str
+    fetched_at: str
+
+
+@dataclass(frozen=True)
+class EngineStart:
+    """Time a serving runtime takes from process start to ready, excluding weight loading."""
+
+    runtime: str
+    """``reference``, ``vllm`` or ``custom``."""
+    seconds: int
+    source: str
+    fetched_at: str
+
+
 # ---------------------------------------------------------------------------------------------
 # Row parsing
 
@@ -229,6 +258,8 @@ class Catalog:
         self.instance_types: dict[tuple[str, str], InstanceType] = {}
         self.offerings: dict[tuple[str, str, str], Offering] = {}
         self.serverless: dict[tuple[str, str, str, str], ServerlessRate] = {}
+        self.storage: dict[str, StorageBandwidth] = {}
+        self.engine_starts: dict[str, EngineStart] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
         self._load()
@@ -249,6 +280,8 @@ class Catalog:
         self._load_aws_offerings()
         self._load_gcp_offerings()
         self._load_serverless()
+        self._load_storage()
+        self._load_engine_starts()
 
     def _load_accelerators(self) -> None:
         rows = _Rows(self._path("accelerators.csv"), ["name", "memory_gib", "bf16_dense_tflops", "interconnect"])
@@ -447,6 +480,37 @@ class Catalog:
                 key[0], key[1], key[2], key[3], rows.price(line, r, "usd"), rows.text(line, r, "source"), rows.text(line, r, "fetched_at")  # type: ignore[arg-type]
             )
 
+    def _date(self, rows: _Rows, line: int, r: dict[str, str]) -> str:
+        raw = rows.text(line, r, "fetched_at")
+        try:
+            date.fromisoformat(raw)
+        except ValueError:
+            raise rows.fail(line, f"column 'fetched_at' = {raw!r} is not a YYYY-MM-DD date. Write the day the fact was read.") from None
+        return raw
+
+    def _load_storage(self) -> None:
+        rows = _Rows(self._path("storage_bandwidth.csv"), ["path", "medium", "gib_per_second", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            path = rows.text(line, r, "path")
+            _unique(seen, (path,), rows, line)
+            rate = rows.number(line, r, "gib_per_second")
+            if rate > MAX_PLAUSIBLE_GIB_PER_SECOND:
+                raise rows.fail(line, f"column 'gib_per_second' = {rate:g} is above {MAX_PLAUSIBLE_GIB_PER_SECOND:g} GiB/s (faster than PCIe 5.0 x16). Check the unit: GiB per second.")
+            self.storage[path] = StorageBandwidth(path, rows.text(line, r, "medium"), rate, rows.text(line, r, "source"), self._date(rows, line, r))
+
+    def _load_engine_starts(self) -> None:
+        rows = _Rows(self._path("serving_runtimes.csv"), ["runtime", "engine_start_seconds", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            runtime = rows.choice(line, r, "runtime", SERVING_RUNTIMES)
+            seconds = rows.integer(line, r, "engine_start_seconds", minimum=1)
+            _unique(seen, (runtime,), rows, line)
+            self.engine_starts[runtime] = EngineStart(runtime, seconds, rows.text(line, r, "source"), self._date(rows, line, r))
+        missing = [k for k in SERVING_RUNTIMES if k not in self.engine_starts]
+        if missing:
+            raise CatalogError(f"serving_runtimes.csv: no row for {missing}. Add one per runtime.")
+
     # -- lookups -------------------------------------------------------------------------------
     def accelerator(self, name: str) -> Accelerator:
         """The accelerator by canonical name; KeyError lists the known names."""
@@ -512,6 +576,17 @@ class Catalog:
     def serverless_rate(self, cloud: str, service: str, unit: str, region: str) -> ServerlessRate | None:
         return self.serverless.get((cloud, service, unit, region))
 
+    def bandwidth(self, path: str) -> StorageBandwidth:
+        """Throughput of a weight/image path (storage_bandwidth.csv); KeyError lists the known paths."""
+        try:
+            return self.storage[path]
+        except KeyError:
+            raise KeyError(f"unknown storage path {path!r}; known: {', '.join(sorted(self.storage))}") from None
+
+    def engine_start(self, runtime: str) -> EngineStart:
+        """Engine start of a serving runtime (serving_runtimes.csv)."""
+        return self.engine_starts[runtime]
+
     def gpu_memory_gib(self, accelerator: str) -> float:
         return self.accelerator(accelerator).memory_gib
 
@@ -535,10 +610,12 @@ __all__ = [
     "CatalogError",
     "Cloud",
     "CloudFacts",
+    "EngineStart",
     "InstanceType",
     "Offering",
     "PriceRow",
     "Region",
     "ServerlessRate",
+    "StorageBandwidth",
     "load_catalog",
 ]
