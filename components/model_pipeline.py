@@ -58,7 +58,8 @@ EXIT_REJECTED = 3
 
 TARGETS = ("local", "kubernetes", "aws", "gcp")
 IMPLEMENTATIONS = {"local": "pipeline-local", "kubernetes": "argo-kubernetes", "aws": "argo-aws", "gcp": "argo-gcp"}
-TRIGGERS = ("bucket-events", "schedule")
+TRIGGERS = ("bucket-events", "schedule", "manual")
+"""``manual``: the local loop, run by ``gpuplane pipeline`` (local target only)."""
 FEATURES: dict[str, FeatureSupport] = {
     "pipeline-local": FeatureSupport(
         "pipeline-local",
@@ -94,11 +95,12 @@ GATE_METRICS = ("ndcg_at_10", "hit_rate_at_10")
 class TriggerArgs(TypedDict, total=False):
     """What starts a run."""
 
-    kind: Required[Literal["bucket-events", "schedule"]]
-    """``bucket-events`` (new objects under ``data_url``: S3 -> SQS on aws, GCS -> Pub/Sub on gcp) or ``schedule``."""
+    kind: Required[Literal["bucket-events", "schedule", "manual"]]
+    """``bucket-events`` (new objects under ``data_url``: S3 -> SQS on aws, GCS -> Pub/Sub on gcp), ``schedule``, or
+    ``manual`` (local target only: ``gpuplane pipeline`` runs when a new day lands)."""
     data_url: Required[str]
-    """``s3://bucket/prefix`` / ``gs://bucket/prefix`` of the event log (a ``workloads.data.generate`` directory)
-    the training step reads; with ``bucket-events`` new objects under it start a run. Its bucket must be one of
+    """``s3://bucket/prefix`` / ``gs://bucket/prefix`` (a local directory for ``manual``) of the event log (a
+    ``workloads.data.generate`` directory) the training step reads; with ``bucket-events`` new objects under it start a run. Its bucket must be one of
     the training cluster's ``data_buckets``."""
     schedule: str
     """``schedule``: five-field cron (UTC). Default ``0 3 * * *`` (daily at 03:00)."""
@@ -344,7 +346,12 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
         kind = raw_trigger.get("kind")
         if kind not in TRIGGERS:
             p.add("trigger.kind", kind, "is not an event source kind.", f"use one of {list(TRIGGERS)}.")
-        else:
+        elif (kind == "manual") != (target == "local"):
+            if kind == "manual":
+                p.add("trigger.kind", kind, f"is the local loop's trigger; a {target} pipeline needs an event source.", "use 'bucket-events' or 'schedule'.")
+            else:
+                requested.append((Feature.BUCKET_EVENTS if kind == "bucket-events" else Feature.SCHEDULED_RETRAINING, "trigger.kind", kind))
+        elif kind != "manual":
             requested.append((Feature.BUCKET_EVENTS if kind == "bucket-events" else Feature.SCHEDULED_RETRAINING, "trigger.kind", kind))
         url = raw_trigger.get("data_url")
         m = _BUCKET_PREFIX.fullmatch(url) if isinstance(url, str) else None

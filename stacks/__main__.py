@@ -17,13 +17,15 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from stacks.config import load_config  # noqa: E402
-from stacks.recipes import feature_store, gpu_platform, inference, training  # noqa: E402
+from stacks.recipes import feature_store, gpu_platform, inference, model_loop, observability, training  # noqa: E402
 
 config = load_config()
 platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
 store = feature_store(config, platform, name=f"{pulumi.get_stack()}-features")
 endpoints = inference(config, platform)
 training_cluster, training_jobs = training(config, platform, name=f"{pulumi.get_stack()}-train")
+registry, pipeline = model_loop(config, platform, name=f"{pulumi.get_stack()}-models")
+monitoring = observability(config, platform, name=f"{pulumi.get_stack()}-observability")
 
 pulumi.export("cloud", platform.cluster.facts.cloud)
 pulumi.export("region", platform.cluster.facts.region)
@@ -36,3 +38,9 @@ if training_cluster is not None:
     pulumi.export("trainingJobs", {n: j.jobset_name for n, j in training_jobs.items()})
 if store is not None:
     pulumi.export("featureStore", {"onlineEndpoint": store.online_endpoint, "registry": store.registry_uri, "featureStoreYaml": store.feature_store_yaml})
+if registry is not None:
+    pulumi.export("modelRegistry", {"trackingUri": registry.tracking_uri, "artifactUri": registry.artifact_uri})
+if pipeline is not None:
+    pulumi.export("modelPipeline", {"implementation": pipeline.plan.implementation, "namespace": pipeline.plan.namespace, "trigger": pipeline.plan.trigger.kind})
+if monitoring is not None:
+    pulumi.export("observability", {"grafana": monitoring.grafana_service, "dashboards": monitoring.dashboards, "alerts": monitoring.alerts})

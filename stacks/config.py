@@ -195,6 +195,77 @@ class FeatureStoreConfig(_Model):
     """Point the stack's knative endpoints at the feature server (``--feature-server-url``)."""
 
 
+class ModelRegistryConfig(_Model):
+    """MLflow tracking and model registry (components/model_registry.py)."""
+
+    target: Literal["local", "kubernetes", "aws", "gcp"]
+    """local (SQLite + a directory), kubernetes (in-cluster Postgres), aws (RDS + S3) or gcp (Cloud SQL + GCS)."""
+    namespace: str | None = None
+    artifact_bucket: str | None = None
+    """Use this bucket (s3://name[/prefix], gs://...) for artifacts instead of creating one; required on kubernetes."""
+    instance_class: str | None = None
+    """RDS instance class / Cloud SQL tier (default db.t4g.micro / db-custom-1-3840)."""
+    storage_gib: int | None = Field(None, ge=10)
+    high_availability: bool = False
+    credentials_secret: str | None = None
+
+
+class PipelineTriggerConfig(_Model):
+    kind: Literal["bucket-events", "schedule", "manual"]
+    """bucket-events (S3 -> SQS / GCS -> Pub/Sub), schedule (cron), or manual (the local loop)."""
+    data_url: str
+    """The event log the training step reads (s3://, gs://, or a local directory for manual)."""
+    schedule: str | None = None
+    suffix: str | None = None
+
+
+class PipelineCanaryConfig(_Model):
+    percent: int = Field(10, ge=0, le=100)
+    window_seconds: int = Field(600, ge=60)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p99_ms: float = Field(500.0, gt=0)
+    prometheus_url: str | None = None
+
+
+class ModelPipelineConfig(_Model):
+    """The model loop (components/model_pipeline.py): retrain, evaluate, gate, canary."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
+    trigger: PipelineTriggerConfig
+    team: str | None = None
+    """Training team that runs it (default: the training config's first team)."""
+    image: str | None = None
+    """Training image with the workloads (default: the first training job's image)."""
+    pool: str | None = None
+    nodes: int = Field(1, ge=1)
+    preset: str = "tiny"
+    extra_args: list[str] = Field(default_factory=list)
+    model_name: str = "recommender"
+    metric: Literal["ndcg_at_10", "hit_rate_at_10"] = "ndcg_at_10"
+    min_improvement: float = Field(0.002, ge=0)
+    endpoint: str | None = None
+    """Name of a knative endpoint of this stack to roll promoted models out to."""
+    canary: PipelineCanaryConfig | None = None
+
+
+class ObservabilityConfig(_Model):
+    """Prometheus, Grafana dashboards and alert rules for the stack's cluster (components/observability.py).
+    Unset fields take the component's defaults."""
+
+    namespace: str | None = None
+    """Namespace of the monitoring stack (component default ``monitoring``)."""
+    retention_days: int | None = Field(None, ge=1)
+    """Days of samples Prometheus keeps (default 15)."""
+    grafana: bool | None = None
+    """Install Grafana with the dashboards (default true)."""
+    cold_start_slo_seconds: float | None = Field(None, gt=0)
+    """Cold-start SLO behind the GpuplaneColdStartSloBreach alert, seconds (default 120)."""
+    idle_gpu_utilization_percent: float | None = Field(None, gt=0, le=100)
+    """A GPU below this utilisation is idle (default 5)."""
+    idle_gpu_minutes: int | None = Field(None, ge=1)
+    """Minutes idle before GpuplaneIdleGpu fires (default 30)."""
+
+
 class UsageProfile(_Model):
     """Usage assumptions the cost model prices (monthly figures use 730 hours)."""
 
@@ -223,6 +294,12 @@ class StackConfig(_Model):
     training: TrainingConfig | None = None
     """A spot training cluster (Kueue, JobSet, checkpoint bucket) and reference jobs."""
     feature_store: FeatureStoreConfig | None = None
+    model_registry: ModelRegistryConfig | None = None
+    """MLflow tracking and registry for the model loop."""
+    model_pipeline: ModelPipelineConfig | None = None
+    """The model loop (needs modelRegistry; on a cluster also training)."""
+    observability: ObservabilityConfig | None = None
+    """kube-prometheus-stack, GPU/serving/training monitors, dashboards and alerts on the stack's cluster."""
     """The retail feature definition (workloads/features) on the stack's target."""
     usage: UsageProfile = Field(default_factory=lambda: UsageProfile())
 
@@ -236,6 +313,15 @@ class StackConfig(_Model):
         for i, e in enumerate(self.inference_endpoints):
             if e.pool and e.pool not in pools:
                 raise ValueError(f"inferenceEndpoints[{i}].pool '{e.pool}' is not a pool of this stack. Use one of {sorted(pools)} or drop it for CPU")
+        mp = self.model_pipeline
+        if mp is not None:
+            if self.model_registry is None:
+                raise ValueError("modelPipeline needs modelRegistry: the loop registers challengers there. Add gpuplane:modelRegistry")
+            if self.model_registry.target != "local" and self.training is None:
+                raise ValueError("modelPipeline on a cluster needs training (its spot training cluster runs the training step). Add gpuplane:training")
+            endpoints = {e.name for e in self.inference_endpoints}
+            if mp.endpoint and mp.endpoint not in endpoints:
+                raise ValueError(f"modelPipeline.endpoint '{mp.endpoint}' is not an endpoint of this stack. Use one of {sorted(endpoints)}")
         return self
 
 

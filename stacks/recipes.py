@@ -12,10 +12,13 @@ from typing import Any
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.inference import InferenceEndpoint, InferenceEndpointArgs
+from components.model_pipeline import ModelPipeline, ModelPipelineArgs
+from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.node_pool import GpuNodePool, GpuNodePoolArgs
+from components.observability import Observability, ObservabilityArgs
 from components.training import SpotTrainingCluster, SpotTrainingClusterArgs
 from components.training_job import TrainingJob, TrainingJobArgs
-from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, StackConfig
+from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, PipelineCanaryConfig, StackConfig
 
 
 @dataclass
@@ -211,3 +214,92 @@ def feature_store(stack: StackConfig, platform: Platform, name: str) -> FeatureS
     store = FeatureStore(name, args)
     platform.extras["feature_store"] = store
     return store
+
+
+def model_loop(stack: StackConfig, platform: Platform, name: str) -> tuple[ModelRegistry | None, ModelPipeline | None]:
+    """The model loop: an MLflow registry and the pipeline that retrains, gates and rolls out into it."""
+    rc = stack.model_registry
+    if rc is None:
+        return None, None
+    args: ModelRegistryArgs = {"target": rc.target, "tags": dict(stack.tags), "deletion_protection": stack.environment == "prod"}
+    if rc.target != "local":
+        args["cluster"] = platform.cluster
+    if rc.namespace:
+        args["namespace"] = rc.namespace
+    if rc.artifact_bucket:
+        args["artifact_bucket"] = rc.artifact_bucket
+    if rc.credentials_secret:
+        args["credentials_secret"] = rc.credentials_secret
+    database = {k: v for k, v in {"instance_class": rc.instance_class, "storage_gib": rc.storage_gib}.items() if v is not None}
+    if rc.high_availability:
+        database["high_availability"] = True
+    if database:
+        args["database"] = database  # type: ignore[typeddict-item]
+    registry = ModelRegistry(f"{name}-registry", args)
+    platform.extras["model_registry"] = registry
+    pc = stack.model_pipeline
+    if pc is None:
+        return registry, None
+    trigger: dict[str, Any] = {"kind": pc.trigger.kind, "data_url": pc.trigger.data_url}
+    trigger.update({k: v for k, v in {"schedule": pc.trigger.schedule, "suffix": pc.trigger.suffix}.items() if v is not None})
+    cluster_kind = {"aws": "aws", "gcp": "gcp"}.get(platform.cluster.facts.cloud, "kubernetes")
+    p_args: ModelPipelineArgs = {
+        "target": "local" if rc.target == "local" else cluster_kind,  # type: ignore[typeddict-item]
+        "registry": registry,
+        "trigger": trigger,  # type: ignore[typeddict-item]
+        "model_name": pc.model_name,
+        "gate": {"metric": pc.metric, "min_improvement": pc.min_improvement},
+        "tags": dict(stack.tags),
+    }
+    training = platform.extras.get("training")
+    if rc.target != "local" and training is not None and stack.training is not None:
+        tc = training[0]
+        p_args.update(
+            training_cluster=tc,
+            team=pc.team or stack.training.teams[0].name,
+            image=pc.image or (stack.training.jobs[0].image if stack.training.jobs else ""),
+            nodes=pc.nodes,
+            preset=pc.preset,
+            extra_args=list(pc.extra_args),
+        )
+        if pc.pool:
+            p_args["pool"] = pc.pool
+    endpoints = platform.extras.get("endpoints") or {}
+    if pc.endpoint:
+        p_args["endpoint"] = endpoints[pc.endpoint]
+        c = pc.canary or PipelineCanaryConfig()
+        canary: dict[str, Any] = {"percent": c.percent, "window_seconds": c.window_seconds, "max_error_rate": c.max_error_rate, "max_p99_ms": c.max_p99_ms}
+        if c.prometheus_url:
+            canary["prometheus_url"] = c.prometheus_url
+        p_args["canary"] = canary  # type: ignore[typeddict-item]
+    pipeline = ModelPipeline(pc.name, p_args)
+    platform.extras["model_pipeline"] = pipeline
+    return registry, pipeline
+
+
+def gpu_hour_usd(platform: Platform) -> float:
+    """On-demand catalog price of one GPU-hour in the stack's priciest GPU pool (0 without pools); the GPU
+    dashboard's idle cost uses it, so idle hours are never priced below what the pools bill."""
+    from components.catalog import load_catalog
+
+    catalog, prices = load_catalog(), [0.0]
+    for pool in platform.pools.values():
+        plan = pool.plan
+        if plan.instance_type is None or not plan.region or not plan.gpus_per_node:
+            continue
+        node = catalog.price(plan.cloud, plan.instance_type.name, plan.region, plan.capacity_type)
+        if node is not None:
+            prices.append(node / plan.gpus_per_node)
+    return max(prices)
+
+
+def observability(stack: StackConfig, platform: Platform, name: str) -> Observability | None:
+    """Monitoring for the stack's cluster, when the stack config asks for it."""
+    cfg = stack.observability
+    if cfg is None:
+        return None
+    args: ObservabilityArgs = {"cluster": platform.cluster, "gpu_hour_usd": round(gpu_hour_usd(platform), 4)}
+    for key, value in cfg.model_dump(exclude_none=True).items():
+        args[key] = value  # type: ignore[literal-required]
+    return Observability(name, args)
+

@@ -10,6 +10,7 @@ and checkpoint buckets, object creator on the endpoint's model bucket for the ro
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -21,6 +22,11 @@ from components.model_pipeline import ModelPipelinePlan
 if TYPE_CHECKING:
     from components.model_pipeline import ModelPipeline
     from components.training import SpotTrainingCluster
+
+
+def _clean(text: str) -> str:
+    """GCP label keys and values: lowercase letters, digits, '_' and '-'."""
+    return re.sub(r"[^a-z0-9_-]", "_", str(text).lower())[:63]
 
 
 def create_pipeline_cloud(
@@ -43,7 +49,7 @@ def create_pipeline_cloud(
     cloud = PipelineCloud(event_source=None, workflow_annotations=wf.annotations, depends_on=grants)
     if t.kind != "bucket-events":
         return cloud
-    labels = {"gpuplane-pipeline": name}
+    labels = {**{_clean(k): _clean(v) for k, v in plan.tags.items()}, "gpuplane-pipeline": _clean(name)}
     topic = gcp.pubsub.Topic(f"{name}-topic", gcp.pubsub.TopicArgs(project=project, labels=labels), opts=opts)
     number = gcp.organizations.get_project_output(project_id=project).number
     agent = number.apply(lambda n: f"serviceAccount:service-{n}@gs-project-accounts.iam.gserviceaccount.com")
