@@ -1,8 +1,9 @@
 """GPU policies: which GPU types a stack or team may use, and how many.
 
 - ``gpu-types-allowed``: every GPU request (pools, training clusters, endpoints, and raw node
-  groups / node pools / Cloud Run services / SageMaker variants not made by a gpuplane
-  component) names an accelerator allowed for the stack, and for the resource's ``team`` tag.
+  groups / node pools / EC2 and GCE instances / Cloud Run services / SageMaker variants not made
+  by a gpuplane component) names an accelerator allowed for the stack, and for the resource's
+  ``team`` tag.
 - ``gpu-pool-max-nodes``: no GPU pool may grow past ``maxNodesPerPool`` nodes.
 - ``gpu-total-max`` (stack): the GPUs the stack can hold at once, summed over pools and managed
   endpoints at their maximum size, stay under ``maxTotalGpus``.

@@ -378,3 +378,40 @@ def test_pack_without_a_policy_pack_call(tmp_path):
 def test_plan_error_is_raised_by_the_engine_too(tmp_path):
     with pytest.raises(PlanError, match=r"has no Pulumi\.yaml"):
         load_project(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain GPU VMs, judged and priced by type (no component around them)
+
+
+def test_gce_and_ec2_gpu_instances_are_requests_with_prices():
+    from components.catalog import load_catalog
+    from policies.costmodel import Usage, price_resources
+    from policies.placement import check_offered
+    from policies.resources import ResourceView, gpu_requests
+
+    catalog = load_catalog()
+    gce = ResourceView(
+        type="gcp:compute/instance:Instance",
+        name="notebook",
+        urn="urn:pulumi:dev::p::gcp:compute/instance:Instance::notebook",
+        props={"machineType": "a2-highgpu-1g", "zone": "us-central1-b", "scheduling": {"provisioningModel": "SPOT"}},
+    )
+    (req,) = gpu_requests(gce, catalog)
+    assert (req.accelerator, req.gpus_per_node, req.capacity, req.max_nodes) == ("A100-40GB", 1, "spot", 1.0)
+    ec2 = ResourceView(
+        type="aws:ec2/instance:Instance",
+        name="box",
+        urn="urn:pulumi:dev::p::aws:ec2/instance:Instance::box",
+        props={"instanceType": "g5.xlarge", "instanceMarketOptions": {"marketType": "spot"}, "availabilityZone": "us-east-1e"},
+        provider_props={"region": "us-east-1"},
+    )
+    (req,) = gpu_requests(ec2, catalog)
+    assert (req.accelerator, req.capacity) == ("A10G", "spot")
+    # us-east-1e does not offer g5.xlarge in the catalog.
+    assert any("zones ['us-east-1e']" in m for m in check_offered(ec2, {}))
+    report = price_resources([gce, ec2], Usage(), catalog)
+    by_name = {c.name: c for c in report.items}
+    spot = catalog.offering("gcp", "a2-highgpu-1g", "us-central1").price("spot")
+    assert by_name["notebook"].hourly is not None and by_name["notebook"].hourly.expected == pytest.approx(spot)
+    assert by_name["box"].hourly.expected == pytest.approx(catalog.offering("aws", "g5.xlarge", "us-east-1").price("spot"))
