@@ -101,13 +101,13 @@ def validate_object(obj: dict[str, Any], version: str = KUBERNETES_VERSION) -> N
 
 def validate_kubernetes(run: ProgramRun, version: str = KUBERNETES_VERSION) -> tuple[int, list[str]]:
     """Validate every core Kubernetes object; returns (objects checked, problems)."""
+    objects = [(r, obj) for r in run.resources if (obj := k8s_object(r)) is not None]
+    if not objects:
+        return 0, []  # a program without Kubernetes objects never imports the validator
     import kubernetes_validate
 
     checked, problems = 0, []
-    for r in run.resources:
-        obj = k8s_object(r)
-        if obj is None:
-            continue
+    for r, obj in objects:
         checked += 1
         try:
             validate_object(obj, version)
