@@ -23,6 +23,8 @@ _EXPORTS = {
     "TwoTierEndpoint": "components.two_tier",
     "FeatureStore": "components.feature_store",
     "FeatureStoreArgs": "components.feature_store",
+    "Observability": "components.observability",
+    "ObservabilityArgs": "components.observability",
     "ComponentInputError": "components.errors",
 }
 

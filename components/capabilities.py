@@ -11,7 +11,7 @@ from components.features import FeatureSupport
 
 def all_supports() -> dict[str, list[FeatureSupport]]:
     """Component name -> the FeatureSupport of each of its implementations."""
-    from components import feature_store, inference, node_pool, training
+    from components import feature_store, inference, node_pool, observability, training
 
     return {
         "GpuNodePool": [node_pool.feature_support(i) for i in node_pool.IMPLEMENTATIONS],
@@ -21,6 +21,7 @@ def all_supports() -> dict[str, list[FeatureSupport]]:
             feature_store.feature_support(i)
             for i in ("feast-local", "feast-kubernetes", "feast-aws", "sagemaker-feature-store", "feast-gcp", "vertex-feature-store")
         ],
+        "Observability": [observability.FEATURES],
     }
 
 

@@ -34,7 +34,7 @@ workloads' ``OTEL_*`` variables send them).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
 import pulumi
@@ -115,6 +115,8 @@ class ObservabilityPlan:
     preemption_loop_window_hours: int
     preemption_loop_min_steps: int
     training_metrics_port: int
+    tags: dict[str, str] = field(default_factory=dict)
+    """The cluster's tags (what tagging policies read; Kubernetes objects carry no cloud tags)."""
 
     def summary(self) -> dict[str, object]:
         """The plan as the component's registered ``gpuplane`` input."""
@@ -127,6 +129,7 @@ class ObservabilityPlan:
             "coldStartSloSeconds": self.cold_start_slo_seconds,
             "idleGpuUtilizationPercent": self.idle_gpu_utilization_percent,
             "idleGpuMinutes": self.idle_gpu_minutes,
+            "tags": dict(self.tags),
         }
 
 
@@ -148,7 +151,8 @@ _RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
 )
 
 
-def plan_observability(name: str, args: ObservabilityArgs, cloud: str) -> ObservabilityPlan:
+def plan_observability(name: str, args: ObservabilityArgs, cloud: str,
+                       tags: dict[str, str] | None = None) -> ObservabilityPlan:
     """Validate the args (all problems at once) and fill in the defaults. Pure."""
     problems = Problems("Observability", name)
     for key in sorted(set(args) - _KNOWN_KEYS):
@@ -184,7 +188,7 @@ def plan_observability(name: str, args: ObservabilityArgs, cloud: str) -> Observ
         preemption_loop_restarts=int(values["preemption_loop_restarts"]),
         preemption_loop_window_hours=int(values["preemption_loop_window_hours"]),
         preemption_loop_min_steps=int(values["preemption_loop_min_steps"]),
-        training_metrics_port=int(values["training_metrics_port"]),
+        training_metrics_port=int(values["training_metrics_port"]), tags=dict(tags or {}),
     )
 
 
@@ -203,7 +207,7 @@ class Observability(pulumi.ComponentResource):
             problems.add("cluster", cluster, "must be a KubernetesCluster.", "pass the KubernetesCluster to observe.")
             problems.raise_if_any()
         assert isinstance(cluster, KubernetesCluster)  # for the type checker; checked above
-        plan = plan_observability(name, args, cluster.facts.cloud)  # raises before anything is registered
+        plan = plan_observability(name, args, cluster.facts.cloud, cluster.facts.tags)  # raises before anything is registered
         super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan = plan
         from components.kubernetes.observability import create_observability
