@@ -21,11 +21,27 @@ def _label(r: RecordedResource) -> str:
     if summary:
         keys = ("cloud", "region", "accelerator", "acceleratorsPerNode", "instanceType", "capacityType", "minNodes", "maxNodes")
         parts = [f"{k}={_short(summary[k])}" for k in keys if summary.get(k) not in (None, "", [])]
+        runtime = summary.get("runtime")
+        if isinstance(runtime, dict) and runtime.get("kind"):
+            parts.append(f"runtime={runtime['kind']}/{runtime.get('protocol')}")
+        budget = summary.get("coldStartBudget")
+        if isinstance(budget, dict) and "totalSeconds" in budget:
+            parts.append(_cold_start(budget))
         detail = " ".join(parts)
     else:
         parts = [f"{k}={_short(r.inputs[k])}" for k in _KEY_INPUTS if k in r.inputs and r.inputs[k] not in (None, "")]
         detail = " ".join(parts[:3])
     return f"[bold]{r.name}[/bold] [dim]{r.type}[/dim]" + (f"  {detail}" if detail else "")
+
+
+# InferenceEndpoint's cold-start phases, in the order they happen.
+_PHASES = (("node", "nodeProvisionSeconds"), ("image", "imagePullSeconds"), ("fetch", "weightsFetchSeconds"), ("load", "weightsLoadSeconds"), ("engine", "engineStartSeconds"))
+
+
+def _cold_start(budget: dict[str, Any]) -> str:
+    """``coldStart=259s(node 5 + image 100 + fetch 0 + load 64 + engine 90)``; phases shown when present."""
+    phases = " + ".join(f"{label} {_short(budget[key])}" for label, key in _PHASES if key in budget)
+    return f"coldStart={_short(budget['totalSeconds'])}s" + (f"({phases})" if phases else "")
 
 
 def _short(v: Any) -> str:

@@ -157,3 +157,21 @@ def test_a_runtime_without_an_engine_start_row_is_rejected(tmp_path):
     path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith("custom,")))
     with pytest.raises(CatalogError, match=r"serving_runtimes.csv: no row for \['custom'\]"):
         Catalog(data)
+
+
+def test_the_plan_tree_shows_the_runtime_and_every_cold_start_phase():
+    from gpuplane.render import _label
+    from tests.helpers import run
+
+    args = {"platform": "cloud-run", "region": "us-central1", "project": "p", "runtime": {"kind": "vllm"}, "model_uri": "gs://w/gemma", "model_size_gib": 5}
+
+    def program():
+        from components.inference import InferenceEndpoint
+
+        InferenceEndpoint("llm", args)  # type: ignore[arg-type]
+
+    b = plan_endpoint("llm", args).budget  # type: ignore[arg-type]
+    label = _label(run(program).one("gpuplane:index:InferenceEndpoint"))
+    assert "runtime=vllm/openai" in label
+    expected = f"coldStart={b.total_seconds}s(node 5 + image 80 + fetch 0 + load {b.weights_load_seconds} + engine 90)"
+    assert expected in label, label
