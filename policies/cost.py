@@ -135,6 +135,14 @@ def check_training_on_spot(view: ResourceView, cfg: Config) -> list[str]:
                 f"{label(view)} falls back to {fallback} capacity, which this stack does not allow (allowOnDemandFallback: false). Set capacityFallback to {allowed}, or set allowOnDemandFallback: true."
             )
         return out
+    if view.component == "ModelPipeline":
+        training = view.summary.get("training")
+        order = [c for c in (training.get("capacityFallback") or []) if isinstance(c, str)] if isinstance(training, dict) else []
+        if order and order[0] not in allowed:
+            return [
+                f"{label(view)} trains on {order[0]} capacity first (its training cluster's capacityFallback {order}). Give the pipeline a SpotTrainingCluster that tries spot first."
+            ]
+        return []
     if view.managed and (not view.component or "SpotTrainingCluster" in view.component_ancestors):
         return []  # judged on the component / the SpotTrainingCluster as a whole
     if role_of(view) != "training":
@@ -149,7 +157,7 @@ def check_training_on_spot(view: ResourceView, cfg: Config) -> list[str]:
 
 TRAINING_ON_SPOT = ResourceRule(
     name="training-on-spot",
-    description="Checks whether training capacity runs on spot, with on-demand only as a fallback.",
+    description="Checks whether training capacity (pools, training clusters and model pipelines' training steps) runs on spot, with on-demand only as a fallback.",
     check=check_training_on_spot,
     schema={
         "allowOnDemandFallback": {

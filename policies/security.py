@@ -3,12 +3,15 @@
 - ``storage-encrypted`` (stack): every S3 bucket has a server-side encryption configuration
   (a ``BucketServerSideEncryptionConfiguration`` that depends on it or names it); with
   ``requireCustomerManagedKeys`` it must use KMS, and GCS buckets, DynamoDB tables, SageMaker
-  feature groups and Vertex online stores must name a KMS key. FeatureStore summaries with
-  ``encrypted: false`` are reported.
+  feature groups and Vertex online stores must name a KMS key; RDS instances set
+  ``storageEncrypted`` (and ``kmsKeyId`` / Cloud SQL ``encryptionKeyName`` where keys are
+  required). FeatureStore and ModelRegistry summaries with ``encrypted: false`` are reported.
 - ``storage-not-public`` (stack): S3 buckets are covered by a public access block with all four
   settings on (per bucket or account-wide); no public ACL or ``Principal: *`` bucket policy;
   GCS buckets enforce public access prevention and uniform bucket-level access, and no IAM
-  grant to ``allUsers`` / ``allAuthenticatedUsers``; FeatureStore summaries with ``public``.
+  grant to ``allUsers`` / ``allAuthenticatedUsers``; RDS instances are not ``publiclyAccessible``;
+  Cloud SQL instances have no public IPv4 and no authorized networks; FeatureStore and
+  ModelRegistry summaries with ``public``.
 - ``endpoint-private-or-authenticated``: an inference endpoint is private or requires
   authentication (Cloud Run: no ``allUsers`` invoker; Knative: ``cluster-local`` visibility).
 - ``imdsv2-required``: EC2 launch templates and instances require IMDSv2 tokens; EKS node groups
@@ -42,6 +45,8 @@ from policies.resources import (
 )
 
 S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+RDS_INSTANCE = "aws:rds/instance:Instance"
+CLOUD_SQL_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 SSE_TYPES = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
@@ -134,6 +139,19 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
                     f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionSpec.kmsKeyName.",
                 )
             )
+        elif v.type == RDS_INSTANCE and p.get("storageEncrypted") is not True:
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key).",
+                )
+            )
+        elif v.type == RDS_INSTANCE and cmk and not p.get("kmsKeyId"):
+            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set kmsKeyId."))
+        elif v.type == CLOUD_SQL_INSTANCE and cmk and not p.get("encryptionKeyName"):
+            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionKeyName."))
+        elif v.component == "ModelRegistry" and dig(v.summary, "database.encrypted") is False:
+            out.append((v.urn, f"{label(v)} keeps its registry database unencrypted. Use an encrypted database."))
         elif v.component == "FeatureStore" and v.summary.get("encrypted") is False:
             out.append(
                 (
@@ -146,7 +164,7 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
 
 STORAGE_ENCRYPTED = StackRule(
     name="storage-encrypted",
-    description="Checks whether buckets and feature stores are encrypted at rest (with customer-managed keys where required).",
+    description="Checks whether buckets, databases (RDS, Cloud SQL) and feature stores are encrypted at rest (with customer-managed keys where required).",
     check=check_encrypted,
     schema={
         "requireCustomerManagedKeys": {
@@ -236,12 +254,23 @@ def check_not_public(views: list[ResourceView], cfg: Config) -> list[tuple[str |
                 )
         elif v.component == "FeatureStore" and v.summary.get("public") is True:
             out.append((v.urn, f"{label(v)} is publicly reachable. Make its online store private."))
+        elif v.type == RDS_INSTANCE and p.get("publiclyAccessible") is True:
+            out.append((v.urn, f"{label(v)} is publicly accessible. Set publiclyAccessible: false and reach it from the cluster's subnets."))
+        elif v.type == CLOUD_SQL_INSTANCE:
+            ip = dig(p, "settings.ipConfiguration") or {}
+            if not isinstance(ip, dict) or ip.get("ipv4Enabled") is not False:
+                out.append((v.urn, f"{label(v)} has a public IPv4 address. Set settings.ipConfiguration.ipv4Enabled: false with a privateNetwork."))
+            nets = ip.get("authorizedNetworks") if isinstance(ip, dict) else None
+            if nets:
+                out.append((v.urn, f"{label(v)} admits authorized networks {[n.get('value') for n in nets if isinstance(n, dict)]}. Remove them; connect over the private IP."))
+        elif v.component == "ModelRegistry" and dig(v.summary, "database.public") is True:
+            out.append((v.urn, f"{label(v)} has a publicly reachable database. Make it private."))
     return out
 
 
 STORAGE_NOT_PUBLIC = StackRule(
     name="storage-not-public",
-    description="Checks whether buckets and feature stores are closed to the public.",
+    description="Checks whether buckets, databases (RDS, Cloud SQL) and feature stores are closed to the public.",
     check=check_not_public,
 )
 
@@ -432,6 +461,10 @@ def check_deletion_protection(view: ResourceView, cfg: Config) -> list[str]:
         and p.get("deletionProtection") is False
     ):
         return [f"{label(view)} is in a production stack with deletionProtection: false. Set it to true."]
+    if t == RDS_INSTANCE and p.get("deletionProtection") is not True:
+        return [f"{label(view)} is a production database without deletion protection. Set deletionProtection: true."]
+    if t == CLOUD_SQL_INSTANCE and p.get("deletionProtection") is not True:
+        return [f"{label(view)} is a production database without deletion protection. Set deletionProtection: true."]
     if t == "aws:dynamodb/table:Table" and not (view.protect or p.get("deletionProtectionEnabled") is True):
         return [
             f"{label(view)} is a production table without deletion protection. Set deletionProtectionEnabled: true."
