@@ -335,6 +335,15 @@ class TwoTierEndpoint(pulumi.ComponentResource):
 
     plan: TwoTierPlan
     url: pulumi.Output[str]
+    """The router Service's in-cluster URL: the one address clients call."""
+    steady_url: pulumi.Output[str]
+    """The steady (Knative, on the GPU pool) tier's own URL."""
+    burst_url: pulumi.Output[str]
+    """The burst (scale-to-zero) tier's own URL or endpoint name."""
+    spill_threshold: pulumi.Output[int]
+    """In-flight requests on the steady tier past which the router sends requests to the burst tier."""
+    implementation: pulumi.Output[str]
+    """How the two tiers are built, e.g. ``knative+cloud-run`` or ``knative+sagemaker``."""
     steady: InferenceEndpoint
     burst: InferenceEndpoint
 
@@ -348,5 +357,8 @@ class TwoTierEndpoint(pulumi.ComponentResource):
         from components.kubernetes.two_tier import create_router
 
         self.url = create_router(self, name, plan, args["cluster"], args["image"], self.steady, self.burst)
-        self.register_outputs({"url": self.url, "steady_url": self.steady.url, "burst_url": self.burst.url,
-                               "spill_threshold": plan.spill_threshold, "implementation": plan.implementation})
+        self.steady_url, self.burst_url = self.steady.url, self.burst.url
+        self.spill_threshold = pulumi.Output.from_input(plan.spill_threshold)
+        self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.register_outputs({"url": self.url, "steady_url": self.steady_url, "burst_url": self.burst_url,
+                               "spill_threshold": self.spill_threshold, "implementation": self.implementation})
