@@ -199,6 +199,14 @@ class Observability(pulumi.ComponentResource):
     Grafana), ``dashboards`` (the dashboards' uids), ``alerts`` (the alert names)."""
 
     plan: ObservabilityPlan
+    namespace: pulumi.Output[str]
+    """The namespace the monitoring stack runs in."""
+    grafana_service: pulumi.Output[str | None]
+    """Grafana's Service as ``<namespace>/<service>`` (to port-forward); None without Grafana."""
+    dashboards: pulumi.Output[list[str]]
+    """The uids of the Grafana dashboards it installs."""
+    alerts: pulumi.Output[list[str]]
+    """The names of the alert rules it installs."""
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         cluster = args.get("cluster")
@@ -215,7 +223,7 @@ class Observability(pulumi.ComponentResource):
         created = create_observability(self, name, plan, cluster)
         self.namespace = pulumi.Output.from_input(plan.namespace)
         self.grafana_service = created.grafana_service
-        self.dashboards = created.dashboard_uids
-        self.alerts = created.alert_names
+        self.dashboards = pulumi.Output.from_input(created.dashboard_uids)
+        self.alerts = pulumi.Output.from_input(created.alert_names)
         self.register_outputs({"namespace": self.namespace, "grafana_service": self.grafana_service,
                                "dashboards": self.dashboards, "alerts": self.alerts})
