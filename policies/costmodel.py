@@ -28,6 +28,9 @@ What is priced, and how:
   request-priced tiers (DynamoDB, SageMaker online store) are unknown (the usage profile has no
   request volume) unless the summary gives ``onlineStorageGib``; local/in-cluster stores cost
   nothing extra and are not listed.
+- Databases (the ModelRegistry's RDS / Cloud SQL instances): instance-hours from the catalog
+  (RDS ``<class>-<engine>-hour``; Cloud SQL ``db-custom`` tiers as vCPU + memory hours), doubled
+  for Multi-AZ / REGIONAL, plus provisioned storage, all month (they do not scale to zero).
 - Buckets: the usage profile's ``storageGib`` split evenly over the plan's buckets x the
   region's $/GiB-month.
 
@@ -632,6 +635,10 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
                 f"{share:g} GiB (storageGib {usage.storage_gib:g} / {n_buckets} buckets) x {basis} per GiB-month",
             )
         ]
+    if t == "aws:rds/instance:Instance":
+        return [_rds_cost(v, catalog)]
+    if t == "gcp:sql/databaseInstance:DatabaseInstance":
+        return [_cloud_sql_cost(v, catalog)]
     if t == "aws:dynamodb/table:Table":
         return [
             ResourceCost(
@@ -645,6 +652,49 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
     if t == "gcp:vertex/aiFeatureOnlineStore:AiFeatureOnlineStore":
         return _vertex_store_cost(v, catalog, p, region_of(v))
     return []
+
+
+def _rds_cost(v: ResourceView, catalog: Catalog) -> ResourceCost:
+    """An RDS instance: instance-hours (x2 Multi-AZ) plus provisioned gp3 storage, all month."""
+    p = v.props
+    region = str(region_of(v))
+    cls, engine = p.get("instanceClass"), p.get("engine")
+    usd, basis = rate(catalog, "aws", "rds", f"{cls}-{engine}-hour", region)
+    if usd is None:
+        return ResourceCost(v.urn, v.type, v.name, None, basis, "database")
+    gib = number(p.get("allocatedStorage")) or 0.0
+    disk_usd, disk_basis = rate(catalog, "aws", "rds", f"{p.get('storageType') or 'gp3'}-gib-month", region)
+    if disk_usd is None:
+        return ResourceCost(v.urn, v.type, v.name, None, disk_basis, "database")
+    copies = 2.0 if p.get("multiAz") is True else 1.0
+    h = copies * (usd + gib * disk_usd / HOURS_PER_MONTH)
+    return ResourceCost(v.urn, v.type, v.name, Range(h, h, h), f"{copies:g} x ({basis} + {gib:g} GiB x {disk_basis} per GiB-month)", "database")
+
+
+def _cloud_sql_cost(v: ResourceView, catalog: Catalog) -> ResourceCost:
+    """A Cloud SQL instance: a db-custom-<vCPU>-<MiB> tier's vCPU and memory hours (x2 REGIONAL) plus SSD."""
+    import re
+
+    p = v.props
+    region = str(region_of(v))
+    tier = str(dig(p, "settings.tier") or "")
+    m = re.fullmatch(r"db-custom-(\d+)-(\d+)", tier)
+    if m is None:
+        return ResourceCost(v.urn, v.type, v.name, None, f"Cloud SQL tier {tier!r} is not priced (only db-custom-<vCPU>-<MiB> tiers are).", "database")
+    vcpus, mem_gib = float(m.group(1)), int(m.group(2)) / 1024
+    cpu_usd, cpu_basis = rate(catalog, "gcp", "cloud-sql", "vcpu-hour", region)
+    mem_usd, mem_basis = rate(catalog, "gcp", "cloud-sql", "memory-gib-hour", region)
+    disk_usd, disk_basis = rate(catalog, "gcp", "cloud-sql", "ssd-gib-month", region)
+    missing = next((b for u, b in ((cpu_usd, cpu_basis), (mem_usd, mem_basis), (disk_usd, disk_basis)) if u is None), None)
+    if missing is not None or cpu_usd is None or mem_usd is None or disk_usd is None:
+        return ResourceCost(v.urn, v.type, v.name, None, str(missing), "database")
+    gib = number(dig(p, "settings.diskSize")) or 10.0
+    copies = 2.0 if dig(p, "settings.availabilityType") == "REGIONAL" else 1.0
+    h = copies * (vcpus * cpu_usd + mem_gib * mem_usd + gib * disk_usd / HOURS_PER_MONTH)
+    return ResourceCost(
+        v.urn, v.type, v.name, Range(h, h, h),
+        f"{copies:g} x ({vcpus:g} vCPU x {cpu_basis} + {mem_gib:g} GiB x {mem_basis} + {gib:g} GiB x {disk_basis} per GiB-month)", "database",
+    )
 
 
 def _cluster_cost(v: ResourceView, catalog: Catalog) -> list[ResourceCost]:

@@ -80,3 +80,17 @@ def test_a_pipeline_that_trains_on_demand_first_violates_training_on_spot() -> N
     assert cost.TRAINING_ON_SPOT.check(_pipeline(["on_demand"]), cfg) == [
         "ModelPipeline 'loop' trains on on_demand capacity first (its training cluster's capacityFallback ['on_demand']). Give the pipeline a SpotTrainingCluster that tries spot first."
     ]
+
+
+def test_registry_databases_are_priced_from_catalog_rows_hand_computed(emitted: dict[str, dict[str, Any]]) -> None:
+    from components.catalog import load_catalog
+    from policies.costmodel import Usage, price_resources
+
+    report = price_resources([view(RDS, emitted["aws"], "db"), view(SQL, emitted["gcp"], "sql")], Usage(), load_catalog())
+    got = {i.name: i.hourly.expected for i in report.items if i.hourly is not None}
+    assert got["db"] == pytest.approx(0.016 + 20 * 0.115 / 730)  # db.t4g.micro + 20 GiB gp3
+    assert got["sql"] == pytest.approx(0.0413 + 3.75 * 0.007 + 20 * 0.17 / 730)  # db-custom-1-3840 + 20 GiB SSD
+    multi = price_resources([view(RDS, {**emitted["aws"], "multiAz": True}, "db")], Usage(), load_catalog())
+    assert multi.items[0].hourly is not None and multi.items[0].hourly.expected == pytest.approx(2 * got["db"])
+    odd = price_resources([view(SQL, mutate(emitted["gcp"], "settings.tier", "db-f1-micro"), "sql")], Usage(), load_catalog())
+    assert odd.items[0].hourly is None and "db-f1-micro" in odd.items[0].basis  # unknown stays unknown, never zero
