@@ -415,3 +415,24 @@ def test_gce_and_ec2_gpu_instances_are_requests_with_prices():
     spot = catalog.offering("gcp", "a2-highgpu-1g", "us-central1").price("spot")
     assert by_name["notebook"].hourly is not None and by_name["notebook"].hourly.expected == pytest.approx(spot)
     assert by_name["box"].hourly.expected == pytest.approx(catalog.offering("aws", "g5.xlarge", "us-east-1").price("spot"))
+
+
+def test_secure_values_read_as_a_placeholder_secret(tmp_path):
+    write(
+        tmp_path,
+        {
+            "Pulumi.yaml": "name: sec\nruntime: python\n",
+            "Pulumi.dev.yaml": "config:\n  sec:token:\n    secure: v1:AAAAbase64==\n  plain: x\n",
+            "__main__.py": """
+                import pulumi
+
+                config = pulumi.Config()
+                token = config.require_secret("token")
+                pulumi.export("token", token)
+                pulumi.export("plain", config.require("plain"))
+            """,
+        },
+    )
+    plan = plan_stack("dev", project=load_project(tmp_path), validate=False)
+    assert plan.run.outputs == {"token": "[secret]", "plain": "x"}  # cannot be decrypted offline
+    assert plan.config["sec:token"] == {"secure": "v1:AAAAbase64=="}
