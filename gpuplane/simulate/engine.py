@@ -42,6 +42,7 @@ of the earlier, unscreened implementation.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -590,20 +591,30 @@ def _histogram_windows(
         oob_frac = np.where(total > 0, n_oob / total, 0.0)
     # head and tail bins of each prefix histogram: the first bin whose cumulative count reaches
     # the percentile (one running count per bin that holds any idle time)
+    # the first bin whose cumulative count reaches the percentile; the bins are walked upwards and
+    # only the intervals whose tail is not found yet are counted (most are done after a bin or two)
     head = np.full(m, -1, np.int64)
     tail = np.full(m, -1, np.int64)
     h_thr = pol.prewarm_percentile / 100.0 * n_in
     t_thr = pol.keepalive_percentile / 100.0 * n_in
-    open_ = n_in > 0
-    for bb in np.unique(b[inb]):
-        if not open_.any():
+    seg_first = np.flatnonzero(first)[seg]  # first interval of each interval's endpoint
+    by_bin = pin[np.argsort(b[pin], kind="stable")]  # in-range idle times by (bin, position)
+    bins_sorted = b[by_bin]
+    cuts = np.flatnonzero(np.concatenate(([True], bins_sorted[1:] != bins_sorted[:-1], [True])))
+    running = np.zeros(m)
+    k = np.flatnonzero(n_in > 0)
+    for c0, c1 in itertools.pairwise(cuts.tolist()):
+        if not k.size:
             break
-        cum = _segment_cumsum((inb & (b <= bb)).astype(np.float64), first)
-        hit_h = (head < 0) & open_ & (cum >= h_thr)
-        head[hit_h] = bb
-        hit_t = (tail < 0) & open_ & (cum >= t_thr)
-        tail[hit_t] = bb
-        open_ &= tail < 0
+        bb = bins_sorted[c0]
+        pos = by_bin[c0:c1]  # positions of this bin's idle times, ascending
+        running[k] += np.searchsorted(pos, k, side="right") - np.searchsorted(pos, seg_first[k], side="left")
+        rk = running[k]
+        hit_h = (head[k] < 0) & (rk >= h_thr[k])
+        head[k[hit_h]] = bb
+        hit_t = rk >= t_thr[k]
+        tail[k[hit_t]] = bb
+        k = k[~hit_t]
     prewarm = np.maximum(head, 0) * pol.bin_s * (1.0 - pol.margin)
     keep = np.maximum((tail + 1) * pol.bin_s * (1.0 + pol.margin) - prewarm, 0.0)
     good = (n_in >= pol.min_samples) & (cv >= pol.cv_threshold)
