@@ -501,6 +501,14 @@ class ModelPipeline(pulumi.ComponentResource):
     """
 
     plan: ModelPipelinePlan
+    implementation: pulumi.Output[str]
+    """How the loop runs (the target's implementation)."""
+    namespace: pulumi.Output[str]
+    """The namespace of the pipeline's objects."""
+    workflow_template: pulumi.Output[str | None]
+    """The Argo WorkflowTemplate's name; None locally."""
+    event_source: pulumi.Output[str | None]
+    """What triggers a retrain: ``sqs://queue-url``, ``pubsub://topic``, ``calendar:<cron>`` or None."""
 
     def __init__(self, name: str, args: ModelPipelineArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_model_pipeline(name, args)  # raises before anything is registered
@@ -512,7 +520,12 @@ class ModelPipeline(pulumi.ComponentResource):
             from components.kubernetes.model_pipeline import create_pipeline
 
             outputs = create_pipeline(self, name, plan, args)
-        self.register_outputs({"implementation": plan.implementation, "namespace": plan.namespace, **outputs})
+        self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.namespace = pulumi.Output.from_input(plan.namespace)
+        self.workflow_template = pulumi.Output.from_input(outputs.get("workflow_template"))
+        self.event_source = pulumi.Output.from_input(outputs.get("event_source"))
+        self.register_outputs({**outputs, "implementation": self.implementation, "namespace": self.namespace,
+                               "workflow_template": self.workflow_template, "event_source": self.event_source})
 
 
 def feature_support(implementation: str) -> FeatureSupport:

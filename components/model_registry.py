@@ -403,7 +403,11 @@ class ModelRegistry(pulumi.ComponentResource):
 
     plan: ModelRegistryPlan
     tracking_uri: pulumi.Output[str]
+    """The MLflow tracking URI clients pass as ``--registry-uri``."""
     artifact_uri: pulumi.Output[str]
+    """Where model artifacts are stored (a local path or bucket URI)."""
+    implementation: pulumi.Output[str]
+    """How the registry is built (the target's implementation)."""
 
     def __init__(self, name: str, args: ModelRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         plan = plan_model_registry(name, args)  # raises before anything is registered
@@ -425,7 +429,8 @@ class ModelRegistry(pulumi.ComponentResource):
             create_mlflow_server(self, name, plan, cluster, cloud)
             self.artifact_uri = cloud.artifact_uri
         self.tracking_uri = pulumi.Output.from_input(plan.tracking_uri)
-        self.register_outputs({"tracking_uri": self.tracking_uri, "artifact_uri": self.artifact_uri, "implementation": plan.implementation})
+        self.implementation = pulumi.Output.from_input(plan.implementation)
+        self.register_outputs({"tracking_uri": self.tracking_uri, "artifact_uri": self.artifact_uri, "implementation": self.implementation})
 
 
 def feature_support(implementation: str) -> FeatureSupport:
