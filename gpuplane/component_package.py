@@ -401,26 +401,15 @@ class _LiveComponents(pulumi.runtime.ResourceModule):
         return None
 
     def construct(self, name: str, typ: str, urn: str) -> pulumi.Resource:
-        live = _LIVE.get(urn)
-        if live is not None:
-            return live
-        return _UnknownComponent(urn, typ)
+        # A reference this process did not create stays its URN, as without this module (the
+        # SDK's default); construct() then names the input that needed a component.
+        return _LIVE.get(urn) or typing.cast(pulumi.Resource, urn)
 
 
 @functools.cache
 def _register_live_components() -> None:
     """Once per process: ``gpuplane:index:*`` references deserialize through ``_LiveComponents``."""
     pulumi.runtime.register_resource_module(PACKAGE_NAME, "index", _LiveComponents())
-
-
-class _UnknownComponent(pulumi.Resource):
-    """A reference to a gpuplane component this process did not create (kept for the error)."""
-
-    def __init__(self, urn: str, typ: str):  # deliberately not registered: only carries the reference
-        self._ref_urn, self._ref_type = urn, typ
-
-    def __repr__(self) -> str:
-        return f"<reference to {self._ref_type} {self._ref_urn}>"
 
 
 class GpuplaneProvider(ComponentProvider):
@@ -485,8 +474,8 @@ class GpuplaneProvider(ComponentProvider):
 
         self.validate_resource_type(self._name, resource_type)
         component_name = resource_type.rsplit(":", 1)[-1]
-        _check_references(component_name, name, inputs)
         definition = self._component_defs[component_name]
+        _check_references(component_name, name, inputs, definition)
         mapped = self.map_inputs(inputs, definition)
         try:
             instance = self._components[component_name](name, mapped, options)  # type: ignore[arg-type]
@@ -506,21 +495,23 @@ class GpuplaneProvider(ComponentProvider):
         return list(self.converter.dropped)
 
 
-def _check_references(component_name: str, name: str, inputs: Any) -> None:
-    """One clear error for a reference this process cannot resolve to a live component."""
-    for key, value in (inputs or {}).items():
-        if isinstance(value, _UnknownComponent):
+def _check_references(component_name: str, name: str, inputs: Any, definition: Any) -> None:
+    """One clear error for a component reference this process cannot resolve to a live component."""
+    for key, prop in definition.inputs.items():
+        value = (inputs or {}).get(key)
+        if prop.ref and prop.ref.startswith(RESOURCE_REF_PREFIX) and value is not None and not isinstance(value, pulumi.ComponentResource):
             from components.errors import ComponentInputError, Problem
 
+            wanted = prop.ref.removeprefix(RESOURCE_REF_PREFIX)
             raise ComponentInputError(
                 component_name,
                 name,
                 [
                     Problem(
                         key,
-                        value._ref_urn,
-                        f"refers to a {value._ref_type} that this gpuplane provider did not create in this deployment.",
-                        "create the referenced component in the same program (component references do not cross stacks).",
+                        value,
+                        f"is not a {wanted} this gpuplane provider created in this deployment.",
+                        f"pass a {wanted} created in the same program (component references do not cross stacks or providers).",
                     )
                 ],
             )
