@@ -25,6 +25,10 @@ _EXPORTS = {
     "FeatureStoreArgs": "components.feature_store",
     "Observability": "components.observability",
     "ObservabilityArgs": "components.observability",
+    "ModelRegistry": "components.model_registry",
+    "ModelRegistryArgs": "components.model_registry",
+    "ModelPipeline": "components.model_pipeline",
+    "ModelPipelineArgs": "components.model_pipeline",
     "ComponentInputError": "components.errors",
 }
 

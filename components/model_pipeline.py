@@ -318,11 +318,11 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
     p = Problems("ModelPipeline", name)
     for key in sorted(set(args) - _KEYS):
         p.add(key, args[key], "is not an argument of ModelPipeline.", f"use one of {sorted(_KEYS)}.")  # type: ignore[literal-required]
-    target = args.get("target")
-    if target not in TARGETS:
-        p.add("target", target, "is not a pipeline target.", f"use one of {list(TARGETS)}.")
+    raw_target = args.get("target")
+    if raw_target not in TARGETS:
+        p.add("target", raw_target, "is not a pipeline target.", f"use one of {list(TARGETS)}.")
         p.raise_if_any()
-    target = str(target)
+    target = str(raw_target)
     implementation = IMPLEMENTATIONS[target]
     features = FEATURES[implementation]
     if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 24:

@@ -190,7 +190,7 @@ class ModelRegistryPlan:
 
     @property
     def tracking_uri(self) -> str:
-        """The URI clients pass as ``--registry-uri`` / ``MLFLOW_TRACKING_URI``."""
+        """The URI clients pass as ``--tracking-uri`` / ``MLFLOW_TRACKING_URI``."""
         if self.target == "local":
             return f"sqlite:///{self.local_dir}/mlflow.db"
         # The chart's fullname is the release name when it contains the chart name.
@@ -245,11 +245,11 @@ def plan_model_registry(name: str, args: ModelRegistryArgs, catalog: Catalog | N
     p = Problems("ModelRegistry", name)
     for key in sorted(set(args) - _KEYS):
         p.add(key, args[key], "is not an argument of ModelRegistry.", f"use one of {sorted(_KEYS)}.")  # type: ignore[literal-required]
-    target = args.get("target")
-    if target not in TARGETS:
-        p.add("target", target, "is not a registry target.", f"use one of {list(TARGETS)}.")
+    raw_target = args.get("target")
+    if raw_target not in TARGETS:
+        p.add("target", raw_target, "is not a registry target.", f"use one of {list(TARGETS)}.")
         p.raise_if_any()
-    target = str(target)
+    target = str(raw_target)
     implementation = IMPLEMENTATIONS[target]
     if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 40:
         p.add("name", name, "is not a valid registry name: lower-case letters, digits and '-', at most 40 characters.", "rename it, e.g. 'models'.")
@@ -397,13 +397,13 @@ class RegistryCloud:
 class ModelRegistry(pulumi.ComponentResource):
     """MLflow tracking and model registry; see the module docstring for the implementations.
 
-    Outputs: ``tracking_uri`` (what clients pass as ``--registry-uri``), ``artifact_uri``,
+    Outputs: ``tracking_uri`` (what clients pass as ``--tracking-uri``), ``artifact_uri``,
     ``implementation``. Attribute: ``plan``.
     """
 
     plan: ModelRegistryPlan
     tracking_uri: pulumi.Output[str]
-    """The MLflow tracking URI clients pass as ``--registry-uri``."""
+    """The MLflow tracking URI clients pass as ``--tracking-uri`` / ``MLFLOW_TRACKING_URI``."""
     artifact_uri: pulumi.Output[str]
     """Where model artifacts are stored (a local path or bucket URI)."""
     implementation: pulumi.Output[str]

@@ -97,7 +97,6 @@ def gpu_platform(stack: StackConfig, name: str) -> Platform:
 def endpoint_args(cfg: InferenceEndpointConfig, stack: StackConfig, platform: Platform) -> InferenceEndpointArgs:
     args: InferenceEndpointArgs = {
         "platform": cfg.platform,
-        "image": cfg.image,
         "model_name": cfg.model_name,
         "model_size_gib": cfg.model_size_gib,
         "image_size_gib": cfg.image_size_gib,
@@ -110,6 +109,9 @@ def endpoint_args(cfg: InferenceEndpointConfig, stack: StackConfig, platform: Pl
         "tags": dict(stack.tags),
     }
     optional = {
+        "image": cfg.image,
+        "runtime": cfg.runtime.component_args() if cfg.runtime else None,
+        "gpus": cfg.gpus,
         "model_uri": cfg.model_uri,
         "auth": cfg.auth,
         "cpu": cfg.cpu,
@@ -254,14 +256,12 @@ def model_loop(stack: StackConfig, platform: Platform, name: str) -> tuple[Model
     training = platform.extras.get("training")
     if rc.target != "local" and training is not None and stack.training is not None:
         tc = training[0]
-        p_args.update(
-            training_cluster=tc,
-            team=pc.team or stack.training.teams[0].name,
-            image=pc.image or (stack.training.jobs[0].image if stack.training.jobs else ""),
-            nodes=pc.nodes,
-            preset=pc.preset,
-            extra_args=list(pc.extra_args),
-        )
+        p_args["training_cluster"] = tc
+        p_args["team"] = pc.team or stack.training.teams[0].name
+        p_args["image"] = pc.image or (stack.training.jobs[0].image if stack.training.jobs else "")
+        p_args["nodes"] = pc.nodes
+        p_args["preset"] = pc.preset
+        p_args["extra_args"] = list(pc.extra_args)
         if pc.pool:
             p_args["pool"] = pc.pool
     endpoints = platform.extras.get("endpoints") or {}

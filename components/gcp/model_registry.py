@@ -88,7 +88,7 @@ def create_registry_cloud(component: ModelRegistry, name: str, plan: ModelRegist
         gcp.storage.BucketIAMMemberArgs(bucket=bucket_name, role="roles/storage.objectAdmin", member=identity.member),
         opts=opts,
     )
-    network = cluster.network
+    network: Any = cluster.network  # set by the GKE implementation (components/gcp/cluster.py)
     peering_range = gcp.compute.GlobalAddress(
         f"{name}-sql-range",
         gcp.compute.GlobalAddressArgs(project=plan.gcp_project, purpose="VPC_PEERING", address_type="INTERNAL", prefix_length=16, network=network),
@@ -102,7 +102,7 @@ def create_registry_cloud(component: ModelRegistry, name: str, plan: ModelRegist
     instance = gcp.sql.DatabaseInstance(
         f"{name}-db",
         gcp.sql.DatabaseInstanceArgs(
-            database_version=plan.database.version,
+            database_version=plan.database.version or "POSTGRES_16",
             region=plan.region,
             project=plan.gcp_project,
             deletion_protection=plan.deletion_protection,

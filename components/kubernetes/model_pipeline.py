@@ -325,7 +325,7 @@ def rbac(plan: ModelPipelinePlan, endpoint: dict[str, str] | None) -> list[tuple
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
         {"apiGroups": [JOBSET_API.split("/")[0]], "resources": ["jobsets"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
     ]
-    out = [
+    out: list[tuple[str, dict[str, Any]]] = [
         ("sensor", {"rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list"]}]}),
         ("workflow", {"rules": wf_rules}),
     ]
@@ -378,12 +378,15 @@ def create_pipeline(component: ModelPipeline, name: str, plan: ModelPipelinePlan
     installed = _install_argo(component, name, plan, cluster) if plan.install_argo else []
     checkpoint = tc.checkpoint_url_for(plan.team or "", RUN_PLACEHOLDER)
     if plan.cloud == "aws":
-        from components.aws.model_pipeline import create_pipeline_cloud
+        from components.aws import model_pipeline as aws_pipeline
+
+        cloud = aws_pipeline.create_pipeline_cloud(component, name, plan, tc, checkpoint, endpoint)
     elif plan.cloud == "gcp":
-        from components.gcp.model_pipeline import create_pipeline_cloud  # type: ignore[assignment]
+        from components.gcp import model_pipeline as gcp_pipeline
+
+        cloud = gcp_pipeline.create_pipeline_cloud(component, name, plan, tc, checkpoint, endpoint)
     else:
-        create_pipeline_cloud = None  # type: ignore[assignment]
-    cloud = create_pipeline_cloud(component, name, plan, tc, checkpoint, endpoint) if create_pipeline_cloud else PipelineCloud(event_source=None)
+        cloud = PipelineCloud(event_source=None)  # an existing cluster: calendar only, no cloud wiring
     after = [*installed, *tc.ready, *cloud.depends_on]
     opts = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=after)
     labels = {"app.kubernetes.io/managed-by": "gpuplane", "gpuplane.dev/pipeline": name}

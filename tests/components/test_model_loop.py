@@ -79,7 +79,7 @@ def _children(r: ProgramRun, token: str, name: str) -> dict[str, str]:
 
 
 def test_every_argo_resource_and_chart_value_passes_the_upstream_schemas(loop: tuple[str, ProgramRun]) -> None:
-    target, r = loop
+    _target, r = loop
     report = validate_schemas(r.resources)
     assert report.problems == [], "\n".join(report.problems)
     kinds = {x.type.rsplit(":", 1)[-1] for x in r.resources if x.type.startswith("kubernetes:argoproj.io")}
@@ -133,7 +133,7 @@ def test_the_train_step_creates_the_teams_jobset_in_its_kueue_queue_and_waits_fo
 
 
 def test_evaluate_and_promote_run_the_workload_step_clis_with_the_registry(loop: tuple[str, ProgramRun]) -> None:
-    target, r = loop
+    _target, r = loop
     t = _template(r)
     tracking = r.outputs["tracking"]
     evaluate = t["evaluate"]["container"]["command"]
@@ -149,7 +149,7 @@ def test_evaluate_and_promote_run_the_workload_step_clis_with_the_registry(loop:
 
 
 def test_the_rollout_splits_traffic_by_revision_tags_then_goes_full_or_rolls_back(loop: tuple[str, ProgramRun]) -> None:
-    target, r = loop
+    _target, r = loop
     t = _template(r)
     canary_ops = yaml.safe_load(t["canary"]["resource"]["manifest"])
     traffic = next(op["value"] for op in canary_ops if op["path"] == "/spec/traffic")
