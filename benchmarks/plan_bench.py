@@ -76,10 +76,12 @@ def cli_plan(stack: str) -> Run:
         t = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t
-        if proc.returncode not in (0, 1):  # 1: a policy violation, still a complete plan
-            raise SystemExit(f"gpuplane plan --stack {stack} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        text = Path(out.name).read_text()
+        if proc.returncode not in (0, 1) or not text:  # 1 with a plan written: a policy violation
+            errors = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+            raise SystemExit(f"gpuplane plan --stack {stack} failed ({proc.returncode}):\n{errors[-2000:]}")
         imports, sdk, packages = import_seconds(proc.stderr)
-        return Run(wall, imports, sdk, packages, len(json.loads(Path(out.name).read_text())["resources"]))
+        return Run(wall, imports, sdk, packages, len(json.loads(text)["resources"]))
 
 
 def interpreter_start() -> float:

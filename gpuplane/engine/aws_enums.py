@@ -15,7 +15,10 @@ requirement values must be EC2 instance types.
 from __future__ import annotations
 
 import functools
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -56,9 +59,51 @@ _INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 @functools.cache
 def allowed_values(service: str, shape: str) -> frozenset[str]:
-    """The enum of ``shape`` in botocore's model of ``service`` (empty when it has no enum)."""
+    """The enum of ``shape`` in botocore's model of ``service`` (empty when it has no enum).
+
+    Loading the service models (EC2's is several MB of JSON) costs a few tenths of a second per
+    plan, so the enums of every ``RULES`` shape are kept in a cache file named after the
+    installed botocore version (``$XDG_CACHE_HOME/gpuplane/aws-enums-<version>.json``): a new
+    botocore means a new file, never a stale answer. A cache that cannot be read or written is
+    skipped.
+    """
+    cached = _cached_enums().get(f"{service}/{shape}")
+    if cached is not None:
+        return frozenset(cached)
+    return _model_enum(service, shape)
+
+
+def _model_enum(service: str, shape: str) -> frozenset[str]:
     model = _session().get_service_model(service)
     return frozenset(model.shape_for(shape).enum or ())
+
+
+def cache_path() -> Path:
+    import botocore  # the package root is light; botocore.session is not
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "gpuplane" / f"aws-enums-{botocore.__version__}.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_enums() -> dict[str, list[str]]:
+    shapes = sorted({(svc, shape) for rules in RULES.values() for _, svc, shape in rules} | {("ec2", "InstanceType")})
+    path = cache_path()
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and all(f"{svc}/{shape}" in data for svc, shape in shapes):
+            return data
+    except (OSError, ValueError):
+        pass
+    data = {f"{svc}/{shape}": sorted(_model_enum(svc, shape)) for svc, shape in shapes}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)  # atomic: concurrent plans never read half a file
+    except OSError:
+        pass
+    return data
 
 
 @functools.lru_cache(maxsize=1)

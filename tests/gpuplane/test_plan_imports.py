@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NEVER = ("numpy", "matplotlib", "feast", "torch", "pandas", "gpuplane.simulate", "gpuplane.features", "gpuplane.offers")
+NEVER = ("numpy", "matplotlib", "feast", "torch", "pandas", "mlflow", "gpuplane.simulate", "gpuplane.features", "gpuplane.offers", "gpuplane.pipeline")
 
 
 def imported_by_plan(args: list[str], cwd: Path) -> set[str]:
