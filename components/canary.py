@@ -8,9 +8,12 @@ plan shows exactly what is served (the endpoint's ``model_uri`` is the challenge
   tag URL. https://knative.dev/docs/serving/traffic-management/
 - Cloud Run: ``traffics`` on the ``cloudrunv2.Service``: the champion revision (type
   ``TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION``) and the latest revision, tagged the same way.
+- SageMaker (async mode): two production variants with ``initial_variant_weight`` ``percent``
+  (``main``, the challenger) and ``100 - percent`` (``champion``, a second Model from
+  ``champion_model_uri``), each scaled from zero (components/aws/canary.py).
 
-SageMaker production-variant weights are not emitted yet (a second variant needs its own model,
-and its own scaling target and alarms); asking for a SageMaker canary fails with that reason.
+Inference-components mode has no variant weights (requests name a component), so a canary there
+fails with that reason.
 ``ModelPipeline`` moves this split on a cluster (canary -> verify -> full or rollback); the
 endpoint's ``canary`` argument is how a stack pins it, or rolls it forward to 100, by hand.
 Planning is pure (``plan_endpoint_canary``); the emitters only shape bodies.
@@ -43,9 +46,10 @@ class EndpointCanaryArgs(TypedDict, total=False):
 
 
 UNSUPPORTED = {
-    "sagemaker": "production-variant weights need a second variant with its own model, scaling target and alarms, which gpuplane does not emit yet; "
-    "shift traffic with UpdateEndpointWeightsAndCapacities or use a knative / cloud-run endpoint",
+    "sagemaker-inference-components": "requests name an inference component, so production-variant weights do not split them; "
+    "use sagemaker_mode='async' (two weighted variants) or a knative / cloud-run endpoint",
 }
+REVISION_PLATFORMS = ("knative", "cloud-run")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ _KEYS = set(EndpointCanaryArgs.__annotations__)
 
 
 def plan_endpoint_canary(p: Problems, name: str, platform: Any, raw: Any) -> EndpointCanary | None:
-    """Validate ``canary`` of an InferenceEndpoint; adds problems to ``p``; None when absent or wrong."""
+    """Validate ``canary`` of an InferenceEndpoint (``platform`` is the implementation: ``knative``,
+    ``cloud-run``, ``sagemaker-async``, ...); adds problems to ``p``; None when absent or wrong."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -91,11 +96,18 @@ def plan_endpoint_canary(p: Problems, name: str, platform: Any, raw: Any) -> End
         p.add("canary.percent", percent, "must be a whole percentage from 0 to 100.", "give the challenger's share of requests, e.g. 10.")
         ok = False
     revision = raw.get("champion_revision")
-    if not isinstance(revision, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", revision) or not revision.startswith(f"{name}-"):
-        p.add("canary.champion_revision", revision, f"must name the revision serving the champion, which {platform} prefixes with the service name.", f"give e.g. '{name}-00001' (kubectl get revisions / gcloud run revisions list).")
+    if platform in REVISION_PLATFORMS:
+        if not isinstance(revision, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", revision) or not revision.startswith(f"{name}-"):
+            p.add("canary.champion_revision", revision, f"must name the revision serving the champion, which {platform} prefixes with the service name.", f"give e.g. '{name}-00001' (kubectl get revisions / gcloud run revisions list).")
+            ok = False
+    elif revision is not None:
+        p.add("canary.champion_revision", revision, f"{platform} has no revisions; the champion is a second production variant.", "drop it and give champion_model_uri.")
         ok = False
     champion_uri = raw.get("champion_model_uri")
-    if champion_uri is not None and not str(champion_uri).startswith(("s3://", "gs://", "pvc://")):
+    if platform == "sagemaker-async" and not str(champion_uri or "").startswith("s3://"):
+        p.add("canary.champion_model_uri", champion_uri, "is required for a SageMaker canary: the champion variant serves its own model.", "give the champion's s3:// model data.")
+        ok = False
+    elif champion_uri is not None and not str(champion_uri).startswith(("s3://", "gs://", "pvc://")):
         p.add("canary.champion_model_uri", champion_uri, "must be an s3://, gs:// or pvc:// URI.", "give where the champion's weights are.")
         ok = False
     window = raw.get("window_seconds", 600)

@@ -831,7 +831,7 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
     if platform == "cloud-run" and budget.startup_seconds > CLOUD_RUN_STARTUP_PROBE_MAX_SECONDS:
         fix = "stream the weights (runtime.weights_loader='stream'), shrink the image or the weights, or use knative." if runtime.kind == "vllm" else "shrink the image or the weights, or use knative."
         p.add("cold_start_budget", budget.phases_text(), f"Cloud Run startup probes give up after {CLOUD_RUN_STARTUP_PROBE_MAX_SECONDS} s.", fix)
-    canary = plan_endpoint_canary(p, name, platform, args.get("canary"))
+    canary = plan_endpoint_canary(p, name, impl, args.get("canary"))
     p.raise_if_any()
 
     startup = budget.startup_seconds

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.canary import production_variants, scale_champion
 from components.aws.iam import managed_policy_arn, service_trust_policy
 from components.inference import EndpointPlan
 
@@ -245,7 +246,7 @@ def create_sagemaker_endpoint(
         )
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            production_variants=[variant],
+            production_variants=production_variants(endpoint, name, plan, role, variant),
             async_inference_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigArgs(
                 output_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigOutputConfigArgs(
                     s3_output_path=output_prefix or f"s3://{plan.name}-async-results/"
@@ -285,6 +286,7 @@ def create_sagemaker_endpoint(
     sm_endpoint = aws.sagemaker.Endpoint(
         f"{name}-endpoint", endpoint_config_name=config.name, region=plan.region, tags=plan.tags, opts=opts
     )
+    scale_champion(endpoint, name, plan, sm_endpoint.name)
     if async_mode:
         resource_id = sm_endpoint.name.apply(lambda n: f"endpoint/{n}/variant/{VARIANT}")
         _scale_from_zero(

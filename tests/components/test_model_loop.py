@@ -319,13 +319,42 @@ def test_cloud_run_canary_sets_revision_traffic() -> None:
         ("knative", {"percent": 150, "champion_revision": "recs-00001"}, r"canary.percent = 150: must be a whole percentage from 0 to 100"),
         ("knative", {"percent": -1, "champion_revision": "recs-00001"}, r"canary.percent = -1"),
         ("knative", {"percent": 10}, r"canary.champion_revision = None"),
-        ("sagemaker", {"percent": 10, "champion_revision": "recs-1"}, r"sagemaker endpoints do not support canary-rollout"),
+        ("sagemaker-inference-components", {"percent": 10, "champion_model_uri": "s3://m/champ"}, r"sagemaker-inference-components endpoints do not support canary-rollout"),
+        ("sagemaker", {"percent": 10}, r"canary.champion_model_uri = None: is required for a SageMaker canary"),
+        ("sagemaker", {"percent": 10, "champion_model_uri": "s3://m/c", "champion_revision": "recs-1"}, r"sagemaker-async has no revisions"),
     ],
 )
 def test_a_bad_endpoint_canary_is_one_error_before_anything_exists(platform: str, canary: dict[str, Any], match: str) -> None:
     args: dict[str, Any] = {"platform": platform, "image": "srv:1", "canary": canary, "region": "us-east-1"}
+    if platform == "sagemaker-inference-components":
+        args.update(platform="sagemaker", sagemaker_mode="inference-components")
     if platform == "knative":
         args = {"platform": platform, "image": "srv:1", "canary": canary}
         args["cluster"] = None  # plan only: the canary problems are reported with the others
     with pytest.raises(ComponentInputError, match=match):
         plan_endpoint("recs", args)  # type: ignore[arg-type]
+
+
+def test_sagemaker_canary_weights_two_production_variants_that_both_scale_from_zero() -> None:
+    def program() -> None:
+        InferenceEndpoint("recs", {"platform": "sagemaker", "sagemaker_mode": "async", "image": "srv:1", "region": "us-east-1",
+                                   "model_uri": "s3://m/challenger/model.tar.gz", "canary": {"percent": 30, "champion_model_uri": "s3://m/champion/model.tar.gz"}})
+
+    r = run(program)
+    variants = r.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs["productionVariants"]
+    assert [(v["variantName"], v["initialVariantWeight"]) for v in variants] == [("main", 30), ("champion", 70)]
+    assert variants[1]["modelName"] == "recs-champion-model" and variants[0]["instanceType"] == variants[1]["instanceType"]
+    assert r.one("aws:sagemaker/model:Model", "recs-champion-model").inputs["primaryContainer"]["modelDataUrl"] == "s3://m/champion/model.tar.gz"
+    assert r.one("aws:appautoscaling/target:Target", "recs-champion-scaling-target").inputs["minCapacity"] == 0
+    assert r.one("aws:appautoscaling/target:Target", "recs-champion-scaling-target").inputs["resourceId"].endswith("/variant/champion")
+    assert "arn:aws:s3:::m/champion/model.tar.gz*" in r.one("aws:iam/rolePolicy:RolePolicy", "recs-champion-read").inputs["policy"]
+
+
+def test_the_pipelines_canary_patch_targets_the_knative_fetch_model_init_container() -> None:
+    """The rollout's JSON patch replaces initContainers/0's command: that is the model download."""
+    from components.kubernetes.model_pipeline import MODEL_DIR
+    from components.kubernetes.storage import sync_command
+
+    r = _endpoint("knative", {"percent": 0, "champion_revision": "recs-00001"})
+    init = r.one("kubernetes:serving.knative.dev/v1:Service").inputs["spec"]["template"]["spec"]["initContainers"]
+    assert init[0]["name"] == "fetch-model" and init[0]["command"] == sync_command("s3://m/challenger", MODEL_DIR)
