@@ -358,3 +358,53 @@ def test_the_pipelines_canary_patch_targets_the_knative_fetch_model_init_contain
     r = _endpoint("knative", {"percent": 0, "champion_revision": "recs-00001"})
     init = r.one("kubernetes:serving.knative.dev/v1:Service").inputs["spec"]["template"]["spec"]["initContainers"]
     assert init[0]["name"] == "fetch-model" and init[0]["command"] == sync_command("s3://m/challenger", MODEL_DIR)
+
+
+# --- the pipeline planner (table) -----------------------------------------------------------------
+
+
+def _local_registry() -> Any:
+    """A local ModelRegistry component needs the mock runtime; the planner only reads its plan."""
+    from types import SimpleNamespace
+
+    registry = object.__new__(ModelRegistry)
+    registry.plan = plan_model_registry("models", {"target": "local"})
+    return SimpleNamespace(registry=registry)
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "fragment"),
+    [
+        ({"trigger": {"kind": "manual", "data_url": "data/events"}}, None, None),
+        ({"trigger": {"kind": "schedule", "data_url": "data/events"}}, "trigger.kind", "pipeline-local does not support scheduled-retraining"),
+        ({"trigger": {"kind": "bucket-events", "data_url": "s3://b/e"}}, "trigger.kind", "pipeline-local does not support bucket-events"),
+        ({"trigger": {"kind": "manual", "data_url": "data/events"}, "team": "recs"}, "team", "does not apply to the local target"),
+        ({"trigger": {"kind": "manual", "data_url": "data/events"}, "gate": {"metric": "auc"}}, "gate.metric", "is not a metric the evaluation step records"),
+        ({"trigger": {"kind": "manual", "data_url": "data/events"}, "gate": {"min_improvement": -1}}, "gate.min_improvement", "at least 0"),
+        ({"trigger": {"kind": "manual", "data_url": "data/events"}, "canary": {"percent": 10}}, "canary", "needs an endpoint"),
+        ({"trigger": "daily"}, "trigger", "must be a dict"),
+    ],
+)
+def test_pipeline_planner_table(args: dict[str, Any], path: str | None, fragment: str | None) -> None:
+    from components.model_pipeline import local_steps, plan_model_pipeline
+
+    full = {"target": "local", "registry": _local_registry().registry, **args}
+    if path is None:
+        plan = plan_model_pipeline("recs-loop", full)  # type: ignore[arg-type]
+        assert plan.implementation == "pipeline-local" and plan.job is None and plan.trigger.data_url == "data/events"
+        steps = local_steps(plan, plan_model_registry("models", {"target": "local"}).tracking_uri)
+        assert steps[1][:3] == ["python", "-m", "workloads.pipeline.promote"] and "sqlite:///.gpuplane/mlflow/mlflow.db" in steps[1]
+        return
+    with pytest.raises(ComponentInputError) as err:
+        plan_model_pipeline("recs-loop", full)  # type: ignore[arg-type]
+    hits = [p for p in err.value.problems if p.path == path]
+    assert hits and fragment in hits[0].message, err.value
+
+
+def test_a_cluster_pipeline_rejects_a_local_registry_and_a_long_name() -> None:
+    from components.model_pipeline import plan_model_pipeline
+
+    with pytest.raises(ComponentInputError) as err:
+        plan_model_pipeline("a-very-long-pipeline-name-here", {"target": "aws", "registry": _local_registry().registry, "trigger": {"kind": "schedule", "data_url": "s3://b/e"}})  # type: ignore[typeddict-item]
+    paths = {p.path for p in err.value.problems}
+    assert {"name", "registry", "training_cluster"} <= paths, err.value
