@@ -53,7 +53,8 @@ MLFLOW_PORT = 80
 POSTGRES_PORT = 5432
 DATABASE_NAME = "mlflow"
 DATABASE_USER = "mlflow"
-DEFAULT_LOCAL_DIR = ".gpuplane/mlflow"
+DEFAULT_LOCAL_DIR = "pipeline-output/registry"
+"""Where ``gpuplane pipeline`` (its default ``--out pipeline-output``) keeps ``mlflow.db`` and ``artifacts/``."""
 DEFAULT_INSTANCE_CLASS = {"aws": "db.t4g.micro", "gcp": "db-custom-1-3840"}
 """Smallest sensible Postgres per cloud: the registry holds run metadata, not artifacts."""
 POSTGRES_VERSION = {"aws": "16", "gcp": "POSTGRES_16"}
@@ -112,7 +113,8 @@ class ModelRegistryArgs(TypedDict, total=False):
     namespace: NotRequired[str]
     """Kubernetes namespace of the server (created by the registry). Default ``mlflow``."""
     local_dir: NotRequired[str]
-    """local: the directory holding ``mlflow.db`` and ``artifacts/``. Default ``.gpuplane/mlflow``."""
+    """local: the directory holding ``mlflow.db`` and ``artifacts/``. Default ``pipeline-output/registry`` (what
+    ``gpuplane pipeline`` uses with its default ``--out``)."""
     database: NotRequired[DatabaseArgs]
     """The Postgres behind the registry; see DatabaseArgs. Default: the smallest instance, 20 GiB, 7 days of backups."""
     artifact_bucket: NotRequired[str]

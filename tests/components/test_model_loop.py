@@ -252,7 +252,7 @@ def test_registry_planner_rejects_bad_input_with_the_path(args: dict[str, Any], 
 
 def test_the_local_registry_is_sqlite_and_a_directory() -> None:
     plan = plan_model_registry("models", {"target": "local"})
-    assert plan.tracking_uri == "sqlite:///.gpuplane/mlflow/mlflow.db" and plan.implementation == "mlflow-local"
+    assert plan.tracking_uri == "sqlite:///pipeline-output/registry/mlflow.db" and plan.implementation == "mlflow-local"
     assert plan.summary()["database"]["engine"] == "sqlite"
 
 
@@ -393,7 +393,7 @@ def test_pipeline_planner_table(args: dict[str, Any], path: str | None, fragment
         plan = plan_model_pipeline("recs-loop", full)  # type: ignore[arg-type]
         assert plan.implementation == "pipeline-local" and plan.job is None and plan.trigger.data_url == "data/events"
         steps = local_steps(plan, plan_model_registry("models", {"target": "local"}).tracking_uri)
-        assert steps[1][:3] == ["python", "-m", "workloads.pipeline.promote"] and "sqlite:///.gpuplane/mlflow/mlflow.db" in steps[1]
+        assert steps[1][:3] == ["python", "-m", "workloads.pipeline.promote"] and "sqlite:///pipeline-output/registry/mlflow.db" in steps[1]
         return
     with pytest.raises(ComponentInputError) as err:
         plan_model_pipeline("recs-loop", full)  # type: ignore[arg-type]
