@@ -196,8 +196,13 @@ def _http_check(plan: ModelPipelinePlan, query: str, bound: float) -> dict[str, 
         "url": f"{plan.canary.prometheus_url}/api/v1/query?query={quote(query, safe='')}",
         "method": "GET",
         "timeoutSeconds": 30,
+        # The HTTP template's expression sees only request and response (workflow/executor/agent.go at
+        # v4.0.6), so it parses the body with expr-lang's own builtins (fromJSON, float, len; expr v1.17).
         # No samples (no traffic reached the challenger) fails the check: no evidence, no promotion.
-        "successCondition": f"response.statusCode == 200 && len(jsonpath(response.body, '$.data.result')) > 0 && asFloat(jsonpath(response.body, '$.data.result[0].value[1]')) <= {bound:g}",
+        "successCondition": (
+            "response.statusCode == 200 && len(fromJSON(response.body).data.result) > 0 && "
+            f"float(fromJSON(response.body).data.result[0].value[1]) <= {bound:g}"
+        ),
     }
 
 
