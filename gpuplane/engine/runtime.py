@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -167,6 +168,24 @@ def _no_source_positions() -> Iterator[None]:
         sdk_resource._get_stack_trace = original  # type: ignore[attr-defined]
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a program runs (the previous state is restored).
+
+    A run allocates many objects and few cycles, on top of the millions of long-lived objects
+    the provider SDKs' type tables leave in memory; every full collection walks all of them.
+    Pausing the collector makes a plan about a third faster for about a tenth more peak memory
+    (2,435 resources: 10.0 s and 316 MB instead of 15.6 s and 280 MB; benchmarks/plan_bench.py).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 _PULUMI_ENV = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN", "PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")
 
 
@@ -200,7 +219,7 @@ def run_program(
         previous_loop = asyncio.get_event_loop_policy().get_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        with _clean_pulumi_env(), _no_source_positions():
+        with _clean_pulumi_env(), _no_source_positions(), _collector_paused():
             settings.reset_options(project=project, stack=stack, preview=preview)
             set_all_config(
                 {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()},
