@@ -167,6 +167,10 @@ class ModelPipelineArgs(TypedDict, total=False):
     """The endpoint to roll promoted models out to (Knative). Default: none (register and promote only)."""
     canary: NotRequired[CanaryArgs]
     """The rollout; see CanaryArgs. Only with ``endpoint``."""
+    credentials_secret: NotRequired[str]
+    """kubernetes: a Secret in the team's namespace whose keys become the environment of the evaluate and publish
+    pods, for buckets no workload identity covers (MinIO: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_ENDPOINT_URL). Default: none (aws and gcp use IRSA / Workload Identity)."""
     install_argo: NotRequired[bool]
     """Install Argo Workflows and Argo Events with Helm (once per cluster). False: present. Default True."""
     tags: NotRequired[dict[str, str]]
@@ -220,6 +224,7 @@ class ModelPipelinePlan:
     features: FeatureSupport
     job: Any = None
     """The TrainingJobPlan of the train step (named RUN_PLACEHOLDER); None locally."""
+    credentials_secret: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -458,6 +463,12 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
                 p.add(path, prob.value, prob.message, prob.fix)
         if job is not None:
             team, queue, namespace = job.team.name, job.team.local_queue, job.team.namespace
+    creds = args.get("credentials_secret")
+    if creds is not None:
+        if target != "kubernetes":
+            p.add("credentials_secret", creds, f"applies only to the kubernetes target ({target} pods use workload identity).", "remove it.")
+        elif not isinstance(creds, str) or not _DNS_LABEL.match(creds):
+            p.add("credentials_secret", creds, "is not a valid Secret name.", "give the name of a Secret in the team's namespace.")
     p.extend(features.check(requested))
     tags = {**(tc.plan.tags if isinstance(tc, SpotTrainingCluster) else {}), **dict(args.get("tags") or {})}
     p.raise_if_any()
@@ -481,6 +492,7 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
         tags=tags,
         features=features,
         job=job,
+        credentials_secret=creds if isinstance(creds, str) else None,
     )
 
 

@@ -308,6 +308,10 @@ def workflow_template(
             {"name": "full", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": _traffic(svc, 0, 100)}])},
             {"name": "rollback", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": _traffic(svc, 100, 0)}])},
         ]
+    if plan.credentials_secret:
+        for t in templates:
+            if "container" in t:
+                t["container"]["envFrom"] = [{"secretRef": {"name": plan.credentials_secret}}]
     return {
         "apiVersion": ARGO_API,
         "kind": "WorkflowTemplate",

@@ -408,3 +408,24 @@ def test_a_cluster_pipeline_rejects_a_local_registry_and_a_long_name() -> None:
         plan_model_pipeline("a-very-long-pipeline-name-here", {"target": "aws", "registry": _local_registry().registry, "trigger": {"kind": "schedule", "data_url": "s3://b/e"}})  # type: ignore[typeddict-item]
     paths = {p.path for p in err.value.problems}
     assert {"name", "registry", "training_cluster"} <= paths, err.value
+
+
+def test_an_existing_clusters_pipeline_can_pass_bucket_credentials_to_its_step_pods() -> None:
+    from components.kubernetes.model_pipeline import workflow_template
+    from components.model_pipeline import plan_model_pipeline
+
+    def program() -> None:
+        cluster = KubernetesCluster("ml", {"cloud": "existing"})
+        tc = SpotTrainingCluster("train", {"cluster": cluster, "checkpoint_bucket": {"url": "s3://ckpt"}, "teams": [{"name": "recs"}],
+                                           "pools": [{"name": "gpu", "accelerator": "L4", "node_vcpus": 8, "node_memory_gib": 32}]})
+        registry = ModelRegistry("models", {"target": "kubernetes", "cluster": cluster, "artifact_bucket": "s3://models"})
+        base = {"target": "kubernetes", "registry": registry, "training_cluster": tc, "team": "recs", "image": "t:1",
+                "trigger": {"kind": "schedule", "data_url": "s3://events/e"}}
+        plan = plan_model_pipeline("loop", {**base, "credentials_secret": "minio"})  # type: ignore[typeddict-item]
+        body = workflow_template(plan, "t:1", "s3://ckpt/recs/x", "http://mlflow", {}, None)
+        containers = [t["container"] for t in body["spec"]["templates"] if "container" in t]
+        assert containers and all(c["envFrom"] == [{"secretRef": {"name": "minio"}}] for c in containers)
+        with pytest.raises(ComponentInputError, match="credentials_secret = 'Bad_Name'"):
+            plan_model_pipeline("loop", {**base, "credentials_secret": "Bad_Name"})  # type: ignore[typeddict-item]
+
+    run(program)
