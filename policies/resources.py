@@ -80,6 +80,15 @@ _UNKNOWN_SENTINELS = frozenset(
 
 def plain(value: Any) -> Any:
     """A deep plain copy of CrossGuard props (proxies unwrapped, unknown sentinels -> UNKNOWN)."""
+    # Fast paths for the plain JSON types a proxy's target holds (every policy sees every
+    # resource, so this runs for each pair): exact types first, the ABC checks only for the rest.
+    kind = type(value)
+    if kind is dict:
+        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
+    if kind is float or kind is bool or kind is int or value is None:
+        return value
     if isinstance(value, str):
         return UNKNOWN if value in _UNKNOWN_SENTINELS else value
     if isinstance(value, Mapping):
