@@ -13,6 +13,11 @@
 - ``idle-timeout-bounds``: how long idle capacity is kept (endpoint scale-down delay, Knative
   scale-to-zero retention, Karpenter ``consolidateAfter``) stays within bounds: long enough to
   avoid paying a GPU cold start per request burst, short enough not to pay for idle GPUs.
+- ``two-tier-steady-bounded``: a TwoTierEndpoint's steady tier (exempt from
+  ``endpoint-scale-to-zero`` with a reason) keeps at most ``maxSteadyReplicas`` replicas always
+  on, and its burst tier scales to zero. The burst tier itself is an InferenceEndpoint, so
+  ``endpoint-scale-to-zero``, ``endpoint-private-or-authenticated`` and ``stack-budget`` check it
+  like any other endpoint.
 """
 
 from __future__ import annotations
@@ -296,5 +301,42 @@ IDLE_TIMEOUT_BOUNDS = ResourceRule(
             "default": 1800,
             "description": "Longest idle timeout, seconds.",
         },
+    },
+)
+
+
+def check_two_tier(view: ResourceView, cfg: Config) -> list[str]:
+    """The steady tier's exemption from scale-to-zero holds only while it stays small and the burst tier scales to zero."""
+    if view.component != "TwoTierEndpoint":
+        return []
+    s = view.summary
+    steady = s.get("steady") if isinstance(s.get("steady"), dict) else {}
+    burst = s.get("burst") if isinstance(s.get("burst"), dict) else {}
+    out = []
+    limit = float(cfg.get("maxSteadyReplicas", 2))
+    kept = number(steady.get("minScale"))
+    if kept is not None and kept > limit:
+        out.append(
+            f"{label(view)} keeps {fmt(kept)} steady replica(s) always on; at most {fmt(limit)} are allowed (maxSteadyReplicas). Lower steady_replicas and let the burst tier take the surges, or raise maxSteadyReplicas."
+        )
+    burst_min = number(burst.get("minScale"))
+    if burst_min is None or burst_min > 0:
+        out.append(
+            f"{label(view)}'s burst tier keeps {fmt(burst_min) if burst_min is not None else 'an unknown number of'} instance(s) when idle. Set the burst tier's min scale to 0: the steady tier is the only always-on capacity."
+        )
+    return out
+
+
+TWO_TIER_STEADY_BOUNDED = ResourceRule(
+    name="two-tier-steady-bounded",
+    description="Checks whether a two-tier endpoint keeps its always-on steady tier within bounds and its burst tier scaling to zero.",
+    check=check_two_tier,
+    schema={
+        "maxSteadyReplicas": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 2,
+            "description": "Most always-on GPU replicas a two-tier endpoint's steady tier may keep (it is exempt from endpoint-scale-to-zero).",
+        }
     },
 )
