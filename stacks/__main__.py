@@ -17,12 +17,13 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from stacks.config import load_config  # noqa: E402
-from stacks.recipes import feature_store, gpu_platform, inference, model_loop, observability, training  # noqa: E402
+from stacks.recipes import feature_store, gpu_platform, inference, model_loop, observability, training, two_tier  # noqa: E402
 
 config = load_config()
 platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
 store = feature_store(config, platform, name=f"{pulumi.get_stack()}-features")
 endpoints = inference(config, platform)
+two_tier_endpoints = two_tier(config, platform)
 training_cluster, training_jobs = training(config, platform, name=f"{pulumi.get_stack()}-train")
 registry, pipeline = model_loop(config, platform, name=f"{pulumi.get_stack()}-models")
 monitoring = observability(config, platform, name=f"{pulumi.get_stack()}-observability")
@@ -32,6 +33,8 @@ pulumi.export("region", platform.cluster.facts.region)
 pulumi.export("clusterName", platform.cluster.cluster_name)
 pulumi.export("gpuPools", {name: pool.plan.summary() for name, pool in platform.pools.items()})
 pulumi.export("endpoints", {name: e.url for name, e in endpoints.items()})
+if two_tier_endpoints:
+    pulumi.export("twoTierEndpoints", {name: e.url for name, e in two_tier_endpoints.items()})
 if training_cluster is not None:
     pulumi.export("checkpointBucket", training_cluster.checkpoint_url)
     pulumi.export("trainingQueues", {t.name: f"{t.namespace}/{t.local_queue}" for t in training_cluster.plan.teams})

@@ -133,6 +133,37 @@ class InferenceEndpointConfig(_Model):
     """Traffic profile for the cost model: hours per day with traffic (default usage.endpointBusyHoursPerDay)."""
 
 
+class TwoTierEndpointConfig(_Model):
+    """A TwoTierEndpoint (components/two_tier.py): a steady tier on a pool of this stack, a scale-to-zero burst tier."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    pool: str
+    """The GPU pool of this stack the steady tier runs on."""
+    image: str
+    """Serving image for the steady tier and the router."""
+    burst_platform: Literal["cloud-run", "sagemaker"]
+    burst_image: str | None = None
+    """Serving image for the burst tier (Artifact Registry / ECR); default ``image``."""
+    model_uri: str | None = None
+    burst_model_uri: str | None = None
+    model_name: str = "recommender"
+    model_size_gib: float = Field(1.0, gt=0)
+    image_size_gib: float = Field(8.0, gt=0)
+    steady_replicas: int = Field(1, ge=1)
+    steady_max_replicas: int | None = Field(None, ge=1)
+    target_concurrency: int = Field(8, ge=1)
+    spill_threshold: int | None = Field(None, gt=0)
+    """Steady-tier in-flight requests at which requests spill (default steadyReplicas x targetConcurrency)."""
+    burst_max_scale: int = Field(4, ge=1)
+    burst_region: str | None = None
+    burst_project: str | None = None
+    scale_down_delay_seconds: int = Field(300, ge=0)
+    hold_requests: bool = True
+    router_replicas: int = Field(2, ge=1)
+    cpu: float | None = Field(None, gt=0)
+    memory_gib: float | None = Field(None, gt=0)
+
+
 class TrainingPoolConfig(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
     accelerator: str
@@ -291,6 +322,8 @@ class StackConfig(_Model):
     cluster: ClusterConfig
     gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
     inference_endpoints: list[InferenceEndpointConfig] = Field(default_factory=list)
+    two_tier_endpoints: list[TwoTierEndpointConfig] = Field(default_factory=list)
+    """Steady tier on a pool plus a scale-to-zero serverless burst tier, behind one router."""
     training: TrainingConfig | None = None
     """A spot training cluster (Kueue, JobSet, checkpoint bucket) and reference jobs."""
     feature_store: FeatureStoreConfig | None = None
@@ -305,7 +338,8 @@ class StackConfig(_Model):
 
     @model_validator(mode="after")
     def _names_and_references(self) -> StackConfig:
-        for kind, names in (("pool", [p.name for p in self.gpu_pools]), ("endpoint", [e.name for e in self.inference_endpoints])):
+        all_endpoints = [e.name for e in self.inference_endpoints] + [t.name for t in self.two_tier_endpoints]
+        for kind, names in (("pool", [p.name for p in self.gpu_pools]), ("endpoint", all_endpoints)):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {dupes}")
@@ -313,6 +347,9 @@ class StackConfig(_Model):
         for i, e in enumerate(self.inference_endpoints):
             if e.pool and e.pool not in pools:
                 raise ValueError(f"inferenceEndpoints[{i}].pool '{e.pool}' is not a pool of this stack. Use one of {sorted(pools)} or drop it for CPU")
+        for i, t in enumerate(self.two_tier_endpoints):
+            if t.pool not in pools:
+                raise ValueError(f"twoTierEndpoints[{i}].pool '{t.pool}' is not a pool of this stack. Use one of {sorted(pools)}")
         mp = self.model_pipeline
         if mp is not None:
             if self.model_registry is None:

@@ -18,7 +18,15 @@ from components.node_pool import GpuNodePool, GpuNodePoolArgs
 from components.observability import Observability, ObservabilityArgs
 from components.training import SpotTrainingCluster, SpotTrainingClusterArgs
 from components.training_job import TrainingJob, TrainingJobArgs
-from stacks.config import ClusterConfig, GpuPoolConfig, InferenceEndpointConfig, PipelineCanaryConfig, StackConfig
+from components.two_tier import TwoTierEndpoint, TwoTierEndpointArgs
+from stacks.config import (
+    ClusterConfig,
+    GpuPoolConfig,
+    InferenceEndpointConfig,
+    PipelineCanaryConfig,
+    StackConfig,
+    TwoTierEndpointConfig,
+)
 
 
 @dataclass
@@ -144,6 +152,45 @@ def inference(stack: StackConfig, platform: Platform) -> dict[str, InferenceEndp
             args["feature_server_url"] = store.online_endpoint
         endpoints[e.name] = InferenceEndpoint(e.name, args)
     platform.extras["endpoints"] = endpoints
+    return endpoints
+
+
+def two_tier_args(cfg: TwoTierEndpointConfig, stack: StackConfig, platform: Platform) -> TwoTierEndpointArgs:
+    args: TwoTierEndpointArgs = {
+        "cluster": platform.cluster,
+        "pool": platform.pools[cfg.pool],
+        "image": cfg.image,
+        "burst_platform": cfg.burst_platform,
+        "model_name": cfg.model_name,
+        "model_size_gib": cfg.model_size_gib,
+        "image_size_gib": cfg.image_size_gib,
+        "steady_replicas": cfg.steady_replicas,
+        "target_concurrency": cfg.target_concurrency,
+        "burst_max_scale": cfg.burst_max_scale,
+        "scale_down_delay_seconds": cfg.scale_down_delay_seconds,
+        "hold_requests": cfg.hold_requests,
+        "router_replicas": cfg.router_replicas,
+        "tags": dict(stack.tags),
+    }
+    optional = {
+        "burst_image": cfg.burst_image,
+        "model_uri": cfg.model_uri,
+        "burst_model_uri": cfg.burst_model_uri,
+        "steady_max_replicas": cfg.steady_max_replicas,
+        "spill_threshold": cfg.spill_threshold,
+        "burst_region": cfg.burst_region,
+        "burst_project": cfg.burst_project,
+        "cpu": cfg.cpu,
+        "memory_gib": cfg.memory_gib,
+    }
+    args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
+    return args
+
+
+def two_tier(stack: StackConfig, platform: Platform) -> dict[str, TwoTierEndpoint]:
+    """The stack's two-tier endpoints: a steady tier on a pool, a serverless burst tier, one router address."""
+    endpoints = {t.name: TwoTierEndpoint(t.name, two_tier_args(t, stack, platform)) for t in stack.two_tier_endpoints}
+    platform.extras["two_tier_endpoints"] = endpoints
     return endpoints
 
 
