@@ -44,6 +44,7 @@ def test_every_indexed_schema_file_exists_and_names_its_kind() -> None:
         assert data["openAPIV3Schema"]["type"] == "object", path
     for chart in index.charts:
         assert chart.template_paths, chart.folder
+        assert isinstance(chart.values, dict), chart.folder  # parsed lazily: parse each once here
     readme = (SCHEMA_ROOT / "README.md").read_text()
     for folder in {p.parent.name for p in SCHEMA_ROOT.glob("*/index.json")}:
         assert f"| {folder} |" in readme, f"{folder} has no provenance row in gpuplane/schemas/README.md"
