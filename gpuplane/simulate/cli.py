@@ -161,6 +161,12 @@ def inference(
     out: Annotated[Path, typer.Option(help="Directory for report.md, report.json and frontier.png.")] = Path(
         "out/simulate"
     ),
+    two_tier: Annotated[
+        bool,
+        typer.Option(
+            help="Also search the two-tier policy (steady replicas + spill threshold, serverless burst tier) against static-for-peak, Knative-only and serverless-only; writes two_tier.png."
+        ),
+    ] = False,
 ) -> None:
     """Compare serving policies on one trace and recommend the cheapest that meets the SLO."""
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -244,6 +250,36 @@ def inference(
         console.print("recommended: none — no setting meets the SLO")
     console.print(sweep.reason)
     console.print(f"wrote {paths['markdown']}, {paths['json']}, {paths['png']}")
+    if two_tier:
+        _two_tier(console, tr, service, prices, slo_ms, slo_target, out)
+
+
+def _two_tier(console: Console, tr: Trace, service: ServiceModel, prices: PriceSpec, slo_ms: float,
+              slo_target: float, out: Path) -> None:
+    """The two-tier search beside the three baselines (gpuplane/simulate/two_tier.py)."""
+    from gpuplane.simulate.two_tier import compare, endpoint_args, write_plot
+
+    comparison = compare(tr, service, prices, slo_ms=slo_ms, slo_target=slo_target)
+    table = Table(title="two-tier vs static-for-peak, Knative-only, serverless-only")
+    for col in ("policy", "setting", "cost $", "p99 ms", "SLO met", "spilled"):
+        table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
+    frontier = {id(r) for r in comparison.frontier}
+    for r in comparison.all_results():
+        mark = " ★" if id(r) in frontier else ""
+        spilled = r.extra.get("spilled_fraction")
+        table.add_row(r.policy + mark, r.setting, f"{r.cost_usd:,.2f}", f"{r.p99_ms:,.0f}", f"{r.slo_attainment:.2%}",
+                      "" if spilled is None else f"{spilled:.1%}",
+                      style="bold green" if r is comparison.recommended else None)
+    console.print(table)
+    rec = comparison.recommended
+    if rec is None:
+        console.print("two-tier: no setting meets the SLO target")
+    else:
+        console.print(f"two-tier recommended: [bold]{rec.setting}[/bold] — {rec.cost_usd:,.2f} USD; "
+                      f"TwoTierEndpoint args {endpoint_args(rec, service)}")
+    out.mkdir(parents=True, exist_ok=True)
+    if write_plot(out / "two_tier.png", comparison):
+        console.print(f"wrote {out / 'two_tier.png'}")
 
 
 @app.command()
