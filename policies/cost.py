@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from components.catalog import load_catalog
 from policies.costmodel import Usage, UsageError, price_resources
 from policies.framework import Config, ResourceRule, StackRule
@@ -310,8 +312,9 @@ def check_two_tier(view: ResourceView, cfg: Config) -> list[str]:
     if view.component != "TwoTierEndpoint":
         return []
     s = view.summary
-    steady = s.get("steady") if isinstance(s.get("steady"), dict) else {}
-    burst = s.get("burst") if isinstance(s.get("burst"), dict) else {}
+    raw_steady, raw_burst = s.get("steady"), s.get("burst")
+    steady: dict[str, Any] = raw_steady if isinstance(raw_steady, dict) else {}
+    burst: dict[str, Any] = raw_burst if isinstance(raw_burst, dict) else {}
     out = []
     limit = float(cfg.get("maxSteadyReplicas", 2))
     kept = number(steady.get("minScale"))
