@@ -58,6 +58,7 @@ from gpuplane.demo.steps import (
     step_serving,
     step_training,
 )
+from gpuplane.demo.two_tier import step_two_tier
 
 __all__ = ["FULL", "QUICK", "DemoConfig", "run_demo"]
 
@@ -67,6 +68,7 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("features", "Feast local materialisation", step_features),
     ("training", "Training with an injected preemption, then export", step_training),
     ("serving", "Serving behind the scale-to-zero activator: a day of traffic", step_serving),
+    ("two-tier", "The day through the two-tier router: steady server + scale-to-zero burst tier", step_two_tier),
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
     ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
 )

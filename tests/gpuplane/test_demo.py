@@ -420,6 +420,8 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path):
     serving = report["serving"]
     assert serving["cold_starts"] >= 1 and serving["server_errors"] == 0
     assert serving["codes"] == {"200": serving["requests"]}
+    two_tier = next(s for s in report["steps"] if s["title"].startswith("The day through the two-tier router"))
+    assert two_tier["status"] == "ok" and "all 200 (0 5xx)" in two_tier["summary"], two_tier
     md = (out / "report.md").read_text()
     assert "exited 75" in md and f"resumed from checkpoint step {training['checkpoint_step']}" in md
     assert "every output is in" in printed and str(out) in printed
