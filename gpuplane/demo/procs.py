@@ -88,8 +88,9 @@ class Processes:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
 
-    def spawn(self, args: Sequence[str], log_path: Path, *, pipe: bool = False) -> subprocess.Popen[bytes]:
-        """Start ``args`` in the repository root, in a new process group.
+    def spawn(self, args: Sequence[str], log_path: Path, *, pipe: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``args`` in the repository root, in a new process group (``env``: extra variables).
 
         Output goes to ``log_path``, or, with ``pipe``, to ``stdout`` of the returned process
         (the caller reads it and writes the log, see :func:`lines`).
@@ -101,7 +102,7 @@ class Processes:
             log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
             self._logs.append(log)
             out = log
-        p = subprocess.Popen(list(args), cwd=REPO_ROOT, env=child_env(), stdout=out, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(list(args), cwd=REPO_ROOT, env={**child_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)
         self._procs.append(p)
         return p

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gpuplane.demo.traces import tree_lines
 from gpuplane.pipeline.report import LoopReport, loop_figures, loop_markdown
 
 StepStatus = Literal["ok", "failed", "skipped"]
@@ -129,6 +130,8 @@ class ServingRecord:
     online_hit_rate_at_10: float | None = None
     """Share of successful replies whose top 10 held the item the user really viewed next."""
     errors: list[str] = field(default_factory=list)
+    cold_start_trace: list[dict[str, Any]] = field(default_factory=list)
+    """The first cold-start request's OpenTelemetry spans (gpuplane/demo/traces.py rows)."""
 
     @property
     def server_errors(self) -> int:
@@ -364,6 +367,10 @@ def render_markdown(report: DemoReport) -> str:
             md += ["", "Model server cold-start phases (seconds, from its log):", ""]
             md += _table(["start", *keys], [[str(i + 1), *(f"{ph.get(k, float('nan')):.2f}" for k in keys)]
                                             for i, ph in enumerate(s.server_phases)])
+        if s.cold_start_trace:
+            md += ["", "The first cold-start request's trace (OpenTelemetry spans written by the activator and the "
+                       "model server to `traces/spans.jsonl`; offset from the request's arrival, duration):", "",
+                   "```", *tree_lines(s.cold_start_trace), "```"]
         if s.online_hit_rate_at_10 is not None:
             md += ["", f"Online hit rate@10 on the replayed `item_ids` requests (the next item the user really "
                        f"viewed is in the top 10): {s.online_hit_rate_at_10:.3f}."]
