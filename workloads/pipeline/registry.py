@@ -77,6 +77,10 @@ class Registry:
             self.experiment_id = found.experiment_id
         else:
             location = None
+            if artifact_root is None and tracking_uri.startswith("sqlite:///"):
+                # MLflow's default is ./mlruns under whatever the working directory is: keep a
+                # local registry's artifacts beside its database instead.
+                artifact_root = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
             if artifact_root is not None:
                 root = str(artifact_root)
                 location = root if "://" in root else Path(root).resolve().as_uri()
