@@ -101,11 +101,37 @@ class GpuPoolConfig(_Model):
         return v
 
 
+class ServingRuntimeConfig(_Model):
+    """An endpoint's model server (InferenceEndpoint's ``runtime``); unset fields take the component's defaults."""
+
+    kind: Literal["reference", "vllm", "custom"] = "reference"
+    served_model_name: str | None = None
+    """vllm: --served-model-name (default: the endpoint's modelName)."""
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    max_model_len: int | None = Field(None, ge=1)
+    weights_loader: Literal["download", "stream"] | None = None
+    extra_args: list[str] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    readiness_path: str | None = None
+    liveness_path: str | None = None
+    protocol: Literal["oip", "openai", "tgi", "triton", "other"] | None = None
+
+    def component_args(self) -> dict[str, object]:
+        """The set fields, under InferenceEndpoint's snake_case names."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class InferenceEndpointConfig(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,38}$")
     platform: Literal["knative", "cloud-run", "sagemaker"]
-    image: str
-    """Model server image (workloads/serving/Dockerfile)."""
+    image: str | None = None
+    """Model server image (workloads/serving/Dockerfile for the reference runtime); vllm defaults to vLLM's image."""
+    runtime: ServingRuntimeConfig | None = None
+    """The model server (reference OIP server when unset)."""
+    gpus: int | None = Field(None, ge=1)
+    """GPUs per replica (vllm's tensor parallel size); default 1."""
     pool: str | None = None
     """knative: name of a GPU pool of this stack; none for CPU."""
     region: str | None = None

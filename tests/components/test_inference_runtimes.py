@@ -316,3 +316,16 @@ def test_runtime_and_protocol_are_in_the_summary_and_outputs():
     assert summary["readinessPath"] == "/health"
     assert summary["runtime"]["kind"] == "vllm" and summary["runtime"]["protocol"] == "openai" and summary["runtime"]["metricsPath"] == "/metrics"
     assert summary["coldStartBudget"]["engineStartSeconds"] == 90
+
+
+def test_stack_config_takes_the_runtime_in_camel_case_and_rejects_unknown_keys():
+    from stacks.config import StackConfigError, parse_config
+
+    base = {"gpuplane:cluster": {"cloud": "gcp", "region": "us-central1", "project": "p"}}
+    endpoint = {"name": "chat", "platform": "cloud-run", "modelUri": "gs://m/x", "runtime": {"kind": "vllm", "servedModelName": "g", "weightsLoader": "stream", "gpuMemoryUtilization": 0.8}}
+    cfg = parse_config({**base, "gpuplane:inferenceEndpoints": [endpoint]})
+    rt = cfg.inference_endpoints[0].runtime
+    assert rt is not None and rt.component_args() == {"kind": "vllm", "served_model_name": "g", "weights_loader": "stream", "gpu_memory_utilization": 0.8}
+    with pytest.raises(StackConfigError) as exc:
+        parse_config({**base, "gpuplane:inferenceEndpoints": [{**endpoint, "runtime": {"kind": "vllm", "tensorParallel": 2}}]})
+    assert "gpuplane:inferenceEndpoints[0].runtime.tensorParallel: Extra inputs are not permitted" in str(exc.value)
