@@ -65,6 +65,10 @@ JOBSET_VERSION = "0.12.0"
 JOBSET_IMAGE = "registry.k8s.io/jobset/jobset"
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 JOBSET_NAMESPACE = "jobset-system"
+# Rank 0 serves Prometheus metrics here (workloads/training/metrics.py); Observability's training
+# PodMonitor scrapes this port (its training_metrics_port default).
+METRICS_ENV = "GPUPLANE_METRICS_PORT"
+METRICS_PORT = 9090
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 CONTAINER = "trainer"
@@ -273,7 +277,7 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
         {"name": "MASTER_PORT", "value": str(plan.master_port)},
         {"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": str(max(1, plan.termination_grace_period_seconds - SHUTDOWN_MARGIN_SECONDS))},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
-        *({"name": k, "value": v} for k, v in sorted({**(extra_env or {}), **plan.env}.items())),
+        *({"name": k, "value": v} for k, v in sorted({METRICS_ENV: str(METRICS_PORT), **(extra_env or {}), **plan.env}.items())),
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{plan.shm_gib}Gi"}},
@@ -301,7 +305,8 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
                 "image": image,
                 "args": torchrun_args(plan, checkpoint_url),
                 "env": env,
-                "ports": [{"name": "rendezvous", "containerPort": plan.master_port, "protocol": "TCP"}],
+                "ports": [{"name": "rendezvous", "containerPort": plan.master_port, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
                 "resources": resources,
                 "volumeMounts": mounts,
             }
