@@ -50,7 +50,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -60,10 +59,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from workloads.serving import tracing
-from workloads.serving.bodies import declared_length, discard_rest, worth_discarding
+from workloads.serving.asgi import ForwardFirst, GracefulServer
+from workloads.serving.bodies import ClientGone, read_whole_body
 from workloads.serving.http_pool import ConnectionPool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("gpuplane.activator")
@@ -341,29 +341,8 @@ def create_activator_app(config: ActivatorConfig, tracer: Any = None) -> Starlet
 
     async def read_body(scope: Scope, receive: Receive) -> bytes | None:
         """The whole request body; None when it exceeds the limit (the rest is discarded within a
-        budget so the client reads the 413, workloads/serving/bodies.py), or the client left."""
-        headers = scope["headers"]
-        declared = declared_length(headers)
-        if declared is not None and declared > config.max_body_bytes:
-            if worth_discarding(headers):
-                await discard_rest(receive)
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > config.max_body_bytes:
-                    if message.get("more_body", False) and worth_discarding(headers, size):
-                        await discard_rest(receive, size)
-                    return None
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        budget so the client reads the 413, workloads/serving/bodies.py); ClientGone if the client left."""
+        return await read_whole_body(scope["headers"], receive, config.max_body_bytes)
 
     async def forward(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in METHODS:
@@ -371,7 +350,7 @@ def create_activator_app(config: ActivatorConfig, tracer: Any = None) -> Starlet
             return
         try:
             body = await read_body(scope, receive)
-        except _ClientGone:
+        except ClientGone:
             return
         if body is None:
             await reply(send, 413, f"request body exceeds the activator's limit of {config.max_body_bytes} bytes "
@@ -473,37 +452,13 @@ def create_activator_app(config: ActivatorConfig, tracer: Any = None) -> Starlet
 
             await forward(scope, receive, send_noting_status)
 
-    app.add_middleware(_ForwardFirst, forward=forward if tracer is None else traced_forward)
+    app.add_middleware(ForwardFirst, forward=forward if tracer is None else traced_forward, prefix=ACTIVATOR_PREFIX)
     app.state.upstream = upstream
     app.state.metrics = metrics
     return app
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
 
-
-class _ForwardFirst:
-    """ASGI middleware: HTTP requests outside ``/activator/`` go to ``forward``, the rest (the
-    activator's own routes, the lifespan) to the app."""
-
-    def __init__(self, app: ASGIApp, forward: ASGIApp) -> None:
-        self.app, self.forward = app, forward
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(ACTIVATOR_PREFIX):
-            await self.forward(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without re-raising the signal after a graceful stop, so SIGTERM exits 0."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
-            self.force_exit = True
-        self.should_exit = True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -566,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         build_parser().error(str(exc))
     app = create_activator_app(config, tracer)
-    server = _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    server = GracefulServer(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                     access_log=False, lifespan="on"))
     try:
         server.run()

@@ -65,3 +65,36 @@ async def discard_rest(receive: Receive, received: int = 0) -> bool:
                 if size > DISCARD_MAX_BYTES:
                     return False
     return False
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def read_whole_body(headers: list[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes | None:
+    """The whole request body (ASGI), or None when it exceeds ``limit`` bytes.
+
+    An over-limit body is discarded within the budget above first, so the client reads the
+    413 the caller sends; ``ClientGone`` when the client left."""
+    declared = declared_length(headers)
+    if declared is not None and declared > limit:
+        if worth_discarding(headers):
+            await discard_rest(receive)
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                if more and worth_discarding(headers, size):
+                    await discard_rest(receive, size)
+                return None
+            chunks.append(chunk)
+        if not more:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

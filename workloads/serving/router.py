@@ -53,7 +53,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,9 +63,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from workloads.serving.activator import METHODS, REPLY_DROPPED, REQUEST_DROPPED
+from workloads.serving.asgi import ForwardFirst, GracefulServer
+from workloads.serving.bodies import ClientGone, read_whole_body
 from workloads.serving.http_pool import ConnectionPool, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("gpuplane.router")
@@ -362,24 +363,9 @@ def create_router_app(config: RouterConfig, *, forward_hook: ForwardHook | None 
         await send({"type": "http.response.body", "body": body})
 
     async def read_body(scope: Scope, receive: Receive) -> bytes | None:
-        """The whole request body; None when it exceeds the limit; _ClientGone if the client left."""
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > config.max_body_bytes:
-                return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > config.max_body_bytes:
-                    return None
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """The whole request body; None when it exceeds the limit (discarded first, so the client
+        reads the 413); ClientGone if the client left."""
+        return await read_whole_body(scope["headers"], receive, config.max_body_bytes)
 
     async def forward(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in METHODS:
@@ -388,7 +374,7 @@ def create_router_app(config: RouterConfig, *, forward_hook: ForwardHook | None 
             return
         try:
             body = await read_body(scope, receive)
-        except _ClientGone:
+        except ClientGone:
             return
         if body is None:
             await reply(send, 413, {"error": f"request body exceeds the router's limit of {config.max_body_bytes} "
@@ -533,37 +519,13 @@ def create_router_app(config: RouterConfig, *, forward_hook: ForwardHook | None 
         Route("/router/reset", reset, methods=["POST"]),
         Route("/router/metrics", router_metrics, methods=["GET"]),
     ], lifespan=lifespan)
-    app.add_middleware(_ForwardFirst, forward=forward)
+    app.add_middleware(ForwardFirst, forward=forward, prefix=ROUTER_PREFIX)
     app.state.router = state
     app.state.metrics = metrics
     return app
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its request body arrived."""
 
-
-class _ForwardFirst:
-    """ASGI middleware: HTTP requests outside ``/router/`` go to ``forward``, the rest (the
-    router's own routes, the lifespan) to the app."""
-
-    def __init__(self, app: ASGIApp, forward: ASGIApp) -> None:
-        self.app, self.forward = app, forward
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(ROUTER_PREFIX):
-            await self.forward(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without re-raising the signal after a graceful stop, so SIGTERM exits 0."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
-            self.force_exit = True
-        self.should_exit = True
 
 
 def _pair(flag: str, text: str) -> tuple[str, str]:
@@ -659,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         build_parser().error(str(exc))
     app = create_router_app(config, forward_hook=None if tracer is None else tracing.router_hook(tracer))
-    server = _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    server = GracefulServer(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                     access_log=False, lifespan="on"))
     try:
         server.run()
