@@ -349,3 +349,23 @@ def test_the_command_line_runs_a_router_process_that_exits_cleanly_on_sigterm() 
         finally:
             proc.terminate()
             assert proc.wait(20) == 0
+
+
+def test_replacing_a_busy_backend_leaves_no_phantom_in_flight_requests() -> None:
+    with ExitStack() as stack:
+        old = stack.enter_context(uvicorn_in_thread(StandIn("old", 1.0)))
+        new = stack.enter_context(uvicorn_in_thread(StandIn("new")))
+        other = stack.enter_context(uvicorn_in_thread(StandIn("other")))
+        url, _ = stack.enter_context(router({"steady": old, "burst": other}, mode="overflow", overflow_threshold=4))
+
+        async def replace_mid_flight() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                busy = [asyncio.create_task(client.post(f"{url}/v2/models/m/infer", content=b"x")) for _ in range(3)]
+                await asyncio.sleep(0.3)
+                assert (await client.get(f"{url}/router/status")).json()["backends"]["steady"]["in_flight"] == 3
+                assert (await client.put(f"{url}/router/backends", json={"steady": new})).status_code == 200
+                return await asyncio.gather(*busy)
+
+        replies = asyncio.run(replace_mid_flight())
+        assert [r.status_code for r in replies] == [200, 200, 200]
+        assert status(url)["backends"]["steady"]["in_flight"] == 0

@@ -316,7 +316,8 @@ class RouterState:
             fresh = self._backend(name, url)
             if old is not None:
                 fresh.weight = old.weight
-                fresh.in_flight = old.in_flight  # requests in flight on the old pool still finish and count down
+                # fresh.in_flight starts at 0: requests still in flight on the old URL hold the old
+                # Backend and count it down; they are load on the old server, not on the new one.
                 await old.pool.close()  # idle connections close now, busy ones when their reply ends
             self.backends[name] = fresh
         self.set_weights({n: b.weight for n, b in self.backends.items()} if self._order
