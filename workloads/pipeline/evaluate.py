@@ -50,7 +50,6 @@ class EvaluateError(ValueError):
 
 def load_export(model_dir: Path) -> Any:
     """The ``NextItemModel`` in an export directory (CPU, eval mode)."""
-    import torch
     from safetensors.torch import load_file
 
     from workloads.model import ModelConfig, NextItemModel
@@ -65,8 +64,7 @@ def load_export(model_dir: Path) -> Any:
         model.load_state_dict(load_file(str(model_dir / "model.safetensors"), device="cpu"), strict=True)
     except RuntimeError as exc:
         raise EvaluateError(f"--model-dir {model_dir}: model.safetensors does not match config.json: {exc}") from None
-    torch.set_grad_enabled(False)
-    return model.eval()
+    return model.eval()  # scored under torch.inference_mode() in score(); grad mode is left as it was
 
 
 def score(model: Any, data: Any) -> dict[str, float]:
@@ -76,7 +74,10 @@ def score(model: Any, data: Any) -> dict[str, float]:
     if model.cfg.num_items < data.num_items:
         raise EvaluateError(f"the model knows items 1..{model.cfg.num_items} but the data has ids up to "
                             f"{data.num_items}: the item vocabulary changed; retrain from scratch")
-    raw = evaluate(model, data.eval_histories, data.eval_targets, data.item_counts)
+    import torch
+
+    with torch.inference_mode():
+        raw = evaluate(model, data.eval_histories, data.eval_targets, data.item_counts)
     out = {m: raw[m] for m in METRICS}
     out.update({BASELINE_PREFIX + m: raw[f"popularity_{m}"] for m in METRICS})
     out["eval_examples"] = raw["eval_examples"]
