@@ -19,6 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.autoscaling import backlog_per_instance_policy, target_tracking
 from components.inference import EndpointPlan
 
 CHAMPION_VARIANT = "champion"
@@ -62,35 +63,11 @@ def scale_champion(endpoint: pulumi.ComponentResource, name: str, plan: Endpoint
     """The champion variant scales from 0 like ``main`` (target tracking on the backlog per instance)."""
     if plan.extra.get("canary") is None:
         return
-    opts = pulumi.ResourceOptions(parent=endpoint)
-    dimension = "sagemaker:variant:DesiredInstanceCount"
-    target = aws.appautoscaling.Target(
-        f"{name}-champion-scaling-target",
-        service_namespace="sagemaker",
-        resource_id=endpoint_name.apply(lambda n: f"endpoint/{n}/variant/{CHAMPION_VARIANT}"),
-        scalable_dimension=dimension,
-        min_capacity=plan.min_scale,
-        max_capacity=plan.max_scale,
-        region=plan.region,
-        opts=opts,
-    )
-    aws.appautoscaling.Policy(
-        f"{name}-champion-target-tracking",
-        policy_type="TargetTrackingScaling",
-        service_namespace="sagemaker",
-        resource_id=target.resource_id,
-        scalable_dimension=dimension,
-        region=plan.region,
-        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-            target_value=float(plan.target_concurrency),
-            customized_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
-                metric_name="ApproximateBacklogSizePerInstance",
-                namespace="AWS/SageMaker",
-                statistic="Average",
-                dimensions=[aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(name="EndpointName", value=endpoint_name)],
-            ),
-            scale_in_cooldown=plan.scale_down_delay_seconds,
-            scale_out_cooldown=60,
-        ),
-        opts=opts,
+    target_tracking(
+        endpoint,
+        f"{name}-champion",
+        plan,
+        endpoint_name.apply(lambda n: f"endpoint/{n}/variant/{CHAMPION_VARIANT}"),
+        "sagemaker:variant:DesiredInstanceCount",
+        backlog_per_instance_policy(plan, endpoint_name),
     )

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.autoscaling import backlog_per_instance_policy, target_tracking
 from components.aws.canary import production_variants, scale_champion
 from components.aws.iam import managed_policy_arn, service_trust_policy
 from components.inference import EndpointPlan
@@ -161,28 +162,7 @@ def _scale_from_zero(
     alarm_dims: Any,
 ) -> None:
     opts = pulumi.ResourceOptions(parent=endpoint)
-    target = aws.appautoscaling.Target(
-        f"{name}-scaling-target",
-        service_namespace="sagemaker",
-        resource_id=resource_id,
-        scalable_dimension=dimension,
-        min_capacity=plan.min_scale,
-        max_capacity=plan.max_scale,
-        region=plan.region,
-        opts=opts,
-    )
-    aws.appautoscaling.Policy(
-        f"{name}-target-tracking",
-        policy_type="TargetTrackingScaling",
-        service_namespace="sagemaker",
-        resource_id=target.resource_id,
-        scalable_dimension=dimension,
-        region=plan.region,
-        target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-            **target_policy
-        ),
-        opts=opts,
-    )
+    target = target_tracking(endpoint, name, plan, resource_id, dimension, target_policy)
     step = aws.appautoscaling.Policy(
         f"{name}-scale-out-from-zero",
         policy_type="StepScaling",
@@ -295,21 +275,7 @@ def create_sagemaker_endpoint(
             plan,
             resource_id,
             "sagemaker:variant:DesiredInstanceCount",
-            {
-                "target_value": float(plan.target_concurrency),
-                "customized_metric_specification": aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
-                    metric_name="ApproximateBacklogSizePerInstance",
-                    namespace="AWS/SageMaker",
-                    statistic="Average",
-                    dimensions=[
-                        aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
-                            name="EndpointName", value=sm_endpoint.name
-                        )
-                    ],
-                ),
-                "scale_in_cooldown": plan.scale_down_delay_seconds,
-                "scale_out_cooldown": 60,
-            },
+            backlog_per_instance_policy(plan, sm_endpoint.name),
             "HasBacklogWithoutCapacity",
             sm_endpoint.name.apply(lambda n: {"EndpointName": n}),
         )
