@@ -206,6 +206,9 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.offers import offers_command
 
     app.command("offers")(offers_command)
+    from gpuplane.catalog_prices import app as catalog_app
+
+    app.add_typer(catalog_app, name="catalog", help="Keep the catalog's prices current: refresh from a public price file, drift, age check.")
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)
