@@ -253,7 +253,7 @@ def apply_refresh(prices: PriceFile, source: str, fetched_at: str, data_dir: Pat
             key = _row_key(cloud, row)
             if key in changed:
                 f = prices.figures[key]
-                row["usd_per_hour"] = f"{f.usd_per_hour:g}"
+                row["usd_per_hour"] = f"{f.usd_per_hour:.6f}".rstrip("0").rstrip(".")
                 row["source"] = f"{source}: {f.detail}"
                 row["fetched_at"] = fetched_at
         buf = io.StringIO()
