@@ -6,6 +6,7 @@
     gpuplane stacks                          # the reference stacks
     gpuplane simulate inference --help       # scale-to-zero cost and cold starts
     gpuplane demo                            # the whole reference pipeline, locally
+    gpuplane catalog refresh --from FILE --source TEXT   # price rows from a public price file
 
 Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
 error (one line on stderr, no traceback).

@@ -374,9 +374,13 @@ def test_the_plans_run_containers_of_our_three_images_and_known_third_party_ones
     assert any(s.args == ("serve",) for s in specs)  # SageMaker
 
 
-@pytest.mark.parametrize("spec", plan_specs(), ids=lambda s: f"{repository(s.image).rsplit('/', 1)[-1]}:{' '.join(s.command or s.args or ('-',))[:60]}")
-def test_each_container_command_runs_in_an_image_holding_its_code_and_deps(spec):
-    problems = check(spec, readme_images())
+def test_each_container_command_runs_in_an_image_holding_its_code_and_deps():
+    """Every (image, command) pair of the four plans; all problems listed at once (the plans run
+    when the test runs, not at collection)."""
+    specs = plan_specs()
+    assert len(specs) > 20
+    images = readme_images()
+    problems = [p for spec in specs for p in check(spec, images)]
     assert not problems, "\n".join(problems)
 
 
@@ -426,21 +430,30 @@ def module_args(spec: Spec) -> list[tuple[str, list[str]]]:
     return [(argv[i + 1], argv[i + 2:]) for i, a in enumerate(argv[:-1]) if a == "-m" and argv[i + 1] in PARSERS]
 
 
-def _arg_cases() -> list[object]:
-    out: list[object] = []
-    for s in plan_specs():
-        for module, args in module_args(s):
-            out.append(pytest.param(module, args, s.where, id=f"{module}:{' '.join(args)[:50]}"))
-    return out
-
-
-@pytest.mark.parametrize(("module", "args", "where"), _arg_cases())
-def test_each_container_argv_is_accepted_by_its_module(module, args, where):
+def test_each_container_argv_is_accepted_by_its_module():
     import importlib
 
-    entry = importlib.import_module(PARSERS[module])
-    parse = getattr(entry, "parse_args", None) or entry.build_parser().parse_args  # serving reads SageMaker's `serve`
-    try:
-        parse(args)
-    except SystemExit as e:
-        raise AssertionError(f"{where}: python -m {module} {' '.join(args)} is rejected by its argument parser") from e
+    cases = [(module, args, s.where) for s in plan_specs() for module, args in module_args(s)]
+    assert {m for m, _, _ in cases} == set(PARSERS), "every parser is exercised by some container in the plans"
+    problems = []
+    for module, args, where in cases:
+        entry = importlib.import_module(PARSERS[module])
+        parse = getattr(entry, "parse_args", None) or entry.build_parser().parse_args  # serving reads SageMaker's `serve`
+        try:
+            parse(args)
+        except SystemExit:
+            problems.append(f"{where}: python -m {module} {' '.join(args)} is rejected by its argument parser")
+    assert not problems, "\n".join(problems)
+
+
+DOCKERFILE_REF = re.compile(r"workloads/(?:[a-z_]+/)*Dockerfile")
+
+
+@pytest.mark.xfail(strict=True, reason="components/feature_store.py names workloads/Dockerfile (no such file); the fix "
+                   "(workloads/features/Dockerfile) is applied by the lead after the components/ restructure: then drop this mark")
+def test_every_dockerfile_named_in_the_code_exists():
+    named = {(str(p.relative_to(ROOT)), m) for folder in ("components", "stacks", "gpuplane", "policies")
+             for p in (ROOT / folder).rglob("*.py") for m in DOCKERFILE_REF.findall(p.read_text())}
+    assert named, "no Dockerfile named in the code: the pattern is wrong"
+    missing = sorted((f, m) for f, m in named if not (ROOT / m).is_file())
+    assert not missing, missing
