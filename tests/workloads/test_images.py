@@ -72,6 +72,7 @@ class Dockerfile:
     pip: list[Requirement] = field(default_factory=list)
 
 
+@functools.cache
 def parse_dockerfile(path: Path) -> Dockerfile:
     text = re.sub(r"\\\n", " ", path.read_text())
     d = Dockerfile(path)
@@ -238,6 +239,11 @@ def imports_of(source: str, package: str) -> set[str]:
 
 def closure(modules: set[str], snippets: list[str]) -> tuple[set[Path], set[str]]:
     """Files under workloads/ and third-party top-level names that running these needs."""
+    return _closure(frozenset(modules), tuple(snippets))
+
+
+@functools.cache
+def _closure(modules: frozenset[str], snippets: tuple[str, ...]) -> tuple[set[Path], set[str]]:
     files: set[Path] = set()
     third: set[str] = set()
     todo: list[tuple[str | None, str | None, bool]] = [(m, None, True) for m in modules] + [(None, s, False) for s in snippets]
@@ -312,6 +318,11 @@ def requirement_closure(reqs: list[Requirement]) -> set[str]:
     return {n for n in out if "[" not in n}
 
 
+@functools.cache
+def _installed(dockerfile: Path) -> frozenset[str]:
+    return frozenset(requirement_closure(parse_dockerfile(dockerfile).pip))
+
+
 def console_script_dist(exe: str) -> str | None:
     for ep in md.entry_points(group="console_scripts"):
         if ep.name == exe and ep.dist is not None:
@@ -350,7 +361,7 @@ def check(spec: Spec, images: dict[str, dict[str, str]]) -> list[str]:
     for f in sorted(files):
         if not any(rel(f) == c.rstrip("/") or rel(f).startswith(c.rstrip("/") + "/") for c in d.copies):
             problems.append(f"{spec.where}: {' '.join(argv)[:120]} needs {rel(f)}, which {rel(dockerfile)} does not COPY")
-    installed = requirement_closure(d.pip)
+    installed = _installed(dockerfile)
     for top in sorted(third):
         dists = distributions_of(top)
         if not dists:
