@@ -147,14 +147,14 @@ def _read_skypilot(path: Path, text: str, out: PriceFile) -> None:
         per_gpu[("gcp", "accelerator", name, region, cap)] = Figure(
             round(by_count[count] / count, 6), f"{cap.replace('_', '-')}, per GPU from the count-{count} row")
     dearest: dict[str, float] = defaultdict(float)
-    for key, f in per_gpu.items():
-        if key[4] == "on_demand":
-            dearest[key[2]] = max(dearest[key[2]], f.usd_per_hour)
-    for key, f in per_gpu.items():
-        if key[4] == "on_demand" and f.usd_per_hour < SUSPECT_FRACTION * dearest[key[2]]:
-            out.suspect[key] = (f"{f.usd_per_hour:g}/GPU is below {SUSPECT_FRACTION:g} x the dearest region in the file "
-                                f"({dearest[key[2]]:g}): taken for another SKU")
-        out.figures[key] = f
+    for gkey, f in per_gpu.items():
+        if gkey[4] == "on_demand":
+            dearest[gkey[2]] = max(dearest[gkey[2]], f.usd_per_hour)
+    for gkey, f in per_gpu.items():
+        if gkey[4] == "on_demand" and f.usd_per_hour < SUSPECT_FRACTION * dearest[gkey[2]]:
+            out.suspect[gkey] = (f"{f.usd_per_hour:g}/GPU is below {SUSPECT_FRACTION:g} x the dearest region in the file "
+                                 f"({dearest[gkey[2]]:g}): taken for another SKU")
+        out.figures[gkey] = f
 
 
 def _read_aws_bulk(path: Path, text: str, out: PriceFile) -> None:
