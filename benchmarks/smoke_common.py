@@ -27,7 +27,7 @@ SMOKE: dict[str, list[str]] = {
     "serving_coldstart": ["--model-mb", "1", "--repeats", "1"],
     "serving_throughput": ["--duration", "0.5", "--concurrency", "2", "--models", "tiny", "--load-generator", "python",
                            "--repeats", "1", "--activator-requests", "5"],
-    "simulate_hybrid": ["--top", "20"],
+    "simulate_hybrid": ["--head", "30"],  # without the trace it prints where to get it and exits 0
     "simulate_savings": ["--days", "0.05", "--mean-rps", "0.5"],
     "simulate_speed": ["--days", "0.05", "--endpoints", "2", "--runs", "1", "--mean-rps", "0.5"],
     "tracing_overhead": ["--requests", "5", "--rounds", "1"],
