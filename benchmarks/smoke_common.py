@@ -20,7 +20,7 @@ HELPERS = frozenset({"__init__", "serving_common", "reference_common", "smoke_co
 SMOKE: dict[str, list[str]] = {
     "features_bench": ["--users", "50", "--items", "40", "--days", "2", "--iterations", "3", "--batch-sizes", "1,4"],
     "gpu_h200": ["--preset", "tiny", "--steps", "10", "--batch-size", "4", "--no-compile"],  # SIGTERM at a logged step (every 10)
-    "pipeline_loop": ["--repeats", "1", "--steady-seconds", "1", "--rate", "5"],
+    "pipeline_loop": ["--repeats", "1", "--steady-seconds", "2"],
     "plan_bench": ["--runs", "1", "--stacks", "local", "--no-scaling"],
     "policy_bench": ["--repeats", "1", "--sizes", "5,10"],
     "router_overhead": ["--requests", "20"],
