@@ -16,7 +16,7 @@
   ``{name}-athena`` (a workgroup that enforces SSE-KMS results under ``athena-results/``);
 - ``{name}-feast-role`` (+ ``-policy``): the IRSA role of the pods' service account, allowed
   exactly these tables, this bucket, this key (and the Glue database and workgroup);
-- the in-cluster Feast runtime of components/feature_store/kubernetes.py on the EKS cluster.
+- the in-cluster Feast runtime of components/feature_store/feast.py on the EKS cluster.
 
 ``sagemaker-feature-store`` creates the key and bucket, ``{name}-sagemaker-role`` (SageMaker's
 role for writing the offline store) and one ``aws.sagemaker.FeatureGroup`` per view:

@@ -1,4 +1,4 @@
-"""FeatureStore on Kubernetes: the Feast runtime every cluster target shares, and Redis.
+"""FeatureStore's Feast runtime on Kubernetes, which every cluster target shares, and Redis.
 
 ``create_feast_runtime`` (used by the kubernetes, aws and gcp targets) creates, as children of
 the store, in its namespace:
@@ -14,9 +14,9 @@ the store, in its namespace:
   the bucket, which writes the feature tables, applies the definitions to the registry and
   materialises into the online store. ``concurrencyPolicy: Forbid``.
 
-``create_kubernetes_store`` adds, for the kubernetes target: the namespace and service account
-(with IRSA / Workload Identity annotations on EKS / GKE), the bucket (S3 on EKS, GCS on GKE, or
-the given one), and Redis: ``{name}-redis-auth`` (a Secret with a generated or given password),
+``create_namespace_and_account`` makes the namespace and the service account (with the IRSA /
+Workload Identity annotations its caller passes). For the kubernetes target (kubernetes.py,
+which also makes the bucket: S3 on EKS, GCS on GKE, or the given one) ``create_redis`` makes Redis: ``{name}-redis-auth`` (a Secret with a generated or given password),
 ``{name}-redis`` (a one-replica StatefulSet with an append-only file on a persistent volume,
 password required), ``{name}-redis-svc`` (ClusterIP) and ``{name}-redis-netpol`` (only the
 store's own pods may connect). Encryption at rest of the volume is the storage class's: pass an

@@ -13,7 +13,7 @@ Both create, as children of the store:
 mode) or ``{name}-bigtable`` (an autoscaling SSD instance; Feast creates its tables on apply),
 ``{name}-feast-*``: a Workload Identity service account for the pods (object admin on the
 bucket, data editor on the dataset, BigQuery job user, Datastore or Bigtable user) and the
-in-cluster Feast runtime of components/feature_store/kubernetes.py on the GKE cluster.
+in-cluster Feast runtime of components/feature_store/feast.py on the GKE cluster.
 
 ``vertex-feature-store`` adds, per view, ``{name}-<view>-vertex-bq`` (a BigQuery view that adds
 the ``feature_timestamp`` column Vertex expects), ``{name}-<view>-group`` (an

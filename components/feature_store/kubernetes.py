@@ -12,11 +12,7 @@ from typing import Any
 
 import pulumi
 
-from components.aws.s3 import create_bucket
 from components.feature_store.feast import create_feast_runtime, create_namespace_and_account, create_redis
-from components.feature_store.gcs import bucket_access_identity
-from components.feature_store.gcs import create_bucket as create_gcs_bucket
-from components.feature_store.s3 import bucket_access_role, create_kms_key
 from components.feature_store.spec import FeatureStoreArgs, FeatureStorePlan
 
 
@@ -30,6 +26,10 @@ def create_kubernetes_store(
     sa_name = f"{name}-feast"
     annotations: Any = None
     if cluster.facts.cloud == "aws":
+        # Imported here: a store on another cloud's cluster never loads this cloud's SDK.
+        from components.aws.s3 import create_bucket
+        from components.feature_store.s3 import bucket_access_role, create_kms_key
+
         if bucket.create:
             key_arn = create_kms_key(component, name, plan, args)
             bucket_name: pulumi.Output[str] = create_bucket(component, name, plan, key_arn).bucket
@@ -38,6 +38,9 @@ def create_kubernetes_store(
         role = bucket_access_role(component, name, plan, cluster, sa_name, bucket_name, key_arn)
         annotations = role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})
     elif cluster.facts.cloud == "gcp":
+        from components.feature_store.gcs import bucket_access_identity
+        from components.feature_store.gcs import create_bucket as create_gcs_bucket
+
         bucket_name = create_gcs_bucket(component, name, plan, args).name if bucket.create else pulumi.Output.from_input(bucket.given or "")
         annotations = bucket_access_identity(component, name, plan, cluster, sa_name, bucket_name).annotations
     else:
