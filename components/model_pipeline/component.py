@@ -74,11 +74,15 @@ class ModelPipeline(pulumi.ComponentResource):
         else:
             from components.model_pipeline.argo import create_pipeline
 
-            create_cloud: CloudPart | None = None
+            create_cloud: CloudPart | None = None  # an existing cluster: calendar only, no cloud wiring
             if plan.cloud == "aws":
-                from components.model_pipeline.aws import create_pipeline_cloud as create_cloud
+                from components.model_pipeline.aws import create_pipeline_cloud as aws_cloud
+
+                create_cloud = aws_cloud
             elif plan.cloud == "gcp":
-                from components.model_pipeline.gcp import create_pipeline_cloud as create_cloud
+                from components.model_pipeline.gcp import create_pipeline_cloud as gcp_cloud
+
+                create_cloud = gcp_cloud
             outputs = create_pipeline(self, name, plan, args, create_cloud)
         self.implementation = pulumi.Output.from_input(plan.implementation)
         self.namespace = pulumi.Output.from_input(plan.namespace)
