@@ -20,7 +20,7 @@ help:
 	@echo "make test   - run the test suite (sets itself up)"
 	@echo "make bench  - run the benchmarks and print figures"
 	@echo "make plan   - offline plan of every reference stack"
-	@echo "make lint   - ruff + mypy"
+	@echo "make lint   - ruff + mypy + import contracts (lint-imports)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,7 @@ gpu-check: setup
 lint: setup
 	$(VENV)/bin/ruff check components policies stacks gpuplane workloads tests benchmarks
 	$(VENV)/bin/mypy components policies stacks gpuplane
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -7,7 +7,8 @@
   checked only with ``includeKubernetes``.
 - ``exemption-valid``: every ``gpuplane/exempt`` tag (label form ``gpuplane-exempt``) names known
   policies and has a reason; an exemption without one is not honoured
-  (policies/exemptions.py).
+  (policies/exemptions.py). It is defined in policies/pack.py, beside the list of policies it
+  checks names against.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from policies import exemptions
 from policies.framework import Config, ResourceRule
 from policies.resources import ResourceView, dig, label
 
@@ -158,21 +158,4 @@ REQUIRED_TAGS = ResourceRule(
             "description": "Also require the tags as labels on Kubernetes objects.",
         },
     },
-)
-
-
-def check_exemption(view: ResourceView, cfg: Config) -> list[str]:
-    ex = exemptions.declared(view)
-    if ex is None:
-        return []
-    from policies.__main__ import RULES  # the pack's policy list; imported late to avoid a cycle
-
-    problems = exemptions.problems(ex, {r.name for r in RULES})
-    return [f"{label(view)}: {p}" for p in problems]
-
-
-EXEMPTION_VALID = ResourceRule(
-    name="exemption-valid",
-    description="Checks whether every policy exemption tag names known policies and gives a reason.",
-    check=check_exemption,
 )

@@ -38,6 +38,7 @@ PACKAGES = ("components", "stacks", "policies", "workloads", "gpuplane")
 DATA_IN_WHEEL = (
     "components/catalog/data/accelerators.csv",
     "components/catalog/data/aws_prices.csv",
+    "components/observability/dashboards/endpoints.json",
     "policies/PulumiPolicy.yaml",
     "policies/config/aws-dev.json",
     "workloads/features/templates/params.yaml",
@@ -103,7 +104,7 @@ def test_installed_packages_are_the_wheels_not_this_checkout(installed, tmp_path
     data = json.loads(out.stdout)
     site = str(venv / "lib")
     assert all(f.startswith(site) for f in data["files"]), data["files"]
-    assert data["accelerators"] > 5 and data["policies"] > 10 and data["pool"] == "components.node_pool"
+    assert data["accelerators"] > 5 and data["policies"] > 10 and data["pool"] == "components.node_pool.component"
 
 
 def test_installed_cli_plans_a_project_outside_the_repository(installed, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import cost, gpu, placement, reliability, security, tagging
+from policies import cost, gpu, pack, placement, reliability, security, tagging
 from policies.framework import Rule
 from tests.policies.fixtures import (
     TAGS,
@@ -655,7 +655,7 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "exempt-valid-ok",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [
             view(
                 BUCKET,
@@ -673,13 +673,13 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "exempt-no-reason",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [view(BUCKET, {"tags": {**TAGS, "gpuplane/exempt": "storage-encrypted"}}, "b")],
         {},
     ),
     (
         "exempt-unknown-policy",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [
             view(
                 GCS,

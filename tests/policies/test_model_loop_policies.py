@@ -21,7 +21,7 @@ SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 @pytest.fixture(scope="module")
 def emitted() -> dict[str, dict[str, Any]]:
     """The database props ModelRegistry creates on aws and gcp (mock runtime)."""
-    from tests.components.test_model_loop import _loop
+    from tests.components.model_pipeline.test_model_loop import _loop
 
     aws = _loop("aws", endpoint=False).one(RDS, "models-db").inputs
     gcp = _loop("gcp", endpoint=False).one(SQL, "models-db").inputs
