@@ -149,9 +149,11 @@ def cost_figures(c: CostRecord) -> list[tuple[str, str]]:
     for p in c.platforms:
         if p.at_slo is None:
             slo_part = f"no setting meets {c.slo}"
-        elif p.at_slo.savings_vs_static <= 0:
-            slo_part = (f"at {c.slo}: {p.at_slo.setting}, {money(p.at_slo.monthly_usd)}/month, "
-                        f"{-100 * p.at_slo.savings_vs_static:.0f}% more than static (no saving at this SLO)")
+        elif p.at_slo.savings_vs_static < 0.005:
+            than = "as much as" if p.at_slo.savings_vs_static > -0.005 else \
+                f"{-100 * p.at_slo.savings_vs_static:.0f}% more than"
+            slo_part = (f"at {c.slo}: {p.at_slo.setting}, {money(p.at_slo.monthly_usd)}/month, {than} static "
+                        "(no saving at this SLO)")
         else:
             slo_part = (f"at {c.slo}: {p.at_slo.setting}, {money(p.at_slo.monthly_usd)}/month, "
                         f"{100 * p.at_slo.savings_vs_static:.0f}% below static, {_pct(p.at_slo.cold_start_fraction)} "

@@ -159,3 +159,14 @@ def test_the_lower_bound_is_not_zero_when_there_is_traffic(demo_costs) -> None:
 
 def test_money_never_rounds_a_positive_amount_to_zero() -> None:
     assert money(0.0004) == "<$0.01" and money(0.0) == "$0.00" and money(1234.5) == "$1,234.50"
+
+
+def test_a_setting_that_costs_what_static_costs_reads_as_no_saving() -> None:
+    from gpuplane.demo.cost import CostRecord, CostRow, PlatformCost
+
+    static = CostRow("static-for-peak (g6.xlarge)", "1 replica", 587.5, 24.0, 0.0, 18.0, 0.0, 1.0)
+    same = CostRow("Knative: cheapest meeting the SLO", "keep-alive 90 s, min-scale 1", 587.5, 24.0, 0.0, 18.0, 0.0, 1.0)
+    agg = CostRow("Knative: aggressive (defaults)", "keep-alive 90 s, min-scale 0", 78.8, 3.0, 0.8, 129_900.0, 0.87, 0.2)
+    c = CostRecord("p", 120, 10.0, 2.5, [static, same, agg], static=static, platforms=[PlatformCost("Knative", same, agg)])
+    line = dict(cost_figures(c))["cost Knative"]
+    assert "$587.50/month, as much as static (no saving at this SLO)" in line and "-0%" not in line
