@@ -13,6 +13,7 @@ process that must survive the fault is a child process, as on a node.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -100,7 +101,7 @@ def truncate_shard(step_dir: Path) -> None:
 
 
 def garbage_metadata(step_dir: Path) -> None:
-    (step_dir / ".metadata").write_bytes(os.urandom(256))
+    (step_dir / ".metadata").write_bytes(b"\x00" + b"not a DCP metadata file " * 10)
 
 
 def flip_one_bit(step_dir: Path) -> None:
@@ -216,3 +217,18 @@ def test_a_damaged_events_file_is_one_line_naming_the_file_and_the_fix_exit_2(
     assert len(lines) == 1, err
     assert str(broken / "events.parquet") in lines[0], lines[0]
     assert "python -m workloads.data.generate --out" in lines[0], lines[0]
+
+
+def test_a_marker_from_before_checksums_is_loaded_only_when_its_metadata_parses(checkpoints_to_12: Path,
+                                                                                tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(checkpoints_to_12, ckpt)
+    marker = ckpt / step_name(12) / MARKER
+    legacy = {k: v for k, v in json.loads(marker.read_text()).items() if k != "files"}
+    marker.write_text(json.dumps(legacy))
+    skipped: list[str] = []
+    assert Checkpointer(CheckpointConfig(location=str(ckpt))).latest_step(log=skipped.append) == 12 and not skipped
+    garbage_metadata(ckpt / step_name(12))
+    assert Checkpointer(CheckpointConfig(location=str(ckpt))).latest_step(log=skipped.append) == 10
+    assert len(skipped) == 1 and skipped[0].startswith(
+        f"checkpoint {step_name(12)} at {ckpt} skipped: it has no checksums and its .metadata does not parse ("), skipped
