@@ -56,18 +56,14 @@ SCRAPE_S = 1
 NO_LOCAL_SOURCE = {
     "DCGM_": "NVIDIA DCGM exporter (a GPU node); no GPU exporter runs locally",
     "kube_": "kube-state-metrics (a cluster)",
-    "revision_": "Knative's queue-proxy (pre-1.19 names; issue 18 item 3 moves the gate to Knative 1.23's names)",
-    "kn_": "Knative's queue-proxy",
+    "revision_": "Knative's queue-proxy before 1.19 (no shipped query should read these names any more)",
+    "kn_": "Knative 1.23's queue-proxy (kn_serving_invocation_duration_seconds), which runs only in a revision pod",
 }
 
-KNOWN_EMPTY = {
-    "dashboard gpuplane-endpoints / 5xx share of inference replies / A":
-        "with no 5xx reply there is no 5xx series, so the numerator and the ratio are empty ('No data' instead of "
-        "0); fix: `(sum(rate(...{code=~\"5..\"}[...])) or vector(0)) / sum(rate(...))` in the dashboard "
-        "(components/, after the capability restructure; issue 18 part E)",
-}
+KNOWN_EMPTY: dict[str, str] = {}
 """Shipped queries this lane finds empty although their data exists, with the reason and the fix.
-Each must still be empty (so the entry goes when the query is fixed)."""
+Each must still be empty (so the entry goes when the query is fixed). The 5xx-share panel was
+one (no 5xx series without errors, so an empty ratio) until it became ``(... or vector(0)) / ...``."""
 
 
 def prometheus_binary() -> str:
