@@ -74,6 +74,9 @@ def knative_serving_spec(max_revision_timeout_seconds: int, progress_deadline_se
             "autoscaler": {"enable-scale-to-zero": "true", "scale-to-zero-grace-period": "30s", "stable-window": "60s"},
             "defaults": {"max-revision-timeout-seconds": str(max(600, max_revision_timeout_seconds))},
             "deployment": {"progress-deadline": f"{max(600, progress_deadline_seconds)}s"},
+            # Queue-proxy request metrics are off ("none") by default in 1.23; the canary gate and the
+            # endpoints dashboard read them from each revision pod's http-usermetric port (9091).
+            "observability": {"request-metrics-protocol": "prometheus"},
         },
     }
 

@@ -229,6 +229,12 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
             if pool.plan.sharing in ("time-slicing", "mps") and isinstance(gpus, int) and gpus > 1:
                 p.add("gpus", gpus, f"pool '{pool.plan.name}' shares GPUs ({pool.plan.sharing}); a container may request only one shared GPU.", "set gpus to 1 or use an unshared pool.")
             cpu_cap, mem_cap = pool.scheduling.vcpus_per_node, pool.scheduling.memory_gib_per_node
+            # Sizes left to their defaults fit the pool's node (the catalog's vCPU and memory, less what
+            # the system keeps); sizes given explicitly are checked as given.
+            if cpu_cap and "cpu" not in args:
+                sizes["cpu"] = min(sizes["cpu"], cpu_cap - 0.5)
+            if mem_cap and "memory_gib" not in args:
+                sizes["memory_gib"] = min(sizes["memory_gib"], math.floor(mem_cap * 0.9 * 4) / 4)
             if cpu_cap and sizes["cpu"] > cpu_cap - 0.5:
                 p.add("cpu", sizes["cpu"], f"does not fit a {instance_type} node ({cpu_cap} vCPU, some reserved for the system).", f"request at most {cpu_cap - 0.5:g}.")
             if mem_cap and sizes["memory_gib"] > mem_cap * 0.9:
@@ -304,6 +310,12 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         p.add("image", image, why, fix)
     elif platform == "sagemaker" and runtime.kind == "vllm" and isinstance(image, str) and image.startswith(VLLM_IMAGE.split(":")[0] + ":"):
         p.add("image", image, f"is vLLM's plain OpenAI image: it serves on {VLLM_PORT} with entrypoint `vllm serve`, and SageMaker runs `docker run IMAGE serve` against {SAGEMAKER_PING_PATH} on {SAGEMAKER_PORT}.", "build vLLM's docker/Dockerfile target vllm-sagemaker (or use AWS's vLLM SageMaker container) and give that image.")
+    if runtime.kind == "vllm" and runtime.weights_loader == "stream" and image == VLLM_IMAGE \
+            and str(model_uri or "").startswith("gs://"):
+        # vLLM 0.11.0's image installs runai-model-streamer[s3] only; [gcs] came with vLLM PR #26464
+        # (docker/Dockerfile, after v0.11.0), so `--load-format runai_streamer` cannot read gs:// there.
+        p.add("runtime.weights_loader", "stream", f"reads gs:// through runai-model-streamer[gcs], which {VLLM_IMAGE} does not carry.",
+              "use weights_loader='download' (the weights are copied to a volume first), or give an image with runai-model-streamer[gcs] installed.")
     if runtime.kind != "reference" and args.get("feature_server_url") is not None:
         p.add("feature_server_url", "...", f"is read by the reference server only; a {runtime.kind} server does not take --feature-server-url.", "drop it, or fetch features in the client.")
 
@@ -424,9 +436,6 @@ def vllm_args(plan: EndpointPlan, model: str) -> list[str]:
         out += ["--max-model-len", str(rt.max_model_len)]
     if rt.weights_loader == "stream":
         out += ["--load-format", "runai_streamer"]
-        if rt.tensor_parallel_size > 1:
-            # each rank streams its own shard (docs.vllm.ai runai_model_streamer: distributed streaming)
-            out += ["--model-loader-extra-config", '{"distributed": true}']
     return out + list(rt.args)
 
 

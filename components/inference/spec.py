@@ -141,9 +141,9 @@ class InferenceEndpointArgs(TypedDict, total=False):
     gpus: NotRequired[int]
     """GPUs per replica. Default 1 (0 for a knative endpoint without a pool)."""
     cpu: NotRequired[float]
-    """vCPUs per replica. Default 4 (Cloud Run's minimum with an L4)."""
+    """vCPUs per replica. Default 4 (Cloud Run's minimum with an L4); on a GPU pool at most the node's vCPUs less 0.5 (catalog), so a g6.xlarge gets 3.5."""
     memory_gib: NotRequired[float]
-    """Memory per replica, GiB. Default 16."""
+    """Memory per replica, GiB. Default 16; on a GPU pool at most 90 % of the node's memory (catalog), so a g6.xlarge gets 14.25."""
     min_scale: NotRequired[int]
     """Fewest replicas. Default 0 (scale to zero)."""
     max_scale: NotRequired[int]

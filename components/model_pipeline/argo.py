@@ -167,23 +167,50 @@ def _container(image: Any, command: list[str]) -> dict[str, Any]:
     }
 
 
+# Knative Serving 1.23's queue-proxy request metrics (pkg/queue/request_metric.go at knative-v1.23.0):
+# the OpenTelemetry histogram ``kn.serving.invocation.duration`` in seconds with the attribute
+# ``http.response.status_code``, exported for Prometheus (config-observability
+# ``request-metrics-protocol: prometheus``, pkg/observability/config.go) on the queue-proxy's
+# ``http-usermetric`` port 9091 as ``kn_serving_invocation_duration_seconds_{bucket,count,sum}``
+# (otlptranslator UnderscoreEscapingWithSuffixes). The revision is a resource attribute (target_info
+# only), so the queries select it by the pod label the ``gpuplane-knative-revisions`` PodMonitor copies.
+KNATIVE_REQUESTS = "kn_serving_invocation_duration_seconds"
+REVISION_LABEL = "serving_knative_dev_revision"
+
+
 def promql(plan: ModelPipelinePlan, service: str, namespace: str) -> dict[str, str]:
-    """The verify step's queries over Knative's queue-proxy metrics, for the challenger revision."""
+    """The verify step's queries over Knative 1.23's queue-proxy metrics, for the challenger revision.
+
+    ``error_rate``: 5xx replies over all replies (0 when the challenger answered and none failed;
+    empty, which fails the check, when no request reached it). ``p99_seconds``: in seconds, as the
+    histogram is.
+    """
     assert plan.canary is not None
     window = f"{plan.canary.window_seconds}s"
-    rev = f'namespace_name="{namespace}",revision_name="{service}-{RUN}"'
+    rev = f'namespace="{namespace}",{REVISION_LABEL}="{service}-{RUN}"'
+    count = f"{KNATIVE_REQUESTS}_count"
     return {
-        "error_rate": f'sum(rate(revision_app_request_count{{{rev},response_code_class="5xx"}}[{window}])) / sum(rate(revision_app_request_count{{{rev}}}[{window}]))',
-        "p99_ms": f"histogram_quantile(0.99, sum by (le) (rate(revision_app_request_latencies_bucket{{{rev}}}[{window}])))",
+        "error_rate": f'(sum(rate({count}{{{rev},http_response_status_code=~"5.."}}[{window}])) or vector(0))'
+                      f" / sum(rate({count}{{{rev}}}[{window}]))",
+        "p99_seconds": f"histogram_quantile(0.99, sum by (le) (rate({KNATIVE_REQUESTS}_bucket{{{rev}}}[{window}])))",
     }
 
 
-def _http_check(plan: ModelPipelinePlan, query: str, bound: float) -> dict[str, Any]:
+def query_url(prometheus_url: str, query: str) -> str:
+    """The instant-query URL with ``{{workflow.name}}`` left literal for Argo to substitute.
+
+    Argo replaces only the literal ``{{...}}`` text in the HTTP template's URL; percent-encoded
+    (``%7B%7B``) it would reach Prometheus as a revision name nobody has.
+    """
     from urllib.parse import quote
 
+    return f"{prometheus_url}/api/v1/query?query=" + RUN.join(quote(part, safe="") for part in query.split(RUN))
+
+
+def _http_check(plan: ModelPipelinePlan, query: str, bound: float) -> dict[str, Any]:
     assert plan.canary is not None
     return {
-        "url": f"{plan.canary.prometheus_url}/api/v1/query?query={quote(query, safe='')}",
+        "url": query_url(plan.canary.prometheus_url, query),
         "method": "GET",
         "timeoutSeconds": 30,
         # The HTTP template's expression sees only request and response (workflow/executor/agent.go at
@@ -194,6 +221,13 @@ def _http_check(plan: ModelPipelinePlan, query: str, bound: float) -> dict[str, 
             f"float(fromJSON(response.body).data.result[0].value[1]) <= {bound:g}"
         ),
     }
+
+
+# The champion is the revision tagged "champion" in status.traffic; before the first rollout there is no
+# tag and the latest ready revision (the one `pulumi up` created) is the champion. Never the latest ready
+# revision after a rollout: after a rollback that is the rejected challenger. Argo runs this filter with
+# gojq on `kubectl get -o json` (workflow/executor/resource.go, valueFrom.jqFilter, v4.0.6).
+CHAMPION_JQ = '[.status.traffic[]? | select(.tag == "champion") | .revisionName][0] // .status.latestReadyRevisionName'
 
 
 def _traffic(service: str, champion_percent: int, challenger_percent: int) -> list[dict[str, Any]]:
@@ -282,7 +316,7 @@ def workflow_template(
             {
                 "name": "champion",
                 "resource": {"action": "get", "manifest": yaml.safe_dump({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": svc, "namespace": ns}})},
-                "outputs": {"parameters": [{"name": "revision", "valueFrom": {"jsonPath": "{.status.latestReadyRevisionName}"}}]},
+                "outputs": {"parameters": [{"name": "revision", "valueFrom": {"jqFilter": CHAMPION_JQ}}]},
             },
             {
                 "name": "canary",
@@ -294,8 +328,11 @@ def workflow_template(
             },
             {"name": "bake", "suspend": {"duration": f"{c.window_seconds}s"}},
             {"name": "verify-errors", "http": _http_check(plan, queries["error_rate"], c.max_error_rate)},
-            {"name": "verify-latency", "http": _http_check(plan, queries["p99_ms"], c.max_p99_ms / 1000.0)},
-            {"name": "full", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": _traffic(svc, 0, 100)}])},
+            {"name": "verify-latency", "http": _http_check(plan, queries["p99_seconds"], c.max_p99_ms / 1000.0)},
+            # Promotion retags: the challenger becomes the champion, so the next run reads it from its tag.
+            {"name": "full", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": [
+                {"tag": "champion", "revisionName": f"{svc}-{RUN}", "percent": 100}]}])},
+            # Rollback keeps the champion's tag on the champion (the challenger stays tagged at 0 % for a look).
             {"name": "rollback", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": _traffic(svc, 100, 0)}])},
         ]
     if plan.credentials_secret:
@@ -318,12 +355,25 @@ def workflow_template(
     }
 
 
+def agent_token_secret(service_account: str) -> str:
+    """The Secret Argo's controller mounts into the agent pod for ``service_account`` (discovery by name)."""
+    return f"{service_account}.service-account-token"
+
+
 def rbac(plan: ModelPipelinePlan, endpoint: dict[str, str] | None) -> list[tuple[str, dict[str, Any]]]:
     """(role suffix, Role body) per service account: the least each needs."""
     wf_rules: list[dict[str, Any]] = [
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
         {"apiGroups": [JOBSET_API.split("/")[0]], "resources": ["jobsets"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
     ]
+    if endpoint is not None and plan.canary is not None:
+        # The verify steps are HTTP templates, run by the Argo agent pod under the workflow's service
+        # account; the agent lists and watches its WorkflowTaskSet and patches its status
+        # (manifests/quick-start/base/agent-role.yaml at v4.0.6).
+        wf_rules += [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets/status"], "verbs": ["patch"]},
+        ]
     out: list[tuple[str, dict[str, Any]]] = [
         ("sensor", {"rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list"]}]}),
         ("workflow", {"rules": wf_rules}),
@@ -400,6 +450,17 @@ def create_pipeline(
         )
         for role, (sa, ann) in accounts.items()
     }
+    if endpoint is not None and plan.canary is not None:
+        # The agent pod mounts the workflow service account's token from a Secret named
+        # "<sa>.service-account-token" (workflow/controller/agent.go and serviceaccount.go at v4.0.6);
+        # Kubernetes has not created such Secrets since 1.24, so without it the agent never starts.
+        k8s.core.v1.Secret(
+            f"{name}-workflow-sa-token",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=agent_token_secret(plan.service_account), namespace=plan.namespace, labels=labels,
+                                                annotations={"kubernetes.io/service-account.name": plan.service_account}),
+            type="kubernetes.io/service-account-token",
+            opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[sas["workflow"], *after]),
+        )
     for suffix, role in rbac(plan, endpoint):
         ns = role.get("namespace", plan.namespace)
         subject = plan.sensor_service_account if suffix == "sensor" else plan.service_account

@@ -66,7 +66,11 @@ def create_pipeline_cloud(
     sub_grant = gcp.pubsub.SubscriptionIAMMember(
         f"{name}-events-subscriber", gcp.pubsub.SubscriptionIAMMemberArgs(subscription=subscription.name, role="roles/pubsub.subscriber", member=es.member, project=project), opts=opts
     )
-    cloud.event_source = {"pubSub": {EVENT_NAME: {"projectID": project, "topic": topic.name, "subscriptionID": subscription.name, "jsonBody": True}}}
+    # The subscription only, no topic: given both, Argo Events 1.9 reads the subscription's config to
+    # check its topic (pkg/eventsources/sources/gcppubsub/start.go: "verify topic", which needs
+    # pubsub.subscriptions.get); roles/pubsub.subscriber on the subscription grants consume, not get,
+    # so the source would fail with PermissionDenied. An existing subscription needs nothing extra.
+    cloud.event_source = {"pubSub": {EVENT_NAME: {"projectID": project, "subscriptionID": subscription.name, "jsonBody": True}}}
     cloud.event_source_annotations = es.annotations
     cloud.description = topic.id.apply(lambda i: f"pubsub:{i}")
     cloud.depends_on += [es.binding, sub_grant, notification]

@@ -37,7 +37,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.inference import METRICS_PATH, SERVING_PORT
+from components.inference import METRICS_PATH
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -58,6 +58,12 @@ MANAGED = {"app.kubernetes.io/managed-by": "gpuplane"}
 DCGM_NAMESPACES = ("nvidia-device-plugin", "gke-managed-system")
 DCGM_APP_LABELS = ("dcgm-exporter", "gke-managed-dcgm-exporter")
 DCGM_PORT = "metrics"
+# Knative revision pods (Knative sets serving.knative.dev/revision; the endpoint sets gpuplane.dev/endpoint)
+# and the port names Knative gives the user container and the queue-proxy's request metrics.
+KNATIVE_REVISION_PODS = {"matchExpressions": [{"key": "gpuplane.dev/endpoint", "operator": "Exists"},
+                                              {"key": "serving.knative.dev/revision", "operator": "Exists"}]}
+KNATIVE_USER_PORT = "user-port"
+KNATIVE_USER_METRICS_PORT = "http-usermetric"
 ACTIVATOR_METRICS_PATH = "/activator/metrics"
 ROUTER_METRICS_PATH = "/router/metrics"
 
@@ -111,10 +117,18 @@ def pod_monitors(plan: ObservabilityPlan) -> dict[str, dict[str, Any]]:
             {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": list(DCGM_APP_LABELS)}]},
             # honorLabels: DCGM's own namespace/pod labels name the workload using the GPU, not the exporter.
             {"port": DCGM_PORT, "path": "/metrics", "honorLabels": True}, namespaces=DCGM_NAMESPACES),
+        # Knative revision pods only (routers carry gpuplane.dev/endpoint too, and have their own
+        # monitor). The user container's port is named "user-port" whatever its number
+        # (pkg/apis/serving/v1/revision_helpers.go, knative-v1.23.0): 8080 for the reference
+        # server, 8000 for vLLM, both serving /metrics there.
         "serving": _pod_monitor(
-            plan, "gpuplane-serving",
-            {"matchExpressions": [{"key": "gpuplane.dev/endpoint", "operator": exists}]},
-            {"portNumber": SERVING_PORT, "path": METRICS_PATH}, target_labels=("gpuplane.dev/endpoint",)),
+            plan, "gpuplane-serving", KNATIVE_REVISION_PODS,
+            {"port": KNATIVE_USER_PORT, "path": METRICS_PATH}, target_labels=("gpuplane.dev/endpoint",)),
+        # The queue-proxy beside each of them: Knative 1.23's request metrics on http-usermetric (9091).
+        "knative": _pod_monitor(
+            plan, "gpuplane-knative-revisions", KNATIVE_REVISION_PODS,
+            {"port": KNATIVE_USER_METRICS_PORT, "path": "/metrics"},
+            target_labels=("gpuplane.dev/endpoint", "serving.knative.dev/service", "serving.knative.dev/revision")),
         "training": _pod_monitor(
             plan, "gpuplane-training",
             {"matchExpressions": [{"key": "gpuplane.dev/job", "operator": exists}]},

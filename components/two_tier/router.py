@@ -139,8 +139,10 @@ def router_deployment(plan: TwoTierPlan, image: Any, sa_name: str, config_map: s
     return {
         "replicas": plan.router_replicas,
         "selector": {"matchLabels": labels},
+        # The template's own component label is what the routers' PodMonitor selects; the selector
+        # stays as it was (a Deployment's selector cannot change in place).
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": {**labels, "gpuplane.dev/component": "router"}},
             "spec": {
                 "serviceAccountName": sa_name,
                 "containers": [

@@ -21,6 +21,7 @@ from tests.helpers import run, validate_all_core_objects
 
 IMAGE = "ghcr.io/example/gpuplane-serving:1.0"
 TGI = "ghcr.io/huggingface/text-generation-inference:3.0"
+VLLM_GCS = "us-docker.pkg.dev/p/serving/vllm-openai-gcs:v0.11.0"
 SM_VLLM = "123456789012.dkr.ecr.us-east-1.amazonaws.com/vllm-sagemaker:v0.11.0"
 CLOUD_RUN = {"platform": "cloud-run", "region": "us-central1", "project": "p"}
 SAGEMAKER = {"platform": "sagemaker", "region": "us-east-1"}
@@ -173,7 +174,8 @@ def test_vllm_on_cloud_run_reads_the_gcs_mount():
 
 
 def test_vllm_on_cloud_run_streaming_mounts_nothing():
-    _, t, c = _cloud_run({"runtime": {"kind": "vllm", "weights_loader": "stream"}, "model_uri": "gs://models/gemma-2b"})
+    # an image with runai-model-streamer[gcs] (vllm/vllm-openai:v0.11.0 has only [s3]: see test_inference_upstream.py)
+    _, t, c = _cloud_run({"image": VLLM_GCS, "runtime": {"kind": "vllm", "weights_loader": "stream"}, "model_uri": "gs://models/gemma-2b"})
     assert c["args"][0] == "gs://models/gemma-2b" and "runai_streamer" in c["args"]
     assert "volumes" not in t and "volumeMounts" not in c
 

@@ -158,11 +158,12 @@ def test_the_rollout_splits_traffic_by_revision_tags_then_goes_full_or_rolls_bac
         {"tag": "challenger", "revisionName": "recs-{{workflow.name}}", "percent": 20},
     ]
     assert t["bake"]["suspend"] == {"duration": "900s"}
-    assert "revision_name%3D%22recs-%7B%7Bworkflow.name%7D%7D%22" in t["verify-errors"]["http"]["url"]
+    assert "serving_knative_dev_revision%3D%22recs-{{workflow.name}}%22" in t["verify-errors"]["http"]["url"]
     assert "<= 0.01" in t["verify-errors"]["http"]["successCondition"] and "<= 0.5" in t["verify-latency"]["http"]["successCondition"]
     full = yaml.safe_load(t["full"]["resource"]["manifest"])[0]["value"]
     back = yaml.safe_load(t["rollback"]["resource"]["manifest"])[0]["value"]
-    assert [x["percent"] for x in full] == [0, 100] and [x["percent"] for x in back] == [100, 0]
+    assert full == [{"tag": "champion", "revisionName": "recs-{{workflow.name}}", "percent": 100}], "promotion retags"
+    assert [(x["tag"], x["percent"]) for x in back] == [("champion", 100), ("challenger", 0)]
     last = t["retrain"]["steps"][-1]
     assert {s["name"] for s in last} == {"full", "rollback"} and "!= Succeeded" in next(s["when"] for s in last if s["name"] == "rollback")
 
@@ -183,7 +184,7 @@ def test_each_target_wires_its_event_source(loop: tuple[str, ProgramRun]) -> Non
         assert kids["recs-loop-topic"] == "gcp:pubsub/topic:Topic" and kids["recs-loop-bucket-notification"] == "gcp:storage/notification:Notification"
         assert r.one("gcp:pubsub/topicIAMMember:TopicIAMMember").inputs["member"] == "serviceAccount:service-123456789@gs-project-accounts.iam.gserviceaccount.com"
         assert r.one("gcp:storage/notification:Notification").inputs["eventTypes"] == ["OBJECT_FINALIZE"]
-        assert set(es["pubSub"]["new-data"]) == {"projectID", "topic", "subscriptionID", "jsonBody"}
+        assert set(es["pubSub"]["new-data"]) == {"projectID", "subscriptionID", "jsonBody"}
     else:
         assert es["calendar"]["new-data"]["schedule"] == "0 3 * * *"
     releases = {x.name: x.inputs for x in r.by_type("kubernetes:helm.sh/v3:Release")}

@@ -237,7 +237,7 @@ def test_children_are_named_parented_and_use_the_cluster_provider(existing: Any)
         ("random:index/randomPassword:RandomPassword", "obs-grafana-password"),
         ("kubernetes:core/v1:Secret", "obs-grafana-admin"),
         (RELEASE, "obs-kube-prometheus-stack"),
-        *[(POD_MONITOR, f"obs-{role}-monitor") for role in ("gpu", "serving", "training", "activator", "router")],
+        *[(POD_MONITOR, f"obs-{role}-monitor") for role in ("gpu", "serving", "knative", "training", "activator", "router")],
         (RULE, "obs-alerts"),
         *[(CONFIG_MAP, f"obs-dashboard-{d}") for d in ("endpoints", "training", "gpus")],
     ])
@@ -258,7 +258,7 @@ def test_children_are_named_parented_and_use_the_cluster_provider(existing: Any)
 def test_every_object_passes_the_plan_engines_schema_checks(existing: Any) -> None:
     report = validate_schemas(existing.resources)
     assert report.problems == [], report.problems
-    assert report.custom_resources_checked == 6 and report.helm_releases_checked == 1
+    assert report.custom_resources_checked == 7 and report.helm_releases_checked == 1
     assert validate_all_core_objects(existing) >= 5
 
 
