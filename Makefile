@@ -12,13 +12,14 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup prometheus test test-fast demo demo-quick plan bench gpu-check lint clean help
+.PHONY: setup prometheus test test-fast demo demo-quick plan bench bench-smoke gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
 	@echo "make demo-quick - the same, smaller (about a minute)"
 	@echo "make test   - run the test suite (sets itself up)"
 	@echo "make bench  - run the benchmarks and print figures"
+	@echo "make bench-smoke - every benchmark at tiny sizes (does it run?)"
 	@echo "make plan   - offline plan of every reference stack"
 	@echo "make lint   - ruff + mypy + import contracts (lint-imports)"
 
@@ -71,6 +72,10 @@ BENCHES := $(filter-out %_common %__init__ gpu_h200,$(basename $(notdir $(wildca
 
 bench: setup
 	@for b in $(BENCHES); do echo "=== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || exit $$?; done
+
+# Every benchmark script (gpu_h200 too) at tiny sizes: catches a script that crashes; figures mean nothing.
+bench-smoke: setup
+	$(PY) -m benchmarks.smoke_common
 
 # The one prepared GPU check (MFU of `small`, weight load to the GPU); also runs on CPU.
 gpu-check: setup

@@ -1,13 +1,17 @@
-"""Hybrid histogram policy vs fixed keep-alive on the shipped Azure Functions 2019 sample.
+"""Hybrid histogram policy vs fixed keep-alive on the Azure Functions 2019 sample (not shipped).
 
 Shahrad et al. (ATC 2020, "Serverless in the Wild", fig. 15) compare policies by the cold-start
 percentage of the third-quartile application against the wasted memory time (an instance loaded
 but not executing), normalised to a fixed 10-minute keep-alive. This prints the same two figures
-for fixed keep-alive 10/20/60/120 min and the hybrid policy, measured in one run on
-../shared/reference-data/traces/azure_functions_2019_invitro_sample_1200_inv.csv (1,200
-functions, one day, 18.2 M invocations; each function is its own application in this sample),
-and whether the hybrid lies strictly below the fixed-policy curve (fewer Q3 cold starts than the
-fixed curve interpolated at its memory). Prints, no pass/fail.
+for fixed keep-alive 10/20/60/120 min and the hybrid policy, measured in one run on the
+Azure Functions 2019 sample from vHive's invitro repository (1,200 functions, one day, 18.2 M
+invocations; each function is its own application in this sample), and whether the hybrid lies
+strictly below the fixed-policy curve (fewer Q3 cold starts than the fixed curve interpolated at
+its memory). Prints, no pass/fail.
+
+The sample is not shipped: it is read from ``$GPUPLANE_REFERENCE_DATA/traces/`` or
+``../shared/reference-data/traces/`` (``benchmarks/reference_common.py`` says where to get it);
+without it the script prints one line naming its source and exits 0.
 
 The service model follows the paper's simulation: one instance per application (concurrency far
 above any minute's count), a short load time (1 s, the paper treats loading as instant) and a
@@ -22,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reference_common import missing, trace_path
 from gpuplane.simulate import ColdStart, HistogramKeepAlive, KnativeKeepAlive, ServiceModel, simulate
 from gpuplane.simulate.engine import PolicyResult
 from gpuplane.simulate.traffic import read_azure_functions
 
-SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference-data" / "traces"
-DEFAULT_TRACE = SAMPLE / "azure_functions_2019_invitro_sample_1200_inv.csv"
+DEFAULT_TRACE = trace_path("azure_functions_2019_invitro_sample_1200_inv.csv")
 
 
 def fixed(minutes: float) -> KnativeKeepAlive:
@@ -51,6 +55,9 @@ def main() -> None:
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
     ap.add_argument("--top", type=int, default=None, help="keep only the N busiest applications")
     args = ap.parse_args()
+    if not args.trace.is_file():
+        print(missing(args.trace, "benchmarks/simulate_hybrid.py"))
+        return
     tr = read_azure_functions(args.trace.resolve(), group_by="app", top=args.top, seed=0)
     svc = ServiceModel(service_time_s=1.0, concurrency=100_000, cold_start=ColdStart(model_load_s=1.0))
     print(f"trace: {tr.n_requests:,} invocations, {tr.n_endpoints} applications, {tr.duration_s / 3600:g} h")

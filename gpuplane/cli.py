@@ -6,6 +6,7 @@
     gpuplane stacks                          # the reference stacks
     gpuplane simulate inference --help       # scale-to-zero cost and cold starts
     gpuplane demo                            # the whole reference pipeline, locally
+    gpuplane catalog refresh --from FILE --source TEXT   # price rows from a public price file
 
 Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
 error (one line on stderr, no traceback).
@@ -206,6 +207,9 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.offers import offers_command
 
     app.command("offers")(offers_command)
+    from gpuplane.catalog_prices import app as catalog_app
+
+    app.add_typer(catalog_app, name="catalog", help="Keep the catalog's prices current: refresh from a public price file, drift, age check.")
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)

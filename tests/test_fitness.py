@@ -28,14 +28,34 @@ def test_components_read_no_config_and_no_environment(path):
 
 
 def _component_classes():
-    for path in COMPONENT_FILES:
-        for node in ast.walk(_tree(path)):
-            if isinstance(node, ast.ClassDef) and any(ast.unparse(b) in ("pulumi.ComponentResource", "ComponentResource") for b in node.bases):
-                yield path, node
+    """Every class under components/ that is a ComponentResource, directly or through another class there."""
+    classes = [(path, node) for path in COMPONENT_FILES for node in ast.walk(_tree(path)) if isinstance(node, ast.ClassDef)]
+    found = {"pulumi.ComponentResource", "ComponentResource"}
+    while True:
+        more = {n.name for _, n in classes if n.name not in found and any(ast.unparse(b).rsplit(".", 1)[-1] in found | {"ComponentResource"} for b in n.bases)}
+        if not more:
+            break
+        found |= more
+    return [(path, node) for path, node in classes if node.name in found]
 
 
 def test_there_are_components_to_check():
-    assert len(list(_component_classes())) >= 2
+    """The AST scan finds exactly the ComponentResource classes Python finds in the package."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pulumi
+
+    import components
+
+    runtime = set()
+    for info in pkgutil.walk_packages(components.__path__, "components."):
+        module = importlib.import_module(info.name)
+        runtime |= {c.__name__ for _, c in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(c, pulumi.ComponentResource) and c.__module__ == module.__name__}
+    assert {n.name for _, n in _component_classes()} == runtime
+    assert set(components.__all__) & runtime == runtime, "every component is exported by components/__init__.py"
 
 
 @pytest.mark.parametrize(("path", "cls"), list(_component_classes()), ids=lambda x: getattr(x, "name", ""))

@@ -104,7 +104,11 @@ def test_installed_packages_are_the_wheels_not_this_checkout(installed, tmp_path
     data = json.loads(out.stdout)
     site = str(venv / "lib")
     assert all(f.startswith(site) for f in data["files"]), data["files"]
-    assert data["accelerators"] > 5 and data["policies"] > 10 and data["pool"] == "components.node_pool.component"
+    from components.catalog import load_catalog
+    from gpuplane.engine.policy import gpuplane_pack
+
+    expected = {"accelerators": len(load_catalog().accelerators), "policies": len(gpuplane_pack().policies)}
+    assert {k: data[k] for k in expected} == expected and data["pool"] == "components.node_pool.component"
 
 
 def test_installed_cli_plans_a_project_outside_the_repository(installed, tmp_path):

@@ -72,7 +72,7 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
     ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
 )
-OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "logs", "report.md",
+OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "traces", "logs", "report.md",
                 "report.json", "report.png", "pipeline")
 """What the demo writes in its folder (and removes from a previous run first)."""
 

@@ -22,7 +22,9 @@ from tests.policies.fixtures import (
 )
 
 CAT = load_catalog()
-P5_SPOT_US_EAST_1 = 25.5632  # aws_prices.csv: p5.48xlarge, us-east-1, spot
+P5_SPOT_US_EAST_1 = 21.1543  # aws_prices.csv: p5.48xlarge, us-east-1, spot (SkyPilot v8 zone median)
+P5_ON_DEMAND_US_EAST_1 = 55.04  # after the June 2025 P4/P5 cut
+G6_SPOT_US_EAST_1 = 0.38205  # g6.xlarge, us-east-1, spot (zone median)
 
 
 def one(views, usage=None):
@@ -41,8 +43,8 @@ def test_p5_spot_pool_min_expected_max():
     assert item.hourly.expected == pytest.approx(0.25 * 4 * P5_SPOT_US_EAST_1)  # expectedNodeFraction 0.25 of 0..4
     assert item.hourly.max == pytest.approx(4 * P5_SPOT_US_EAST_1)
     assert item.monthly.max == pytest.approx(4 * P5_SPOT_US_EAST_1 * 730)
-    assert report.monthly.max == pytest.approx(74644.544)
-    assert "p5.48xlarge spot in us-east-1 at $25.5632/h" in item.basis
+    assert report.monthly.max == pytest.approx(4 * 21.1543 * 730)
+    assert "p5.48xlarge spot in us-east-1 at $21.1543/h" in item.basis
 
 
 def test_training_pool_runs_min_always_and_the_rest_for_training_hours():
@@ -60,7 +62,7 @@ def test_on_demand_fallback_pool_in_a_training_cluster_is_expected_idle():
         parents=("gpuplane:index:SpotTrainingCluster",),
     )
     _, [item] = one([pool])
-    assert item.hourly.expected == 0 and item.hourly.max == pytest.approx(2 * 98.32)
+    assert item.hourly.expected == 0 and item.hourly.max == pytest.approx(2 * P5_ON_DEMAND_US_EAST_1)
 
 
 def test_gke_pool_is_host_plus_gpus():
@@ -79,8 +81,8 @@ def test_gke_pool_is_host_plus_gpus():
         "a100",
     )
     _, [item] = one([pool])
-    assert item.hourly.min == pytest.approx(0.739 + 2.9339)
-    assert "at $3.6729/h [host $0.739 + 1 x A100-40GB $2.9339" in item.basis
+    assert item.hourly.min == pytest.approx(0.73948 + 2.93391)
+    assert "at $3.6734/h [host $0.7395 + 1 x A100-40GB $2.9339" in item.basis
 
 
 def test_cloud_run_endpoint_per_second_rates_and_duty_cycle():
@@ -132,7 +134,7 @@ def test_unknown_price_stays_unknown_never_zero():
     assert [i.name for i in report.unknown] == ["p5"]
     assert report.unknown[0].hourly is None and report.unknown[0].monthly is None
     assert "not offered in eu-central-1" in report.unknown[0].basis
-    assert report.hourly.min == pytest.approx(0.3219)  # only the known pool is summed
+    assert report.hourly.min == pytest.approx(G6_SPOT_US_EAST_1)  # only the known pool is summed
     data = report.to_json()
     assert data["unknown"] == [{"urn": pool.urn, "type": pool.type, "name": "p5", "reason": report.unknown[0].basis}]
     assert [r["name"] for r in data["by_resource"]] == ["g6"]
@@ -168,7 +170,7 @@ def test_children_of_priced_components_are_not_priced_again():
         "raw",
     )
     _, items = one([child, raw])
-    assert [i.name for i in items] == ["raw"] and items[0].hourly.min == pytest.approx(0.3219)
+    assert [i.name for i in items] == ["raw"] and items[0].hourly.min == pytest.approx(G6_SPOT_US_EAST_1)
 
 
 def test_usage_profile_defaults_and_errors():
@@ -198,7 +200,7 @@ def test_price_run_and_json_shape():
     data = report.to_json()
     assert data["currency"] == "USD" and data["hours_per_month"] == HOURS_PER_MONTH == 730
     assert set(data["hourly"]) == set(data["monthly"]) == {"min", "expected", "max"}
-    assert data["by_resource"][0]["monthly"]["expected"] == pytest.approx(round(2 * 0.3219 * 730, 4))
+    assert data["by_resource"][0]["monthly"]["expected"] == pytest.approx(round(2 * G6_SPOT_US_EAST_1 * 730, 4))
     assert json.loads(json.dumps(data)) == data
 
 
@@ -210,7 +212,7 @@ def test_cost_diff_matches_resources_across_stacks_and_files(tmp_path):
     )
     diff = cost_diff(a, b, base_label="test", head_label="other")
     assert [c["change"] for c in diff.changes] == ["changed", "added"]
-    assert diff.changes[0]["delta"] == pytest.approx(0.25 * 4 * 0.3219 * 730, abs=0.01)
+    assert diff.changes[0]["delta"] == pytest.approx(0.25 * 4 * G6_SPOT_US_EAST_1 * 730, abs=0.01)
     assert diff.delta_monthly["expected"] == pytest.approx(b.monthly.expected - a.monthly.expected, abs=0.001)
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"cost": a.to_json()}))

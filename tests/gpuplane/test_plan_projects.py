@@ -257,7 +257,7 @@ def test_provider_resources_are_judged_by_type_and_priced(tmp_path):
     # Tagged, IMDSv2, no GPU: only the budget says it cannot price it (unknown, never $0).
     assert {v for v in found if v[2] == "raw-bastion"} == {("stack-budget", "mandatory", "raw-bastion")}
     by_name = {c["name"]: c for c in data["cost"]["by_resource"]}
-    assert by_name["raw-trainer"]["hourly"]["expected"] == pytest.approx(98.32)  # p5.48xlarge on demand, us-east-1
+    assert by_name["raw-trainer"]["hourly"]["expected"] == pytest.approx(55.04)  # p5.48xlarge on demand, us-east-1, after the June 2025 cut
     assert by_name["raw-a100"]["hourly"]["max"] > 0
     unknown = {c["name"]: c["reason"] for c in data["cost"]["unknown"]}
     assert "t3.micro" in unknown["raw-bastion"]  # not a GPU type: listed as unknown, never $0

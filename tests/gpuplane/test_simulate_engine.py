@@ -116,6 +116,10 @@ def test_longer_keep_alive_trades_cost_for_fewer_cold_starts() -> None:
     rs = [simulate(tr, SVC, KnativeKeepAlive(scale_down_delay_s=k), PRICES) for k in (0.0, 300.0, 1800.0, 7200.0)]
     colds = [r.cold_start_fraction for r in rs]
     assert colds == sorted(colds, reverse=True) and colds[0] > colds[-1]
+    # ... and pays for them: every longer keep-alive costs more GPU time and money.
+    costs, hours = [r.cost_usd for r in rs], [r.gpu_hours for r in rs]
+    assert costs == sorted(costs) and costs[0] < costs[-1], costs
+    assert hours == sorted(hours) and hours[0] < hours[-1], hours
 
 
 def test_max_scale_queues_instead_of_scaling() -> None:

@@ -395,3 +395,20 @@ def test_items_json_outside_the_vocabulary_is_refused(tmp_path: Path) -> None:
     model_dir = write_model_dir(tmp_path / "m", items=[1, 51])
     with pytest.raises(ModelDirError, match=r"ids \[51\] are outside 1..50"):
         ModelRunner(model_dir).load()
+
+
+def test_sagemaker_ping_and_invocations_are_ready_and_infer_on_the_served_model(client: TestClient) -> None:
+    assert client.get("/ping").status_code == 200
+    body = infer_body([[1, 2, 3]])
+    direct = client.post(INFER, json=body)
+    via_sagemaker = client.post("/invocations", json=body)
+    assert via_sagemaker.status_code == 200 and top_items(via_sagemaker.json()) == top_items(direct.json())
+
+
+def test_serve_argument_is_sagemakers_container_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads.serving.__main__ import parse_args
+
+    monkeypatch.setenv("GPUPLANE_MODEL_NAME", "recs")
+    args = parse_args(["serve"])
+    assert (str(args.model_dir), args.port, args.host, args.model_name) == ("/opt/ml/model", 8080, "0.0.0.0", "recs")
+    assert parse_args(["serve", "--max-batch-size", "4"]).max_batch_size == 4

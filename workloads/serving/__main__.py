@@ -6,6 +6,9 @@ Contract (what InferenceEndpoint, the activator and the Dockerfile rely on):
   over the Open Inference Protocol v2 on ``--host``:``--port`` (default: ``$PORT``, else 8080).
   The port answers ``/v2/health/live`` within a fraction of a second of start; readiness
   (``/v2/health/ready``) follows once the weights are loaded and warmed up.
+- ``serve`` as the only argument (SageMaker's ``docker run IMAGE serve``) means SageMaker's contract:
+  the model in /opt/ml/model, port 8080 on all interfaces, ``/ping`` and ``/invocations``, the
+  model name from ``$GPUPLANE_MODEL_NAME``.
 - SIGTERM (or SIGINT): readiness turns false and new inference requests get 503, requests in
   flight finish (up to ``--drain-timeout-seconds``), then the process exits 0. A second signal
   stops at once with exit code 1.
@@ -125,10 +128,24 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, with SageMaker's ``serve`` (``docker run IMAGE serve``) read as its contract:
+    the model SageMaker unpacked in /opt/ml/model, port 8080 on all interfaces, the model name from
+    ``$GPUPLANE_MODEL_NAME`` (InferenceEndpoint sets it); flags after ``serve`` still apply."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        args = ["--model-dir", SAGEMAKER_MODEL_DIR, "--port", "8080", "--host", "0.0.0.0",
+                "--model-name", os.environ.get("GPUPLANE_MODEL_NAME", "recommender"), *args[1:]]
+    return build_parser().parse_args(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     process_start = process_start_monotonic()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -4,7 +4,8 @@ Contract:
 
 - Routes: ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2``,
   ``GET /v2/models/{name}``, ``GET /v2/models/{name}/ready``, ``POST /v2/models/{name}/infer``,
-  ``GET /metrics``. Every error is JSON ``{"error": "..."}``: bad input is 400, a wrong or
+  ``GET /metrics``; and SageMaker's pair, ``GET /ping`` (= ready) and ``POST /invocations`` (= infer
+  on the served model, the same OIP v2 body). Every error is JSON ``{"error": "..."}``: bad input is 400, a wrong or
   missing token 401, an unknown model or route 404, a wrong method 405, a body above
   ``max_body_bytes`` 413, loading / draining / a full queue 503 with ``Retry-After``, a failing
   history source 502. Bad input never reaches the model, so it is never a 500.
@@ -25,6 +26,8 @@ Contract:
   ``GET /v2/models/{name}/ready``       503 ``{"name", "ready": false}``   200
   ``POST /v2/models/{name}/infer``      503 error + Retry-After            200 (or 4xx)
   ``GET /metrics``                      200 (cold-start phases once ready) 200
+  ``GET /ping``                         503 ``{"ready": false}``           200
+  ``POST /invocations``                 503 error + Retry-After            200 (or 4xx)
   ====================================  =================================  ==================
 
   An unknown model name is 404 in every state; with a token, auth is checked first (401).
@@ -317,7 +320,7 @@ def create_app(
         t0 = time.perf_counter()
         with state.track():
             authorize(request)
-            spec = loaded_spec(request.path_params["name"])
+            spec = loaded_spec(request.path_params.get("name", config.model_name))  # /invocations: the one model
             body = await read_body(request)
             parsed = parse_infer_request(body, spec, config.max_batch_size, request.headers.get(BINARY_HEADER))
             job = PredictJob(await histories_of(parsed, spec), parsed.k)
@@ -397,6 +400,10 @@ def create_app(
             Route("/v2/models/{name}", metadata, methods=["GET"]),
             Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
+            # SageMaker's container contract (it runs `docker run IMAGE serve` and calls these on 8080):
+            # /ping is readiness, /invocations an OIP v2 infer request for the served model.
+            Route("/ping", ready, methods=["GET"]),
+            Route("/invocations", infer, methods=["POST"]),
         ],
         exception_handlers={_Reject: on_reject, ProtocolError: on_protocol_error, HTTPException: on_http_error,
                             Exception: on_crash},

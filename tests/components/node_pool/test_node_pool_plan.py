@@ -52,8 +52,15 @@ def test_efa_and_compact_pools_are_pinned_to_one_zone():
 
 
 def test_spot_price_is_the_catalog_spot_price():
+    from components.catalog import load_catalog
+
+    cat = load_catalog()
     plan = plan_node_pool("p", {"accelerator": "L4", "capacity_type": "spot"}, AWS)
-    assert plan.usd_per_node_hour is not None and plan.usd_per_node_hour < 0.8048
+    assert plan.instance_type is not None
+    name = plan.instance_type.name
+    assert plan.usd_per_node_hour == cat.price("aws", name, "us-east-1", "spot") != cat.price("aws", name, "us-east-1", "on_demand")
+    on_demand = plan_node_pool("p", {"accelerator": "L4", "capacity_type": "on_demand"}, AWS)
+    assert on_demand.usd_per_node_hour == cat.price("aws", name, "us-east-1", "on_demand")
 
 
 INVALID = [
