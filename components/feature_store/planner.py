@@ -118,7 +118,7 @@ def plan_feature_store(name: str, args: FeatureStoreArgs, catalog: Catalog | Non
                 what = "an EKS cluster (IRSA)" if target == "aws" else "a GKE cluster (Workload Identity)"
                 p.add("cluster", facts.name, f"is a {facts.cloud} cluster; target {target} needs {what} for the pods' cloud identity.", f"pass a KubernetesCluster with cloud='{target}', or use target 'kubernetes'.")
         if "image" not in args:
-            p.add("image", None, "is required: the server and the CronJob run gpuplane's features workload.", "set it to an image built with the `features` extra (workloads/Dockerfile).")
+            p.add("image", None, "is required: the server and the CronJob run gpuplane's features workload.", "set it to an image built from workloads/features/Dockerfile (the `features` extra).")
 
     # -- region ---------------------------------------------------------------------------------
     region: str | None = None
