@@ -20,7 +20,7 @@ if _ROOT not in sys.path:
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
-from policies import cost, gpu, placement, reliability, security, tagging  # noqa: E402
+from policies import cost, gpu, network, placement, pods, reliability, security, storage, tagging  # noqa: E402
 from policies.framework import Rule, to_policy  # noqa: E402
 
 PACK_NAME = "gpuplane"
@@ -47,13 +47,17 @@ RULES: list[Rule] = [
     reliability.GPU_POOL_TAINTED,
     reliability.ENDPOINT_READINESS,
     # security
-    security.STORAGE_ENCRYPTED,
-    security.STORAGE_NOT_PUBLIC,
+    storage.STORAGE_ENCRYPTED,
+    storage.STORAGE_NOT_PUBLIC,
     security.ENDPOINT_PRIVATE,
     security.IMDSV2_REQUIRED,
-    security.NO_PRIVILEGED_PODS,
-    security.WORKLOAD_IDENTITY,
+    pods.NO_PRIVILEGED_PODS,
+    pods.HELM_RELEASE_RENDERED,
+    pods.WORKLOAD_IDENTITY,
     security.DELETION_PROTECTION,
+    # network
+    network.NETWORK_INGRESS_RESTRICTED,
+    network.CLUSTER_HARDENED,
     # tagging
     tagging.REQUIRED_TAGS,
     tagging.EXEMPTION_VALID,

@@ -1,0 +1,115 @@
+"""Render a Helm release's chart so the pod policies see the pods it would create.
+
+Contract: ``render(view)`` takes a ``kubernetes:helm.sh/v3:Release`` (or ``helm.sh/v4:Chart``)
+view and returns a ``Rendered``: the manifests ``helm template`` prints for the release's chart,
+version, values and namespace, or the reason it could not render them (no helm binary, no local
+chart archive, helm failed). Nothing is fetched from the network: the chart must be a local
+archive ``<chart>-<version>.tgz`` (``v`` prefix tolerated) in one of ``chart_dirs()``:
+``$GPUPLANE_CHART_DIRS`` (``:``-separated), then ``shared/charts`` next to the repository or any
+folder above it. helm is ``shutil.which("helm")``, else ``$GPUPLANE_HELM``, else the engine
+cache's ``~/.cache/gpuplane/engine/*/bin/helm``. Renders are cached per process by their inputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from policies.resources import ResourceView
+
+RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Chart")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Rendered:
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None
+    """Why the chart was not rendered (None when it was)."""
+
+
+def is_release(view: ResourceView) -> bool:
+    return view.type in RELEASE_TYPES
+
+
+def helm_binary() -> str | None:
+    found = shutil.which("helm") or os.environ.get("GPUPLANE_HELM")
+    if found and Path(found).is_file():
+        return found
+    cached = sorted(glob.glob(os.path.expanduser("~/.cache/gpuplane/engine/*/bin/helm")))
+    return cached[-1] if cached else None
+
+
+def chart_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("GPUPLANE_CHART_DIRS", "").split(":") if p]
+    dirs += [d / "shared" / "charts" for d in (ROOT, *ROOT.parents)]
+    return [d for d in dirs if d.is_dir()]
+
+
+def chart_archive(chart: str, version: str) -> Path | None:
+    name = chart.rstrip("/").rsplit("/", 1)[-1]
+    for d in chart_dirs():
+        for v in dict.fromkeys((version, version.lstrip("v"), f"v{version.lstrip('v')}")):
+            p = d / f"{name}-{v}.tgz"
+            if p.is_file():
+                return p
+    return None
+
+
+def release_facts(view: ResourceView) -> tuple[str, str, str, str, dict[str, Any]]:
+    """(release name, chart, version, namespace, values) of a release."""
+    p = view.props
+    name = p.get("name") if isinstance(p.get("name"), str) else view.name
+    ns = p.get("namespace") if isinstance(p.get("namespace"), str) and p.get("namespace") else "default"
+    values = p.get("values") if isinstance(p.get("values"), dict) else {}
+    return str(name), str(p.get("chart") or ""), str(p.get("version") or ""), ns, values
+
+
+@lru_cache(maxsize=256)
+def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> Rendered:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(values_json)
+        values_file = f.name
+    try:
+        proc = subprocess.run(
+            [helm, "template", name, archive, "--namespace", ns, "--values", values_file, "--include-crds"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Rendered(problem=f"helm template failed ({' '.join(str(e).split())})")
+    finally:
+        os.unlink(values_file)
+    if proc.returncode != 0:
+        return Rendered(problem=f"helm template failed: {' '.join(proc.stderr.split())[:300]}")
+    try:
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]
+    except yaml.YAMLError as e:
+        return Rendered(problem=f"helm template printed invalid YAML ({' '.join(str(e).split())[:200]})")
+    return Rendered(manifests=docs)
+
+
+def render(view: ResourceView) -> Rendered:
+    name, chart, version, ns, values = release_facts(view)
+    if not chart or not version:
+        return Rendered(problem="the release does not pin chart and version")
+    archive = chart_archive(chart, version)
+    if archive is None:
+        where = ", ".join(str(d) for d in chart_dirs()) or "no chart folder found"
+        return Rendered(problem=f"no local archive {chart.rsplit('/', 1)[-1]}-{version}.tgz (looked in {where})")
+    helm = helm_binary()
+    if helm is None:
+        return Rendered(problem="no helm binary (not on PATH, GPUPLANE_HELM unset, none in ~/.cache/gpuplane/engine/*/bin)")
+    return _template(helm, str(archive), name, ns, json.dumps(values, sort_keys=True, default=str))

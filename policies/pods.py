@@ -1,0 +1,249 @@
+"""Pod policies: the Pod Security Standards on every pod anywhere, Helm releases included, and
+no static cloud keys reaching a container.
+
+- ``no-privileged-pods``: every Kubernetes resource (any kind, custom resources included) and
+  every Helm release's rendered chart meets the Pod Security Standards at ``level``
+  (``baseline`` by default, ``restricted`` as an option), outside ``exemptNamespaces``
+  (policies/podsecurity.py walks the object; nothing is found by kind). A release is named as
+  the resource in violation, with the rendered object that breaks the standard.
+- ``helm-release-rendered``: every Helm release outside ``exemptNamespaces`` / ``exemptCharts``
+  could be rendered (local chart archive and a helm binary, policies/helm.py). One that could not
+  is reported as unchecked, never passed silently.
+- ``workload-identity`` (stack): no long-lived cloud keys — ``aws.iam.AccessKey``,
+  ``gcp.serviceaccount.Key``, static key variables or key-shaped values in a container's
+  ``env``, and no container reaching a Kubernetes Secret or ConfigMap that holds cloud keys by
+  ``env`` ``valueFrom``, ``envFrom`` or a mounted (or projected) volume. Use IRSA / EKS Pod
+  Identity or GKE Workload Identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from pulumi_policy import EnforcementLevel
+
+from policies import helm
+from policies.framework import Config, ResourceRule, StackRule
+from policies.podsecurity import LEVELS, as_list, containers_of, is_pod_spec, pss_findings, walk
+from policies.resources import ResourceView, dig, label, namespace_of
+
+
+def _exempt_namespace(ns: Any, cfg: Config) -> bool:
+    return isinstance(ns, str) and ns in list(cfg.get("exemptNamespaces") or [])
+
+
+def _release_ns_and_chart(view: ResourceView) -> tuple[str, str]:
+    _, chart, _, ns, _ = helm.release_facts(view)
+    return ns, chart.rstrip("/").rsplit("/", 1)[-1]
+
+
+def check_pod_security(view: ResourceView, cfg: Config) -> list[str]:
+    if not view.type.startswith("kubernetes:"):
+        return []
+    level = str(cfg.get("level", "baseline"))
+    if helm.is_release(view):
+        ns, chart = _release_ns_and_chart(view)
+        if _exempt_namespace(ns, cfg) or chart in list(cfg.get("exemptCharts") or []):
+            return []
+        rendered = helm.render(view)
+        out: list[str] = []
+        for doc in rendered.manifests:
+            doc_ns = dig(doc, "metadata.namespace") or ns
+            if _exempt_namespace(doc_ns, cfg):
+                continue
+            what = f"{doc.get('kind')} '{dig(doc, 'metadata.name')}'"
+            out += [f"{label(view)} (chart {chart} renders {what}): {m}" for _, m in pss_findings(doc, level, cfg)]
+        return list(dict.fromkeys(out))
+    if _exempt_namespace(namespace_of(view), cfg):
+        return []
+    return list(dict.fromkeys(f"{label(view)}: {m}" for _, m in pss_findings(view.props, level, cfg)))
+
+
+NO_PRIVILEGED_PODS = ResourceRule(
+    name="no-privileged-pods",
+    description="Checks whether every pod spec in any Kubernetes resource or rendered Helm release meets the Pod Security Standards (baseline, or restricted).",
+    check=check_pod_security,
+    schema={
+        "level": {
+            "type": "string",
+            "enum": list(LEVELS),
+            "default": "baseline",
+            "description": "Pod Security Standards level: baseline (default) or restricted.",
+        },
+        "exemptNamespaces": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["kube-system"],
+            "description": "Namespaces of system agents that need node access.",
+        },
+        "allowedHostPaths": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Host path prefixes that may be mounted ('..' is resolved first).",
+        },
+        "allowedHostPorts": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "default": [],
+            "description": "Host ports that may be used.",
+        },
+        "exemptCharts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Helm charts (node agents) whose rendered pods may break the standard.",
+        },
+    },
+)
+
+
+def check_release_rendered(view: ResourceView, cfg: Config) -> list[str]:
+    if not helm.is_release(view):
+        return []
+    ns, chart = _release_ns_and_chart(view)
+    if _exempt_namespace(ns, cfg) or chart in list(cfg.get("exemptCharts") or []):
+        return []
+    problem = helm.render(view).problem
+    if problem is None:
+        return []
+    return [
+        f"{label(view)} (chart {chart or 'unknown'}) was not checked for pod security: {problem}. Put helm on PATH and the chart archive in shared/charts, or list the chart in exemptCharts."
+    ]
+
+
+HELM_RELEASE_RENDERED = ResourceRule(
+    name="helm-release-rendered",
+    description="Checks whether every Helm release's chart could be rendered, so no-privileged-pods saw its pods.",
+    check=check_release_rendered,
+    enforcement=EnforcementLevel.MANDATORY,
+    schema={
+        "exemptNamespaces": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": ["kube-system"],
+            "description": "Namespaces whose releases need no render (as no-privileged-pods' exemptNamespaces).",
+        },
+        "exemptCharts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Charts that need no render (as no-privileged-pods' exemptCharts).",
+        },
+    },
+)
+
+
+# -- static keys -------------------------------------------------------------------------------
+
+STATIC_KEY_NAMES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_CREDENTIALS",
+        "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",
+    }
+)
+_KEY_VALUE = re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}|\"private_key\"\s*:|aws_secret_access_key\s*=|\"type\"\s*:\s*\"service_account\"")
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def _decoded(value: Any, b64: bool) -> str:
+    if not isinstance(value, str):
+        return ""
+    if not b64:
+        return value
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return value
+
+
+def _holds_keys(view: ResourceView) -> list[str]:
+    """Keys of a Secret / ConfigMap that hold cloud credentials."""
+    found: list[str] = []
+    for field, b64 in (("data", view.type == SECRET), ("stringData", False), ("binaryData", True)):
+        data = view.props.get(field)
+        if not isinstance(data, dict):
+            continue
+        for k, v in data.items():
+            if str(k).upper() in STATIC_KEY_NAMES or _KEY_VALUE.search(_decoded(v, b64)):
+                found.append(str(k))
+    return found
+
+
+def _refs(spec: dict[str, Any], cpath: str, c: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, how) of every Secret / ConfigMap one container reaches."""
+    out: list[tuple[str, str, str]] = []
+    for e in as_list(c.get("env")):
+        if isinstance(e, dict):
+            for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                n = dig(e, f"valueFrom.{key}.name")
+                if isinstance(n, str):
+                    out.append((kind, n, f"env {e.get('name')}"))
+    for e in as_list(c.get("envFrom")):
+        if isinstance(e, dict):
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                n = dig(e, f"{key}.name")
+                if isinstance(n, str):
+                    out.append((kind, n, "envFrom"))
+    mounted = {m.get("name") for m in as_list(c.get("volumeMounts")) if isinstance(m, dict)}
+    for vol in as_list(spec.get("volumes")):
+        if not isinstance(vol, dict) or vol.get("name") not in mounted:
+            continue
+        if isinstance(dig(vol, "secret.secretName"), str):
+            out.append(("Secret", dig(vol, "secret.secretName"), f"volume {vol.get('name')}"))
+        if isinstance(dig(vol, "configMap.name"), str):
+            out.append(("ConfigMap", dig(vol, "configMap.name"), f"volume {vol.get('name')}"))
+        for src in as_list(dig(vol, "projected.sources")):
+            for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                if isinstance(dig(src, f"{key}.name"), str):
+                    out.append((kind, dig(src, f"{key}.name"), f"volume {vol.get('name')}"))
+    return out
+
+
+def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tuple[str | None, str]]:
+    out: list[tuple[str | None, str]] = []
+    keyed: dict[tuple[str, str, str], list[str]] = {}  # (kind, namespace, name) -> keys
+    for v in views:
+        if v.type in (SECRET, CONFIG_MAP):
+            keys = _holds_keys(v)
+            name = dig(v.props, "metadata.name") or v.name
+            if keys:
+                keyed[(v.type.rsplit(":", 1)[-1], namespace_of(v), str(name))] = keys
+    fix = "Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity)."
+    for v in views:
+        if v.type == "aws:iam/accessKey:AccessKey":
+            out.append((v.urn, f"{label(v)} creates a long-lived IAM access key. Remove it and give the workload an IAM role through IRSA / EKS Pod Identity."))
+        elif v.type == "gcp:serviceaccount/key:Key":
+            out.append((v.urn, f"{label(v)} creates a service account key. Remove it and bind the Kubernetes service account through GKE Workload Identity."))
+        if not v.type.startswith("kubernetes:") or v.type in (SECRET, CONFIG_MAP):
+            continue
+        ns = namespace_of(v)
+        for path, spec in walk(v.props):
+            if not is_pod_spec(spec):
+                continue
+            for cpath, c in containers_of(spec, path):
+                env = [e for e in as_list(c.get("env")) if isinstance(e, dict)]
+                bad = [str(e.get("name")) for e in env if str(e.get("name")).upper() in STATIC_KEY_NAMES]
+                bad += [str(e.get("name")) for e in env if str(e.get("name")).upper() not in STATIC_KEY_NAMES and _KEY_VALUE.search(str(e.get("value") or ""))]
+                if bad:
+                    out.append((v.urn, f"{label(v)} passes static cloud credentials to container '{c.get('name')}' ({', '.join(bad)}). {fix}"))
+                for kind, name, how in _refs(spec, cpath, c):
+                    keys = keyed.get((kind, ns, name))
+                    if keys:
+                        out.append((v.urn, f"{label(v)} gives container '{c.get('name')}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}"))
+    return out
+
+
+WORKLOAD_IDENTITY = StackRule(
+    name="workload-identity",
+    description="Checks whether workloads use workload identity instead of static cloud keys (in env, envFrom or mounted Secrets and ConfigMaps).",
+    check=check_workload_identity,
+)
