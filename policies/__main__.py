@@ -61,6 +61,7 @@ RULES: list[Rule] = [
     # tagging
     tagging.REQUIRED_TAGS,
     tagging.EXEMPTION_VALID,
+    tagging.EXEMPTION_SCOPE,
 ]
 
 if __name__ == "__main__":
