@@ -234,11 +234,11 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
                 bad = [str(e.get("name")) for e in env if str(e.get("name")).upper() in STATIC_KEY_NAMES]
                 bad += [str(e.get("name")) for e in env if str(e.get("name")).upper() not in STATIC_KEY_NAMES and _KEY_VALUE.search(str(e.get("value") or ""))]
                 if bad:
-                    out.append((v.urn, f"{label(v)} passes static cloud credentials to container '{c.get('name')}' ({', '.join(bad)}). {fix}"))
+                    out.append((v.urn, f"{label(v)} passes static cloud credentials to container '{c.get('name') or cpath}' ({', '.join(bad)}). {fix}"))
                 for kind, name, how in _refs(spec, cpath, c):
                     keys = keyed.get((kind, ns, name))
                     if keys:
-                        out.append((v.urn, f"{label(v)} gives container '{c.get('name')}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}"))
+                        out.append((v.urn, f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}"))
     return out
 
 

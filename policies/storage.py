@@ -259,7 +259,7 @@ def _acl_public(p: dict[str, Any]) -> list[str]:
     for g in grants:
         uri = first_present(g, "grantee.uri", "uri") if isinstance(g, dict) else None
         if isinstance(uri, str) and uri.rstrip("/") in PUBLIC_GROUPS:
-            out.append(f"a grant to {uri.rsplit('/', 1)[-1]}")
+            out.append(f"{g.get('permission') or 'access'} to the {uri.rsplit('/', 1)[-1]} group")
     return out
 
 
