@@ -1038,8 +1038,18 @@ SCOPE = [
     ),
 ]
 
+HELM = [
+    (
+        "helm-exempt-namespace-ok",
+        [view(RELEASE, {"chart": "anything", "version": "1.0.0", "namespace": "kube-system"}, "r")],
+        {},
+    ),
+    ("helm-unpinned-unchecked", [view(RELEASE, {"chart": "https://example.com/x.tgz", "namespace": "apps"}, "r")], {}),
+]
+
 CASES = (
-    [(i, pods.NO_PRIVILEGED_PODS, r, c) for i, r, c in PODS]
+    [(i, pods.HELM_RELEASE_RENDERED, r, c) for i, r, c in HELM]
+    + [(i, pods.NO_PRIVILEGED_PODS, r, c) for i, r, c in PODS]
     + [(i, pods.WORKLOAD_IDENTITY, r, c) for i, r, c in IDENTITY]
     + [(i, security.ENDPOINT_PRIVATE, r, c) for i, r, c in CLOUD_RUN]
     + [(i, storage.STORAGE_ENCRYPTED, r, c) for i, r, c in ENCRYPTION]

@@ -15,6 +15,10 @@ from tests.policies.evasion_cases import CASES
 from tests.policies.fixtures import TAGS, view
 
 EXPECTED: dict[str, list[str]] = {
+    "helm-exempt-namespace-ok": [],
+    "helm-unpinned-unchecked": [
+        "kubernetes:helm.sh/v3:Release 'r' (chart x.tgz) was not checked for pod security: the release does not pin chart and version. Put helm on PATH and the chart archive in shared/charts, or list the chart in exemptCharts."
+    ],
     "pss-ok": [],
     "pss-jobset-privileged": [
         "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet 'w': spec.replicatedJobs[0].template.spec.template.spec.containers[0].securityContext.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead.",
