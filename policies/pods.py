@@ -57,8 +57,8 @@ def check_pod_security(view: ResourceView, cfg: Config) -> list[str]:
             what = f"{doc.get('kind')} '{dig(doc, 'metadata.name')}'"
             out += [f"{label(view)} (chart {chart} renders {what}): {m}" for _, m in pss_findings(doc, level, cfg)]
         return list(dict.fromkeys(out))
-    if _exempt_namespace(namespace_of(view), cfg):
-        return []
+    if _exempt_namespace(namespace_of(view), cfg) or view.type in (SECRET, CONFIG_MAP):
+        return []  # a ConfigMap / Secret holds text, not a pod: its data is not a pod spec
     return list(dict.fromkeys(f"{label(view)}: {m}" for _, m in pss_findings(view.props, level, cfg)))
 
 
