@@ -72,6 +72,12 @@ RESTRICTING_KEYS = frozenset(
         "aws:userid",
         "aws:username",
         "aws:ResourceOrgID",
+        "aws:SourceOwner",
+        "aws:VpceAccount",
+        "aws:Ec2InstanceSourceVpc",
+        "ec2:SourceInstanceArn",
+        "lambda:SourceFunctionArn",
+        "ssm:SourceInstanceArn",
     )
 )
 _OPEN_VALUES = ("*", "0.0.0.0/0", "::/0", "")
@@ -207,6 +213,17 @@ STORAGE_ENCRYPTED = StackRule(
 )
 
 
+def _open_value(x: Any) -> bool:
+    """A condition value that admits (nearly) everyone: ``*``, an ARN of any account, an IP range wider than /8."""
+    v = str(x).strip()
+    if v in _OPEN_VALUES or "::*" in v or v.startswith("arn:aws:*"):
+        return True
+    if "/" in v:
+        _, _, bits = v.partition("/")
+        return bits.isdigit() and int(bits) < (8 if ":" not in v else 32)
+    return False
+
+
 def _restricts(condition: Any) -> bool:
     """True when an IAM Condition block limits who can call (org, account, VPC, IP range, ARN)."""
     if not isinstance(condition, dict):
@@ -217,7 +234,7 @@ def _restricts(condition: Any) -> bool:
             continue  # negated / IfExists / Null operators let requests without the key through
         for key, val in clauses.items():
             vals = val if isinstance(val, list) else [val]
-            if str(key).lower() in RESTRICTING_KEYS and vals and not any(str(x).strip() in _OPEN_VALUES for x in vals):
+            if str(key).lower() in RESTRICTING_KEYS and vals and not any(_open_value(x) for x in vals):
                 return True
     return False
 

@@ -533,7 +533,7 @@ ENCRYPTION = [
         {},
     ),
     ("enc-sse-targets-another-bucket", [BUCKET, attached(SSE2, {"bucket": "other", **AES}, "ckpt-sse", BUCKET)], {}),
-    ("enc-sse-without-rules", [BUCKET, attached(SSE2, {"bucket": "ckpt", "rules": []}, "ckpt-sse", BUCKET)], {}),
+    ("enc-sse-without-an-algorithm", [BUCKET, attached(SSE2, {"bucket": "ckpt", "rules": [{"bucketKeyEnabled": True}]}, "ckpt-sse", BUCKET)], {}),
     (
         "enc-volumes-and-databases",
         [

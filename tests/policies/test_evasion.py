@@ -102,7 +102,7 @@ EXPECTED: dict[str, list[str]] = {
     "enc-sse-targets-another-bucket": [
         "aws:s3/bucketV2 'ckpt' has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it (AES256 or aws:kms).",
     ],
-    "enc-sse-without-rules": [
+    "enc-sse-without-an-algorithm": [
         "aws:s3/bucketV2 'ckpt' has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it (AES256 or aws:kms).",
     ],
     "enc-volumes-and-databases": [

@@ -285,7 +285,6 @@ def test_policy_case(case_id, rule, resources, cfg):
 
 def test_every_policy_has_a_compliant_case_and_a_failing_case():
     from policies.__main__ import RULES
-
     from tests.policies.evasion_cases import CASES as EVASION_CASES
     from tests.policies.test_evasion import EXPECTED as EVASION_EXPECTED
 
