@@ -82,7 +82,7 @@ def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> 
         values_file = f.name
     try:
         proc = subprocess.run(
-            [helm, "template", name, archive, "--namespace", ns, "--values", values_file, "--include-crds"],
+            [helm, "template", name, archive, "--namespace", ns, "--values", values_file],
             capture_output=True,
             text=True,
             timeout=120,
@@ -95,7 +95,7 @@ def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> 
     if proc.returncode != 0:
         return Rendered(problem=f"helm template failed: {' '.join(proc.stderr.split())[:300]}")
     try:
-        docs = [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict) and d.get("kind") != "CustomResourceDefinition"]
     except yaml.YAMLError as e:
         return Rendered(problem=f"helm template printed invalid YAML ({' '.join(str(e).split())[:200]})")
     return Rendered(manifests=docs)

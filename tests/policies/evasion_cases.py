@@ -257,6 +257,19 @@ PODS = [
         {},
     ),
     (
+        "pss-configgroup-yaml-string",
+        [
+            view(
+                "kubernetes:yaml/v2:ConfigGroup",
+                {
+                    "yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    securityContext: {privileged: true}\n"
+                },
+                "cg",
+            )
+        ],
+        {},
+    ),
+    (
         "pss-exempt-namespace",
         [k8s(DEPLOY, {"spec": {"template": {"spec": spec(hostNetwork=True)}}}, ns="kube-system")],
         {},
@@ -533,7 +546,11 @@ ENCRYPTION = [
         {},
     ),
     ("enc-sse-targets-another-bucket", [BUCKET, attached(SSE2, {"bucket": "other", **AES}, "ckpt-sse", BUCKET)], {}),
-    ("enc-sse-without-an-algorithm", [BUCKET, attached(SSE2, {"bucket": "ckpt", "rules": [{"bucketKeyEnabled": True}]}, "ckpt-sse", BUCKET)], {}),
+    (
+        "enc-sse-without-an-algorithm",
+        [BUCKET, attached(SSE2, {"bucket": "ckpt", "rules": [{"bucketKeyEnabled": True}]}, "ckpt-sse", BUCKET)],
+        {},
+    ),
     (
         "enc-volumes-and-databases",
         [
