@@ -64,7 +64,9 @@ def _karpenter_attrs(name: str, acc: str, gpus: int) -> dict[str, str]:
     return {
         "node.kubernetes.io/instance-type": name,
         "karpenter.k8s.aws/instance-family": family,
-        "karpenter.k8s.aws/instance-category": re.match(r"^[a-z]+", family).group(0) if re.match(r"^[a-z]+", family) else family,
+        "karpenter.k8s.aws/instance-category": re.match(r"^[a-z]+", family).group(0)
+        if re.match(r"^[a-z]+", family)
+        else family,
         "karpenter.k8s.aws/instance-gpu-name": _gpu_name(acc),
         "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
         "karpenter.k8s.aws/instance-gpu-count": str(gpus),
@@ -159,16 +161,29 @@ def more_gpu_requests(view: Any, catalog: Catalog, request: Any) -> list[Any]:
                 out.append(request(found[0], found[1], _dig(p, "nodeConfig", "machineType"), "gcp", n, n, "on_demand"))
         for pool in p.get("nodePools") or []:
             if isinstance(pool, dict):
-                found = gcp_type(catalog, _dig(pool, "nodeConfig", "machineType"), _dig(pool, "nodeConfig", "guestAccelerators"))
+                found = gcp_type(
+                    catalog, _dig(pool, "nodeConfig", "machineType"), _dig(pool, "nodeConfig", "guestAccelerators")
+                )
                 if found:
-                    mx = _num(_dig(pool, "autoscaling", "maxNodeCount")) or _num(pool.get("nodeCount")) or _num(pool.get("initialNodeCount"))
-                    out.append(request(found[0], found[1], _dig(pool, "nodeConfig", "machineType"), "gcp", mx, None, "on_demand"))
+                    mx = (
+                        _num(_dig(pool, "autoscaling", "maxNodeCount"))
+                        or _num(pool.get("nodeCount"))
+                        or _num(pool.get("initialNodeCount"))
+                    )
+                    out.append(
+                        request(
+                            found[0], found[1], _dig(pool, "nodeConfig", "machineType"), "gcp", mx, None, "on_demand"
+                        )
+                    )
         for lim in _dig(p, "clusterAutoscaling", "resourceLimits") or []:
             if isinstance(lim, dict) and str(lim.get("resourceType", "")).startswith("nvidia-"):
                 found = gcp_type(catalog, None, [{"type": lim["resourceType"], "count": 1}])
                 if found and (_num(lim.get("maximum")) or 0) > 0:
                     out.append(request(found[0], 1, None, "gcp", _num(lim.get("maximum")), None, "on_demand"))
-    elif t in ("gcp:compute/instanceTemplate:InstanceTemplate", "gcp:compute/regionInstanceTemplate:RegionInstanceTemplate"):
+    elif t in (
+        "gcp:compute/instanceTemplate:InstanceTemplate",
+        "gcp:compute/regionInstanceTemplate:RegionInstanceTemplate",
+    ):
         found = gcp_type(catalog, p.get("machineType"), p.get("guestAccelerators"))
         if found:
             out.append(request(found[0], found[1], p.get("machineType"), "gcp", None, None, "on_demand"))

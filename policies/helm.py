@@ -95,7 +95,11 @@ def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> 
     if proc.returncode != 0:
         return Rendered(problem=f"helm template failed: {' '.join(proc.stderr.split())[:300]}")
     try:
-        docs = [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict) and d.get("kind") != "CustomResourceDefinition"]
+        docs = [
+            d
+            for d in yaml.safe_load_all(proc.stdout)
+            if isinstance(d, dict) and d.get("kind") != "CustomResourceDefinition"
+        ]
     except yaml.YAMLError as e:
         return Rendered(problem=f"helm template printed invalid YAML ({' '.join(str(e).split())[:200]})")
     return Rendered(manifests=docs)
@@ -111,5 +115,7 @@ def render(view: ResourceView) -> Rendered:
         return Rendered(problem=f"no local archive {chart.rsplit('/', 1)[-1]}-{version}.tgz (looked in {where})")
     helm = helm_binary()
     if helm is None:
-        return Rendered(problem="no helm binary (not on PATH, GPUPLANE_HELM unset, none in ~/.cache/gpuplane/engine/*/bin)")
+        return Rendered(
+            problem="no helm binary (not on PATH, GPUPLANE_HELM unset, none in ~/.cache/gpuplane/engine/*/bin)"
+        )
     return _template(helm, str(archive), name, ns, json.dumps(values, sort_keys=True, default=str))

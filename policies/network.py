@@ -21,7 +21,26 @@ from policies.framework import Config, ResourceRule
 from policies.resources import UNKNOWN, ResourceView, dig, label, number
 
 WORLD = ("0.0.0.0/0", "::/0")
-DEFAULT_PORTS = [22, 3389, 2375, 2376, 2379, 2380, 5432, 3306, 6379, 6443, 8265, 8888, 9200, 10250, 11211, 27017, 5000, 9090]
+DEFAULT_PORTS = [
+    22,
+    3389,
+    2375,
+    2376,
+    2379,
+    2380,
+    5432,
+    3306,
+    6379,
+    6443,
+    8265,
+    8888,
+    9200,
+    10250,
+    11211,
+    27017,
+    5000,
+    9090,
+]
 _ALL_PROTOCOLS = ("-1", "all", "ALL")
 
 
@@ -55,18 +74,50 @@ def _ingress_rules(view: ResourceView) -> list[tuple[str, list[str], Any, Any, A
     if t == "aws:ec2/securityGroup:SecurityGroup":
         for i, r in enumerate(p.get("ingress") or []):
             if isinstance(r, dict):
-                out.append((f"ingress[{i}]", _world(r.get("cidrBlocks"), r.get("ipv6CidrBlocks")), r.get("protocol"), r.get("fromPort"), r.get("toPort")))
+                out.append(
+                    (
+                        f"ingress[{i}]",
+                        _world(r.get("cidrBlocks"), r.get("ipv6CidrBlocks")),
+                        r.get("protocol"),
+                        r.get("fromPort"),
+                        r.get("toPort"),
+                    )
+                )
     elif t == "aws:ec2/securityGroupRule:SecurityGroupRule" and p.get("type") == "ingress":
-        out.append(("", _world(p.get("cidrBlocks"), p.get("ipv6CidrBlocks")), p.get("protocol"), p.get("fromPort"), p.get("toPort")))
+        out.append(
+            (
+                "",
+                _world(p.get("cidrBlocks"), p.get("ipv6CidrBlocks")),
+                p.get("protocol"),
+                p.get("fromPort"),
+                p.get("toPort"),
+            )
+        )
     elif t == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-        out.append(("", _world(p.get("cidrIpv4"), p.get("cidrIpv6")), p.get("ipProtocol"), p.get("fromPort"), p.get("toPort")))
+        out.append(
+            ("", _world(p.get("cidrIpv4"), p.get("cidrIpv6")), p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"))
+        )
     elif t == "aws-native:ec2:SecurityGroup":
         for i, r in enumerate(p.get("securityGroupIngress") or []):
             if isinstance(r, dict):
-                out.append((f"securityGroupIngress[{i}]", _world(r.get("cidrIp"), r.get("cidrIpv6")), r.get("ipProtocol"), r.get("fromPort"), r.get("toPort")))
+                out.append(
+                    (
+                        f"securityGroupIngress[{i}]",
+                        _world(r.get("cidrIp"), r.get("cidrIpv6")),
+                        r.get("ipProtocol"),
+                        r.get("fromPort"),
+                        r.get("toPort"),
+                    )
+                )
     elif t == "aws-native:ec2:SecurityGroupIngress":
-        out.append(("", _world(p.get("cidrIp"), p.get("cidrIpv6")), p.get("ipProtocol"), p.get("fromPort"), p.get("toPort")))
-    elif t == "gcp:compute/firewall:Firewall" and str(p.get("direction") or "INGRESS").upper() == "INGRESS" and p.get("disabled") is not True:
+        out.append(
+            ("", _world(p.get("cidrIp"), p.get("cidrIpv6")), p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"))
+        )
+    elif (
+        t == "gcp:compute/firewall:Firewall"
+        and str(p.get("direction") or "INGRESS").upper() == "INGRESS"
+        and p.get("disabled") is not True
+    ):
         world = _world(p.get("sourceRanges"))
         for i, a in enumerate(p.get("allows") or []):
             if not isinstance(a, dict):
@@ -110,9 +161,13 @@ def _gke(view: ResourceView, cfg: Config) -> list[str]:
     p, out = view.props, []
     if view.type == "gcp:container/nodePool:NodePool":
         if dig(p, "nodeConfig.workloadMetadataConfig.mode") == "GCE_METADATA":
-            out.append(f"{label(view)} exposes the node's service account to pods (nodeConfig.workloadMetadataConfig.mode GCE_METADATA). Set it to GKE_METADATA.")
+            out.append(
+                f"{label(view)} exposes the node's service account to pods (nodeConfig.workloadMetadataConfig.mode GCE_METADATA). Set it to GKE_METADATA."
+            )
         if dig(p, "networkConfig.enablePrivateNodes") is False:
-            out.append(f"{label(view)} gives its nodes public IPs (networkConfig.enablePrivateNodes: false). Set it to true.")
+            out.append(
+                f"{label(view)} gives its nodes public IPs (networkConfig.enablePrivateNodes: false). Set it to true."
+            )
         return out
     if p.get("enableAutopilot") is True:
         return out
@@ -121,13 +176,21 @@ def _gke(view: ResourceView, cfg: Config) -> list[str]:
     private = dig(p, "privateClusterConfig.enablePrivateNodes")
     if private is not True and private is not UNKNOWN and dig(p, "networkConfig.enablePrivateNodes") is not True:
         out.append(f"{label(view)} gives its nodes public IPs. Set privateClusterConfig.enablePrivateNodes: true.")
-    if cfg.get("requireNetworkPolicy", True) and dig(p, "networkPolicy.enabled") is not True and p.get("datapathProvider") != "ADVANCED_DATAPATH":
-        out.append(f"{label(view)} enforces no network policy. Set datapathProvider: ADVANCED_DATAPATH (Dataplane V2) or networkPolicy.enabled: true.")
+    if (
+        cfg.get("requireNetworkPolicy", True)
+        and dig(p, "networkPolicy.enabled") is not True
+        and p.get("datapathProvider") != "ADVANCED_DATAPATH"
+    ):
+        out.append(
+            f"{label(view)} enforces no network policy. Set datapathProvider: ADVANCED_DATAPATH (Dataplane V2) or networkPolicy.enabled: true."
+        )
     if p.get("enableShieldedNodes") is False:
         out.append(f"{label(view)} turns shielded nodes off. Set enableShieldedNodes: true.")
     mode = dig(p, "nodeConfig.workloadMetadataConfig.mode")
     if mode == "GCE_METADATA" or (not dig(p, "workloadIdentityConfig.workloadPool") and mode != "GKE_METADATA"):
-        out.append(f"{label(view)} lets pods use the node's service account through the metadata server. Set workloadIdentityConfig.workloadPool and nodeConfig.workloadMetadataConfig.mode: GKE_METADATA.")
+        out.append(
+            f"{label(view)} lets pods use the node's service account through the metadata server. Set workloadIdentityConfig.workloadPool and nodeConfig.workloadMetadataConfig.mode: GKE_METADATA."
+        )
     return out
 
 
@@ -139,7 +202,9 @@ def check_cluster(view: ResourceView, cfg: Config) -> list[str]:
         cidrs = vpc.get("publicAccessCidrs")
         allowed = bool(cfg.get("allowPublicEndpoint", False))
         if public is not False and public is not UNKNOWN and not allowed and (cidrs is None or _world(cidrs)):
-            return [f"{label(view)} serves its API endpoint to the whole internet (vpcConfig.endpointPublicAccess on, publicAccessCidrs {cidrs or 'unset (0.0.0.0/0)'}). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges."]
+            return [
+                f"{label(view)} serves its API endpoint to the whole internet (vpcConfig.endpointPublicAccess on, publicAccessCidrs {cidrs or 'unset (0.0.0.0/0)'}). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges."
+            ]
         return []
     if view.type in ("gcp:container/cluster:Cluster", "gcp:container/nodePool:NodePool"):
         return _gke(view, cfg)

@@ -149,7 +149,9 @@ STATIC_KEY_NAMES = frozenset(
         "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",
     }
 )
-_KEY_VALUE = re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}|\"private_key\"\s*:|aws_secret_access_key\s*=|\"type\"\s*:\s*\"service_account\"")
+_KEY_VALUE = re.compile(
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}|\"private_key\"\s*:|aws_secret_access_key\s*=|\"type\"\s*:\s*\"service_account\""
+)
 SECRET = "kubernetes:core/v1:Secret"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
@@ -220,9 +222,19 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
     fix = "Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity)."
     for v in views:
         if v.type == "aws:iam/accessKey:AccessKey":
-            out.append((v.urn, f"{label(v)} creates a long-lived IAM access key. Remove it and give the workload an IAM role through IRSA / EKS Pod Identity."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} creates a long-lived IAM access key. Remove it and give the workload an IAM role through IRSA / EKS Pod Identity.",
+                )
+            )
         elif v.type == "gcp:serviceaccount/key:Key":
-            out.append((v.urn, f"{label(v)} creates a service account key. Remove it and bind the Kubernetes service account through GKE Workload Identity."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} creates a service account key. Remove it and bind the Kubernetes service account through GKE Workload Identity.",
+                )
+            )
         if not v.type.startswith("kubernetes:") or v.type in (SECRET, CONFIG_MAP):
             continue
         ns = namespace_of(v)
@@ -232,13 +244,28 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
             for cpath, c in containers_of(spec, path):
                 env = [e for e in as_list(c.get("env")) if isinstance(e, dict)]
                 bad = [str(e.get("name")) for e in env if str(e.get("name")).upper() in STATIC_KEY_NAMES]
-                bad += [str(e.get("name")) for e in env if str(e.get("name")).upper() not in STATIC_KEY_NAMES and _KEY_VALUE.search(str(e.get("value") or ""))]
+                bad += [
+                    str(e.get("name"))
+                    for e in env
+                    if str(e.get("name")).upper() not in STATIC_KEY_NAMES
+                    and _KEY_VALUE.search(str(e.get("value") or ""))
+                ]
                 if bad:
-                    out.append((v.urn, f"{label(v)} passes static cloud credentials to container '{c.get('name') or cpath}' ({', '.join(bad)}). {fix}"))
+                    out.append(
+                        (
+                            v.urn,
+                            f"{label(v)} passes static cloud credentials to container '{c.get('name') or cpath}' ({', '.join(bad)}). {fix}",
+                        )
+                    )
                 for kind, name, how in _refs(spec, cpath, c):
                     keys = keyed.get((kind, ns, name))
                     if keys:
-                        out.append((v.urn, f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}"))
+                        out.append(
+                            (
+                                v.urn,
+                                f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}",
+                            )
+                        )
     return out
 
 

@@ -63,7 +63,17 @@ SAFE_SYSCTLS = frozenset(
 )
 SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
 RESTRICTED_VOLUMES = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret", "image"}
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+        "image",
+    }
 )
 _CONFINED = ("RuntimeDefault", "Localhost")
 _HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
@@ -135,16 +145,29 @@ def walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 def _security_context(sc: Mapping[str, Any], where: str, level: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if sc.get("privileged") is True:
-        out.append((where, f"{where}.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead."))
+        out.append(
+            (
+                where,
+                f"{where}.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead.",
+            )
+        )
     if _get(sc, "windowsOptions", "hostProcess") is True:
-        out.append((where, f"{where}.windowsOptions.hostProcess is true. Remove it; HostProcess containers have full access to the node."))
+        out.append(
+            (
+                where,
+                f"{where}.windowsOptions.hostProcess is true. Remove it; HostProcess containers have full access to the node.",
+            )
+        )
     caps = sc.get("capabilities") if isinstance(sc.get("capabilities"), dict) else {}
     added = [str(c) for c in as_list(caps.get("add"))]
     allowed = {"NET_BIND_SERVICE"} if level == "restricted" else BASELINE_CAPABILITIES
     extra = [c for c in added if _cap(c) not in allowed]
     if extra:
         out.append(
-            (where, f"{where}.capabilities.add has {extra}, beyond the {level} set. Remove them (allowed: {sorted(allowed)}).")
+            (
+                where,
+                f"{where}.capabilities.add has {extra}, beyond the {level} set. Remove them (allowed: {sorted(allowed)}).",
+            )
         )
     proc = sc.get("procMount")
     if proc not in (None, "Default"):
@@ -162,7 +185,9 @@ def _security_context(sc: Mapping[str, Any], where: str, level: str) -> list[tup
     for s in as_list(sc.get("sysctls")):
         name = s.get("name") if isinstance(s, dict) else None
         if name is not None and name not in SAFE_SYSCTLS:
-            out.append((where, f"{where}.sysctls sets {name!r}, which is not a safe sysctl. Remove it, or set it on the node."))
+            out.append(
+                (where, f"{where}.sysctls sets {name!r}, which is not a safe sysctl. Remove it, or set it on the node.")
+            )
     if level == "restricted" and sc.get("runAsUser") == 0:
         out.append((where, f"{where}.runAsUser is 0 (root). Run as a non-zero user ID."))
     return out
@@ -191,7 +216,10 @@ def _restricted_pod(spec: Mapping[str, Any], path: str) -> list[tuple[str, str]]
             bad = [k for k in kinds if k not in RESTRICTED_VOLUMES and k != "hostPath"]  # hostPath: baseline says it
             if bad:
                 out.append(
-                    (f"{path}.volumes[{i}]", f"{path}.volumes[{i}] ('{vol.get('name')}') is a {bad[0]} volume, not allowed at the restricted level. Use a persistentVolumeClaim, emptyDir, configMap, secret or projected volume.")
+                    (
+                        f"{path}.volumes[{i}]",
+                        f"{path}.volumes[{i}] ('{vol.get('name')}') is a {bad[0]} volume, not allowed at the restricted level. Use a persistentVolumeClaim, emptyDir, configMap, secret or projected volume.",
+                    )
                 )
     pod_nonroot = pod_sc.get("runAsNonRoot") is True
     pod_seccomp = _get(pod_sc, "seccompProfile", "type") in _CONFINED
@@ -199,15 +227,38 @@ def _restricted_pod(spec: Mapping[str, Any], path: str) -> list[tuple[str, str]]
         sc = c.get("securityContext") if isinstance(c.get("securityContext"), dict) else {}
         name = c.get("name") or cpath
         if sc.get("allowPrivilegeEscalation") is not False:
-            out.append((cpath, f"container '{name}' ({cpath}) does not set securityContext.allowPrivilegeEscalation: false. Set it."))
+            out.append(
+                (
+                    cpath,
+                    f"container '{name}' ({cpath}) does not set securityContext.allowPrivilegeEscalation: false. Set it.",
+                )
+            )
         nonroot = sc.get("runAsNonRoot")
         if not (nonroot is True or (pod_nonroot and nonroot is None)):
-            out.append((cpath, f"container '{name}' ({cpath}) may run as root. Set securityContext.runAsNonRoot: true (pod or container)."))
-        if not (pod_seccomp and _get(sc, "seccompProfile", "type") is None) and _get(sc, "seccompProfile", "type") not in _CONFINED:
-            out.append((cpath, f"container '{name}' ({cpath}) has no seccomp profile. Set securityContext.seccompProfile.type: RuntimeDefault (pod or container)."))
+            out.append(
+                (
+                    cpath,
+                    f"container '{name}' ({cpath}) may run as root. Set securityContext.runAsNonRoot: true (pod or container).",
+                )
+            )
+        if (
+            not (pod_seccomp and _get(sc, "seccompProfile", "type") is None)
+            and _get(sc, "seccompProfile", "type") not in _CONFINED
+        ):
+            out.append(
+                (
+                    cpath,
+                    f"container '{name}' ({cpath}) has no seccomp profile. Set securityContext.seccompProfile.type: RuntimeDefault (pod or container).",
+                )
+            )
         drops = {_cap(x) for x in as_list(_get(sc, "capabilities", "drop")) if isinstance(x, str)}
         if "ALL" not in drops:
-            out.append((cpath, f"container '{name}' ({cpath}) does not drop all capabilities. Set securityContext.capabilities.drop: [ALL]."))
+            out.append(
+                (
+                    cpath,
+                    f"container '{name}' ({cpath}) does not drop all capabilities. Set securityContext.capabilities.drop: [ALL].",
+                )
+            )
     return out
 
 
@@ -220,7 +271,9 @@ def pss_findings(obj: Any, level: str = "baseline", cfg: Mapping[str, Any] | Non
     for path, d in walk(obj):
         for flag in _HOST_NAMESPACES:
             if d.get(flag) is True:
-                out.append((path, f"{_join(path, flag)} is true. Remove it; pods must not share the node's namespaces."))
+                out.append(
+                    (path, f"{_join(path, flag)} is true. Remove it; pods must not share the node's namespaces.")
+                )
         hp = d.get("hostPath")
         if isinstance(hp, dict):
             raw = hp.get("path")
@@ -228,7 +281,10 @@ def pss_findings(obj: Any, level: str = "baseline", cfg: Mapping[str, Any] | Non
                 resolved = posixpath.normpath("/" + raw.lstrip("/"))
                 shown = raw if resolved == raw else f"{raw} (resolves to {resolved})"
                 out.append(
-                    (path, f"{_join(path, 'hostPath')} mounts the host path {shown}. Use a PersistentVolumeClaim, emptyDir or object storage instead.")
+                    (
+                        path,
+                        f"{_join(path, 'hostPath')} mounts the host path {shown}. Use a PersistentVolumeClaim, emptyDir or object storage instead.",
+                    )
                 )
         sc = d.get("securityContext")
         if isinstance(sc, dict):
@@ -237,9 +293,17 @@ def pss_findings(obj: Any, level: str = "baseline", cfg: Mapping[str, Any] | Non
         if isinstance(ports, list):
             for i, port in enumerate(ports):
                 hport = port.get("hostPort") if isinstance(port, dict) else None
-                if isinstance(hport, (int, float)) and not isinstance(hport, bool) and hport > 0 and int(hport) not in allowed_ports:
+                if (
+                    isinstance(hport, (int, float))
+                    and not isinstance(hport, bool)
+                    and hport > 0
+                    and int(hport) not in allowed_ports
+                ):
                     out.append(
-                        (path, f"{path}.ports[{i}].hostPort is {int(hport)}. Remove it and expose the port through a Service.")
+                        (
+                            path,
+                            f"{path}.ports[{i}].hostPort is {int(hport)}. Remove it and expose the port through a Service.",
+                        )
                     )
         ann = d.get("annotations")
         if isinstance(ann, dict):
@@ -248,7 +312,12 @@ def pss_findings(obj: Any, level: str = "baseline", cfg: Mapping[str, Any] | Non
                     v == "runtime/default" or str(v).startswith("localhost/")
                 ):
                     out.append((path, f"{path}.annotations['{k}'] is {v!r}. Set it to runtime/default."))
-                if str(k).startswith(("seccomp.security.alpha.kubernetes.io/", "container.seccomp.security.alpha.kubernetes.io/")) and str(v) == "unconfined":
+                if (
+                    str(k).startswith(
+                        ("seccomp.security.alpha.kubernetes.io/", "container.seccomp.security.alpha.kubernetes.io/")
+                    )
+                    and str(v) == "unconfined"
+                ):
                     out.append((path, f"{path}.annotations['{k}'] is 'unconfined'. Set it to runtime/default."))
         if level == "restricted" and is_pod_spec(d):
             out += _restricted_pod(d, path)

@@ -50,8 +50,18 @@ GCS_ACL_TYPES = (
     "gcp:storage/defaultObjectACL:DefaultObjectACL",
 )
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
-PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read", "publicread", "publicreadwrite", "authenticatedread")
-PUBLIC_GROUPS = ("http://acs.amazonaws.com/groups/global/AllUsers", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
+PUBLIC_ACLS = (
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "publicread",
+    "publicreadwrite",
+    "authenticatedread",
+)
+PUBLIC_GROUPS = (
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+)
 SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 # Condition keys that restrict WHO (or from where) can call; anything else (SecureTransport,
 # UserAgent, Referer, x-amz-acl ...) leaves a "*" principal open to the world.
@@ -85,7 +95,9 @@ _OPEN_VALUES = ("*", "0.0.0.0/0", "::/0", "")
 
 def bucket_names(bucket: ResourceView) -> set[str]:
     p = bucket.props
-    return {n for n in (p.get("bucket"), p.get("bucketName"), bucket.name, f"{bucket.name}-id") if isinstance(n, str) and n}
+    return {
+        n for n in (p.get("bucket"), p.get("bucketName"), bucket.name, f"{bucket.name}-id") if isinstance(n, str) and n
+    }
 
 
 def refers_to(attached: ResourceView, bucket: ResourceView) -> bool:
@@ -105,7 +117,9 @@ def _sse_algorithms(rules: Any) -> set[str]:
     out = set()
     for r in rules:
         if isinstance(r, dict):
-            a = first_present(r, "applyServerSideEncryptionByDefault.sseAlgorithm", "serverSideEncryptionByDefault.sseAlgorithm")
+            a = first_present(
+                r, "applyServerSideEncryptionByDefault.sseAlgorithm", "serverSideEncryptionByDefault.sseAlgorithm"
+            )
             if isinstance(a, str):
                 out.add(a)
             elif a is UNKNOWN:
@@ -140,7 +154,11 @@ def _ebs_unencrypted(v: ResourceView) -> list[str]:
             ebs = m.get("ebs") if isinstance(m, dict) else None
             if isinstance(ebs, dict) and str(ebs.get("encrypted")).lower() != "true" and not ebs.get("snapshotId"):
                 out.append(f"blockDeviceMappings[{i}].ebs.encrypted")
-    elif v.type in ("aws:ec2/instance:Instance", "aws:ec2/launchConfiguration:LaunchConfiguration", "aws:ec2/spotInstanceRequest:SpotInstanceRequest"):
+    elif v.type in (
+        "aws:ec2/instance:Instance",
+        "aws:ec2/launchConfiguration:LaunchConfiguration",
+        "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
+    ):
         root = p.get("rootBlockDevice")
         if isinstance(root, dict) and root.get("encrypted") is not True:
             out.append("rootBlockDevice.encrypted")
@@ -154,7 +172,10 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
     cmk = bool(cfg.get("requireCustomerManagedKeys", False))
     out: list[tuple[str | None, str]] = []
     sses = [v for v in views if v.type in SSE_TYPES]
-    ebs_default = any(v.type == "aws:ebs/encryptionByDefault:EncryptionByDefault" and v.props.get("enabled", True) is True for v in views)
+    ebs_default = any(
+        v.type == "aws:ebs/encryptionByDefault:EncryptionByDefault" and v.props.get("enabled", True) is True
+        for v in views
+    )
     for v in views:
         p = v.props
         if v.type in S3_BUCKETS:
@@ -163,23 +184,62 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
                 continue
             good = algos & set(SSE_ALGORITHMS)
             if not good:
-                out.append((v.urn, f"{label(v)} has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it ({'aws:kms with a KMS key' if cmk else 'AES256 or aws:kms'})."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it ({'aws:kms with a KMS key' if cmk else 'AES256 or aws:kms'}).",
+                    )
+                )
             elif cmk and not good & {"aws:kms", "aws:kms:dsse"}:
-                out.append((v.urn, f"{label(v)} is not encrypted with a customer-managed KMS key (requireCustomerManagedKeys). Set sseAlgorithm to aws:kms with kmsMasterKeyId."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} is not encrypted with a customer-managed KMS key (requireCustomerManagedKeys). Set sseAlgorithm to aws:kms with kmsMasterKeyId.",
+                    )
+                )
         elif v.type == "aws:ebs/volume:Volume" and p.get("encrypted") is not True and not ebs_default:
-            out.append((v.urn, f"{label(v)} is an unencrypted EBS volume. Set encrypted: true (with kmsKeyId for a customer-managed key)."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} is an unencrypted EBS volume. Set encrypted: true (with kmsKeyId for a customer-managed key).",
+                )
+            )
         elif (bad := _ebs_unencrypted(v)) and not ebs_default:
-            out.append((v.urn, f"{label(v)} has unencrypted block devices ({', '.join(bad)}). Set encrypted to true on each, or turn on aws.ebs.EncryptionByDefault."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} has unencrypted block devices ({', '.join(bad)}). Set encrypted to true on each, or turn on aws.ebs.EncryptionByDefault.",
+                )
+            )
         elif v.type == "aws:efs/fileSystem:FileSystem" and p.get("encrypted") is not True:
             out.append((v.urn, f"{label(v)} is an unencrypted EFS file system. Set encrypted: true."))
         elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and p.get("storageEncrypted") is not True:
-            out.append((v.urn, f"{label(v)} stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key)."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key).",
+                )
+            )
         elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and cmk and not p.get("kmsKeyId"):
             out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set kmsKeyId."))
         elif v.type == GCS_BUCKET and cmk and not dig(p, "encryption.defaultKmsKeyName"):
-            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryption.defaultKmsKeyName."))
-        elif v.type == "aws:dynamodb/table:Table" and cmk and not (dig(p, "serverSideEncryption.enabled") is True and dig(p, "serverSideEncryption.kmsKeyArn")):
-            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set serverSideEncryption {{enabled: true, kmsKeyArn}}."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryption.defaultKmsKeyName.",
+                )
+            )
+        elif (
+            v.type == "aws:dynamodb/table:Table"
+            and cmk
+            and not (dig(p, "serverSideEncryption.enabled") is True and dig(p, "serverSideEncryption.kmsKeyArn"))
+        ):
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set serverSideEncryption {{enabled: true, kmsKeyArn}}.",
+                )
+            )
         elif v.type == "aws:sagemaker/featureGroup:FeatureGroup" and cmk:
             missing = [
                 path
@@ -187,15 +247,36 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
                 if p.get(path.split(".")[0]) and not dig(p, path)
             ]
             if missing:
-                out.append((v.urn, f"{label(v)} has no customer-managed key at {', '.join(missing)} (requireCustomerManagedKeys). Set them to a KMS key."))
-        elif v.type == "gcp:vertex/aiFeatureOnlineStore:AiFeatureOnlineStore" and cmk and not dig(p, "encryptionSpec.kmsKeyName"):
-            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionSpec.kmsKeyName."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} has no customer-managed key at {', '.join(missing)} (requireCustomerManagedKeys). Set them to a KMS key.",
+                    )
+                )
+        elif (
+            v.type == "gcp:vertex/aiFeatureOnlineStore:AiFeatureOnlineStore"
+            and cmk
+            and not dig(p, "encryptionSpec.kmsKeyName")
+        ):
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionSpec.kmsKeyName.",
+                )
+            )
         elif v.type == CLOUD_SQL_INSTANCE and cmk and not p.get("encryptionKeyName"):
-            out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionKeyName."))
+            out.append(
+                (v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set encryptionKeyName.")
+            )
         elif v.component == "ModelRegistry" and dig(v.summary, "database.encrypted") is False:
             out.append((v.urn, f"{label(v)} keeps its registry database unencrypted. Use an encrypted database."))
         elif v.component == "FeatureStore" and v.summary.get("encrypted") is False:
-            out.append((v.urn, f"{label(v)} stores features unencrypted. Turn encryption on for its online and offline stores."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} stores features unencrypted. Turn encryption on for its online and offline stores.",
+                )
+            )
     return out
 
 
@@ -289,12 +370,20 @@ def check_not_public(views: list[ResourceView], cfg: Config) -> list[tuple[str |
     pabs = [v for v in views if v.type == PAB_TYPE]
     accounts = [str(a) for a in cfg.get("accountIds") or []]
     account_blocks = [
-        v for v in views if v.type == ACCOUNT_PAB_TYPE and (not isinstance(v.props.get("accountId"), str) or v.props["accountId"] in accounts)
+        v
+        for v in views
+        if v.type == ACCOUNT_PAB_TYPE
+        and (not isinstance(v.props.get("accountId"), str) or v.props["accountId"] in accounts)
     ]
     ignored_accounts = [v for v in views if v.type == ACCOUNT_PAB_TYPE and v not in account_blocks]
     account_on = {f: any(b.props.get(f) is True for b in account_blocks) for f in PAB_FLAGS}
     for v in ignored_accounts:
-        out.append((v.urn, f"{label(v)} blocks public access for account {v.props.get('accountId')}, not this stack's account, so it covers none of its buckets. Remove accountId (or add it to accountIds in the storage-not-public config)."))
+        out.append(
+            (
+                v.urn,
+                f"{label(v)} blocks public access for account {v.props.get('accountId')}, not this stack's account, so it covers none of its buckets. Remove accountId (or add it to accountIds in the storage-not-public config).",
+            )
+        )
     for v in views:
         p = v.props
         if v.type in S3_BUCKETS:
@@ -302,47 +391,116 @@ def check_not_public(views: list[ResourceView], cfg: Config) -> list[tuple[str |
             if v.type == "aws-native:s3:Bucket" and isinstance(p.get("publicAccessBlockConfiguration"), dict):
                 blocks.append(p["publicAccessBlockConfiguration"])
             if not blocks and not all(account_on.values()):
-                out.append((v.urn, f"{label(v)} has no public access block. Add an aws.s3.BucketPublicAccessBlock with {', '.join(PAB_FLAGS)} all true."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} has no public access block. Add an aws.s3.BucketPublicAccessBlock with {', '.join(PAB_FLAGS)} all true.",
+                    )
+                )
             elif blocks:
                 # Every block applies; the least restrictive setting of each flag wins.
-                off = [f for f in PAB_FLAGS if not account_on[f] and any(_flags(b)[f] is not True and _flags(b)[f] is not UNKNOWN for b in blocks)]
+                off = [
+                    f
+                    for f in PAB_FLAGS
+                    if not account_on[f]
+                    and any(_flags(b)[f] is not True and _flags(b)[f] is not UNKNOWN for b in blocks)
+                ]
                 if off:
-                    out.append((v.urn, f"{label(v)} has a public access block with {off} not true. Set all of {', '.join(PAB_FLAGS)} to true on every block that targets it."))
+                    out.append(
+                        (
+                            v.urn,
+                            f"{label(v)} has a public access block with {off} not true. Set all of {', '.join(PAB_FLAGS)} to true on every block that targets it.",
+                        )
+                    )
             if policy_is_public(p.get("policy")):
-                out.append((v.urn, f"{label(v)} has a bucket policy that allows Principal '*' without a condition that restricts the caller. Grant access to specific roles instead."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} has a bucket policy that allows Principal '*' without a condition that restricts the caller. Grant access to specific roles instead.",
+                    )
+                )
             if grants := _acl_public(p):
-                out.append((v.urn, f"{label(v)} grants {', '.join(grants)}. Use 'private' (or no ACL, with bucket owner enforced)."))
-        elif v.type in BUCKET_POLICY_TYPES and policy_is_public(p.get("policy") if "policy" in p else p.get("policyDocument")):
-            out.append((v.urn, f"{label(v)} allows Principal '*' without a condition that restricts the caller. Grant access to specific roles instead."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} grants {', '.join(grants)}. Use 'private' (or no ACL, with bucket owner enforced).",
+                    )
+                )
+        elif v.type in BUCKET_POLICY_TYPES and policy_is_public(
+            p.get("policy") if "policy" in p else p.get("policyDocument")
+        ):
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} allows Principal '*' without a condition that restricts the caller. Grant access to specific roles instead.",
+                )
+            )
         elif v.type in BUCKET_ACL_TYPES and (grants := _acl_public(p)):
-            out.append((v.urn, f"{label(v)} grants {', '.join(grants)}. Use 'private' (or no ACL, with bucket owner enforced)."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} grants {', '.join(grants)}. Use 'private' (or no ACL, with bucket owner enforced).",
+                )
+            )
         elif v.type == GCS_BUCKET:
             if p.get("publicAccessPrevention") != "enforced":
-                out.append((v.urn, f"{label(v)} does not enforce public access prevention. Set publicAccessPrevention: enforced."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} does not enforce public access prevention. Set publicAccessPrevention: enforced.",
+                    )
+                )
             if p.get("uniformBucketLevelAccess") is not True:
-                out.append((v.urn, f"{label(v)} does not use uniform bucket-level access. Set uniformBucketLevelAccess: true."))
+                out.append(
+                    (v.urn, f"{label(v)} does not use uniform bucket-level access. Set uniformBucketLevelAccess: true.")
+                )
         elif v.type.startswith("gcp:storage/bucketIAM"):
             members = [p.get("member"), *list(p.get("members") or [])]
             members += [m for b in _policy_bindings(p.get("policyData")) for m in b.get("members") or []]
             public = [m for m in members if m in PUBLIC_MEMBERS]
             if public:
-                out.append((v.urn, f"{label(v)} grants {p.get('role') or 'a role'} to {public}. Grant it to specific service accounts."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} grants {p.get('role') or 'a role'} to {public}. Grant it to specific service accounts.",
+                    )
+                )
         elif v.type in GCS_ACL_TYPES:
             entities = [p.get("entity"), *list(p.get("roleEntities") or [])]
             public = [e for e in entities if isinstance(e, str) and any(m in e for m in PUBLIC_MEMBERS)]
             if public or p.get("predefinedAcl") in ("publicRead", "publicReadWrite", "authenticatedRead"):
-                out.append((v.urn, f"{label(v)} grants access to {public or [p.get('predefinedAcl')]}. Remove the grant and use uniform bucket-level access."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} grants access to {public or [p.get('predefinedAcl')]}. Remove the grant and use uniform bucket-level access.",
+                    )
+                )
         elif v.component == "FeatureStore" and v.summary.get("public") is True:
             out.append((v.urn, f"{label(v)} is publicly reachable. Make its online store private."))
         elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and p.get("publiclyAccessible") is True:
-            out.append((v.urn, f"{label(v)} is publicly accessible. Set publiclyAccessible: false and reach it from the cluster's subnets."))
+            out.append(
+                (
+                    v.urn,
+                    f"{label(v)} is publicly accessible. Set publiclyAccessible: false and reach it from the cluster's subnets.",
+                )
+            )
         elif v.type == CLOUD_SQL_INSTANCE:
             ip = dig(p, "settings.ipConfiguration") or {}
             if not isinstance(ip, dict) or ip.get("ipv4Enabled") is not False:
-                out.append((v.urn, f"{label(v)} has a public IPv4 address. Set settings.ipConfiguration.ipv4Enabled: false with a privateNetwork."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} has a public IPv4 address. Set settings.ipConfiguration.ipv4Enabled: false with a privateNetwork.",
+                    )
+                )
             nets = ip.get("authorizedNetworks") if isinstance(ip, dict) else None
             if nets:
-                out.append((v.urn, f"{label(v)} admits authorized networks {[n.get('value') for n in nets if isinstance(n, dict)]}. Remove them; connect over the private IP."))
+                out.append(
+                    (
+                        v.urn,
+                        f"{label(v)} admits authorized networks {[n.get('value') for n in nets if isinstance(n, dict)]}. Remove them; connect over the private IP.",
+                    )
+                )
         elif v.component == "ModelRegistry" and dig(v.summary, "database.public") is True:
             out.append((v.urn, f"{label(v)} has a publicly reachable database. Make it private."))
     return out
