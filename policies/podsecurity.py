@@ -133,7 +133,7 @@ def walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             yield from walk(v, f"{path}[{i}]")
-    elif isinstance(obj, str) and 20 < len(obj) < 262144 and any(h in obj for h in _EMBEDDED_HINTS):
+    elif isinstance(obj, str) and 10 <= len(obj) < 262144 and any(h in obj for h in _EMBEDDED_HINTS):
         try:
             parsed = json.loads(obj) if obj.lstrip().startswith(("{", "[")) else yaml.safe_load(obj)
         except (ValueError, yaml.YAMLError):

@@ -249,7 +249,7 @@ PODS = [
                 {
                     "spec": {
                         "podSpecPatch": json.dumps({"hostNetwork": True}),
-                        "templates": [{"name": "t", "container": {"image": "x"}}],
+                        "templates": [{"name": "t", "container": {"image": "x"}, "podSpecPatch": "hostPID: true"}],
                     }
                 },
             )

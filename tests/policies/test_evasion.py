@@ -56,6 +56,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "pss-embedded-pod-spec-patch": [
         "kubernetes:argoproj.io/v1alpha1:Workflow 'w': spec.podSpecPatch(parsed).hostNetwork is true. Remove it; pods must not share the node's namespaces.",
+        "kubernetes:argoproj.io/v1alpha1:Workflow 'w': spec.templates[0].podSpecPatch(parsed).hostPID is true. Remove it; pods must not share the node's namespaces.",
     ],
     "pss-configgroup-yaml-string": [
         "kubernetes:yaml/v2:ConfigGroup 'cg': yaml(parsed).spec.containers[0].securityContext.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead."
