@@ -349,3 +349,10 @@ def test_exempted_findings_ride_along_when_the_stack_policy_reports_another_reso
             f"exempted by gpuplane/exempt on {exempted.urn} (reason: public mirror) — aws:s3/bucketV2 'mirror' has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it (AES256 or aws:kms).",
         )
     ]
+
+
+def test_every_evasion_message_says_what_to_change():
+    verbs = ("Set ", "Add ", "Use ", "Remove ", "Grant ", "Limit ", "Run ", "Put ", "Make ", "Turn ")
+    for case_id, msgs in EXPECTED.items():
+        for m in msgs:
+            assert any(v in m for v in verbs), f"{case_id}: message gives no fix: {m}"
