@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from gpuplane.cli import app
@@ -94,3 +95,33 @@ def test_a_policy_config_with_an_invalid_level_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: policy 'no-privileged-pods': enforcement level 'strict' is not one of ['advisory', 'disabled', 'mandatory', 'remediate']."
     ]
+
+
+# The same evasion table through the analyzer the Pulumi CLI's policy host drives
+# (pulumi_policy's servicer, protobuf round trip, config reconciled from a policy config file).
+from gpuplane.engine.runtime import RecordedResource  # noqa: E402
+from tests.policies.evasion_cases import CASES  # noqa: E402
+from tests.policies.test_evasion import EXPECTED  # noqa: E402
+
+
+def _recorded(v) -> RecordedResource:
+    return RecordedResource(
+        urn=v.urn,
+        type=v.type,
+        name=v.name,
+        parent=v.parent,
+        custom=not v.type.startswith("gpuplane:"),
+        remote=False,
+        provider=None,
+        inputs=dict(v.props),
+        dependencies=list(v.dependencies),
+    )
+
+
+@pytest.mark.parametrize(("case_id", "rule", "resources", "cfg"), CASES, ids=[c[0] for c in CASES])
+def test_evasion_case_through_the_policy_host(case_id, rule, resources, cfg):
+    providers = {v.type.split(":", 1)[0]: dict(v.provider_props) for v in resources if v.provider_props}
+    report = evaluate_policies(
+        program(*[_recorded(v) for v in resources]), {rule.name: cfg} if cfg else None, provider_defaults=providers
+    )
+    assert [v.message for v in report.violations if v.policy == rule.name] == EXPECTED[case_id]
