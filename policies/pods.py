@@ -76,8 +76,8 @@ NO_PRIVILEGED_PODS = ResourceRule(
         "exemptNamespaces": {
             "type": "array",
             "items": {"type": "string"},
-            "default": ["kube-system"],
-            "description": "Namespaces of system agents that need node access.",
+            "default": [],
+            "description": "Namespaces whose pods are not checked (none by default: a privileged pod in kube-system is still a privileged pod).",
         },
         "allowedHostPaths": {
             "type": "array",
@@ -124,7 +124,7 @@ HELM_RELEASE_RENDERED = ResourceRule(
         "exemptNamespaces": {
             "type": "array",
             "items": {"type": "string"},
-            "default": ["kube-system"],
+            "default": [],
             "description": "Namespaces whose releases need no render (as no-privileged-pods' exemptNamespaces).",
         },
         "exemptCharts": {

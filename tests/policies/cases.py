@@ -529,7 +529,7 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
             view(DEPLOY, pod_template(), "d"),
             view(DEPLOY, {**pod_template(hostNetwork=True), "metadata": {"namespace": "kube-system"}}, "sys"),
         ],
-        {},
+        {"exemptNamespaces": ["kube-system"]},
     ),
     (
         "priv-privileged",

@@ -272,6 +272,11 @@ PODS = [
     (
         "pss-exempt-namespace",
         [k8s(DEPLOY, {"spec": {"template": {"spec": spec(hostNetwork=True)}}}, ns="kube-system")],
+        {"exemptNamespaces": ["kube-system"]},
+    ),
+    (
+        "pss-kube-system-not-trusted-by-default",
+        [k8s(DEPLOY, {"spec": {"template": {"spec": spec(hostNetwork=True)}}}, ns="kube-system")],
         {},
     ),
     (
@@ -310,7 +315,7 @@ PODS = [
     (
         "pss-release-in-exempt-namespace",
         [view(RELEASE, {"chart": "nvidia-device-plugin", "version": "0.17.4", "namespace": "kube-system"}, "dp")],
-        {},
+        {"exemptNamespaces": ["kube-system"]},
     ),
 ]
 
@@ -1059,7 +1064,7 @@ HELM = [
     (
         "helm-exempt-namespace-ok",
         [view(RELEASE, {"chart": "anything", "version": "1.0.0", "namespace": "kube-system"}, "r")],
-        {},
+        {"exemptNamespaces": ["kube-system"]},
     ),
     ("helm-unpinned-unchecked", [view(RELEASE, {"chart": "https://example.com/x.tgz", "namespace": "apps"}, "r")], {}),
 ]

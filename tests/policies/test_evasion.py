@@ -62,6 +62,9 @@ EXPECTED: dict[str, list[str]] = {
         "kubernetes:yaml/v2:ConfigGroup 'cg': yaml(parsed).spec.containers[0].securityContext.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead."
     ],
     "pss-exempt-namespace": [],
+    "pss-kube-system-not-trusted-by-default": [
+        "kubernetes:apps/v1:Deployment 'w': spec.template.spec.hostNetwork is true. Remove it; pods must not share the node's namespaces."
+    ],
     "pss-restricted-ok": [],
     "pss-restricted": [
         "kubernetes:apps/v1:Deployment 'w': spec.template.spec.volumes[0] ('n') is a nfs volume, not allowed at the restricted level. Use a persistentVolumeClaim, emptyDir, configMap, secret or projected volume.",
@@ -265,7 +268,12 @@ def test_a_release_without_a_local_chart_is_reported_unchecked(monkeypatch):
     assert pods.HELM_RELEASE_RENDERED.check(release("no-such-chart", "1.0.0"), cfg) == [
         "kubernetes:helm.sh/v3:Release 'dp' (chart no-such-chart) was not checked for pod security: no local archive no-such-chart-1.0.0.tgz (looked in no chart folder found). Put helm on PATH and the chart archive in shared/charts, or list the chart in exemptCharts."
     ]
-    assert pods.HELM_RELEASE_RENDERED.check(release("no-such-chart", "1.0.0", ns="kube-system"), cfg) == []
+    assert (
+        pods.HELM_RELEASE_RENDERED.check(
+            release("no-such-chart", "1.0.0", ns="kube-system"), {**cfg, "exemptNamespaces": ["kube-system"]}
+        )
+        == []
+    )
     assert (
         pods.HELM_RELEASE_RENDERED.check(release("no-such-chart", "1.0.0"), {**cfg, "exemptCharts": ["no-such-chart"]})
         == []
