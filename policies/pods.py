@@ -6,9 +6,10 @@ no static cloud keys reaching a container.
   (``baseline`` by default, ``restricted`` as an option), outside ``exemptNamespaces``
   (policies/podsecurity.py walks the object; nothing is found by kind). A release is named as
   the resource in violation, with the rendered object that breaks the standard.
-- ``helm-release-rendered``: every Helm release outside ``exemptNamespaces`` / ``exemptCharts``
-  could be rendered (local chart archive and a helm binary, policies/helm.py). One that could not
-  is reported as unchecked, never passed silently.
+- ``helm-release-rendered`` (advisory unless the config says mandatory): every Helm release
+  outside ``exemptNamespaces`` / ``exemptCharts`` could be rendered (local chart archive and a
+  helm binary, policies/helm.py). One that could not is reported as unchecked, never passed
+  silently.
 - ``workload-identity`` (stack): no long-lived cloud keys — ``aws.iam.AccessKey``,
   ``gcp.serviceaccount.Key``, static key variables or key-shaped values in a container's
   ``env``, and no container reaching a Kubernetes Secret or ConfigMap that holds cloud keys by
@@ -119,7 +120,10 @@ HELM_RELEASE_RENDERED = ResourceRule(
     name="helm-release-rendered",
     description="Checks whether every Helm release's chart could be rendered, so no-privileged-pods saw its pods.",
     check=check_release_rendered,
-    enforcement=EnforcementLevel.MANDATORY,
+    # Advisory by default: a project without helm (or whose charts come from a registry) sees
+    # every unchecked release listed on each plan; a stack that must not deploy unchecked pods
+    # sets it mandatory in its policy config.
+    enforcement=EnforcementLevel.ADVISORY,
     schema={
         "exemptNamespaces": {
             "type": "array",
