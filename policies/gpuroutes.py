@@ -64,9 +64,7 @@ def _karpenter_attrs(name: str, acc: str, gpus: int) -> dict[str, str]:
     return {
         "node.kubernetes.io/instance-type": name,
         "karpenter.k8s.aws/instance-family": family,
-        "karpenter.k8s.aws/instance-category": re.match(r"^[a-z]+", family).group(0)
-        if re.match(r"^[a-z]+", family)
-        else family,
+        "karpenter.k8s.aws/instance-category": re.sub(r"[^a-z].*$", "", family) or family,
         "karpenter.k8s.aws/instance-gpu-name": _gpu_name(acc),
         "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
         "karpenter.k8s.aws/instance-gpu-count": str(gpus),

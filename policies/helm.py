@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from policies.podsecurity import as_dict
 from policies.resources import ResourceView
 
 RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Chart")
@@ -69,10 +70,14 @@ def chart_archive(chart: str, version: str) -> Path | None:
 def release_facts(view: ResourceView) -> tuple[str, str, str, str, dict[str, Any]]:
     """(release name, chart, version, namespace, values) of a release."""
     p = view.props
-    name = p.get("name") if isinstance(p.get("name"), str) else view.name
-    ns = p.get("namespace") if isinstance(p.get("namespace"), str) and p.get("namespace") else "default"
-    values = p.get("values") if isinstance(p.get("values"), dict) else {}
-    return str(name), str(p.get("chart") or ""), str(p.get("version") or ""), ns, values
+    name, ns = p.get("name"), p.get("namespace")
+    return (
+        name if isinstance(name, str) and name else view.name,
+        str(p.get("chart") or ""),
+        str(p.get("version") or ""),
+        ns if isinstance(ns, str) and ns else "default",
+        as_dict(p.get("values")),
+    )
 
 
 @lru_cache(maxsize=256)

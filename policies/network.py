@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from policies.framework import Config, ResourceRule
+from policies.podsecurity import as_dict
 from policies.resources import UNKNOWN, ResourceView, dig, label, number
 
 WORLD = ("0.0.0.0/0", "::/0")
@@ -122,7 +123,7 @@ def _ingress_rules(view: ResourceView) -> list[tuple[str, list[str], Any, Any, A
         for i, a in enumerate(p.get("allows") or []):
             if not isinstance(a, dict):
                 continue
-            specs = [str(x) for x in a.get("ports") or []] or [None]
+            specs: list[str | None] = [str(x) for x in a.get("ports") or []] or [None]
             for s in specs:
                 lo, _, hi = (s or "").partition("-")
                 out.append((f"allows[{i}]", world, a.get("protocol"), lo or None, hi or lo or None))
@@ -197,7 +198,7 @@ def _gke(view: ResourceView, cfg: Config) -> list[str]:
 def check_cluster(view: ResourceView, cfg: Config) -> list[str]:
     p = view.props
     if view.type == "aws:eks/cluster:Cluster":
-        vpc = p.get("vpcConfig") if isinstance(p.get("vpcConfig"), dict) else {}
+        vpc = as_dict(p.get("vpcConfig"))
         public = vpc.get("endpointPublicAccess")
         cidrs = vpc.get("publicAccessCidrs")
         allowed = bool(cfg.get("allowPublicEndpoint", False))

@@ -262,12 +262,12 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
                         )
                     )
                 for kind, name, how in _refs(spec, cpath, c):
-                    keys = keyed.get((kind, ns, name))
-                    if keys:
+                    held = keyed.get((kind, ns, name))
+                    if held:
                         out.append(
                             (
                                 v.urn,
-                                f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {keys} of {kind} '{name}' ({how}). {fix}",
+                                f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {held} of {kind} '{name}' ({how}). {fix}",
                             )
                         )
     return out

@@ -86,6 +86,10 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _cap(name: Any) -> str:
     return str(name).upper().removeprefix("CAP_")
 
@@ -158,7 +162,7 @@ def _security_context(sc: Mapping[str, Any], where: str, level: str) -> list[tup
                 f"{where}.windowsOptions.hostProcess is true. Remove it; HostProcess containers have full access to the node.",
             )
         )
-    caps = sc.get("capabilities") if isinstance(sc.get("capabilities"), dict) else {}
+    caps = as_dict(sc.get("capabilities"))
     added = [str(c) for c in as_list(caps.get("add"))]
     allowed = {"NET_BIND_SERVICE"} if level == "restricted" else BASELINE_CAPABILITIES
     extra = [c for c in added if _cap(c) not in allowed]
@@ -172,7 +176,7 @@ def _security_context(sc: Mapping[str, Any], where: str, level: str) -> list[tup
     proc = sc.get("procMount")
     if proc not in (None, "Default"):
         out.append((where, f"{where}.procMount is {proc!r}. Set it to 'Default' or remove it."))
-    se = sc.get("seLinuxOptions") if isinstance(sc.get("seLinuxOptions"), dict) else {}
+    se = as_dict(sc.get("seLinuxOptions"))
     if se.get("type") not in (None, *SELINUX_TYPES):
         out.append((where, f"{where}.seLinuxOptions.type is {se.get('type')!r}. Use container_t (or remove it)."))
     for k in ("user", "role"):
@@ -209,7 +213,7 @@ def _host_path_ok(raw: str, allowed: list[str]) -> bool:
 
 def _restricted_pod(spec: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    pod_sc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    pod_sc = as_dict(spec.get("securityContext"))
     for i, vol in enumerate(as_list(spec.get("volumes"))):
         if isinstance(vol, dict):
             kinds = [k for k in vol if k != "name"]
@@ -224,7 +228,7 @@ def _restricted_pod(spec: Mapping[str, Any], path: str) -> list[tuple[str, str]]
     pod_nonroot = pod_sc.get("runAsNonRoot") is True
     pod_seccomp = _get(pod_sc, "seccompProfile", "type") in _CONFINED
     for cpath, c in containers_of(spec, path):
-        sc = c.get("securityContext") if isinstance(c.get("securityContext"), dict) else {}
+        sc = as_dict(c.get("securityContext"))
         name = c.get("name") or cpath
         if sc.get("allowPrivilegeEscalation") is not False:
             out.append(

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from policies.framework import Config, StackRule
@@ -127,7 +128,7 @@ def _sse_algorithms(rules: Any) -> set[str]:
     return out
 
 
-def first_present(d: dict[str, Any], *paths: str) -> Any:
+def first_present(d: Mapping[str, Any], *paths: str) -> Any:
     for p in paths:
         v = dig(d, p)
         if v is not None:
@@ -348,7 +349,7 @@ def policy_is_public(doc: Any) -> bool:
     return False
 
 
-def _acl_public(p: dict[str, Any]) -> list[str]:
+def _acl_public(p: Mapping[str, Any]) -> list[str]:
     out = []
     acl = first_present(p, "acl", "accessControl")
     if isinstance(acl, str) and acl.replace("-", "").lower() in {a.replace("-", "") for a in PUBLIC_ACLS}:
@@ -361,7 +362,7 @@ def _acl_public(p: dict[str, Any]) -> list[str]:
     return out
 
 
-def _flags(pab: dict[str, Any] | None) -> dict[str, Any]:
+def _flags(pab: Mapping[str, Any] | None) -> dict[str, Any]:
     return {f: (pab or {}).get(f) for f in PAB_FLAGS}
 
 
