@@ -5,7 +5,8 @@
   counts) on any route: inline ``ingress`` of ``aws.ec2.SecurityGroup``, ``aws.ec2.
   SecurityGroupRule`` (type ingress), ``aws.vpc.SecurityGroupIngressRule``, aws-native
   ``ec2:SecurityGroup`` / ``ec2:SecurityGroupIngress``, and GCP ``compute.Firewall`` (INGRESS).
-- ``cluster-hardened``: the Kubernetes control plane and nodes are not exposed. EKS: the public
+- ``cluster-hardened``: the Kubernetes control plane and nodes are not exposed. EKS (classic,
+  aws-native and the pulumi-eks component): the public
   API endpoint, when on, is limited by ``vpcConfig.publicAccessCidrs`` (not the world) unless
   ``allowPublicEndpoint``. GKE: no legacy ABAC, private nodes, a network policy engine
   (``networkPolicy.enabled`` or Dataplane V2) unless ``requireNetworkPolicy`` is off, shielded
@@ -22,6 +23,7 @@ from policies.podsecurity import as_dict
 from policies.resources import UNKNOWN, ResourceView, dig, label, number
 
 WORLD = ("0.0.0.0/0", "::/0")
+EKS_TYPES = ("aws:eks/cluster:Cluster", "aws-native:eks:Cluster", "eks:index:Cluster")
 DEFAULT_PORTS = [
     22,
     3389,
@@ -197,14 +199,15 @@ def _gke(view: ResourceView, cfg: Config) -> list[str]:
 
 def check_cluster(view: ResourceView, cfg: Config) -> list[str]:
     p = view.props
-    if view.type == "aws:eks/cluster:Cluster":
-        vpc = as_dict(p.get("vpcConfig"))
+    if view.type in EKS_TYPES:
+        # aws.eks.Cluster: vpcConfig; aws-native: resourcesVpcConfig; the pulumi-eks component: top level.
+        vpc = as_dict(p.get("vpcConfig")) or as_dict(p.get("resourcesVpcConfig")) or dict(p)
         public = vpc.get("endpointPublicAccess")
         cidrs = vpc.get("publicAccessCidrs")
         allowed = bool(cfg.get("allowPublicEndpoint", False))
         if public is not False and public is not UNKNOWN and not allowed and (cidrs is None or _world(cidrs)):
             return [
-                f"{label(view)} serves its API endpoint to the whole internet (vpcConfig.endpointPublicAccess on, publicAccessCidrs {cidrs or 'unset (0.0.0.0/0)'}). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges."
+                f"{label(view)} serves its API endpoint to the whole internet (endpointPublicAccess on, publicAccessCidrs {cidrs or 'unset (0.0.0.0/0)'}). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges."
             ]
         return []
     if view.type in ("gcp:container/cluster:Cluster", "gcp:container/nodePool:NodePool"):

@@ -32,6 +32,9 @@ from policies.resources import UNKNOWN, ResourceView, dig, label
 S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws-native:s3:Bucket")
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
+RDS_TYPES = (RDS_INSTANCE, RDS_CLUSTER, "aws-native:rds:DbInstance", "aws-native:rds:DbCluster")
+EBS_VOLUMES = ("aws:ebs/volume:Volume", "aws-native:ec2:Volume")
+EFS_TYPES = ("aws:efs/fileSystem:FileSystem", "aws-native:efs:FileSystem")
 CLOUD_SQL_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 SSE_TYPES = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -198,7 +201,7 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
                         f"{label(v)} is not encrypted with a customer-managed KMS key (requireCustomerManagedKeys). Set sseAlgorithm to aws:kms with kmsMasterKeyId.",
                     )
                 )
-        elif v.type == "aws:ebs/volume:Volume" and p.get("encrypted") is not True and not ebs_default:
+        elif v.type in EBS_VOLUMES and p.get("encrypted") is not True and not ebs_default:
             out.append(
                 (
                     v.urn,
@@ -212,16 +215,16 @@ def check_encrypted(views: list[ResourceView], cfg: Config) -> list[tuple[str | 
                     f"{label(v)} has unencrypted block devices ({', '.join(bad)}). Set encrypted to true on each, or turn on aws.ebs.EncryptionByDefault.",
                 )
             )
-        elif v.type == "aws:efs/fileSystem:FileSystem" and p.get("encrypted") is not True:
+        elif v.type in EFS_TYPES and p.get("encrypted") is not True:
             out.append((v.urn, f"{label(v)} is an unencrypted EFS file system. Set encrypted: true."))
-        elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and p.get("storageEncrypted") is not True:
+        elif v.type in RDS_TYPES and p.get("storageEncrypted") is not True:
             out.append(
                 (
                     v.urn,
                     f"{label(v)} stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key).",
                 )
             )
-        elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and cmk and not p.get("kmsKeyId"):
+        elif v.type in RDS_TYPES and cmk and not p.get("kmsKeyId"):
             out.append((v.urn, f"{label(v)} has no customer-managed key (requireCustomerManagedKeys). Set kmsKeyId."))
         elif v.type == GCS_BUCKET and cmk and not dig(p, "encryption.defaultKmsKeyName"):
             out.append(
@@ -478,7 +481,7 @@ def check_not_public(views: list[ResourceView], cfg: Config) -> list[tuple[str |
                 )
         elif v.component == "FeatureStore" and v.summary.get("public") is True:
             out.append((v.urn, f"{label(v)} is publicly reachable. Make its online store private."))
-        elif v.type in (RDS_INSTANCE, RDS_CLUSTER) and p.get("publiclyAccessible") is True:
+        elif v.type in RDS_TYPES and p.get("publiclyAccessible") is True:
             out.append(
                 (
                     v.urn,

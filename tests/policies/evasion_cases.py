@@ -575,6 +575,15 @@ ENCRYPTION = [
         {},
     ),
     (
+        "enc-aws-native",
+        [
+            view("aws-native:ec2:Volume", {"size": 100, "availabilityZone": "us-east-1a"}, "nvol"),
+            view("aws-native:rds:DbInstance", {"engine": "postgres", "storageEncrypted": False}, "ndb"),
+            view("aws-native:efs:FileSystem", {"encrypted": True}, "nefs"),
+        ],
+        {},
+    ),
+    (
         "enc-ebs-default-on",
         [
             view("aws:ebs/encryptionByDefault:EncryptionByDefault", {"enabled": True}, "ebs-default"),
@@ -837,6 +846,19 @@ CLUSTERS = [
                 {"vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["10.0.0.0/8", "0.0.0.0/0"]}},
                 "eks2",
             ),
+        ],
+        {},
+    ),
+    (
+        "cluster-eks-other-routes",
+        [
+            view(
+                "aws-native:eks:Cluster",
+                {"resourcesVpcConfig": {"subnetIds": ["s"], "endpointPublicAccess": True}},
+                "native",
+            ),
+            view("eks:index:Cluster", {"vpcId": "v"}, "component"),
+            view("eks:index:Cluster", {"endpointPublicAccess": False, "endpointPrivateAccess": True}, "private"),
         ],
         {},
     ),

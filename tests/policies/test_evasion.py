@@ -120,6 +120,10 @@ EXPECTED: dict[str, list[str]] = {
         "aws:rds/cluster 'aurora' stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key).",
         "aws-native:s3:Bucket 'native' has no server-side encryption configuration. Add an aws.s3.BucketServerSideEncryptionConfiguration for it (AES256 or aws:kms).",
     ],
+    "enc-aws-native": [
+        "aws-native:ec2:Volume 'nvol' is an unencrypted EBS volume. Set encrypted: true (with kmsKeyId for a customer-managed key).",
+        "aws-native:rds:DbInstance 'ndb' stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key).",
+    ],
     "enc-ebs-default-on": [],
     "enc-gcs-cmk": [
         "gcp:storage/bucket 'd' has no customer-managed key (requireCustomerManagedKeys). Set encryption.defaultKmsKeyName.",
@@ -173,8 +177,12 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "cluster-ok": [],
     "cluster-eks-public": [
-        "aws:eks/cluster 'eks' serves its API endpoint to the whole internet (vpcConfig.endpointPublicAccess on, publicAccessCidrs unset (0.0.0.0/0)). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
-        "aws:eks/cluster 'eks2' serves its API endpoint to the whole internet (vpcConfig.endpointPublicAccess on, publicAccessCidrs ['10.0.0.0/8', '0.0.0.0/0']). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
+        "aws:eks/cluster 'eks' serves its API endpoint to the whole internet (endpointPublicAccess on, publicAccessCidrs unset (0.0.0.0/0)). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
+        "aws:eks/cluster 'eks2' serves its API endpoint to the whole internet (endpointPublicAccess on, publicAccessCidrs ['10.0.0.0/8', '0.0.0.0/0']). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
+    ],
+    "cluster-eks-other-routes": [
+        "aws-native:eks:Cluster 'native' serves its API endpoint to the whole internet (endpointPublicAccess on, publicAccessCidrs unset (0.0.0.0/0)). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
+        "eks:index:Cluster 'component' serves its API endpoint to the whole internet (endpointPublicAccess on, publicAccessCidrs unset (0.0.0.0/0)). Set endpointPublicAccess: false (private_endpoint), or limit publicAccessCidrs to known ranges.",
     ],
     "cluster-gke-open": [
         "gcp:container/cluster 'gke' turns on legacy ABAC. Set enableLegacyAbac: false and grant access with RBAC.",
