@@ -4,7 +4,9 @@ Contract: ``more_gpu_requests(view, catalog)`` returns the ``GpuRequest``s of ra
 ask for GPU capacity by another route: EC2 launch templates, launch configurations, spot
 requests, autoscaling groups (mixed-instances overrides), EC2 fleets and spot fleets, aws-native
 instances, Karpenter NodePools / Provisioners of any API version (the catalog GPU types their
-instance-type requirements admit), GKE clusters (default pool, inline pools, node
+instance-type requirements admit), Kubernetes pods whose node selector or required node affinity
+picks a GPU type (GKE's ``gke-accelerator``, an instance type, Karpenter's GPU name or family:
+autoprovisioning makes that node for them), GKE clusters (default pool, inline pools, node
 auto-provisioning GPU limits), GCE instance templates. An instance type that looks like a GPU
 type (``p*``/``g*`` on AWS, ``a2-``/``a3-``/``a4-``/``g2-`` on GCP) but is not in the catalog
 is an ``unknown:<type>`` request, so the GPU type gate fails closed. ``unpriced_compute(views)``
@@ -185,7 +187,68 @@ def more_gpu_requests(view: Any, catalog: Catalog, request: Any) -> list[Any]:
         found = gcp_type(catalog, p.get("machineType"), p.get("guestAccelerators"))
         if found:
             out.append(request(found[0], found[1], p.get("machineType"), "gcp", None, None, "on_demand"))
+    elif t.startswith("kubernetes:") and not t.startswith(KARPENTER_PREFIX):
+        for key, value in pod_node_selections(p):
+            for acc, gpus, sel_type, cloud in _selected(catalog, key, value):
+                out.append(request(acc, gpus, sel_type, cloud, None, None, None))
     return out
+
+
+SELECTOR_KEYS = (
+    "cloud.google.com/gke-accelerator",
+    "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-family",
+)
+
+
+def pod_node_selections(props: Any) -> list[tuple[str, str]]:
+    """(key, value) of every GPU-choosing node selector / required node affinity in any pod spec of ``props``.
+
+    On GKE (Autopilot, node auto-provisioning) and with Karpenter a pod's selector picks the GPU
+    type of the node made for it, so it is a GPU request like a node pool's.
+    """
+    from policies.podsecurity import is_pod_spec, walk  # imported late: podsecurity is pure, no cycle
+
+    out: list[tuple[str, str]] = []
+    for _, d in walk(props):
+        if not is_pod_spec(d):
+            continue
+        sel = d.get("nodeSelector")
+        for k, v in sel.items() if isinstance(sel, dict) else []:
+            if k in SELECTOR_KEYS and isinstance(v, str):
+                out.append((k, v))
+        terms = _dig(
+            d, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"
+        )
+        for term in terms or []:
+            for e in _dig(term, "matchExpressions") or []:
+                if isinstance(e, dict) and e.get("key") in SELECTOR_KEYS and e.get("operator") == "In":
+                    out += [(str(e["key"]), str(v)) for v in e.get("values") or []]
+    return list(dict.fromkeys(out))
+
+
+def _selected(catalog: Catalog, key: str, value: str) -> list[tuple[str, int, str | None, str]]:
+    """(accelerator, GPUs, instance type, cloud) a node selector value picks."""
+    if key == "cloud.google.com/gke-accelerator":
+        found = gcp_type(catalog, None, [{"type": value, "count": 1}])
+        return [(found[0], found[1], None, "gcp")] if found else []
+    if key.endswith("instance-type"):
+        aws = aws_type(catalog, value)
+        if aws and not aws[0].startswith(UNKNOWN_PREFIX):
+            return [(aws[0], aws[1], value, "aws")]
+        gcp = gcp_type(catalog, value, None)
+        if gcp and not gcp[0].startswith(UNKNOWN_PREFIX):
+            return [(gcp[0], gcp[1], value, "gcp")]
+        found = aws or gcp
+        return [(found[0], found[1], value, "aws" if aws else "gcp")] if found else []
+    attr = "karpenter.k8s.aws/instance-gpu-name" if key.endswith("gpu-name") else "karpenter.k8s.aws/instance-family"
+    out = []
+    for (cloud, name), info in catalog.instance_types.items():
+        if cloud == "aws" and info.gpus > 0 and _karpenter_attrs(name, info.accelerator, info.gpus)[attr] == value:
+            out.append((info.accelerator, info.gpus, name, "aws"))
+    return list({o[0]: o for o in out}.values())
 
 
 UNPRICED_COMPUTE = (

@@ -1011,6 +1011,69 @@ GPU_TYPES = [
     ),
 ]
 
+GPU_TYPES.append(
+    (
+        "gpu-routes-pod-selectors",
+        [
+            k8s(
+                DEPLOY,
+                {"spec": {"template": {"spec": spec(nodeSelector={"cloud.google.com/gke-accelerator": "nvidia-l4"})}}},
+                "l4-ok",
+            ),
+            k8s(
+                DEPLOY,
+                {
+                    "spec": {
+                        "template": {
+                            "spec": spec(nodeSelector={"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"})
+                        }
+                    }
+                },
+                "autopilot",
+            ),
+            k8s(
+                JOBSET,
+                {
+                    "spec": {
+                        "replicatedJobs": [
+                            {
+                                "template": {
+                                    "spec": {
+                                        "template": {
+                                            "spec": spec(
+                                                affinity={
+                                                    "nodeAffinity": {
+                                                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                                                            "nodeSelectorTerms": [
+                                                                {
+                                                                    "matchExpressions": [
+                                                                        {
+                                                                            "key": "node.kubernetes.io/instance-type",
+                                                                            "operator": "In",
+                                                                            "values": ["p5.48xlarge"],
+                                                                        }
+                                                                    ]
+                                                                }
+                                                            ]
+                                                        }
+                                                    }
+                                                }
+                                            )
+                                        }
+                                    }
+                                }
+                            }
+                        ]
+                    }
+                },
+                "affinity",
+            ),
+            k8s(POD, {"spec": spec(nodeSelector={"karpenter.k8s.aws/instance-gpu-name": "a10g"})}, "karpenter-pod"),
+        ],
+        {"allowedGpus": ["L4"]},
+    )
+)
+
 BUDGET = [
     (
         "budget-priced-ok",

@@ -213,6 +213,11 @@ EXPECTED: dict[str, list[str]] = {
         "gcp:container/cluster 'nap' asks for A100-40GB, which this stack does not allow (allowedGpus: L4). Use one of those, or add A100-40GB to allowedGpus in the stack's policy config.",
         "gcp:compute/instanceTemplate 'tpl' asks for nvidia-tesla-t4, a GPU type the catalog does not know, so it cannot be checked against allowedGpus. Use a catalog instance type, or add it to the catalog.",
     ],
+    "gpu-routes-pod-selectors": [
+        "kubernetes:apps/v1:Deployment 'autopilot' asks for A100-40GB, which this stack does not allow (allowedGpus: L4). Use one of those, or add A100-40GB to allowedGpus in the stack's policy config.",
+        "kubernetes:jobset.x-k8s.io/v1alpha2:JobSet 'affinity' asks for H100, which this stack does not allow (allowedGpus: L4). Use one of those, or add H100 to allowedGpus in the stack's policy config.",
+        "kubernetes:core/v1:Pod 'karpenter-pod' asks for A10G, which this stack does not allow (allowedGpus: L4). Use one of those, or add A10G to allowedGpus in the stack's policy config.",
+    ],
     "budget-priced-ok": [],
     "budget-unpriced-compute": [
         "The budget cannot be checked: aws:autoscaling/group 'asg' launches compute whose price is unknown (the cost model does not price this resource type); it counts as unknown, not $0. Use a priced route (a GpuNodePool, an EKS node group, a GKE node pool), or set allowUnknownPrices: true.",
