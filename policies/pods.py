@@ -12,8 +12,9 @@ no static cloud keys reaching a container.
   silently.
 - ``workload-identity`` (stack): no long-lived cloud keys — ``aws.iam.AccessKey``,
   ``gcp.serviceaccount.Key``, static key variables or key-shaped values in a container's
-  ``env``, and no container reaching a Kubernetes Secret or ConfigMap that holds cloud keys by
-  ``env`` ``valueFrom``, ``envFrom`` or a mounted (or projected) volume. Use IRSA / EKS Pod
+  ``env`` or in a Helm release's values, and no container reaching a Kubernetes Secret or
+  ConfigMap that holds cloud keys by ``env`` ``valueFrom``, ``envFrom`` or a mounted (or
+  projected) volume. Use IRSA / EKS Pod
   Identity or GKE Workload Identity.
 """
 
@@ -214,6 +215,26 @@ def _refs(spec: dict[str, Any], cpath: str, c: dict[str, Any]) -> list[tuple[str
     return out
 
 
+def _keys_in_values(obj: Any, path: str) -> list[str]:
+    """Paths in Helm values that hold cloud keys (a key-named entry with a value, or a key-shaped string)."""
+    out: list[str] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if str(k).upper() in STATIC_KEY_NAMES and isinstance(v, str) and v:
+                out.append(f"{path}.{k}")
+            else:
+                out += _keys_in_values(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            if isinstance(v, dict) and str(v.get("name", "")).upper() in STATIC_KEY_NAMES and v.get("value"):
+                out.append(f"{path}[{i}]")
+            else:
+                out += _keys_in_values(v, f"{path}[{i}]")
+    elif isinstance(obj, str) and _KEY_VALUE.search(obj):
+        out.append(path)
+    return out
+
+
 def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tuple[str | None, str]]:
     out: list[tuple[str | None, str]] = []
     keyed: dict[tuple[str, str, str], list[str]] = {}  # (kind, namespace, name) -> keys
@@ -240,6 +261,13 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
                 )
             )
         if not v.type.startswith("kubernetes:") or v.type in (SECRET, CONFIG_MAP):
+            continue
+        if helm.is_release(v):
+            found = _keys_in_values(v.props.get("values"), "values")
+            if found:
+                out.append(
+                    (v.urn, f"{label(v)} passes static cloud credentials to its chart ({', '.join(sorted(found))}). {fix}")
+                )
             continue
         ns = namespace_of(v)
         for path, spec in walk(v.props):

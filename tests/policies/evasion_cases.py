@@ -446,6 +446,26 @@ IDENTITY = [
         {},
     ),
     (
+        "keys-helm-values",
+        [
+            view(
+                RELEASE,
+                {
+                    "chart": "app",
+                    "version": "1.0.0",
+                    "namespace": "ml",
+                    "values": {
+                        "env": [{"name": "AWS_ACCESS_KEY_ID", "value": "x"}],
+                        "extraEnv": {"AWS_SECRET_ACCESS_KEY": "y"},
+                        "note": "AKIAABCDEFGHIJKLMNOP",
+                    },
+                },
+                "app",
+            )
+        ],
+        {},
+    ),
+    (
         "keys-other-namespace",
         [
             k8s(SECRET, {"stringData": {"AWS_SECRET_ACCESS_KEY": "x"}}, "creds", ns="other"),

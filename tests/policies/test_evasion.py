@@ -88,6 +88,9 @@ EXPECTED: dict[str, list[str]] = {
     "keys-mounted-secret": [
         "kubernetes:argoproj.io/v1alpha1:Workflow 'wf' gives container 'spec.templates[0].container' the cloud keys ['key.json'] of Secret 'gsa' (volume k). Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity).",
     ],
+    "keys-helm-values": [
+        "kubernetes:helm.sh/v3:Release 'app' passes static cloud credentials to its chart (values.env[0], values.extraEnv.AWS_SECRET_ACCESS_KEY, values.note). Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity)."
+    ],
     "keys-other-namespace": [],
     "run-ok": [],
     "run-v2-binding": [
