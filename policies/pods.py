@@ -235,6 +235,29 @@ def _keys_in_values(obj: Any, path: str) -> list[str]:
     return out
 
 
+def _pod_key_findings(obj: Any, ns: str, keyed: dict[tuple[str, str, str], list[str]]) -> list[str]:
+    """What-is-wrong phrases for every container in ``obj`` that gets cloud keys (env, or a keyed Secret / ConfigMap)."""
+    out: list[str] = []
+    for path, spec in walk(obj):
+        if not is_pod_spec(spec):
+            continue
+        for cpath, c in containers_of(spec, path):
+            who = c.get("name") or cpath
+            env = [e for e in as_list(c.get("env")) if isinstance(e, dict)]
+            bad = [
+                str(e.get("name"))
+                for e in env
+                if str(e.get("name")).upper() in STATIC_KEY_NAMES or _KEY_VALUE.search(str(e.get("value") or ""))
+            ]
+            if bad:
+                out.append(f"passes static cloud credentials to container '{who}' ({', '.join(bad)}).")
+            for kind, name, how in _refs(spec, cpath, c):
+                held = keyed.get((kind, ns, name))
+                if held:
+                    out.append(f"gives container '{who}' the cloud keys {held} of {kind} '{name}' ({how}).")
+    return out
+
+
 def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tuple[str | None, str]]:
     out: list[tuple[str | None, str]] = []
     keyed: dict[tuple[str, str, str], list[str]] = {}  # (kind, namespace, name) -> keys
@@ -266,38 +289,18 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
             found = _keys_in_values(v.props.get("values"), "values")
             if found:
                 out.append(
-                    (v.urn, f"{label(v)} passes static cloud credentials to its chart ({', '.join(sorted(found))}). {fix}")
-                )
-            continue
-        ns = namespace_of(v)
-        for path, spec in walk(v.props):
-            if not is_pod_spec(spec):
-                continue
-            for cpath, c in containers_of(spec, path):
-                env = [e for e in as_list(c.get("env")) if isinstance(e, dict)]
-                bad = [str(e.get("name")) for e in env if str(e.get("name")).upper() in STATIC_KEY_NAMES]
-                bad += [
-                    str(e.get("name"))
-                    for e in env
-                    if str(e.get("name")).upper() not in STATIC_KEY_NAMES
-                    and _KEY_VALUE.search(str(e.get("value") or ""))
-                ]
-                if bad:
-                    out.append(
-                        (
-                            v.urn,
-                            f"{label(v)} passes static cloud credentials to container '{c.get('name') or cpath}' ({', '.join(bad)}). {fix}",
-                        )
+                    (
+                        v.urn,
+                        f"{label(v)} passes static cloud credentials to its chart ({', '.join(sorted(found))}). {fix}",
                     )
-                for kind, name, how in _refs(spec, cpath, c):
-                    held = keyed.get((kind, ns, name))
-                    if held:
-                        out.append(
-                            (
-                                v.urn,
-                                f"{label(v)} gives container '{c.get('name') or cpath}' the cloud keys {held} of {kind} '{name}' ({how}). {fix}",
-                            )
-                        )
+                )
+            ns = helm.release_facts(v)[3]
+            for doc in helm.render(v).manifests:  # the pods its chart renders, when helm could render it
+                what = f"(chart renders {doc.get('kind')} '{dig(doc, 'metadata.name')}')"
+                doc_ns = dig(doc, "metadata.namespace") or ns
+                out += [(v.urn, f"{label(v)} {what} {m} {fix}") for m in _pod_key_findings(doc, doc_ns, keyed)]
+            continue
+        out += [(v.urn, f"{label(v)} {m} {fix}") for m in _pod_key_findings(v.props, namespace_of(v), keyed)]
     return out
 
 
