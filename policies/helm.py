@@ -8,6 +8,8 @@ archive ``<chart>-<version>.tgz`` (``v`` prefix tolerated) in one of ``chart_dir
 ``$GPUPLANE_CHART_DIRS`` (``:``-separated), then ``shared/charts`` next to the repository or any
 folder above it. helm is ``shutil.which("helm")``, else ``$GPUPLANE_HELM``, else the engine
 cache's ``~/.cache/gpuplane/engine/*/bin/helm``. Renders are cached per process by their inputs.
+When a chart refuses values that are not known at plan time (empty or unknown outputs), it is
+rendered again with placeholders in their place.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import Any
 import yaml
 
 from policies.podsecurity import as_dict
-from policies.resources import ResourceView
+from policies.resources import UNKNOWN, ResourceView
 
+KUBE_VERSION = os.environ.get("GPUPLANE_HELM_KUBE_VERSION", "1.33.0")
+"""Capabilities.KubeVersion for rendering (helm template's own default, 1.20, fails current charts)."""
 RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Chart")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +91,18 @@ def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> 
         values_file = f.name
     try:
         proc = subprocess.run(
-            [helm, "template", name, archive, "--namespace", ns, "--values", values_file],
+            [
+                helm,
+                "template",
+                name,
+                archive,
+                "--namespace",
+                ns,
+                "--values",
+                values_file,
+                "--kube-version",
+                KUBE_VERSION,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -123,4 +138,26 @@ def render(view: ResourceView) -> Rendered:
         return Rendered(
             problem="no helm binary (not on PATH, GPUPLANE_HELM unset, none in ~/.cache/gpuplane/engine/*/bin)"
         )
-    return _template(helm, str(archive), name, ns, json.dumps(values, sort_keys=True, default=str))
+    rendered = _template(helm, str(archive), name, ns, json.dumps(values, sort_keys=True, default=str))
+    filled = _fill(values)
+    if rendered.problem is not None and filled != values:
+        # Outputs not known at plan time (a database endpoint) arrive empty or unknown, and a chart
+        # may `required` them: render again with placeholders, which change no pod's security fields.
+        retry = _template(helm, str(archive), name, ns, json.dumps(filled, sort_keys=True, default=str))
+        if retry.problem is None:
+            return retry
+    return rendered
+
+
+PLACEHOLDER = "gpuplane-unknown-at-plan"
+
+
+def _fill(value: Any) -> Any:
+    """``value`` with every empty string and unknown replaced by ``PLACEHOLDER``."""
+    if isinstance(value, dict):
+        return {k: _fill(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v) for v in value]
+    if value is UNKNOWN or value == "":
+        return PLACEHOLDER
+    return value
