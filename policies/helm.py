@@ -7,7 +7,9 @@ chart archive, helm failed). Nothing is fetched from the network: the chart must
 archive ``<chart>-<version>.tgz`` (``v`` prefix tolerated) in one of ``chart_dirs()``:
 ``$GPUPLANE_CHART_DIRS`` (``:``-separated), then ``shared/charts`` next to the repository or any
 folder above it. helm is ``shutil.which("helm")``, else ``$GPUPLANE_HELM``, else the engine
-cache's ``~/.cache/gpuplane/engine/*/bin/helm``. Renders are cached per process by their inputs.
+cache's ``~/.cache/gpuplane/engine/*/bin/helm``. Renders are cached by their inputs (helm, chart
+archive size and mtime, release name, namespace, values, Kubernetes version) in the process and
+under ``~/.cache/gpuplane/helm-template/`` (``$GPUPLANE_CACHE_DIR``).
 When a chart refuses values that are not known at plan time (empty or unknown outputs), it is
 rendered again with placeholders in their place.
 """
@@ -15,6 +17,7 @@ rendered again with placeholders in their place.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -84,8 +87,35 @@ def release_facts(view: ResourceView) -> tuple[str, str, str, str, dict[str, Any
     )
 
 
+def _cache_file(helm: str, archive: str, name: str, ns: str, values_json: str) -> Path:
+    st = Path(archive).stat()
+    key = json.dumps([helm, archive, st.st_size, st.st_mtime_ns, name, ns, values_json, KUBE_VERSION])
+    root = Path(os.environ.get("GPUPLANE_CACHE_DIR") or Path.home() / ".cache" / "gpuplane") / "helm-template"
+    return root / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
 @lru_cache(maxsize=256)
 def _template(helm: str, archive: str, name: str, ns: str, values_json: str) -> Rendered:
+    """``helm template`` once per input set: in this process (lru_cache) and on disk (the same chart,
+    values and helm render the same manifests, so a second plan does not pay for it again)."""
+    cache = _cache_file(helm, archive, name, ns, values_json)
+    try:
+        return Rendered(manifests=json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        pass
+    rendered = _helm_template(helm, archive, name, ns, values_json)
+    if rendered.problem is None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rendered.manifests, default=str))
+            tmp.replace(cache)
+        except OSError:
+            pass  # an unwritable cache only costs time
+    return rendered
+
+
+def _helm_template(helm: str, archive: str, name: str, ns: str, values_json: str) -> Rendered:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(values_json)
         values_file = f.name

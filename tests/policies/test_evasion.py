@@ -380,3 +380,26 @@ def test_every_evasion_message_says_what_to_change():
     for case_id, msgs in EXPECTED.items():
         for m in msgs:
             assert any(v in m for v in verbs), f"{case_id}: message gives no fix: {m}"
+
+
+def test_renders_are_cached_on_disk_by_their_inputs(monkeypatch, tmp_path):
+    archive = tmp_path / "c-1.0.0.tgz"
+    archive.write_bytes(b"chart")
+    monkeypatch.setenv("GPUPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    calls: list[tuple] = []
+
+    def fake(*args):
+        calls.append(args)
+        return helm.Rendered(manifests=[{"kind": "Pod", "metadata": {"name": args[2]}}])
+
+    monkeypatch.setattr(helm, "_helm_template", fake)
+    render = helm._template.__wrapped__  # past the in-process cache: the disk cache answers
+    first = render("helm", str(archive), "a", "ns", "{}")
+    assert (
+        render("helm", str(archive), "a", "ns", "{}")
+        == first
+        == helm.Rendered([{"kind": "Pod", "metadata": {"name": "a"}}])
+    )
+    assert len(calls) == 1
+    render("helm", str(archive), "a", "ns", '{"x": 1}')  # other values: rendered again
+    assert len(calls) == 2
