@@ -54,8 +54,8 @@ def check_pod_security(view: ResourceView, cfg: Config) -> list[str]:
         out: list[str] = []
         for doc in rendered.manifests:
             doc_ns = dig(doc, "metadata.namespace") or ns
-            if _exempt_namespace(doc_ns, cfg):
-                continue
+            if _exempt_namespace(doc_ns, cfg) or doc.get("kind") in ("Secret", "ConfigMap"):
+                continue  # text, not pods (a chart's dashboards are megabytes of JSON)
             what = f"{doc.get('kind')} '{dig(doc, 'metadata.name')}'"
             out += [f"{label(view)} (chart {chart} renders {what}): {m}" for _, m in pss_findings(doc, level, cfg)]
         return list(dict.fromkeys(out))
@@ -174,9 +174,13 @@ def _decoded(value: Any, b64: bool) -> str:
 
 def _holds_keys(view: ResourceView) -> list[str]:
     """Keys of a Secret / ConfigMap that hold cloud credentials."""
+    return _keys_of(view.props, view.type == SECRET)
+
+
+def _keys_of(props: Any, secret: bool) -> list[str]:
     found: list[str] = []
-    for field, b64 in (("data", view.type == SECRET), ("stringData", False), ("binaryData", True)):
-        data = view.props.get(field)
+    for field, b64 in (("data", secret), ("stringData", False), ("binaryData", True)):
+        data = props.get(field) if isinstance(props, dict) else None
         if not isinstance(data, dict):
             continue
         for k, v in data.items():
@@ -295,10 +299,19 @@ def check_workload_identity(views: list[ResourceView], cfg: Config) -> list[tupl
                     )
                 )
             ns = helm.release_facts(v)[3]
-            for doc in helm.render(v).manifests:  # the pods its chart renders, when helm could render it
+            docs = helm.render(v).manifests  # what its chart renders, when helm could render it
+            chart_keyed = dict(keyed)
+            for doc in docs:  # the chart's own Secrets / ConfigMaps that hold keys
+                if doc.get("kind") in ("Secret", "ConfigMap") and (held := _keys_of(doc, doc.get("kind") == "Secret")):
+                    chart_keyed[
+                        (str(doc["kind"]), dig(doc, "metadata.namespace") or ns, str(dig(doc, "metadata.name")))
+                    ] = held
+            for doc in docs:
+                if doc.get("kind") in ("Secret", "ConfigMap"):
+                    continue
                 what = f"(chart renders {doc.get('kind')} '{dig(doc, 'metadata.name')}')"
                 doc_ns = dig(doc, "metadata.namespace") or ns
-                out += [(v.urn, f"{label(v)} {what} {m} {fix}") for m in _pod_key_findings(doc, doc_ns, keyed)]
+                out += [(v.urn, f"{label(v)} {what} {m} {fix}") for m in _pod_key_findings(doc, doc_ns, chart_keyed)]
             continue
         out += [(v.urn, f"{label(v)} {m} {fix}") for m in _pod_key_findings(v.props, namespace_of(v), keyed)]
     return out

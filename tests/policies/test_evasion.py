@@ -403,3 +403,30 @@ def test_renders_are_cached_on_disk_by_their_inputs(monkeypatch, tmp_path):
     assert len(calls) == 1
     render("helm", str(archive), "a", "ns", '{"x": 1}')  # other values: rendered again
     assert len(calls) == 2
+
+
+def test_what_a_release_renders_is_judged_and_the_release_is_named(monkeypatch):
+    secret = {"kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"AWS_SECRET_ACCESS_KEY": "x"}}
+    daemonset = {
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "hostNetwork": True,
+                    "containers": [{"name": "a", "image": "x", "envFrom": [{"secretRef": {"name": "creds"}}]}],
+                }
+            }
+        },
+    }
+    monkeypatch.setattr(helm, "render", lambda view: helm.Rendered(manifests=[secret, daemonset]))
+    r = release("agent-chart", "1.0.0", ns="apps")
+    assert pods.NO_PRIVILEGED_PODS.check(r, config_for(pods.NO_PRIVILEGED_PODS, {})) == [
+        "kubernetes:helm.sh/v3:Release 'dp' (chart agent-chart renders DaemonSet 'agent'): spec.template.spec.hostNetwork is true. Remove it; pods must not share the node's namespaces."
+    ]
+    assert (
+        pods.NO_PRIVILEGED_PODS.check(r, config_for(pods.NO_PRIVILEGED_PODS, {"exemptCharts": ["agent-chart"]})) == []
+    )
+    assert [m for _, m in pods.WORKLOAD_IDENTITY.check([r], {})] == [
+        "kubernetes:helm.sh/v3:Release 'dp' (chart renders DaemonSet 'agent') gives container 'a' the cloud keys ['AWS_SECRET_ACCESS_KEY'] of Secret 'creds' (envFrom). Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity)."
+    ]
