@@ -37,9 +37,29 @@ def _exempt_namespace(ns: Any, cfg: Config) -> bool:
     return isinstance(ns, str) and ns in list(cfg.get("exemptNamespaces") or [])
 
 
+# The node agents gpuplane's own components install, pinned to the versions they pin: they need
+# the node (device plugins, DCGM, the termination handler, node-exporter) and break the baseline
+# standard by design. Another version of one of these charts is rendered and checked.
+NODE_AGENT_CHARTS = [
+    "nvidia-device-plugin@0.17.4",
+    "dcgm-exporter@4.4.1",
+    "aws-efa-k8s-device-plugin@v0.5.7",
+    "aws-node-termination-handler@0.27.6",
+    "kube-prometheus-stack@88.5.3",
+]
+
+
 def _release_ns_and_chart(view: ResourceView) -> tuple[str, str]:
     _, chart, _, ns, _ = helm.release_facts(view)
     return ns, chart.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _exempt_chart(view: ResourceView, cfg: Config) -> bool:
+    """The release's chart is listed in ``exemptCharts`` (``name`` for any version, ``name@version``)."""
+    _, chart, version, _, _ = helm.release_facts(view)
+    name = chart.rstrip("/").rsplit("/", 1)[-1]
+    listed = [str(c) for c in cfg.get("exemptCharts") or []]
+    return name in listed or f"{name}@{version}" in listed
 
 
 def check_pod_security(view: ResourceView, cfg: Config) -> list[str]:
@@ -48,7 +68,7 @@ def check_pod_security(view: ResourceView, cfg: Config) -> list[str]:
     level = str(cfg.get("level", "baseline"))
     if helm.is_release(view):
         ns, chart = _release_ns_and_chart(view)
-        if _exempt_namespace(ns, cfg) or chart in list(cfg.get("exemptCharts") or []):
+        if _exempt_namespace(ns, cfg) or _exempt_chart(view, cfg):
             return []
         rendered = helm.render(view)
         out: list[str] = []
@@ -96,8 +116,8 @@ NO_PRIVILEGED_PODS = ResourceRule(
         "exemptCharts": {
             "type": "array",
             "items": {"type": "string"},
-            "default": [],
-            "description": "Helm charts (node agents) whose rendered pods may break the standard.",
+            "default": NODE_AGENT_CHARTS,
+            "description": "Helm charts whose rendered pods may break the standard: 'name@version' (that version) or 'name' (any). Default: the node agents gpuplane's components pin.",
         },
     },
 )
@@ -107,7 +127,7 @@ def check_release_rendered(view: ResourceView, cfg: Config) -> list[str]:
     if not helm.is_release(view):
         return []
     ns, chart = _release_ns_and_chart(view)
-    if _exempt_namespace(ns, cfg) or chart in list(cfg.get("exemptCharts") or []):
+    if _exempt_namespace(ns, cfg) or _exempt_chart(view, cfg):
         return []
     problem = helm.render(view).problem
     if problem is None:
@@ -135,7 +155,7 @@ HELM_RELEASE_RENDERED = ResourceRule(
         "exemptCharts": {
             "type": "array",
             "items": {"type": "string"},
-            "default": [],
+            "default": NODE_AGENT_CHARTS,
             "description": "Charts that need no render (as no-privileged-pods' exemptCharts).",
         },
     },

@@ -270,7 +270,7 @@ def test_a_release_is_reported_unchecked_without_helm(monkeypatch):
     monkeypatch.setattr(helm, "helm_binary", lambda: None)
     monkeypatch.setattr(helm, "chart_dirs", lambda: [helm.ROOT])
     monkeypatch.setattr(helm, "chart_archive", lambda chart, version: helm.ROOT / f"{chart}-{version}.tgz")
-    cfg = config_for(pods.HELM_RELEASE_RENDERED, {})
+    cfg = config_for(pods.HELM_RELEASE_RENDERED, {"exemptCharts": []})
     assert pods.HELM_RELEASE_RENDERED.check(release(), cfg) == [
         "kubernetes:helm.sh/v3:Release 'dp' (chart nvidia-device-plugin) was not checked for pod security: no helm binary (not on PATH, GPUPLANE_HELM unset, none in ~/.cache/gpuplane/engine/*/bin). Put helm on PATH and the chart archive in shared/charts, or list the chart in exemptCharts."
     ]
@@ -301,7 +301,7 @@ def test_a_release_without_a_local_chart_is_reported_unchecked(monkeypatch):
     reason="needs helm and the chart archives in shared/charts",
 )
 def test_a_rendered_release_is_named_as_the_resource_in_violation():
-    found = pods.NO_PRIVILEGED_PODS.check(release(), config_for(pods.NO_PRIVILEGED_PODS, {}))
+    found = pods.NO_PRIVILEGED_PODS.check(release(), config_for(pods.NO_PRIVILEGED_PODS, {"exemptCharts": []}))
     assert found, "the device plugin mounts host paths: rendering it must surface them"
     assert all(
         m.startswith("kubernetes:helm.sh/v3:Release 'dp' (chart nvidia-device-plugin renders ") for m in found
@@ -430,3 +430,23 @@ def test_what_a_release_renders_is_judged_and_the_release_is_named(monkeypatch):
     assert [m for _, m in pods.WORKLOAD_IDENTITY.check([r], {})] == [
         "kubernetes:helm.sh/v3:Release 'dp' (chart renders DaemonSet 'agent') gives container 'a' the cloud keys ['AWS_SECRET_ACCESS_KEY'] of Secret 'creds' (envFrom). Remove them and use workload identity (IRSA / Pod Identity, GKE Workload Identity)."
     ]
+
+
+def test_node_agent_charts_are_exempt_only_at_the_versions_gpuplane_pins():
+    from components.aws.node_pool import EFA_DEVICE_PLUGIN_CHART, EFA_DEVICE_PLUGIN_VERSION
+    from components.aws.training import NTH_CHART, NTH_VERSION
+    from components.kubernetes.device_plugin import DCGM_CHART, DCGM_VERSION, DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION
+    from components.kubernetes.observability import KPS_CHART, KPS_VERSION
+
+    pinned = [
+        (DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION),
+        (DCGM_CHART, DCGM_VERSION),
+        (EFA_DEVICE_PLUGIN_CHART, EFA_DEVICE_PLUGIN_VERSION),
+        (NTH_CHART.rsplit("/", 1)[-1], NTH_VERSION),
+        (KPS_CHART, KPS_VERSION),
+    ]
+    assert pods.NODE_AGENT_CHARTS == [f"{c}@{v}" for c, v in pinned]
+    cfg = config_for(pods.HELM_RELEASE_RENDERED, {})
+    assert pods._exempt_chart(release("nvidia-device-plugin", "0.17.4"), cfg)
+    assert not pods._exempt_chart(release("nvidia-device-plugin", "0.17.5"), cfg)  # another version is checked
+    assert pods._exempt_chart(release("x", "9"), {"exemptCharts": ["x"]})  # a bare name: any version
