@@ -7,7 +7,7 @@ serves ``RULES`` to the Pulumi CLI, ``gpuplane plan`` evaluates them in-process.
 
 from __future__ import annotations
 
-from policies import cost, exemptions, gpu, placement, reliability, security, tagging
+from policies import cost, exemptions, gpu, network, placement, pods, reliability, security, storage, tagging
 from policies.framework import Config, ResourceRule, Rule
 from policies.resources import ResourceView, label
 
@@ -47,14 +47,19 @@ RULES: list[Rule] = [
     reliability.GPU_POOL_TAINTED,
     reliability.ENDPOINT_READINESS,
     # security
-    security.STORAGE_ENCRYPTED,
-    security.STORAGE_NOT_PUBLIC,
+    storage.STORAGE_ENCRYPTED,
+    storage.STORAGE_NOT_PUBLIC,
     security.ENDPOINT_PRIVATE,
     security.IMDSV2_REQUIRED,
-    security.NO_PRIVILEGED_PODS,
-    security.WORKLOAD_IDENTITY,
+    pods.NO_PRIVILEGED_PODS,
+    pods.HELM_RELEASE_RENDERED,
+    pods.WORKLOAD_IDENTITY,
     security.DELETION_PROTECTION,
+    # network
+    network.NETWORK_INGRESS_RESTRICTED,
+    network.CLUSTER_HARDENED,
     # tagging
     tagging.REQUIRED_TAGS,
     EXEMPTION_VALID,
+    tagging.EXEMPTION_SCOPE,
 ]
