@@ -63,6 +63,13 @@ REQUIRED_FEATURES = {
 }
 
 
+# What a ModelPipeline's canary patches on the Service (components/model_pipeline/argo.py: canary, full,
+# rollback), as Pulumi property paths. With rollout_managed_by="pipeline" Pulumi ignores them: it keeps
+# them out of its server-side apply and never takes their ownership back (pulumi-kubernetes#2714, fixed
+# in #2828), so `pulumi up` after a rollout leaves the promoted revision serving.
+PIPELINE_OWNED_PATHS = ("spec.traffic", "spec.template.metadata.name", "spec.template.spec.initContainers[0].command")
+
+
 def knative_serving_spec(max_revision_timeout_seconds: int, progress_deadline_seconds: int) -> dict[str, Any]:
     """The ``KnativeServing`` spec: Kourier ingress, pod-spec features, timeouts for GPU cold starts."""
     return {
@@ -282,7 +289,8 @@ def create_knative_endpoint(
         kind="Service",
         metadata=body["metadata"],
         spec=body["spec"],
-        opts=pulumi.ResourceOptions(parent=endpoint, provider=provider, depends_on=[ns, sa, *installed]),
+        opts=pulumi.ResourceOptions(parent=endpoint, provider=provider, depends_on=[ns, sa, *installed],
+                                    ignore_changes=list(PIPELINE_OWNED_PATHS) if plan.rollout_managed_by == "pipeline" else None),
     )
     if plan.prepull_image and scheduling is not None:
         ds = _prepull_daemonset(plan, plan.image, scheduling)

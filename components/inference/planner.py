@@ -368,6 +368,15 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         fix = "stream the weights (runtime.weights_loader='stream'), shrink the image or the weights, or use knative." if runtime.kind == "vllm" else "shrink the image or the weights, or use knative."
         p.add("cold_start_budget", budget.phases_text(), f"Cloud Run startup probes give up after {CLOUD_RUN_STARTUP_PROBE_MAX_SECONDS} s.", fix)
     canary = plan_endpoint_canary(p, name, impl, args.get("canary"))
+    rollout_owner = args.get("rollout_managed_by", "iac")
+    if rollout_owner not in ("iac", "pipeline"):
+        p.add("rollout_managed_by", rollout_owner, "is not an owner of the served revision.", "use 'iac' or 'pipeline'.")
+    elif rollout_owner == "pipeline" and platform != "knative":
+        p.add("rollout_managed_by", rollout_owner, f"applies to knative endpoints; a ModelPipeline rolls out only there, not on {platform}.",
+              "drop it (set the canary on the endpoint itself).")
+    elif rollout_owner == "pipeline" and args.get("canary") is not None:
+        p.add("canary", "...", "pins spec.traffic in the program, but rollout_managed_by='pipeline' gives spec.traffic to the pipeline.",
+              "drop canary (the pipeline's canary splits the traffic), or set rollout_managed_by='iac'.")
     p.raise_if_any()
 
     startup = budget.startup_seconds
@@ -408,6 +417,7 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         tags=tags,
         features=features,
         runtime=runtime,
+        rollout_managed_by=str(rollout_owner),
         image=image,
         extra={"pool": pool.plan.name if isinstance(pool, GpuNodePool) else None, "canary": canary},
     )

@@ -182,6 +182,11 @@ class InferenceEndpointArgs(TypedDict, total=False):
     """Extra environment variables for the server."""
     tags: NotRequired[dict[str, str]]
     """Tags/labels on every taggable child (team, cost-center)."""
+    rollout_managed_by: NotRequired[Literal["iac", "pipeline"]]
+    """Who owns the served revision of a Knative endpoint: ``iac`` (each ``pulumi up`` applies the
+    program's template and traffic) or ``pipeline`` (a ModelPipeline's canary patches the Service:
+    ``spec.traffic``, the revision name and the fetch-model command; Pulumi ignores those paths so an
+    update never reverts a promotion). A ModelPipeline with a canary requires ``pipeline``. Default ``iac``."""
     canary: NotRequired[EndpointCanaryArgs]
     """Serve ``model_uri`` as a challenger beside the champion revision at ``percent`` of traffic (Knative
     revision tags, Cloud Run revision traffic); see components/inference/canary.py. Default: none (100% latest)."""
@@ -463,6 +468,8 @@ class EndpointPlan:
     tags: dict[str, str]
     features: FeatureSupport
     runtime: RuntimePlan = REFERENCE_RUNTIME
+    rollout_managed_by: str = "iac"
+    """``iac`` or ``pipeline`` (see InferenceEndpointArgs.rollout_managed_by)."""
     image: Any = None
     """The image to run (the runtime's default when none was given); may be a pulumi Output."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -470,6 +477,7 @@ class EndpointPlan:
     def summary(self) -> dict[str, Any]:
         """The plan as the component's registered ``gpuplane`` input (read by policies and the cost model)."""
         return {
+            "rolloutManagedBy": self.rollout_managed_by,
             "platform": self.platform,
             "implementation": self.implementation,
             "cloud": self.cloud,

@@ -405,6 +405,12 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
                     f"is a {endpoint.plan.platform} endpoint; the pipeline rolls out only to {list(CANARY_PLATFORMS)} endpoints (it reads the canary's live metrics from Prometheus).",
                     "set the canary on the InferenceEndpoint itself (its canary argument: Cloud Run revision traffic / SageMaker variant weights) and drop endpoint here.",
                 )
+            elif args.get("canary") is not None and endpoint.plan.rollout_managed_by != "pipeline":
+                p.add(
+                    "endpoint", endpoint.plan.name,
+                    f"is rollout_managed_by={endpoint.plan.rollout_managed_by!r}: the canary patches its Service (traffic, revision name, model), and each `pulumi up` that updates the Service would put the program's back.",
+                    f"set rollout_managed_by='pipeline' on InferenceEndpoint '{endpoint.plan.name}'.",
+                )
             elif not (endpoint.plan.model_uri or "").startswith(("s3://", "gs://")):
                 p.add("endpoint", endpoint.plan.name, f"loads its weights from {endpoint.plan.model_uri!r}; a rollout swaps an s3:// / gs:// model_uri.", "give the endpoint a bucket model_uri.")
         canary = plan_canary(p, "canary", args.get("canary") or {})

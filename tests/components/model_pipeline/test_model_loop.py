@@ -34,7 +34,8 @@ SCHEME = {"aws": "s3", "gcp": "gs", "kubernetes": "s3"}
 ACCELERATOR = {"aws": "A10G", "gcp": "L4", "kubernetes": "L4"}
 
 
-def _loop(target: str, *, trigger: str | None = None, endpoint: bool = True, canary: dict[str, Any] | None = None) -> ProgramRun:
+def _loop(target: str, *, trigger: str | None = None, endpoint: bool = True, canary: dict[str, Any] | None = None,
+          endpoint_owner: str = "pipeline") -> ProgramRun:
     def program() -> None:
         cluster = KubernetesCluster("ml", CLUSTERS[target])  # type: ignore[arg-type]
         scheme = SCHEME[target]
@@ -55,7 +56,8 @@ def _loop(target: str, *, trigger: str | None = None, endpoint: bool = True, can
             "trigger": {"kind": trigger or ("schedule" if target == "kubernetes" else "bucket-events"), "data_url": f"{scheme}://events-bucket/events"},
         }
         if endpoint:
-            args["endpoint"] = InferenceEndpoint("recs", {"platform": "knative", "cluster": cluster, "image": "srv:1", "model_uri": f"{scheme}://models-bucket/recommender"})
+            args["endpoint"] = InferenceEndpoint("recs", {"platform": "knative", "cluster": cluster, "image": "srv:1", "model_uri": f"{scheme}://models-bucket/recommender",
+                                                          "rollout_managed_by": endpoint_owner})
             args["canary"] = canary or {"percent": 20, "window_seconds": 900}
         pipeline = ModelPipeline("recs-loop", args)  # type: ignore[arg-type]
         pulumi.export("tracking", registry.tracking_uri)

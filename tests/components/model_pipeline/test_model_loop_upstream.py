@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
 
 from components.inference.knative import knative_serving_spec
 from components.model_pipeline.argo import RUN, query_url
@@ -166,3 +167,40 @@ def test_the_champion_is_the_revision_tagged_champion_never_a_rejected_challenge
     assert _jq(jq_filter, after_rollback) == "recs-00001", "the rejected challenger is the latest ready revision"
     assert _jq(jq_filter, after_promotion) == "recs-wf-3"
     assert _jq(jq_filter, {"status": {"latestReadyRevisionName": "recs-00001"}}) == "recs-00001"
+
+
+def _pulumi_path(json_pointer: str) -> str:
+    """``/spec/template/spec/initContainers/0/command`` -> ``spec.template.spec.initContainers[0].command``."""
+    out = ""
+    for part in json_pointer.strip("/").split("/"):
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def test_pulumi_leaves_every_path_the_pipelines_rollout_patches_to_the_pipeline() -> None:
+    """pulumi/pulumi-kubernetes#2714 (fixed by #2828): with server-side apply, ignoreChanges paths are left out of
+    Pulumi's apply and not taken back from the manager that set them. Every path the canary, full and rollback
+    patches write is ignored on the Knative Service, so a later `pulumi up` keeps the promoted revision."""
+    r = _loop("aws")
+    t = _template(r)
+    patched = {_pulumi_path(op["path"]) for step in ("canary", "full", "rollback")
+               for op in yaml.safe_load(t[step]["resource"]["manifest"])}
+    assert patched == {"spec.traffic", "spec.template.metadata.name", "spec.template.spec.initContainers[0].command"}
+    service = r.one("kubernetes:serving.knative.dev/v1:Service")
+    assert patched <= set(service.ignore_changes), service.ignore_changes
+
+
+def test_a_canary_on_an_endpoint_the_program_still_owns_is_one_error_with_the_fix() -> None:
+    from components.errors import ComponentInputError
+
+    with pytest.raises(ComponentInputError) as err:
+        _loop("kubernetes", endpoint_owner="iac")
+    text = str(err.value)
+    assert "rollout_managed_by='iac'" in text and "set rollout_managed_by='pipeline' on InferenceEndpoint 'recs'" in text
+
+
+def test_an_endpoint_the_program_owns_ignores_nothing() -> None:
+    from tests.components.inference.test_inference_runtimes import _knative
+
+    result, _svc, _c = _knative({"image": "srv:1", "model_uri": "pvc://models/recs"})
+    assert not result.one("kubernetes:serving.knative.dev/v1:Service").ignore_changes
