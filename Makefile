@@ -43,7 +43,8 @@ PROMETHEUS_VERSION ?= 2.42.0
 PROMETHEUS_DIR := $(HOME)/.cache/gpuplane/engine/prometheus-$(PROMETHEUS_VERSION)
 prometheus:
 	@if command -v prometheus >/dev/null 2>&1 || test -x "$(PROMETHEUS_DIR)/prometheus"; then :; \
-	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-cache show prometheus >/dev/null 2>&1; then \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && { apt-cache show prometheus >/dev/null 2>&1 || \
+	     { apt-get update -qq >/dev/null 2>&1 && apt-cache show prometheus >/dev/null 2>&1; }; }; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 	elif command -v go >/dev/null 2>&1; then \
 	  GOBIN="$(PROMETHEUS_DIR)" go install github.com/prometheus/prometheus/cmd/prometheus@v0.$(patsubst 2.%,%,$(PROMETHEUS_VERSION)); \
