@@ -433,10 +433,10 @@ def test_what_a_release_renders_is_judged_and_the_release_is_named(monkeypatch):
 
 
 def test_node_agent_charts_are_exempt_only_at_the_versions_gpuplane_pins():
-    from components.aws.node_pool import EFA_DEVICE_PLUGIN_CHART, EFA_DEVICE_PLUGIN_VERSION
-    from components.aws.training import NTH_CHART, NTH_VERSION
+    from components.node_pool.eks import EFA_DEVICE_PLUGIN_CHART, EFA_DEVICE_PLUGIN_VERSION
+    from components.training.eks import NTH_CHART, NTH_VERSION
     from components.kubernetes.device_plugin import DCGM_CHART, DCGM_VERSION, DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION
-    from components.kubernetes.observability import KPS_CHART, KPS_VERSION
+    from components.observability.prometheus import KPS_CHART, KPS_VERSION
 
     pinned = [
         (DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION),
