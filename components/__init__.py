@@ -2,6 +2,12 @@
 
 Names are loaded lazily so that ``components.catalog`` (used by policies and the cost model)
 does not pull in the Pulumi provider SDKs.
+
+Layout (components/README.md): one folder per capability (``cluster``, ``node_pool``,
+``training``, ``training_job``, ``inference``, ``two_tier``, ``feature_store``, ``model_registry``,
+``model_pipeline``, ``observability``), each with ``spec.py``, one module per backend and
+``component.py``; ``aws``, ``gcp`` and ``kubernetes`` hold building blocks the capabilities share;
+``catalog``, ``errors`` and ``features`` are the bottom layer.
 """
 
 from __future__ import annotations

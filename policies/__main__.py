@@ -2,10 +2,10 @@
 
     pulumi preview --policy-pack policies --policy-pack-config policies/config/<stack>.json
 
-Lists every policy explicitly. ``PolicyPack(...)`` starts the analyzer's gRPC server and never
+Serves the explicit policy list of policies/pack.py. ``PolicyPack(...)`` starts the analyzer's gRPC server and never
 returns, so it is built only when this file runs as the program (the CLI runs it with
-``run_name="__main__"``); ``gpuplane plan`` imports ``RULES`` from here and evaluates them
-in-process (gpuplane/engine/policy.py).
+``run_name="__main__"``); ``gpuplane plan`` imports ``RULES`` from here (the list is in policies/pack.py)
+and evaluates them in-process (gpuplane/engine/policy.py).
 """
 
 from __future__ import annotations
@@ -20,44 +20,14 @@ if _ROOT not in sys.path:
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
-from policies import cost, gpu, placement, reliability, security, tagging  # noqa: E402
-from policies.framework import Rule, to_policy  # noqa: E402
+from policies.framework import to_policy  # noqa: E402
+from policies.pack import RULES  # noqa: E402
+
+__all__ = ["DEFAULT_ENFORCEMENT", "PACK_NAME", "RULES"]
 
 PACK_NAME = "gpuplane"
 DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
 
-RULES: list[Rule] = [
-    # cost
-    cost.STACK_BUDGET,
-    cost.TRAINING_ON_SPOT,
-    cost.ENDPOINT_SCALE_TO_ZERO,
-    cost.IDLE_TIMEOUT_BOUNDS,
-    cost.TWO_TIER_STEADY_BOUNDED,
-    # gpu
-    gpu.GPU_TYPES_ALLOWED,
-    gpu.GPU_POOL_MAX_NODES,
-    gpu.GPU_TOTAL_MAX,
-    # placement
-    placement.ALLOWED_REGIONS,
-    placement.TRAINING_DATA_COLOCATED,
-    placement.GPU_OFFERED_IN_REGION,
-    placement.MULTINODE_COMPACT_PLACEMENT,
-    # reliability
-    reliability.SPOT_CHECKPOINTING,
-    reliability.GPU_POOL_TAINTED,
-    reliability.ENDPOINT_READINESS,
-    # security
-    security.STORAGE_ENCRYPTED,
-    security.STORAGE_NOT_PUBLIC,
-    security.ENDPOINT_PRIVATE,
-    security.IMDSV2_REQUIRED,
-    security.NO_PRIVILEGED_PODS,
-    security.WORKLOAD_IDENTITY,
-    security.DELETION_PROTECTION,
-    # tagging
-    tagging.REQUIRED_TAGS,
-    tagging.EXEMPTION_VALID,
-]
 
 if __name__ == "__main__":
     PolicyPack(

@@ -27,6 +27,7 @@ from typing import Any
 from components.catalog import load_catalog
 from policies.costmodel import Usage, UsageError, price_resources
 from policies.framework import Config, ResourceRule, StackRule
+from policies.gpuroutes import unpriced_compute
 from policies.resources import (
     ResourceView,
     dig,
@@ -70,6 +71,13 @@ def check_budget(views: list[ResourceView], cfg: Config) -> list[tuple[str | Non
             )
         )
     if not cfg.get("allowUnknownPrices", False):
+        for v, why in unpriced_compute(views):
+            out.append(
+                (
+                    v.urn,
+                    f"The budget cannot be checked: {label(v)} launches compute whose price is unknown ({why}); it counts as unknown, not $0. Use a priced route (a GpuNodePool, an EKS node group, a GKE node pool), or set allowUnknownPrices: true.",
+                )
+            )
         for item in report.unknown:
             part = f" ({item.part})" if item.part else ""
             out.append(

@@ -70,8 +70,17 @@ def declared(view: ResourceView) -> Exemption | None:
     return Exemption(view.urn, key, tuple(dict.fromkeys(names)), reason)
 
 
+NOT_EXEMPTABLE = frozenset({"exemption-valid", "exemption-scope"})
+"""The policies that judge exemptions themselves: an exemption never suppresses them."""
+
+
 def honoured(view: ResourceView, policy: str) -> Exemption | None:
-    """The exemption that suppresses ``policy`` on this resource: it names the policy and has a reason."""
+    """The exemption that suppresses ``policy`` on this resource: it names the policy and has a reason.
+
+    ``exemption-valid`` and ``exemption-scope`` cannot be exempted.
+    """
+    if policy in NOT_EXEMPTABLE:
+        return None
     ex = declared(view)
     return ex if ex is not None and ex.covers(policy) and ex.reason else None
 

@@ -1,9 +1,12 @@
 """GPU policies: which GPU types a stack or team may use, and how many.
 
 - ``gpu-types-allowed``: every GPU request (pools, training clusters, endpoints, and raw node
-  groups / node pools / EC2 and GCE instances / Cloud Run services / SageMaker variants not made
-  by a gpuplane component) names an accelerator allowed for the stack, and for the resource's
-  ``team`` tag.
+  groups / node pools / EC2 and GCE instances / Cloud Run services / SageMaker variants, and the
+  routes of policies/gpuroutes.py: launch templates and configurations, spot requests,
+  autoscaling groups, fleets, Karpenter NodePools of any API version, GKE default / inline pools
+  and auto-provisioning, instance templates — not made by a gpuplane component) names an
+  accelerator allowed for the stack, and for the resource's ``team`` tag. A GPU-family type the
+  catalog does not know is reported, never passed.
 - ``gpu-pool-max-nodes``: no GPU pool may grow past ``maxNodesPerPool`` nodes.
 - ``gpu-total-max`` (stack): the GPUs the stack can hold at once, summed over pools and managed
   endpoints at their maximum size, stay under ``maxTotalGpus``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from components.catalog import load_catalog
 from policies.framework import Config, ResourceRule, StackRule
+from policies.gpuroutes import UNKNOWN_PREFIX
 from policies.resources import (
     GpuRequest,
     ResourceView,
@@ -42,7 +46,11 @@ def check_gpu_types(view: ResourceView, cfg: Config) -> list[str]:
     team_allowed = (cfg.get("teamGpus") or {}).get(team) if isinstance(team, str) else None
     out: list[str] = []
     for acc in dict.fromkeys(r.accelerator for r in _requests(view)):
-        if acc not in allowed:
+        if acc.startswith(UNKNOWN_PREFIX):
+            out.append(
+                f"{label(view)} asks for {acc.removeprefix(UNKNOWN_PREFIX)}, a GPU type the catalog does not know, so it cannot be checked against allowedGpus. Use a catalog instance type, or add it to the catalog."
+            )
+        elif acc not in allowed:
             out.append(
                 f"{label(view)} asks for {acc}, which this stack does not allow (allowedGpus: {', '.join(allowed) or 'none'}). Use one of those, or add {acc} to allowedGpus in the stack's policy config."
             )

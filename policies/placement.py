@@ -46,12 +46,45 @@ _DATA_TYPES = (
 )
 
 
+_REGIONAL_COMPUTE = (
+    "aws:ec2/instance:",
+    "aws:eks/",
+    "aws:autoscaling/group:",
+    "aws:ec2/launchTemplate:",
+    "aws:ec2/spotInstanceRequest:",
+    "aws:sagemaker/",
+    "aws:rds/",
+    "aws:efs/",
+    "aws:ebs/volume:",
+    "gcp:container/",
+    "gcp:compute/instance:",
+    "gcp:cloudrunv2/service:",
+    "gcp:sql/",
+)
+
+
+def _needs_region(view: ResourceView) -> bool:
+    """Data stores and compute, not made by a component: where they live must be known."""
+    if view.component or view.managed:
+        return False
+    if view.type.startswith("gcp:storage/bucket:"):
+        return False  # a GCS bucket's location is required by the provider; IAM/ACL sub-resources have none
+    return view.type.startswith(_DATA_TYPES + _REGIONAL_COMPUTE) and not view.type.startswith(
+        ("aws:s3/bucketPolicy", "aws:s3/bucketPublicAccessBlock", "aws:s3/bucketServerSideEncryption", "aws:s3/bucketAcl", "aws:s3/accountPublicAccessBlock", "aws:s3/bucketOwnership", "aws:s3/bucketVersioning", "aws:s3/bucketLifecycle")
+    )
+
+
 def check_allowed_regions(view: ResourceView, cfg: Config) -> list[str]:
     if view.type.startswith("pulumi:providers:"):
         return []
     if view.managed and not view.component and not view.type.startswith(_DATA_TYPES):
         return []  # in its component's region, which is checked on the component
     region = region_of(view)
+    if region is None and _needs_region(view):
+        where = "aws:region" if view.type.startswith("aws") else "gcp:region"
+        return [
+            f"{label(view)} has no region that can be determined (no region on the resource, its provider has none{' (a zone only)' if view.provider_props.get('zone') else ''}), so data residency cannot be checked. Set region on the resource or its provider (stack config {where})."
+        ]
     if region is None or region is UNKNOWN or not isinstance(region, str):
         return []
     patterns = list(cfg.get("allowedRegions") or ["*"])

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.catalog import Catalog
+from policies.gpuroutes import aws_type, more_gpu_requests
 
 COMPONENT_PREFIX = "gpuplane:index:"
 
@@ -395,15 +396,15 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
         )
     elif t == "aws:eks/nodeGroup:NodeGroup":
         for it in p.get("instanceTypes") or []:
-            info = catalog.instance_type("aws", it) if isinstance(it, str) else None
-            if info and info.gpus > 0:
+            found = aws_type(catalog, it)
+            if found:
                 cap = {"SPOT": "spot", "ON_DEMAND": "on_demand", "CAPACITY_BLOCK": "capacity_block"}.get(
                     str(p.get("capacityType") or "ON_DEMAND")
                 )
                 out.append(
                     GpuRequest(
-                        info.accelerator,
-                        info.gpus,
+                        found[0],
+                        found[1],
                         it,
                         "aws",
                         number(dig(p, "scalingConfig.maxSize")),
@@ -413,9 +414,9 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
                 )
     elif t == "aws:ec2/instance:Instance":
         it = p.get("instanceType")
-        info = catalog.instance_type("aws", it) if isinstance(it, str) else None
-        if info and info.gpus > 0:
-            out.append(GpuRequest(info.accelerator, info.gpus, it, "aws", 1.0, 1.0, ec2_capacity(p)))
+        found = aws_type(catalog, it)
+        if found:
+            out.append(GpuRequest(found[0], found[1], it, "aws", 1.0, 1.0, ec2_capacity(p)))
     elif t == "gcp:compute/instance:Instance":
         machine = p.get("machineType")
         info = catalog.instance_type("gcp", machine) if isinstance(machine, str) else None
@@ -474,6 +475,8 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
                 if mn is None:
                     mn = number(v.get("initialInstanceCount"))
                 out.append(GpuRequest(info.accelerator, info.gpus, it, "aws", mx, mn, "on_demand"))
+    else:
+        out += more_gpu_requests(view, catalog, GpuRequest)
     return out
 
 

@@ -7,7 +7,12 @@
   checked only with ``includeKubernetes``.
 - ``exemption-valid``: every ``gpuplane/exempt`` tag (label form ``gpuplane-exempt``) names known
   policies and has a reason; an exemption without one is not honoured
-  (policies/exemptions.py).
+  (policies/exemptions.py). It is defined in policies/pack.py, beside the list of
+  policies it checks names against, and cannot itself be exempted.
+- ``exemption-scope`` (stack): an exemption is for one resource, not the stack. A policy exempted
+  on every gpuplane component (the stack-wide ``gpuplane:tags`` reach every one) or on every
+  taggable resource (two or more) is reported unless listed in ``stackWideAllowed`` (default
+  none), so a stack-wide tag cannot switch the cost and GPU gates off. It cannot be exempted.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import copy
 from typing import Any
 
 from policies import exemptions
-from policies.framework import Config, ResourceRule
-from policies.resources import ResourceView, dig, label
+from policies.framework import Config, ResourceRule, StackRule
+from policies.resources import ResourceView, dig, label, tag_maps
 
 # AWS resource types gpuplane makes or policies cover that take `tags` (checked in pulumi-aws 7).
 AWS_TAGGABLE = frozenset(
@@ -161,18 +166,41 @@ REQUIRED_TAGS = ResourceRule(
 )
 
 
-def check_exemption(view: ResourceView, cfg: Config) -> list[str]:
-    ex = exemptions.declared(view)
-    if ex is None:
-        return []
-    from policies.__main__ import RULES  # the pack's policy list; imported late to avoid a cycle
+def check_exemption_scope(views: list[ResourceView], cfg: Config) -> list[tuple[str | None, str]]:
+    allowed = set(cfg.get("stackWideAllowed") or [])
+    components = [v for v in views if v.component]
+    taggable = [v for v in views if tag_maps(v)]
+    declared = {v.urn: exemptions.declared(v) for v in taggable}
+    out: list[tuple[str | None, str]] = []
+    names = {p for ex in declared.values() if ex for p in ex.policies}
+    for policy in sorted(names - allowed - exemptions.NOT_EXEMPTABLE):
+        def covers(v: ResourceView, policy: str = policy) -> bool:
+            ex = declared.get(v.urn)
+            return bool(ex and ex.covers(policy))
 
-    problems = exemptions.problems(ex, {r.name for r in RULES})
-    return [f"{label(view)}: {p}" for p in problems]
+        on_components = bool(components) and len(components) >= 2 and all(covers(v) for v in components)
+        on_all = len(taggable) >= 2 and all(covers(v) for v in taggable)
+        if on_components or on_all:
+            scope = "every gpuplane component" if on_components else "every taggable resource"
+            out.append(
+                (
+                    None,
+                    f"The stack exempts {scope} from '{policy}' (a stack-wide gpuplane/exempt tag, e.g. in gpuplane:tags). Remove it from the stack-wide tags and tag only the resources that need it, or list '{policy}' in exemption-scope's stackWideAllowed.",
+                )
+            )
+    return out
 
 
-EXEMPTION_VALID = ResourceRule(
-    name="exemption-valid",
-    description="Checks whether every policy exemption tag names known policies and gives a reason.",
-    check=check_exemption,
+EXEMPTION_SCOPE = StackRule(
+    name="exemption-scope",
+    description="Checks whether policy exemptions are per resource, not stack-wide (a tag on every resource cannot switch a policy off).",
+    check=check_exemption_scope,
+    schema={
+        "stackWideAllowed": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Policies that may be exempted on every resource of the stack at once.",
+        }
+    },
 )

@@ -160,7 +160,7 @@ class InferenceEndpointConfig(_Model):
 
 
 class TwoTierEndpointConfig(_Model):
-    """A TwoTierEndpoint (components/two_tier.py): a steady tier on a pool of this stack, a scale-to-zero burst tier."""
+    """A TwoTierEndpoint (components/two_tier/): a steady tier on a pool of this stack, a scale-to-zero burst tier."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
     pool: str
@@ -253,7 +253,7 @@ class FeatureStoreConfig(_Model):
 
 
 class ModelRegistryConfig(_Model):
-    """MLflow tracking and model registry (components/model_registry.py)."""
+    """MLflow tracking and model registry (components/model_registry/)."""
 
     target: Literal["local", "kubernetes", "aws", "gcp"]
     """local (SQLite + a directory), kubernetes (in-cluster Postgres), aws (RDS + S3) or gcp (Cloud SQL + GCS)."""
@@ -285,7 +285,7 @@ class PipelineCanaryConfig(_Model):
 
 
 class ModelPipelineConfig(_Model):
-    """The model loop (components/model_pipeline.py): retrain, evaluate, gate, canary."""
+    """The model loop (components/model_pipeline/): retrain, evaluate, gate, canary."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")
     trigger: PipelineTriggerConfig
@@ -306,7 +306,7 @@ class ModelPipelineConfig(_Model):
 
 
 class ObservabilityConfig(_Model):
-    """Prometheus, Grafana dashboards and alert rules for the stack's cluster (components/observability.py).
+    """Prometheus, Grafana dashboards and alert rules for the stack's cluster (components/observability/).
     Unset fields take the component's defaults."""
 
     namespace: str | None = None

@@ -148,6 +148,8 @@ def inference(stack: StackConfig, platform: Platform) -> dict[str, InferenceEndp
     endpoints = {}
     for e in stack.inference_endpoints:
         args = endpoint_args(e, stack, platform)
+        if e.platform == "knative" and stack.model_pipeline is not None and stack.model_pipeline.endpoint == e.name:
+            args["rollout_managed_by"] = "pipeline"  # the pipeline's canary owns the served revision
         if store is not None and e.platform == "knative" and stack.feature_store and stack.feature_store.serve_endpoints and store.plan.target != "local":
             args["feature_server_url"] = store.online_endpoint
         endpoints[e.name] = InferenceEndpoint(e.name, args)

@@ -38,6 +38,7 @@ PACKAGES = ("components", "stacks", "policies", "workloads", "gpuplane")
 DATA_IN_WHEEL = (
     "components/catalog/data/accelerators.csv",
     "components/catalog/data/aws_prices.csv",
+    "components/observability/dashboards/endpoints.json",
     "policies/PulumiPolicy.yaml",
     "policies/config/aws-dev.json",
     "workloads/features/templates/params.yaml",
@@ -107,7 +108,7 @@ def test_installed_packages_are_the_wheels_not_this_checkout(installed, tmp_path
     from gpuplane.engine.policy import gpuplane_pack
 
     expected = {"accelerators": len(load_catalog().accelerators), "policies": len(gpuplane_pack().policies)}
-    assert {k: data[k] for k in expected} == expected and data["pool"] == "components.node_pool"
+    assert {k: data[k] for k in expected} == expected and data["pool"] == "components.node_pool.component"
 
 
 def test_installed_cli_plans_a_project_outside_the_repository(installed, tmp_path):

@@ -1,22 +1,39 @@
 """Application Auto Scaling for SageMaker endpoints: one target with a target-tracking policy.
 
-Shared by the endpoint's own variant or inference component (components/aws/inference.py, which
-adds the step policy and alarm that leave zero) and a canary's champion variant
-(components/aws/canary.py). Children are named ``{prefix}-scaling-target`` and
-``{prefix}-target-tracking``.
+Shared by the endpoint's own variant or inference component and a canary's champion variant
+(both in components/inference/sagemaker.py, which adds the step policy and alarm that leave
+zero). Children are named ``{prefix}-scaling-target`` and ``{prefix}-target-tracking``. A
+low-level building block: it imports no capability (``ScalingPlan`` is what it needs of a plan).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 
-from components.inference import EndpointPlan
+
+class ScalingPlan(Protocol):
+    """What a scaling target needs of an endpoint's plan (InferenceEndpoint's ``EndpointPlan`` has it)."""
+
+    @property
+    def min_scale(self) -> int: ...
+
+    @property
+    def max_scale(self) -> int: ...
+
+    @property
+    def region(self) -> str | None: ...
+
+    @property
+    def target_concurrency(self) -> int: ...
+
+    @property
+    def scale_down_delay_seconds(self) -> int: ...
 
 
-def backlog_per_instance_policy(plan: EndpointPlan, endpoint_name: Any) -> dict[str, Any]:
+def backlog_per_instance_policy(plan: ScalingPlan, endpoint_name: Any) -> dict[str, Any]:
     """Target tracking on the async queue: ``target_concurrency`` queued requests per instance."""
     return {
         "target_value": float(plan.target_concurrency),
@@ -38,7 +55,7 @@ def backlog_per_instance_policy(plan: EndpointPlan, endpoint_name: Any) -> dict[
 def target_tracking(
     endpoint: pulumi.ComponentResource,
     prefix: str,
-    plan: EndpointPlan,
+    plan: ScalingPlan,
     resource_id: Any,
     dimension: str,
     target_policy: dict[str, Any],

@@ -1,4 +1,4 @@
-"""IAM helpers shared by the AWS implementations: IAM Roles for Service Accounts (IRSA).
+"""IAM building blocks shared by the AWS backends: IRSA roles, service roles, trust policies, ARNs.
 
 ``irsa_role`` makes an IAM role that exactly one Kubernetes service account of an EKS cluster
 can assume through the cluster's OIDC provider (web identity federation), with either an inline
@@ -10,9 +10,11 @@ https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.
 Pods pick the role up from the ``eks.amazonaws.com/role-arn`` annotation on their service
 account; annotating the service account is the caller's job (usually through Helm values).
 
-It assumes the cluster was created by ``KubernetesCluster(cloud="aws")`` (which sets
-``oidc_provider_arn`` and ``oidc_issuer_url``) and creates nothing else: no service account,
-no namespace.
+``service_role`` makes a role an AWS service assumes, with managed policies attached.
+
+It assumes the cluster has an IAM OIDC provider (``OidcCluster``: ``KubernetesCluster(cloud="aws")``
+sets ``oidc_provider_arn`` and ``oidc_issuer_url``) and creates nothing else: no service account,
+no namespace. A low-level building block: it imports no capability.
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 
 from components.errors import ComponentInputError, Problem
 
-if TYPE_CHECKING:
-    from components.cluster import KubernetesCluster
+
+class OidcCluster(Protocol):
+    """What IRSA needs of a cluster: its IAM OIDC provider (``KubernetesCluster(cloud="aws")`` has both)."""
+
+    @property
+    def oidc_provider_arn(self) -> pulumi.Output[str] | None: ...
+
+    @property
+    def oidc_issuer_url(self) -> pulumi.Output[str] | None: ...
 
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -92,7 +101,7 @@ def _slug(text: str) -> str:
 def irsa_role(
     parent: pulumi.Resource,
     name: str,
-    cluster: KubernetesCluster,
+    cluster: OidcCluster,
     namespace: str,
     service_account: str,
     policy_json_or_managed_arns: PolicyInput,
@@ -185,3 +194,23 @@ __all__ = [
     "partition_of",
     "service_trust_policy",
 ]
+
+
+def service_role(
+    parent: pulumi.Resource,
+    name: str,
+    service: str,
+    policies: tuple[str, ...],
+    region: str | None,
+    tags: dict[str, str],
+) -> aws.iam.Role:
+    """An IAM role that ``service`` (e.g. ``ec2.amazonaws.com``) assumes, with AWS managed ``policies`` attached."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(name, aws.iam.RoleArgs(assume_role_policy=service_trust_policy(service), tags=tags), opts=opts)
+    for policy in policies:
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{policy.lower().replace('_', '-')}",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=managed_policy_arn(policy, region)),
+            opts=opts,
+        )
+    return role

@@ -20,152 +20,30 @@ import csv
 import functools
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
-Cloud = Literal["aws", "gcp", "kubernetes"]
-Capacity = Literal["on_demand", "spot", "capacity_block"]
-
-DATA_DIR = Path(__file__).parent / "data"
-CAPACITIES: tuple[Capacity, ...] = ("on_demand", "spot", "capacity_block")
-# Public catalogs have shipped 700.0, 999.0 and 9999.0 as "unknown": nothing real costs that
-# much per hour, and the dearest row we ship (p5e) is about 110.
-MAX_PLAUSIBLE_USD_PER_HOUR = 500.0
-SENTINEL_PRICES = frozenset({700.0, 999.0, 999.99, 9999.0, 99999.0})
-HOURS_PER_MONTH = 730.0
-# PCIe 5.0 x16 moves about 63 GB/s per direction (REFERENCE.md §7): no weight path is faster.
-MAX_PLAUSIBLE_GIB_PER_SECOND = 60.0
-SERVING_RUNTIMES = ("reference", "vllm", "custom")
-
-
-class CatalogError(ValueError):
-    """A catalog file is wrong; the message names the file, line and fix."""
-
-
-@dataclass(frozen=True)
-class Accelerator:
-    name: str
-    """Canonical name, e.g. ``H100``, ``A100-80GB``, ``L4``."""
-    vendor: str
-    memory_gib: float
-    bf16_dense_tflops: float
-    interconnect: str
-    """``nvlink`` or ``pcie``."""
-    mig_profiles: tuple[str, ...]
-    """MIG profiles, empty when the GPU has no MIG."""
-    gcp_accelerator_type: str | None
-    """GCP's ``guest_accelerators.type`` name, None when GCP does not offer it."""
-
-    @property
-    def supports_mig(self) -> bool:
-        return bool(self.mig_profiles)
-
-
-@dataclass(frozen=True)
-class InstanceType:
-    cloud: Cloud
-    name: str
-    accelerator: str
-    """Canonical accelerator name; empty for a CPU-only type (``gpus == 0``)."""
-    gpus: int
-    vcpus: int
-    memory_gib: float
-    efa_interfaces: int = 0
-    """AWS EFA interfaces (0: no EFA). For GCP, 1 when the machine type has GPUDirect RDMA."""
-    service: str = "ec2"
-    """``ec2`` or ``sagemaker`` on AWS, ``compute`` on GCP."""
-
-    @property
-    def supports_efa(self) -> bool:
-        return self.efa_interfaces > 0
-
-
-@dataclass(frozen=True)
-class Offering:
-    """One instance/machine type in one region, with the zones that offer it and its prices."""
-
-    cloud: Cloud
-    instance_type: InstanceType
-    region: str
-    zones: tuple[str, ...]
-    usd_per_hour: dict[Capacity, float]
-    """Whole-node price per capacity type offered (GCP: host + GPUs)."""
-
-    def price(self, capacity: Capacity) -> float | None:
-        return self.usd_per_hour.get(capacity)
-
-
-@dataclass(frozen=True)
-class PriceRow:
-    usd_per_hour: float
-    source: str
-    fetched_at: str
-
-
-@dataclass(frozen=True)
-class CloudFacts:
-    cloud: Cloud
-    spot_notice_seconds: int
-    notice_poll_seconds: int
-    notice_mechanism: str
-    node_provision_seconds: int
-    """Typical time for a new GPU node to join the cluster (cold-start budget input)."""
-
-
-@dataclass(frozen=True)
-class Region:
-    cloud: Cloud
-    name: str
-    zones: tuple[str, ...]
-    jurisdiction: str
-    """Data-residency area: ``us``, ``eu``, ``apac``."""
-    latitude: float
-    longitude: float
-
-    def distance_km(self, other: Region) -> float:
-        """Great-circle distance, the data-locality measure used by ``gpuplane offers``."""
-        lat1, lon1, lat2, lon2 = map(math.radians, (self.latitude, self.longitude, other.latitude, other.longitude))
-        h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-        return 2 * 6371.0 * math.asin(math.sqrt(h))
-
-
-@dataclass(frozen=True)
-class ServerlessRate:
-    cloud: Cloud
-    service: str
-    unit: str
-    region: str
-    usd: float
-    source: str
-    fetched_at: str
-
-
-@dataclass(frozen=True)
-class StorageBandwidth:
-    """How fast weights move along one path (bucket, volume, registry, loader), for cold-start budgets."""
-
-    path: str
-    """Identifier, e.g. ``s3-sync``, ``gcs-stream``, ``pvc-ebs-gp3``."""
-    medium: str
-    """What moves the bytes, in words."""
-    gib_per_second: float
-    """Sustained throughput one replica gets, GiB/s (conservative: a budget must err long)."""
-    source: str
-    fetched_at: str
-
-
-@dataclass(frozen=True)
-class EngineStart:
-    """Time a serving runtime takes from process start to ready, excluding weight loading."""
-
-    runtime: str
-    """``reference``, ``vllm`` or ``custom``."""
-    seconds: int
-    source: str
-    fetched_at: str
-
+from components.catalog.records import (
+    CAPACITIES,
+    DATA_DIR,
+    HOURS_PER_MONTH,
+    MAX_PLAUSIBLE_GIB_PER_SECOND,
+    MAX_PLAUSIBLE_USD_PER_HOUR,
+    SENTINEL_PRICES,
+    SERVING_RUNTIMES,
+    Accelerator,
+    Capacity,
+    CatalogError,
+    Cloud,
+    CloudFacts,
+    EngineStart,
+    InstanceType,
+    Offering,
+    PriceRow,
+    Region,
+    ServerlessRate,
+    StorageBandwidth,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Row parsing

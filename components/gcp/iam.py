@@ -14,6 +14,9 @@ It does not create the Kubernetes ServiceAccount: the caller does, with the anno
 ServiceAccount lives beside the workload that uses it. Grants narrower than a project (one
 bucket, one secret) are the caller's too, on ``WorkloadIdentity.member``.
 See https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity.
+
+``account_id`` and ``role_suffix`` are the naming rules every GCP backend shares. A low-level
+building block: it imports no capability (``GkeCluster`` is the shape it needs of a cluster).
 """
 
 from __future__ import annotations
@@ -22,13 +25,31 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pulumi
 import pulumi_gcp as gcp
 
-if TYPE_CHECKING:
-    from components.cluster import KubernetesCluster
+
+class _Facts(Protocol):
+    @property
+    def cloud(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class GkeCluster(Protocol):
+    """What Workload Identity needs of a cluster (``KubernetesCluster(cloud="gcp")`` has it all)."""
+
+    @property
+    def facts(self) -> _Facts: ...
+
+    @property
+    def project(self) -> pulumi.Input[str] | None: ...
+
+    @property
+    def workload_identity_pool(self) -> pulumi.Output[str] | None: ...
 
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 KSA_ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -96,7 +117,7 @@ def workload_identity_member(pool: pulumi.Input[str], namespace: str, k8s_servic
 def workload_identity_sa(
     parent: pulumi.Resource,
     name: str,
-    cluster: KubernetesCluster,
+    cluster: GkeCluster,
     namespace: str,
     k8s_service_account: str,
     roles: Sequence[str] = (),

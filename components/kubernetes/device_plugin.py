@@ -5,18 +5,40 @@ node groups, Karpenter pools, existing clusters); GKE installs its own. One Helm
 pool, pinned to the pool's nodes by its node selector, so each pool carries its own sharing
 config (time-slicing, MPS or MIG strategy) — the device plugin's documented config-file format:
 https://github.com/NVIDIA/k8s-device-plugin#shared-access-to-gpus
+
+A low-level building block: it imports no capability (``GpuPoolShape`` is what it needs of a pool).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-if TYPE_CHECKING:
-    from components.node_pool import NodePoolPlan
+
+class _Scheduling(Protocol):
+    @property
+    def node_selector(self) -> Mapping[str, str]: ...
+
+    @property
+    def tolerations(self) -> Sequence[Mapping[str, str]]: ...
+
+
+class GpuPoolShape(Protocol):
+    """What the device plugin needs of a pool (GpuNodePool's ``NodePoolPlan`` has it)."""
+
+    @property
+    def sharing(self) -> str | None: ...
+
+    @property
+    def sharing_replicas(self) -> int: ...
+
+    @property
+    def scheduling(self) -> _Scheduling: ...
+
 
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
@@ -27,7 +49,7 @@ DCGM_VERSION = "4.4.1"
 NAMESPACE = "nvidia-device-plugin"
 
 
-def sharing_config(plan: NodePoolPlan) -> dict[str, Any]:
+def sharing_config(plan: GpuPoolShape) -> dict[str, Any]:
     """The device plugin config file for the pool's sharing mode."""
     config: dict[str, Any] = {"version": "v1", "flags": {"migStrategy": "single" if plan.sharing == "mig" else "none"}}
     if plan.sharing in ("time-slicing", "mps"):
@@ -36,7 +58,7 @@ def sharing_config(plan: NodePoolPlan) -> dict[str, Any]:
     return config
 
 
-def device_plugin_values(plan: NodePoolPlan) -> dict[str, Any]:
+def device_plugin_values(plan: GpuPoolShape) -> dict[str, Any]:
     """Helm values of the device plugin release for one pool."""
     return {
         "config": {"map": {"default": yaml.safe_dump(sharing_config(plan), sort_keys=True)}, "default": "default"},
@@ -47,7 +69,7 @@ def device_plugin_values(plan: NodePoolPlan) -> dict[str, Any]:
     }
 
 
-def create_device_plugin(parent: pulumi.Resource, name: str, plan: NodePoolPlan, provider: k8s.Provider, *, dcgm: bool = True) -> list[pulumi.Resource]:
+def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape, provider: k8s.Provider, *, dcgm: bool = True) -> list[pulumi.Resource]:
     """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``."""
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     created: list[pulumi.Resource] = [

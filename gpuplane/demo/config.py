@@ -40,6 +40,9 @@ class DemoConfig:
     """torch threads of the model server (1 suits the tiny model on a busy 2-core host)."""
     concurrency: int = 4
     """Requests one replica serves at once, in the cost simulation."""
+    slo_ms: float = 1000.0
+    slo_target: float = 0.99
+    """The stated SLO of the cost comparison: ``slo_target`` of requests within ``slo_ms`` (cold waits included)."""
     # the model loop (gpuplane pipeline) on the demo's data and model
     loop: bool = True
     """Run the model loop after serving: a new day, fine-tune, MLflow, gate, canary, drills."""
@@ -55,6 +58,8 @@ class DemoConfig:
                             f"to before max_steps={self.max_steps}, so the preemption would never be injected")
         if not 0 <= self.user_id_share <= 1:
             problems.append(f"user_id_share={self.user_id_share} must be in [0, 1]")
+        if not self.slo_ms > 0 or not 0 < self.slo_target <= 1:
+            problems.append(f"slo_ms={self.slo_ms} must be > 0 and slo_target={self.slo_target} in (0, 1]")
         if not self.day_wall_seconds > 0 or not self.idle_seconds > 0:
             problems.append(f"day_wall_seconds={self.day_wall_seconds} and idle_seconds={self.idle_seconds} must be > 0")
         if min(self.users, self.items, self.days, self.max_steps, self.checkpoint_every, self.log_every) < 1:

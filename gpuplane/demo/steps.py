@@ -30,8 +30,6 @@ from gpuplane.demo import traces
 from gpuplane.demo.config import DemoConfig
 from gpuplane.demo.procs import Processes, free_port, lines, tail
 from gpuplane.demo.report import (
-    CostRecord,
-    CostRow,
     DataRecord,
     DemoReport,
     FeaturesRecord,
@@ -537,16 +535,9 @@ def _write_requests_csv(path: Path, schedule: Schedule, send_s: np.ndarray, late
 
 
 def step_cost(ctx: Context) -> str:
-    from gpuplane.simulate import (
-        ColdStart,
-        KnativeKeepAlive,
-        Oracle,
-        ServerlessPerRequest,
-        ServiceModel,
-        StaticPeak,
-        simulate,
-    )
-    from gpuplane.simulate.policies import Policy
+    """Each platform at its cheapest setting meeting the SLO and at its aggressive defaults, vs static (cost.py)."""
+    from gpuplane.demo.cost import compare_costs, money
+    from gpuplane.simulate import ColdStart, ServiceModel
     from gpuplane.simulate.prices import price_spec
 
     cfg = ctx.cfg
@@ -559,31 +550,15 @@ def step_cost(ctx: Context) -> str:
                         serverless_gpu="l4")
     service = ServiceModel(service_time_s=service_s, concurrency=cfg.concurrency,
                            cold_start=ColdStart(model_load_s=s.cold_start_mean_s))
-    options: list[tuple[str, Policy]] = [
-        ("static-for-peak (g6.xlarge on-demand)", StaticPeak()),
-        ("scale-to-zero: Knative on g6.xlarge nodes", KnativeKeepAlive()),
-        ("scale-to-zero: Cloud Run L4", ServerlessPerRequest()),
-        ("oracle (busy time only, lower bound)", Oracle()),
-    ]
-    results = [(label, simulate(trace, service, policy, prices)) for label, policy in options]
-    static = results[0][1]
-    days = trace.duration_s / 86_400.0
-    try:
-        from components.catalog import HOURS_PER_MONTH
-    except ImportError:  # pragma: no cover - the catalog ships with the package
-        HOURS_PER_MONTH = 730.0
-    per_month = HOURS_PER_MONTH / 24.0 / days
-    rows = [CostRow(option=label, setting=r.setting, monthly_usd=r.cost_usd * per_month,
-                    gpu_hours_per_day=r.gpu_hours / days, cold_start_fraction=r.cold_start_fraction, p99_ms=r.p99_ms,
-                    savings_vs_static=r.savings_vs(static)) for label, r in results]
-    oracle = results[-1][1]
-    bound = 1.0 - oracle.gpu_hours / static.gpu_hours if static.gpu_hours > 0 else 0.0
-    ctx.report.cost = CostRecord(prices=prices.label, requests_per_day=int(trace.n_requests / days),
-                                 service_time_ms=service_s * 1e3, local_cold_start_s=s.cold_start_mean_s,
-                                 rows=rows, savings_bound=bound)
-    cloud_run = rows[2]
-    return (f"static ${rows[0].monthly_usd:,.0f}/month vs Cloud Run L4 ${cloud_run.monthly_usd:,.0f}/month "
-            f"({100 * cloud_run.savings_vs_static:.0f}% saved), Knative on g6 ${rows[1].monthly_usd:,.0f}/month")
+    c = compare_costs(trace, service, prices, node="g6.xlarge", serverless="Cloud Run L4",
+                      slo_ms=cfg.slo_ms, slo_target=cfg.slo_target)
+    ctx.report.cost = c
+    parts = [f"static {money(c.static.monthly_usd)}/month" if c.static else "static –"]
+    for p in c.platforms:
+        parts.append(f"{p.platform} at the SLO " + (f"{money(p.at_slo.monthly_usd)}/month" if p.at_slo else "–")
+                     + f" (aggressive {money(p.aggressive.monthly_usd)}, {100 * p.aggressive.cold_start_fraction:.0f}%"
+                       " cold)")
+    return "; ".join(parts) + f"; SLO {c.slo}"
 
 
 # ---------------------------------------------------------------------------------------------

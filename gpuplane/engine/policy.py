@@ -558,13 +558,16 @@ def evaluate_policies(
 
         def collect(response: Any, urn: str) -> None:
             for d in response.diagnostics:
+                message = _strip_description(d.message, descriptions.get(d.policyName, d.description))
+                # A stack policy that reports other resources too carries its exempted findings
+                # as reason lines on its first message (policies/framework.py): list them as such.
+                lines = message.split("\n")
+                kept = [line for line in lines if not exemptions.REASON_LINE.match(line)]
+                if len(kept) < len(lines):
+                    not_applicable.append((d.policyName, d.urn or urn, "\n".join(x for x in lines if x not in kept)))
+                    message = "\n".join(kept)
                 report.violations.append(
-                    Violation(
-                        d.policyName,
-                        LEVELS.get(d.enforcementLevel, "advisory"),
-                        d.urn or urn,
-                        _strip_description(d.message, descriptions.get(d.policyName, d.description)),
-                    )
+                    Violation(d.policyName, LEVELS.get(d.enforcementLevel, "advisory"), d.urn or urn, message)
                 )
             for na in response.not_applicable:
                 not_applicable.append((na.policy_name, urn, na.reason))

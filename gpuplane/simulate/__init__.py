@@ -17,7 +17,14 @@ from gpuplane.simulate.policies import (
 )
 from gpuplane.simulate.prices import PriceError, PriceSpec, price_spec
 from gpuplane.simulate.service import ColdStart, ServiceModel, ServiceModelError
-from gpuplane.simulate.sweep import SweepResult, SweepSpec, endpoint_args, pareto_frontier, run_sweep
+from gpuplane.simulate.sweep import (
+    SweepResult,
+    SweepSpec,
+    cheapest_meeting,
+    endpoint_args,
+    pareto_frontier,
+    run_sweep,
+)
 from gpuplane.simulate.traffic import (
     Trace,
     TraceFormatError,
@@ -55,6 +62,7 @@ __all__ = [
     "TraceFormatError",
     "TrafficSpec",
     "TrainingEstimate",
+    "cheapest_meeting",
     "endpoint_args",
     "estimate",
     "expected_hours",

@@ -23,7 +23,8 @@ Model (event-exact, no time bins, vectorised with numpy; cost O(n log n) in requ
    previous pass (``passes``, default 2; a pass in which nobody waited ends the loop, since the
    next would repeat it).
 5. Billing is clipped to the horizon ``[0, duration)``. Static pays ``replicas × duration``; the
-   oracle pays ``Σ min(S, duration - a_i) / c`` and never waits.
+   oracle pays ``Σ min(S, duration - a_i) / c`` and never waits, plus, with ``Oracle.start_s``,
+   one start per endpoint and ``min(gap, start_s)`` per idle gap between busy periods.
 
 Deliberately not modelled: network and queueing inside a replica beyond the concurrency limit,
 node bin-packing of several replicas per node, per-request service-time variance (one value per
@@ -737,6 +738,24 @@ def _result(
     )
 
 
+def _oracle_start_s(a: np.ndarray, ep: np.ndarray, end: np.ndarray, start_s: float) -> float:
+    """Start cost of the oracle: per endpoint, one start plus ``min(gap, start_s)`` per idle gap.
+
+    ``a``, ``ep``, ``end`` are in (endpoint, time) order; a gap is the time between the end of a
+    busy period (the running maximum of request ends) and the next arrival on the same endpoint.
+    """
+    if start_s <= 0 or a.size == 0:
+        return 0.0
+    first = np.r_[True, ep[1:] != ep[:-1]]  # the first request of each endpoint
+    seg = np.cumsum(first) - 1
+    # running max of ends within each endpoint: offset each endpoint above the previous ones' ends
+    offset = seg * (float(end.max()) + 1.0)
+    run_end = np.maximum.accumulate(end + offset) - offset
+    gaps = a[1:] - run_end[:-1]
+    gaps = gaps[~first[1:] & (gaps > 0)]
+    return float(first.sum() * start_s + np.minimum(gaps, start_s).sum())
+
+
 def simulate(
     trace: Trace,
     service: ServiceModel,
@@ -766,10 +785,11 @@ def simulate(
 
     if isinstance(policy, Oracle):
         busy = np.minimum(st, horizon - a).sum() / service.concurrency
+        starts = _oracle_start_s(a, ep, np.minimum(a + st, horizon), policy.start_s)
         return _result(
             policy,
             trace,
-            billed_s=float(busy),
+            billed_s=float(busy + starts),
             usd_per_s=node_s,
             lat_s=st,
             cold=None,

@@ -1,5 +1,5 @@
 """The two-tier policy: a steady tier of fixed replicas, and a scale-to-zero serverless burst tier
-taking what the steady tier's router spills (components/two_tier.py, workloads/serving/router.py).
+taking what the steady tier's router spills (components/two_tier/, workloads/serving/router.py).
 
 Model, per endpoint, on the same trace and service model as the other policies:
 

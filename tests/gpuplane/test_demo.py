@@ -22,6 +22,7 @@ from gpuplane.demo.report import (
     CostRow,
     DemoReport,
     PlanRecord,
+    PlatformCost,
     ServingRecord,
     StepRecord,
     Timeline,
@@ -226,11 +227,17 @@ def _fake_report(tmp_path: Path) -> tuple[DemoReport, Timeline]:
         cold_starts=5, scale_downs=4, cold_start_mean_s=3.5, cold_start_observed_s=[3.6, 3.4], held_requests=10,
         hold_mean_s=2.8, server_phases=[{"imports": 3.1, "total": 3.5}], online_hit_rate_at_10=0.75,
         errors=["request 7: HTTP 503: busy"])
+    static = CostRow("static-for-peak (g6.xlarge)", "1 replica", 587.5, 24.0, 0.0, 18.0, 0.0, 1.0)
+    at_slo = CostRow("Cloud Run L4: cheapest meeting the SLO", "idle timeout 3600 s, min instances 0", 540.0, 23.0,
+                     0.01, 900.0, 0.081, 0.991)
+    aggressive = CostRow("Cloud Run L4: aggressive (defaults)", "idle timeout 900 s, min instances 0", 511.9, 16.1,
+                         0.05, 8527.0, 0.129, 0.95)
+    bound = CostRow("lower bound (oracle: busy time + a model load per start)", "lower bound", 9.61, 0.39, 0.0, 18.0,
+                    0.98, 1.0)
     report.cost = CostRecord(prices="aws g6.xlarge / Cloud Run L4", requests_per_day=600, service_time_ms=18.0,
-                             local_cold_start_s=3.5, savings_bound=0.99, rows=[
-                                 CostRow("static-for-peak (g6.xlarge on-demand)", "1 replica", 587.5, 24.0, 0.0, 18.0, 0.0),
-                                 CostRow("scale-to-zero: Cloud Run L4", "idle 900 s", 511.9, 16.1, 0.05, 8527.0, 0.129),
-                                 CostRow("oracle (busy time only, lower bound)", "lower bound", 0.02, 0.0, 0.0, 18.0, 1.0)])
+                             local_cold_start_s=3.5, savings_bound=0.98, rows=[static, at_slo, aggressive, bound],
+                             slo_ms=1000.0, slo_target=0.99, static=static,
+                             platforms=[PlatformCost("Cloud Run L4", at_slo, aggressive)], bound=bound)
     send = np.linspace(0.0, 74.0, 600)
     timeline = Timeline(send_s=send, latency_s=np.r_[np.full(10, 3.0), np.full(590, 0.02)],
                         cold=np.r_[np.ones(10, bool), np.zeros(590, bool)], status=np.r_[np.full(598, 200), [503, 503]],
@@ -253,7 +260,11 @@ def test_markdown_report_shows_every_measurement_and_names_the_failed_step(tmp_p
     assert "| warm, by user_id (feature lookup) | 100 | 30 |" in md
     assert "cold starts: 5 (activator), 4 scale-downs to zero; start to ready 3.50 s mean (each: 3.6, 3.4 s)" in md
     assert "200: 598, 503: 2; 2 5xx" in md
-    assert "| scale-to-zero: Cloud Run L4 | idle 900 s | 511.90 | 16.10 | 5.0% | 8,527 | 13% |" in md
+    assert ("| Cloud Run L4: cheapest meeting the SLO | idle timeout 3600 s, min instances 0 | $540.00 | 23.00 | 1.0% "
+            "| 99.1% | 900 | 8% |") in md
+    assert ("| Cloud Run L4: aggressive (defaults) | idle timeout 900 s, min instances 0 | $511.90 | 16.10 | 5.0% "
+            "| 95.0% | 8,527 | 13% |") in md
+    assert "The stated SLO is 99% of requests within 1,000 ms" in md
 
 
 def test_key_figures_compare_scale_to_zero_with_static(tmp_path: Path):
@@ -261,8 +272,12 @@ def test_key_figures_compare_scale_to_zero_with_static(tmp_path: Path):
     figures = dict(key_figures(report))
     assert figures["steps"] == "1 ok, 1 failed, 1 skipped (failed: Serving)"
     assert figures["requests replayed"].endswith("2 without 200, 2 5xx")
-    assert figures["cost scale-to-zero: Cloud Run L4"].startswith("$511.90/month vs static $587.50/month (13% saved)")
-    assert "cost oracle (busy time only, lower bound)" not in figures
+    assert figures["cost Cloud Run L4"] == (
+        "at 99% of requests within 1,000 ms: idle timeout 3600 s, min instances 0, $540.00/month, 8% below static, "
+        "1.0% of requests cold; aggressive (idle timeout 900 s, min instances 0): $511.90/month, 13% below static, "
+        "but 5.0% of requests cold, 95.0% within 1,000 ms, p99 8.5 s")
+    assert figures["cost baseline"].startswith("static-for-peak (g6.xlarge): $587.50/month")
+    assert figures["cost lower bound"].startswith("$9.61/month (98% below static)")
     assert figures["training"].startswith("SIGTERM after step 50 → stopped at step 51, checkpoint step 51, exit 75")
 
 

@@ -57,7 +57,7 @@ def components_project(root: Path) -> Path:
                 config = pulumi.Config()  # namespace: the project's name, acme-ml
                 tags = {TAGS}
                 cluster = KubernetesCluster(
-                    "acme", {{"cloud": "aws", "region": "us-east-1", "deletion_protection": True, "tags": tags}}
+                    "acme", {{"cloud": "aws", "region": "us-east-1", "deletion_protection": True, "private_endpoint": True, "tags": tags}}
                 )
                 pool = GpuNodePool(
                     pool_name("l4"),

@@ -201,7 +201,7 @@ def test_stack_policies_see_parents_and_dependencies():
     sse = rec(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         "ckpt-sse",
-        {"bucket": "ckpt-id", "rules": []},
+        {"bucket": "ckpt-id", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
         dependencies=[bucket.urn],
     )
     report = evaluate_policies(program(bucket, sse))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import cost, gpu, placement, reliability, security, tagging
+from policies import cost, gpu, pack, placement, pods, reliability, security, storage, tagging
 from policies.framework import Rule
 from tests.policies.fixtures import (
     TAGS,
@@ -423,37 +423,37 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         {},
     ),
     # -- security ------------------------------------------------------------------------------
-    ("enc-ok", security.STORAGE_ENCRYPTED, [*bucket_set(SSE_OK, PAB_OK), view(GCS, GCS_OK, "data")], {}),
-    ("enc-missing", security.STORAGE_ENCRYPTED, bucket_set(None, PAB_OK), {}),
+    ("enc-ok", storage.STORAGE_ENCRYPTED, [*bucket_set(SSE_OK, PAB_OK), view(GCS, GCS_OK, "data")], {}),
+    ("enc-missing", storage.STORAGE_ENCRYPTED, bucket_set(None, PAB_OK), {}),
     (
         "enc-cmk",
-        security.STORAGE_ENCRYPTED,
+        storage.STORAGE_ENCRYPTED,
         [*bucket_set(SSE_OK, PAB_OK), view(GCS, GCS_OK, "data")],
         {"requireCustomerManagedKeys": True},
     ),
     (
         "enc-feature-store",
-        security.STORAGE_ENCRYPTED,
+        storage.STORAGE_ENCRYPTED,
         [c("FeatureStore", {"cloud": "aws", "encrypted": False, "tags": TAGS}, "fs")],
         {},
     ),
-    ("public-ok", security.STORAGE_NOT_PUBLIC, [*bucket_set(SSE_OK, PAB_OK), view(GCS, GCS_OK, "data")], {}),
-    ("public-no-block", security.STORAGE_NOT_PUBLIC, bucket_set(SSE_OK, None), {}),
+    ("public-ok", storage.STORAGE_NOT_PUBLIC, [*bucket_set(SSE_OK, PAB_OK), view(GCS, GCS_OK, "data")], {}),
+    ("public-no-block", storage.STORAGE_NOT_PUBLIC, bucket_set(SSE_OK, None), {}),
     (
         "public-block-off",
-        security.STORAGE_NOT_PUBLIC,
+        storage.STORAGE_NOT_PUBLIC,
         bucket_set(SSE_OK, {**PAB_OK, "restrictPublicBuckets": False}),
         {},
     ),
     (
         "public-account-block",
-        security.STORAGE_NOT_PUBLIC,
+        storage.STORAGE_NOT_PUBLIC,
         [*bucket_set(SSE_OK, None), view("aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock", PAB_OK, "acct")],
         {},
     ),
     (
         "public-policy",
-        security.STORAGE_NOT_PUBLIC,
+        storage.STORAGE_NOT_PUBLIC,
         [
             *bucket_set(SSE_OK, PAB_OK),
             view(
@@ -469,13 +469,13 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "public-gcs",
-        security.STORAGE_NOT_PUBLIC,
+        storage.STORAGE_NOT_PUBLIC,
         [view(GCS, {**GCS_OK, "publicAccessPrevention": "inherited"}, "data")],
         {},
     ),
     (
         "public-gcs-iam",
-        security.STORAGE_NOT_PUBLIC,
+        storage.STORAGE_NOT_PUBLIC,
         [
             view(
                 "gcp:storage/bucketIAMMember:BucketIAMMember",
@@ -524,16 +524,16 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ("imds-nodegroup", security.IMDSV2_REQUIRED, [view(NG, {**NODE_GROUP, "amiType": "AL2_x86_64_GPU"}, "ng")], {}),
     (
         "priv-ok",
-        security.NO_PRIVILEGED_PODS,
+        pods.NO_PRIVILEGED_PODS,
         [
             view(DEPLOY, pod_template(), "d"),
             view(DEPLOY, {**pod_template(hostNetwork=True), "metadata": {"namespace": "kube-system"}}, "sys"),
         ],
-        {},
+        {"exemptNamespaces": ["kube-system"]},
     ),
     (
         "priv-privileged",
-        security.NO_PRIVILEGED_PODS,
+        pods.NO_PRIVILEGED_PODS,
         [
             view(
                 DEPLOY,
@@ -545,38 +545,38 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "priv-hostpath",
-        security.NO_PRIVILEGED_PODS,
+        pods.NO_PRIVILEGED_PODS,
         [view(DEPLOY, pod_template(volumes=[{"name": "dev", "hostPath": {"path": "/dev"}}]), "d")],
         {},
     ),
     (
         "priv-hostpath-allowed",
-        security.NO_PRIVILEGED_PODS,
+        pods.NO_PRIVILEGED_PODS,
         [view(DEPLOY, pod_template(volumes=[{"name": "dev", "hostPath": {"path": "/dev/nvidia0"}}]), "d")],
         {"allowedHostPaths": ["/dev"]},
     ),
-    ("priv-hostnetwork", security.NO_PRIVILEGED_PODS, [view(DEPLOY, pod_template(hostNetwork=True), "d")], {}),
+    ("priv-hostnetwork", pods.NO_PRIVILEGED_PODS, [view(DEPLOY, pod_template(hostNetwork=True), "d")], {}),
     (
         "identity-ok",
-        security.WORKLOAD_IDENTITY,
+        pods.WORKLOAD_IDENTITY,
         [view(DEPLOY, pod_template(), "d"), view("aws:iam/role:Role", {"tags": TAGS}, "role")],
         {},
     ),
     (
         "identity-access-key",
-        security.WORKLOAD_IDENTITY,
+        pods.WORKLOAD_IDENTITY,
         [view("aws:iam/accessKey:AccessKey", {"user": "ci"}, "key")],
         {},
     ),
     (
         "identity-sa-key",
-        security.WORKLOAD_IDENTITY,
+        pods.WORKLOAD_IDENTITY,
         [view("gcp:serviceaccount/key:Key", {"serviceAccountId": "sa"}, "key")],
         {},
     ),
     (
         "identity-env",
-        security.WORKLOAD_IDENTITY,
+        pods.WORKLOAD_IDENTITY,
         [
             view(
                 DEPLOY,
@@ -655,7 +655,7 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "exempt-valid-ok",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [
             view(
                 BUCKET,
@@ -673,13 +673,13 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
     ),
     (
         "exempt-no-reason",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [view(BUCKET, {"tags": {**TAGS, "gpuplane/exempt": "storage-encrypted"}}, "b")],
         {},
     ),
     (
         "exempt-unknown-policy",
-        tagging.EXEMPTION_VALID,
+        pack.EXEMPTION_VALID,
         [
             view(
                 GCS,

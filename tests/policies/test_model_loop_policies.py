@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from policies import cost, security
+from policies import cost, security, storage
 from policies.framework import config_for
 from tests.policies.fixtures import component, mutate, view
 
@@ -21,7 +21,7 @@ SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 @pytest.fixture(scope="module")
 def emitted() -> dict[str, dict[str, Any]]:
     """The database props ModelRegistry creates on aws and gcp (mock runtime)."""
-    from tests.components.test_model_loop import _loop
+    from tests.components.model_pipeline.test_model_loop import _loop
 
     aws = _loop("aws", endpoint=False).one(RDS, "models-db").inputs
     gcp = _loop("gcp", endpoint=False).one(SQL, "models-db").inputs
@@ -34,23 +34,23 @@ def _stack(rule: Any, views: list[Any], cfg: dict[str, Any] | None = None) -> li
 
 def test_the_emitted_registry_databases_pass_every_storage_policy(emitted: dict[str, dict[str, Any]]) -> None:
     views = [view(RDS, emitted["aws"], "db"), view(SQL, emitted["gcp"], "sql")]
-    assert _stack(security.STORAGE_ENCRYPTED, views, {"requireCustomerManagedKeys": True}) == [
+    assert _stack(storage.STORAGE_ENCRYPTED, views, {"requireCustomerManagedKeys": True}) == [
         "gcp:sql/databaseInstance 'sql' has no customer-managed key (requireCustomerManagedKeys). Set encryptionKeyName."
     ]
-    assert _stack(security.STORAGE_ENCRYPTED, views) == []
-    assert _stack(security.STORAGE_NOT_PUBLIC, views) == []
+    assert _stack(storage.STORAGE_ENCRYPTED, views) == []
+    assert _stack(storage.STORAGE_NOT_PUBLIC, views) == []
 
 
 @pytest.mark.parametrize(
     ("cloud", "path", "value", "rule", "message"),
     [
-        ("aws", "storageEncrypted", False, security.STORAGE_ENCRYPTED,
+        ("aws", "storageEncrypted", False, storage.STORAGE_ENCRYPTED,
          "aws:rds/instance 'db' stores its database unencrypted. Set storageEncrypted: true (with kmsKeyId for a customer-managed key)."),
-        ("aws", "publiclyAccessible", True, security.STORAGE_NOT_PUBLIC,
+        ("aws", "publiclyAccessible", True, storage.STORAGE_NOT_PUBLIC,
          "aws:rds/instance 'db' is publicly accessible. Set publiclyAccessible: false and reach it from the cluster's subnets."),
-        ("gcp", "settings.ipConfiguration.ipv4Enabled", True, security.STORAGE_NOT_PUBLIC,
+        ("gcp", "settings.ipConfiguration.ipv4Enabled", True, storage.STORAGE_NOT_PUBLIC,
          "gcp:sql/databaseInstance 'db' has a public IPv4 address. Set settings.ipConfiguration.ipv4Enabled: false with a privateNetwork."),
-        ("gcp", "settings.ipConfiguration.authorizedNetworks", [{"value": "0.0.0.0/0"}], security.STORAGE_NOT_PUBLIC,
+        ("gcp", "settings.ipConfiguration.authorizedNetworks", [{"value": "0.0.0.0/0"}], storage.STORAGE_NOT_PUBLIC,
          "gcp:sql/databaseInstance 'db' admits authorized networks ['0.0.0.0/0']. Remove them; connect over the private IP."),
     ],
 )

@@ -104,13 +104,14 @@ def test_label_safe_exemption_form_for_gcp():
         },
         "b",
     )
-    ex = exemptions.honoured(v, "allowed-regions")
-    assert ex is not None and ex.key == "gpuplane-exempt" and ex.policies == ("storage-encrypted", "allowed-regions")
+    assert exemptions.honoured(v, "allowed-regions") == exemptions.Exemption(
+        v.urn, "gpuplane-exempt", ("storage-encrypted", "allowed-regions"), "legacy-eu-mirror"
+    )
 
 
 def test_exemption_without_reason_is_not_honoured():
     v = view("aws:s3/bucket:Bucket", {"tags": {"gpuplane/exempt": "storage-encrypted"}}, "b")
-    assert exemptions.declared(v) is not None
+    assert exemptions.declared(v) == exemptions.Exemption(v.urn, "gpuplane/exempt", ("storage-encrypted",), None)
     assert exemptions.honoured(v, "storage-encrypted") is None
 
 
@@ -129,8 +130,13 @@ def test_component_summary_tags_and_kubernetes_annotations_carry_exemptions():
         },
         "d",
     )
-    assert exemptions.honoured(comp, "training-on-spot") is not None
-    assert exemptions.honoured(k8s, "no-privileged-pods") is not None
+    assert exemptions.honoured(comp, "training-on-spot") == exemptions.Exemption(
+        comp.urn, "gpuplane/exempt", ("training-on-spot",), "reserved"
+    )
+    assert exemptions.honoured(k8s, "no-privileged-pods") == exemptions.Exemption(
+        k8s.urn, "gpuplane/exempt", ("no-privileged-pods",), "dcgm needs it"
+    )
+    assert exemptions.honoured(comp, "gpu-types-allowed") is None  # only what it names
 
 
 def test_reason_line_round_trips():

@@ -179,11 +179,11 @@ EXPECTED: dict[str, list[str]] = {
         "aws:s3/bucket 'ckpt' has no public access block. Add an aws.s3.BucketPublicAccessBlock with blockPublicAcls, blockPublicPolicy, ignorePublicAcls, restrictPublicBuckets all true."
     ],
     "public-block-off": [
-        "aws:s3/bucket 'ckpt' has a public access block with ['restrictPublicBuckets'] not true. Set all of blockPublicAcls, blockPublicPolicy, ignorePublicAcls, restrictPublicBuckets to true."
+        "aws:s3/bucket 'ckpt' has a public access block with ['restrictPublicBuckets'] not true. Set all of blockPublicAcls, blockPublicPolicy, ignorePublicAcls, restrictPublicBuckets to true on every block that targets it.",
     ],
     "public-account-block": [],
     "public-policy": [
-        "aws:s3/bucketPolicy 'pol' allows Principal '*' without a condition. Grant access to specific roles instead."
+        "aws:s3/bucketPolicy 'pol' allows Principal '*' without a condition that restricts the caller. Grant access to specific roles instead.",
     ],
     "public-gcs": [
         "gcp:storage/bucket 'data' does not enforce public access prevention. Set publicAccessPrevention: enforced."
@@ -196,7 +196,7 @@ EXPECTED: dict[str, list[str]] = {
         "InferenceEndpoint 'recs' is public and unauthenticated. Make it private, or require authentication (IAM / an authenticating gateway)."
     ],
     "private-cloud-run-iam": [
-        "gcp:cloudrunv2/serviceIamMember 'inv' lets ['allUsers'] invoke the service, so it is public and unauthenticated. Grant roles/run.invoker to specific principals."
+        "gcp:cloudrunv2/serviceIamMember 'inv' grants ['roles/run.invoker'] to ['allUsers'] on a Cloud Run service, so it is public and unauthenticated. Grant roles/run.invoker to specific principals.",
     ],
     "private-knative": [
         "kubernetes:serving.knative.dev/v1:Service 'svc' is reachable from outside the cluster. Label it networking.knative.dev/visibility: cluster-local, or put it behind an authenticating gateway and exempt it."
@@ -210,14 +210,14 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "priv-ok": [],
     "priv-privileged": [
-        "kubernetes:apps/v1:Deployment 'd' runs container 'main' privileged (spec.template.spec). Remove securityContext.privileged; request the GPU with resources.limits nvidia.com/gpu instead."
+        "kubernetes:apps/v1:Deployment 'd': spec.template.spec.containers[0].securityContext.privileged is true. Remove it; request GPUs with resources.limits nvidia.com/gpu instead.",
     ],
     "priv-hostpath": [
-        "kubernetes:apps/v1:Deployment 'd' mounts the host path /dev (volume 'dev'). Use a PersistentVolumeClaim, emptyDir or object storage instead."
+        "kubernetes:apps/v1:Deployment 'd': spec.template.spec.volumes[0].hostPath mounts the host path /dev. Use a PersistentVolumeClaim, emptyDir or object storage instead.",
     ],
     "priv-hostpath-allowed": [],
     "priv-hostnetwork": [
-        "kubernetes:apps/v1:Deployment 'd' sets spec.template.spec.hostNetwork: true. Remove it; pods must not share the node's namespaces."
+        "kubernetes:apps/v1:Deployment 'd': spec.template.spec.hostNetwork is true. Remove it; pods must not share the node's namespaces.",
     ],
     "identity-ok": [],
     "identity-access-key": [
@@ -266,7 +266,7 @@ EXPECTED: dict[str, list[str]] = {
         "aws:s3/bucket 'b': Tag 'gpuplane/exempt' has no reason, so it is not honoured. Add 'gpuplane/exempt-reason' (label form 'gpuplane-exempt-reason') saying why."
     ],
     "exempt-unknown-policy": [
-        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'deletion-protection', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'two-tier-steady-bounded', 'workload-identity']."
+        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'cluster-hardened', 'deletion-protection', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-scope', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'helm-release-rendered', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'network-ingress-restricted', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'two-tier-steady-bounded', 'workload-identity'].",
     ],
 }
 
@@ -285,10 +285,14 @@ def test_policy_case(case_id, rule, resources, cfg):
 
 def test_every_policy_has_a_compliant_case_and_a_failing_case():
     from policies.__main__ import RULES
+    from tests.policies.evasion_cases import CASES as EVASION_CASES
+    from tests.policies.test_evasion import EXPECTED as EVASION_EXPECTED
 
     by_rule: dict[str, list[bool]] = {}
     for case_id, rule, _, _ in CASES:
         by_rule.setdefault(rule.name, []).append(bool(EXPECTED[case_id]))
+    for case_id, rule, _, _ in EVASION_CASES:
+        by_rule.setdefault(rule.name, []).append(bool(EVASION_EXPECTED[case_id]))
     for rule in RULES:
         results = by_rule.get(rule.name, [])
         assert False in results and True in results, (

@@ -460,8 +460,6 @@ def test_each_container_argv_is_accepted_by_its_module():
 DOCKERFILE_REF = re.compile(r"workloads/(?:[a-z_]+/)*Dockerfile")
 
 
-@pytest.mark.xfail(strict=True, reason="components/feature_store.py names workloads/Dockerfile (no such file); the fix "
-                   "(workloads/features/Dockerfile) is applied by the lead after the components/ restructure: then drop this mark")
 def test_every_dockerfile_named_in_the_code_exists():
     named = {(str(p.relative_to(ROOT)), m) for folder in ("components", "stacks", "gpuplane", "policies")
              for p in (ROOT / folder).rglob("*.py") for m in DOCKERFILE_REF.findall(p.read_text())}

@@ -177,12 +177,13 @@ def test_a_steady_tier_that_fails_answers_502_naming_it_and_the_burst_tier_takes
     burst = StandIn("burst")
     dead = f"http://127.0.0.1:{free_port()}"
     with uvicorn_in_thread(burst) as burst_url, \
-            router({"steady": dead, "burst": burst_url}, overflow_threshold=4, eject_seconds=0.5) as (url, _):
+            router({"steady": dead, "burst": burst_url}, overflow_threshold=4, eject_seconds=3.0) as (url, _):
         first = httpx.post(f"{url}/infer", timeout=30)
         assert (first.status_code, first.json()["backend"]) == (502, "steady")
         after = [httpx.post(f"{url}/infer", timeout=30) for _ in range(3)]
         assert [(r.status_code, r.json()["tier"]) for r in after] == [(200, "burst")] * 3
-        time.sleep(0.6)  # ejection over: the steady tier is tried again (and fails again)
+        # Ejection long enough that three requests fit inside it on a loaded 2-core machine (0.5 s did not).
+        time.sleep(3.1)  # ejection over: the steady tier is tried again (and fails again)
         assert httpx.post(f"{url}/infer", timeout=30).status_code == 502
 
 

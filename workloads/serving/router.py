@@ -3,7 +3,7 @@
 [--weight NAME=PERCENT ...]``.
 
 What a gateway with a queue-aware overflow rule does for a cluster, for one machine (``gpuplane
-demo``, single-VM users, the router Deployment of ``components/two_tier.py``):
+demo``, single-VM users, the router Deployment of ``components/two_tier/``):
 
 - ``overflow`` (two backends): the first is the steady tier, the second the burst tier (usually a
   scale-to-zero server behind ``workloads/serving/activator.py``, which holds requests while it

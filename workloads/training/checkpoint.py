@@ -19,7 +19,14 @@ A process killed at any point (SIGKILL, a second SIGTERM, the end of the notice 
 at worst a temporary directory or a marker-less ``step_N``, which loading ignores and the next
 save of that step replaces. Pruning deletes the marker of an old checkpoint before its files.
 
-``latest_step`` picks the newest complete checkpoint (decided by rank 0 and broadcast).
+Integrity. The marker records every file of the checkpoint with its size and SHA-256 (each rank
+hashes the files it wrote; rank 0 gathers them), so a checkpoint damaged after its commit (a
+truncated shard, an overwritten ``.metadata``, one flipped bit, a garbled marker) is detected
+before anything is loaded. ``latest_step`` picks the newest complete checkpoint that verifies
+(decided by rank 0 and broadcast) and logs each newer one it skips with the reason; a damaged
+checkpoint is left in place for inspection and ages out through pruning (or is replaced when
+its step is saved again). Hashing reads each shard once more after it is written. Markers
+written before checksums existed are accepted when their ``.metadata`` parses, with a log line.
 Asynchronous saves (``dcp.async_save``) copy the state to CPU memory before returning (into
 buffers kept for the whole run); the caller commits them once every rank reports its write finished (see ``train.py``), on a gloo
 process group of its own so background collectives never interleave with training ones.
@@ -27,6 +34,7 @@ process group of its own so background collectives never interleave with trainin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +42,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -77,6 +86,51 @@ def _write_local_marker(directory: Path, payload: dict[str, Any]) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, directory / MARKER)
     _fsync_dir(directory)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digests(directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{name: {"bytes": size, "sha256": hex}}`` for files in ``directory`` (the marker's ``files``)."""
+    return {n: {"bytes": (directory / n).stat().st_size, "sha256": sha256_of(directory / n)} for n in names}
+
+
+def integrity_problem(directory: Path, marker: Any, step: int) -> str | None:
+    """Why the checkpoint in ``directory`` must not be loaded, or None when it verifies.
+
+    ``marker`` is the parsed ``COMPLETE`` payload. A marker without ``files`` (written before
+    checksums) passes when ``.metadata`` parses.
+    """
+    if not isinstance(marker, dict) or marker.get("step") != step:
+        return f"its {MARKER} marker is not a JSON object for step {step}"
+    files = marker.get("files")
+    if files is None:
+        try:
+            dcp.FileSystemReader(str(directory)).read_metadata()
+        except Exception as err:  # any failure to parse means "do not load"
+            return f"it has no checksums and its .metadata does not parse ({type(err).__name__})"
+        return None
+    if not isinstance(files, dict) or ".metadata" not in files:
+        return f"its {MARKER} marker lists no .metadata checksum"
+    for name, want in sorted(files.items()):
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if not isinstance(want, dict) or size != want.get("bytes"):
+            recorded = want.get("bytes") if isinstance(want, dict) else want
+            return f"{name} is {size} bytes, the marker recorded {recorded} (truncated or overwritten)"
+        got = sha256_of(path)
+        if got != want.get("sha256"):
+            return f"{name} has sha256 {got[:16]}..., the marker recorded {str(want.get('sha256'))[:16]}... (corrupted)"
+    return None
 
 
 def _fsync_tree(root: Path) -> None:
@@ -173,13 +227,44 @@ class Checkpointer:
                     steps.append(int(m.group(1)))
         return sorted(steps)
 
-    def latest_step(self) -> int | None:
-        """The newest complete checkpoint, agreed by all ranks (rank 0 decides)."""
-        steps = self.complete_steps() if self.rank == 0 else []
-        box: list[int | None] = [steps[-1] if steps else None]
+    def latest_step(self, log: Callable[[str], None] = print) -> int | None:
+        """The newest complete checkpoint that verifies, agreed by all ranks (rank 0 decides).
+
+        Each newer complete checkpoint that fails verification is skipped with one ``log`` line
+        naming it and the reason.
+        """
+        chosen: int | None = None
+        if self.rank == 0:
+            for step in reversed(self.complete_steps()):
+                problem = self.verify(step)
+                if problem is None:
+                    chosen = step
+                    break
+                log(f"checkpoint {step_name(step)} at {self.location} skipped: {problem}; "
+                    "falling back to the previous complete checkpoint")
+        box: list[int | None] = [chosen]
         if self._distributed():
             dist.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
+
+    def read_marker(self, step: int) -> Any:
+        """The parsed ``COMPLETE`` marker of ``step``; None when it is not JSON."""
+        try:
+            if self.local_root is not None:
+                raw = (self.local_root / step_name(step) / MARKER).read_bytes()
+            else:
+                assert self.fs is not None
+                raw = self.fs.cat_file(f"{self.remote_root}/{step_name(step)}/{MARKER}")
+            return json.loads(raw)
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+            return None
+
+    def verify(self, step: int) -> str | None:
+        """Why checkpoint ``step`` must not be loaded (see ``integrity_problem``), or None."""
+        marker = self.read_marker(step)
+        if marker is None:
+            return f"its {MARKER} marker is not valid JSON"
+        return integrity_problem(self._readable_dir(step), marker, step)
 
     def metadata_keys(self, step: int) -> set[str]:
         """Flattened state-dict keys stored in a checkpoint (to restore optional entries)."""
@@ -257,8 +342,21 @@ class Checkpointer:
                     self.fs.rm(f"{remote}/{MARKER}")
                 self.fs.rm(remote, recursive=True)
 
+    def _gathered_digests(self, written: Path) -> dict[str, dict[str, Any]]:
+        """Every rank hashes the files it wrote; rank 0 gets the union (others get theirs)."""
+        mine = file_digests(written, [p.name for p in sorted(written.iterdir()) if p.is_file() and self._wrote(p.name)])
+        if not self._distributed():
+            return mine
+        parts: list[Any] | None = [None] * self.world_size if self.rank == 0 else None
+        dist.gather_object(mine, parts, dst=0, group=self.group)
+        merged: dict[str, dict[str, Any]] = {}
+        for part in parts or [mine]:
+            merged.update(part)
+        return merged
+
     def _commit(self, step: int, written: Path) -> None:
-        marker = {"step": step, "world_size": self.world_size, "committed_at": time.time()}
+        files = self._gathered_digests(written)
+        marker = {"step": step, "world_size": self.world_size, "committed_at": time.time(), "files": files}
         if self.local_root is not None:
             if self.rank == 0:
                 _fsync_tree(written)
@@ -320,7 +418,15 @@ class Checkpointer:
         return local
 
     def load(self, step: int, state_dict: dict[str, Any]) -> None:
-        """Load checkpoint ``step`` into ``state_dict`` in place (tensors are filled, not replaced)."""
+        """Load checkpoint ``step`` into ``state_dict`` in place (tensors are filled, not replaced).
+
+        Ranks other than 0 verify their own download of a URL checkpoint first (rank 0 verified
+        its copy in ``latest_step``; local checkpoints are one shared copy).
+        """
+        if self.fs is not None and self.rank != 0:
+            problem = self.verify(step)
+            if problem is not None:
+                raise RuntimeError(f"checkpoint {step_name(step)} at {self.location}: {problem} on rank {self.rank}")
         dcp.load(
             state_dict,
             checkpoint_id=str(self._readable_dir(step)),

@@ -16,11 +16,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from workloads.model import PRESETS, ModelConfig
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_PREEMPTED = 75
-"""EX_TEMPFAIL: the run stopped on a preemption notice after saving a checkpoint; requeue it."""
+from workloads.training.exit_codes import EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE  # noqa: F401 (re-exported)
 
 NOTICE_KINDS = ("none", "aws", "gce")
 DEFAULT_NOTICE_URLS = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -60,9 +61,25 @@ def _left_pad(seq: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
+def read_table(path: Path, columns: list[str]) -> pa.Table:
+    """``columns`` of a Parquet file; ``UsageError`` naming the file and the fix when it cannot be read.
+
+    A truncated file, one that is not Parquet, or one without the columns would otherwise end
+    every restart in a pyarrow traceback.
+    """
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError, KeyError) as err:
+        reason = " ".join(str(err).split())[:200]  # one line, whatever pyarrow says
+        raise UsageError(
+            f"{path} is not a readable Parquet file with columns {', '.join(columns)} ({reason}); "
+            f"regenerate the data directory with `python -m workloads.data.generate --out {path.parent}`"
+        ) from err
+
+
 def user_histories(events_path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     """(user ids, their item histories) with consecutive repeats collapsed, in time order."""
-    table = pq.read_table(events_path, columns=["user_id", "item_id", "event_timestamp"])
+    table = read_table(events_path, ["user_id", "item_id", "event_timestamp"])
     users = table["user_id"].to_numpy()
     items = table["item_id"].to_numpy()
     ts = table["event_timestamp"].cast("int64").to_numpy()
@@ -84,7 +101,7 @@ def load_dataset(data_dir: str | Path, block_size: int, eval_fraction: float, ev
             f"--data={data_dir}: missing {', '.join(missing)}; "
             "create it with `python -m workloads.data.generate --out DIR`"
         )
-    item_ids = pq.read_table(root / "items.parquet", columns=["item_id"])["item_id"].to_numpy()
+    item_ids = read_table(root / "items.parquet", ["item_id"])["item_id"].to_numpy()
     if item_ids.size == 0 or item_ids.min() < 1:
         raise UsageError(f"--data={data_dir}: items.parquet item_id must be 1..M (got min {item_ids.min(initial=0)})")
     num_items = int(item_ids.max())

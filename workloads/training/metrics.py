@@ -21,6 +21,8 @@ import os
 from collections.abc import Mapping
 
 PORT_VARIABLE = "GPUPLANE_METRICS_PORT"
+ADDR_VARIABLE = "GPUPLANE_METRICS_ADDR"
+"""Bind address of the metrics server (default ``0.0.0.0``)."""
 
 
 class TrainingMetrics:
@@ -59,7 +61,9 @@ class TrainingMetrics:
         metrics = cls(True)
         from prometheus_client import start_http_server
 
-        start_http_server(int(raw), addr="0.0.0.0", registry=metrics.registry)
+        # A pod serves every interface (the PodMonitor scrapes the pod IP); GPUPLANE_METRICS_ADDR=127.0.0.1
+        # keeps a run on a shared machine to loopback.
+        start_http_server(int(raw), addr=env.get(ADDR_VARIABLE, "0.0.0.0"), registry=metrics.registry)
         return metrics
 
     def started(self, step: int, resumed_from: int | None) -> None:

@@ -12,7 +12,9 @@
   (header ``Metadata-Flavor: Google``) returns ``TRUE`` once preemption has begun.
   Errors are logged once and polling continues: a notice is best effort, SIGTERM is the backstop.
 
-Only the standard library is used, so the poller costs nothing at import time.
+Only the standard library is imported (the run configuration is imported lazily), so the entry
+point installs the signal handlers before torch loads: a SIGTERM in the first seconds of a run
+still ends in exit 75.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from workloads.training.config import DEFAULT_NOTICE_URLS, EXIT_PREEMPTED, PreemptionConfig
+from workloads.training.exit_codes import EXIT_PREEMPTED
+
+if TYPE_CHECKING:
+    from workloads.training.config import PreemptionConfig
 
 AWS_TOKEN_TTL_SECONDS = 21600
 
@@ -85,6 +91,8 @@ class NoticePoller(threading.Thread):
     """Poll a cloud metadata URL and set ``stop`` when it announces a preemption."""
 
     def __init__(self, cfg: PreemptionConfig, stop: StopFlag, log: Callable[[str], None] = print) -> None:
+        from workloads.training.config import DEFAULT_NOTICE_URLS
+
         super().__init__(name="preemption-notice-poller", daemon=True)
         if cfg.notice_kind not in DEFAULT_NOTICE_URLS:
             raise ValueError(f"notice_kind={cfg.notice_kind!r} has no poller; use one of {sorted(DEFAULT_NOTICE_URLS)}")

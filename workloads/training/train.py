@@ -195,17 +195,22 @@ def init_from_export(model: torch.nn.Module, export_dir: str, model_cfg: ModelCo
         model.load_state_dict(load_file(str(root / "model.safetensors"), device="cpu"), strict=True)
 
 
-def run(cfg: RunConfig, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train, checkpoint, evaluate and export as ``cfg`` says; never calls sys.exit."""
+def run(cfg: RunConfig, log: Callable[[str], None] | None = None, stop: StopFlag | None = None) -> TrainResult:
+    """Train, checkpoint, evaluate and export as ``cfg`` says; never calls sys.exit.
+
+    ``stop``: a flag whose SIGTERM / SIGINT handlers the caller installed at process start (the
+    entry point does, before torch loads); without it the run installs its own for its duration.
+    A flag already set when the loop begins ends the run at once with exit code 75.
+    """
     env = setup_distributed(cfg.train.device)
     try:
-        return _run(cfg, env, log)
+        return _run(cfg, env, log, stop)
     finally:
         if env.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> TrainResult:
+def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None, stop: StopFlag | None) -> TrainResult:
     t_cfg = cfg.train
     validate(cfg, env.world_size)
     if t_cfg.threads:
@@ -230,7 +235,7 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
     step = 0
     resumed_from = None
     if ckpt is not None:
-        latest = ckpt.latest_step()
+        latest = ckpt.latest_step(log=log)
         if latest is not None:
             step = restore(ckpt, latest, model, optimizer, sampler, env, log)
             resumed_from = latest
@@ -265,9 +270,11 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
     flops_per_token = model_cfg.flops_per_token()
     tokens_per_step = t_cfg.batch_size * model_cfg.block_size
 
-    stop = StopFlag()
-    restore_signals = install_signal_handlers(stop, log=log) \
-        if threading.current_thread() is threading.main_thread() else (lambda: None)
+    restore_signals: Callable[[], None] = lambda: None  # noqa: E731
+    if stop is None:
+        stop = StopFlag()
+        if threading.current_thread() is threading.main_thread():
+            restore_signals = install_signal_handlers(stop, log=log)
     poller = None
     if cfg.preemption.notice_kind != "none" and env.local_rank == 0:
         poller = NoticePoller(cfg.preemption, stop, log=print)
@@ -311,8 +318,9 @@ def _run(cfg: RunConfig, env: DistEnv, log_fn: Callable[[str], None] | None) -> 
                         last_saved = step
                     if stop.set_at is not None:
                         result.stop_to_checkpoint_seconds = time.monotonic() - stop.set_at
-                    log(f"preempted ({reason}) at step {step}; checkpoint step {last_saved} is complete; "
-                        f"exiting {EXIT_PREEMPTED}")
+                    saved = f"checkpoint step {last_saved} is complete" if last_saved else \
+                        "no checkpoint yet (nothing is saved at step 0; a restart starts afresh)"
+                    log(f"preempted ({reason}) at step {step}; {saved}; exiting {EXIT_PREEMPTED}")
                 else:
                     log(f"preempted ({reason}) at step {step}; no --checkpoint-dir, progress is lost; "
                         f"exiting {EXIT_PREEMPTED}")
