@@ -21,6 +21,7 @@ above any minute's count), a short load time (1 s, the paper treats loading as i
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,11 +55,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
     ap.add_argument("--top", type=int, default=None, help="keep only the N busiest applications")
+    ap.add_argument("--head", type=int, default=None, help="read only the trace's first N functions (smoke runs)")
     args = ap.parse_args()
     if not args.trace.is_file():
         print(missing(args.trace, "benchmarks/simulate_hybrid.py"))
         return
-    tr = read_azure_functions(args.trace.resolve(), group_by="app", top=args.top, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = args.trace.resolve()
+        if args.head is not None:
+            lines = trace.read_text().splitlines(keepends=True)
+            trace = Path(tmp) / trace.name
+            trace.write_text("".join(lines[: args.head + 1]))
+        tr = read_azure_functions(trace, group_by="app", top=args.top, seed=0)
     svc = ServiceModel(service_time_s=1.0, concurrency=100_000, cold_start=ColdStart(model_load_s=1.0))
     print(f"trace: {tr.n_requests:,} invocations, {tr.n_endpoints} applications, {tr.duration_s / 3600:g} h")
     rows: list[tuple[str, PolicyResult, float]] = []

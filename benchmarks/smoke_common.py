@@ -20,14 +20,14 @@ HELPERS = frozenset({"__init__", "serving_common", "reference_common", "smoke_co
 SMOKE: dict[str, list[str]] = {
     "features_bench": ["--users", "50", "--items", "40", "--days", "2", "--iterations", "3", "--batch-sizes", "1,4"],
     "gpu_h200": ["--preset", "tiny", "--steps", "10", "--batch-size", "4", "--no-compile"],  # SIGTERM at a logged step (every 10)
-    "pipeline_loop": ["--repeats", "1", "--steady-seconds", "1", "--rate", "5"],
+    "pipeline_loop": ["--repeats", "1", "--steady-seconds", "2"],
     "plan_bench": ["--runs", "1", "--stacks", "local", "--no-scaling"],
     "policy_bench": ["--repeats", "1", "--sizes", "5,10"],
     "router_overhead": ["--requests", "20"],
     "serving_coldstart": ["--model-mb", "1", "--repeats", "1"],
     "serving_throughput": ["--duration", "0.5", "--concurrency", "2", "--models", "tiny", "--load-generator", "python",
                            "--repeats", "1", "--activator-requests", "5"],
-    "simulate_hybrid": ["--top", "20"],
+    "simulate_hybrid": ["--head", "30"],  # without the trace it prints where to get it and exits 0
     "simulate_savings": ["--days", "0.05", "--mean-rps", "0.5"],
     "simulate_speed": ["--days", "0.05", "--endpoints", "2", "--runs", "1", "--mean-rps", "0.5"],
     "tracing_overhead": ["--requests", "5", "--rounds", "1"],
