@@ -1,0 +1,127 @@
+"""Faster import of the provider SDKs for an offline plan: their modules compiled with postponed
+annotations (PEP 563), the compiled code cached on disk.
+
+Most of a ``gpuplane plan`` process is importing the provider SDK service modules its program
+uses (``pulumi_aws.ec2``, ``pulumi_gcp.compute``, ``pulumi_kubernetes.core.v1``): each is
+thousands of generated ``*Args`` classes, ``TypedDict`` twins and property getters whose
+annotations (``pulumi.Input[Optional[Sequence[...]]]``) Python evaluates when the module runs,
+through ``typing``'s slow subscription machinery — about half of the import time. Compiled as
+if each module began with ``from __future__ import annotations``, the annotations stay strings
+until something asks for them; the Pulumi SDK resolves them with ``typing.get_type_hints`` in
+the module's namespace (``pulumi._types``) only for the classes a program actually uses, so
+what a program registers is the same (tests/gpuplane/test_sdk_code.py; the reference stacks'
+plans are unchanged).
+
+``install()`` puts a finder first on ``sys.meta_path`` for the packages in ``PACKAGES``; a
+module already imported is left as it is. The compiled code is kept in
+``$XDG_CACHE_HOME/gpuplane/sdk-code/<python tag>/<module>.pyc`` (default ``~/.cache``), keyed
+by the interpreter's bytecode magic number and the source file's size and modification time:
+a changed or reinstalled SDK recompiles, never runs stale code. When that folder cannot be
+created, ``install()`` does nothing (compiling the SDKs on every run would be slower than the
+ordinary import). ``GPUPLANE_SDK_CODE_CACHE=0`` turns it off (to compare, or to rule it out).
+"""
+
+from __future__ import annotations
+import __future__
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import marshal
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import CodeType, ModuleType
+
+PACKAGES = frozenset({"pulumi_aws", "pulumi_aws_native", "pulumi_gcp", "pulumi_kubernetes", "pulumi_random"})
+"""Generated provider SDKs (top-level package names) whose modules are compiled this way."""
+ENV_SWITCH = "GPUPLANE_SDK_CODE_CACHE"
+_FLAGS = __future__.annotations.compiler_flag
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "gpuplane" / "sdk-code" / (sys.implementation.cache_tag or "python")
+
+
+def _header(source: str) -> bytes:
+    st = os.stat(source)
+    return importlib.util.MAGIC_NUMBER + f"{_FLAGS:x}:{st.st_size}:{st.st_mtime_ns};".encode()
+
+
+class _PostponedAnnotationsLoader(importlib.machinery.SourceFileLoader):
+    """A source loader that compiles with postponed annotations and caches in ``cache``."""
+
+    def __init__(self, fullname: str, path: str, cache: Path):
+        super().__init__(fullname, path)
+        self.cache = cache
+
+    def get_code(self, fullname: str) -> CodeType:  # type: ignore[override]
+        header = _header(self.path)
+        cached = self.cache / f"{fullname}.pyc"
+        try:
+            data = cached.read_bytes()
+        except OSError:
+            data = b""
+        if data.startswith(header):
+            try:
+                code = marshal.loads(memoryview(data)[len(header) :])
+            except (EOFError, ValueError, TypeError):
+                pass  # a torn or foreign file: compile again below
+            else:
+                if isinstance(code, CodeType):
+                    return code
+        code = compile(self.get_data(self.path), self.path, "exec", flags=_FLAGS, dont_inherit=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(header + marshal.dumps(code))
+            os.replace(tmp, cached)  # atomic: a concurrent plan reads the old file or the new one
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        return code
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def __init__(self, cache: Path):
+        self.cache = cache
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.partition(".")[0] not in PACKAGES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader and spec.origin:
+            spec.loader = _PostponedAnnotationsLoader(fullname, spec.origin, self.cache)
+            spec.cached = str(self.cache / f"{fullname}.pyc")
+        return spec
+
+
+def installed() -> bool:
+    return any(isinstance(f, _Finder) for f in sys.meta_path)
+
+
+def install() -> bool:
+    """Compile provider SDK modules imported from now on as described above; True when active.
+
+    Idempotent; False when turned off (``GPUPLANE_SDK_CODE_CACHE=0``) or the cache folder
+    cannot be created."""
+    if installed():
+        return True
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return False
+    cache = cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(cache, os.W_OK):
+        return False
+    sys.meta_path.insert(0, _Finder(cache))
+    return True
+
+
+def uninstall() -> None:
+    """Remove the finder (modules it already loaded stay loaded)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]
