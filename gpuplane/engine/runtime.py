@@ -19,6 +19,7 @@ here; that is the documented limit of the mock runtime.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import json
@@ -186,6 +187,25 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs what the SDK hands to ``run_in_executor`` at once, on the event loop's thread.
+
+    The SDK sends every monitor call (RegisterResource, Invoke, ...) to a thread pool because a
+    real monitor is a gRPC server; the mock monitor answers in microseconds, so the hand-off to
+    a thread and back (a queue, a wake-up, a GIL switch per call) costs more than the call.
+    The calls still happen in the order the program's coroutines reach them; a call's
+    exception is delivered through the future as before. (asyncio accepts only a
+    ``ThreadPoolExecutor`` as the default executor; this one never starts a thread.)"""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            future.set_exception(e)
+        return future
+
+
 _PULUMI_ENV = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN", "PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")
 
 
@@ -214,6 +234,7 @@ def run_program(
     Exceptions from the program propagate unchanged (after the runtime is torn down).
     """
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(_InlineExecutor(max_workers=1))
     previous_loop = None
     with contextlib.suppress(RuntimeError):
         previous_loop = asyncio.get_event_loop_policy().get_event_loop()
