@@ -30,9 +30,11 @@ import importlib.util
 import marshal
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
+from typing import Any
 
 PACKAGES = frozenset({"pulumi_aws", "pulumi_aws_native", "pulumi_gcp", "pulumi_kubernetes", "pulumi_random"})
 """Generated provider SDKs (top-level package names) whose modules are compiled this way."""
@@ -48,6 +50,43 @@ def cache_dir() -> Path:
 def _header(source: str) -> bytes:
     st = os.stat(source)
     return importlib.util.MAGIC_NUMBER + f"{_FLAGS:x}:{st.st_size}:{st.st_mtime_ns};".encode()
+
+
+class _LazyForwardRef(typing.ForwardRef, _root=True):  # type: ignore[call-arg]
+    """A ``typing.ForwardRef`` that compiles its expression when first evaluated, not when made.
+
+    With postponed annotations every field of the SDKs' ``*ArgsDict`` ``TypedDict`` classes is a
+    string, which ``TypedDict`` turns into a ``ForwardRef`` — and ``ForwardRef()`` compiles the
+    string at once: thousands of ``compile()`` calls per service for annotations nothing reads
+    (the SDK only asks whether a union member is a ``TypedDict``). Evaluating one
+    (``typing.get_type_hints``) compiles it then; equality, hashing and ``repr`` are the base
+    class's (expression and module)."""
+
+    def __init__(self, arg: str, is_argument: bool = True, module: Any = None, *, is_class: bool = False):
+        if not isinstance(arg, str):
+            raise TypeError(f"Forward reference must be a string -- got {arg!r}")
+        self.__forward_arg__ = arg
+        self.__forward_evaluated__ = False
+        self.__forward_value__ = None
+        self.__forward_is_argument__ = is_argument
+        self.__forward_is_class__ = is_class
+        self.__forward_module__ = module
+
+    @property  # type: ignore[override]
+    def __forward_code__(self) -> CodeType:  # type: ignore[override]
+        code = self.__dict__.get("_code")
+        if code is None:
+            code = self.__dict__["_code"] = compile(self.__forward_arg__, "<string>", "eval")
+        return code
+
+
+_real_type_convert = typing._type_convert  # type: ignore[attr-defined]
+
+
+def _lazy_type_convert(arg: Any, module: Any = None, *, allow_special_forms: bool = False) -> Any:
+    if isinstance(arg, str):
+        return _LazyForwardRef(arg, module=module, is_class=allow_special_forms)
+    return _real_type_convert(arg, module=module, allow_special_forms=allow_special_forms)
 
 
 class _PostponedAnnotationsLoader(importlib.machinery.SourceFileLoader):
@@ -80,6 +119,19 @@ class _PostponedAnnotationsLoader(importlib.machinery.SourceFileLoader):
         except OSError:
             tmp.unlink(missing_ok=True)
         return code
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Run the module with strings made into ``_LazyForwardRef`` (``typing._type_convert``
+        is swapped only while an SDK module runs: ``ForwardRef`` itself and every
+        ``isinstance`` check on it are untouched)."""
+        if typing._type_convert is not _real_type_convert:  # type: ignore[attr-defined]
+            super().exec_module(module)  # nested: an outer SDK module already swapped it
+            return
+        typing._type_convert = _lazy_type_convert  # type: ignore[attr-defined]
+        try:
+            super().exec_module(module)
+        finally:
+            typing._type_convert = _real_type_convert  # type: ignore[attr-defined]
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -17,19 +17,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, typing
     from gpuplane.engine import sdk_code
     active = sdk_code.install()
     from gpuplane.engine.runtime import run_program
     import pulumi_random
+    import pulumi_kubernetes.meta.v1 as meta
 
     def program():
         pulumi_random.RandomPassword("pw", length=24, special=False, keepers={"team": "ml"})
         pulumi_random.RandomPet("pet", prefix="gpu", length=2)
+        import pulumi_kubernetes.core.v1 as core  # a TypedDict input and a nested Args class
+        core.ConfigMap("cm", metadata={"name": "cm", "labels": {"a": "b"}}, data={"k": "v"})
+        core.Namespace("ns", metadata=meta.ObjectMetaArgs(name="ns", annotations={"x": "y"}))
 
     run = run_program(program, project="p", stack="s")
     annotation = pulumi_random.RandomPet._internal_init.__annotations__.get("length")
+    # evaluates the (lazy) forward references, with the locals pulumi._types passes
+    import pulumi
+    hints = typing.get_type_hints(meta.ConditionArgsDict, localns={"Output": pulumi.Output, "T": type(None)})
     print(json.dumps({
+        "typeddict": typing.is_typeddict(meta.ConditionArgsDict),
+        "hints": {k: repr(v) for k, v in sorted(hints.items())},
         "active": active,
         "annotation_is_str": isinstance(annotation, str),
         "resources": sorted((r.to_json() for r in run.resources), key=lambda r: r["urn"]),  # order varies
@@ -59,7 +68,10 @@ def test_same_registrations_with_and_without_and_from_the_cache(tmp_path):
     assert off["active"] is False and off["annotation_is_str"] is False
     assert first["active"] is True and first["annotation_is_str"] is True
     assert second["annotation_is_str"] is True
-    assert off["resources"] and first["resources"] == off["resources"] == second["resources"]
+    assert len(off["resources"]) == 4 and first["resources"] == off["resources"] == second["resources"]
+    assert off["typeddict"] and first["typeddict"] and second["typeddict"]
+    assert off["hints"] and first["hints"] == off["hints"] == second["hints"]
+    assert "Awaitable[str]" in off["hints"]["last_transition_time"]
     cached = Path(first["file"])
     assert cached.is_file() and cached.is_relative_to(tmp_path / "cache" / "gpuplane" / "sdk-code")
 
