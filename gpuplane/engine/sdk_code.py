@@ -24,6 +24,7 @@ ordinary import). ``GPUPLANE_SDK_CODE_CACHE=0`` turns it off (to compare, or to 
 from __future__ import annotations
 import __future__
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -150,6 +151,31 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _fast_empty_function_check() -> None:
+    """``pulumi._utils.is_empty_function`` with a fast answer for a body that is not empty.
+
+    The SDK's ``@pulumi.getter`` asks, for each of the tens of thousands of property getters it
+    decorates at import, whether the body is empty (``...``/a docstring only); the SDK's check
+    first builds a tuple of the function's constants, then compares the bytecode with four empty
+    templates. A generated getter's body (``return pulumi.get(self, "x")``) never matches their
+    bytecode, so the bytecode is compared first: the same answer (the SDK's own check decides
+    every function whose bytecode does match), about a tenth of the SDK import time saved."""
+    from pulumi import _utils
+
+    original = _utils.is_empty_function
+    if getattr(original, "_gpuplane_fast", False):
+        return
+    templates = {
+        f.__code__.co_code for f in (_utils._empty, _utils._empty_doc, _utils._empty_lambda, _utils._empty_lambda_doc)
+    }
+
+    def is_empty_function(fn: Any) -> bool:
+        return fn.__code__.co_code in templates and original(fn)
+
+    is_empty_function._gpuplane_fast = True  # type: ignore[attr-defined]
+    _utils.is_empty_function = is_empty_function
+
+
 def installed() -> bool:
     return any(isinstance(f, _Finder) for f in sys.meta_path)
 
@@ -170,6 +196,8 @@ def install() -> bool:
         return False
     if not os.access(cache, os.W_OK):
         return False
+    with contextlib.suppress(AttributeError):  # an SDK without these private helpers keeps its own check
+        _fast_empty_function_check()
     sys.meta_path.insert(0, _Finder(cache))
     return True
 

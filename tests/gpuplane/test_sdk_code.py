@@ -91,3 +91,35 @@ def test_unwritable_cache_folder_means_the_ordinary_import(tmp_path):
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     out = run(tmp_path)
     assert out["active"] is False and out["annotation_is_str"] is False and out["resources"]
+
+
+def test_the_fast_empty_function_check_answers_as_the_sdks_own():
+    from pulumi import _utils
+
+    from gpuplane.engine import sdk_code
+
+    sdk_code._fast_empty_function_check()
+    fast = _utils.is_empty_function
+    assert getattr(fast, "_gpuplane_fast", False)
+    original = fast.__closure__[next(i for i, n in enumerate(fast.__code__.co_freevars) if n == "original")].cell_contents
+
+    def empty(self): ...
+
+    def empty_doc(self):
+        """Doc."""
+
+    def body(self):
+        return 1
+
+    def lam(self):
+        return None
+
+    import pulumi_random
+
+    getters = [
+        p.fget for cls in vars(pulumi_random).values() if isinstance(cls, type) for p in vars(cls).values() if isinstance(p, property)
+    ]
+    candidates = [empty, empty_doc, body, lam, *getters]
+    assert len(getters) > 20
+    assert [fast(f) for f in candidates] == [original(f) for f in candidates]
+    assert fast(empty) and fast(empty_doc) and not fast(body)
