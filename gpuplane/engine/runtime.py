@@ -11,6 +11,8 @@ Pulumi CLI, a provider plugin or a cloud account (REFERENCE.md §1):
   dependencies);
 - ``MockOutputs`` that answer each registration with its inputs plus plausible computed
   outputs (ids, ARNs, endpoints), so ``apply`` chains in components resolve.
+- the SDK's monitor calls run inline on the loop's thread (``_InlineExecutor``), not in a
+  thread pool: the mock monitor answers at once, and the hand-off cost more than the call.
 
 Provider-side behaviour (defaults, autonaming, Helm rendering, transforms) does not happen
 here; that is the documented limit of the mock runtime.

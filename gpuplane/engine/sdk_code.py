@@ -53,7 +53,7 @@ def _header(source: str) -> bytes:
     return importlib.util.MAGIC_NUMBER + f"{_FLAGS:x}:{st.st_size}:{st.st_mtime_ns};".encode()
 
 
-class _LazyForwardRef(typing.ForwardRef, _root=True):  # type: ignore[call-arg]
+class _LazyForwardRef(typing.ForwardRef, _root=True):  # type: ignore[misc,call-arg]
     """A ``typing.ForwardRef`` that compiles its expression when first evaluated, not when made.
 
     With postponed annotations every field of the SDKs' ``*ArgsDict`` ``TypedDict`` classes is a
