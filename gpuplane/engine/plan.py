@@ -81,6 +81,14 @@ class Project:
         return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.stack_config_dir.glob("Pulumi.*.yaml"))
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it: the same values, about 10x faster."""
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER) or {}
+
+
 def _namespaced(key: Any, project: str) -> str:
     key = str(key)
     return key if ":" in key else f"{project}:{key}"
@@ -98,7 +106,7 @@ def load_project(directory: Path = REPO_ROOT) -> Project:
             "your Pulumi.yaml, or pass --cwd DIR naming it."
         )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise PlanError(f"{path}: not valid YAML ({' '.join(str(e).split())}).") from None
     if not isinstance(data, dict):
@@ -215,7 +223,7 @@ def read_stack_config(
             "(a 'config:' map), or pass --stack with one of those."
         )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise PlanError(f"{path}: not valid YAML ({' '.join(str(e).split())}).") from None
     if not isinstance(data, dict):
@@ -282,7 +290,12 @@ def plan_stack(
 
     ``project`` (``find_project`` / ``load_project``) defaults to the project in ``root``, this
     repository. ``config`` replaces the stack file's config (used for generated stacks and tests).
+    Provider SDK modules imported from here on are compiled with postponed annotations
+    (gpuplane.engine.sdk_code: the same resources, about half the import time).
     """
+    from gpuplane.engine import sdk_code
+
+    sdk_code.install()
     import pulumi
 
     started = time.perf_counter()

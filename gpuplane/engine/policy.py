@@ -47,6 +47,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from gpuplane.engine.runtime import ProgramRun, RecordedResource, _clean_pulumi_env
+from gpuplane.engine.struct_memo import memoized_struct_to_dict
 from policies import exemptions
 from policies.framework import Rule, to_policy
 from policies.resources import ResourceView
@@ -526,7 +527,7 @@ def evaluate_policies(
     pack_name, version = pack.name, pack.version
     servicer = _PolicyAnalyzerServicer(pack_name, version, list(pack.policies), pack.enforcement_level, pack.initial_config)
     defaults = provider_defaults or {}
-    with _clean_pulumi_env():
+    with _clean_pulumi_env(), contextlib.ExitStack() as stack_ctx:
         info = servicer.GetAnalyzerInfo(None, None)
         reconciled = reconcile_config(info, policy_config)
         if usage is not None and pack.gpuplane and "stack-budget" in reconciled:
@@ -549,6 +550,7 @@ def evaluate_policies(
         servicer.ConfigureStack(
             pb.AnalyzerStackConfigureRequest(stack=stack or run.stack, project=run.project, dry_run=True), None
         )
+        stack_ctx.enter_context(memoized_struct_to_dict())  # after Configure: see struct_memo
         report = PolicyReport(pack=pack_name, version=version, levels={n: lvl for n, (lvl, _) in reconciled.items()})
         descriptions = pack.descriptions
         by_urn = {r.urn: r for r in run.resources}

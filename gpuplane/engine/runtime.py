@@ -11,6 +11,8 @@ Pulumi CLI, a provider plugin or a cloud account (REFERENCE.md §1):
   dependencies);
 - ``MockOutputs`` that answer each registration with its inputs plus plausible computed
   outputs (ids, ARNs, endpoints), so ``apply`` chains in components resolve.
+- the SDK's monitor calls run inline on the loop's thread (``_InlineExecutor``), not in a
+  thread pool: the mock monitor answers at once, and the hand-off cost more than the call.
 
 Provider-side behaviour (defaults, autonaming, Helm rendering, transforms) does not happen
 here; that is the documented limit of the mock runtime.
@@ -19,6 +21,7 @@ here; that is the documented limit of the mock runtime.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import json
@@ -186,6 +189,44 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs what the SDK hands to ``run_in_executor`` at once, on the event loop's thread, as a
+    pool thread would run it.
+
+    The SDK sends every monitor call (RegisterResource, Invoke, ...) to a thread pool because a
+    real monitor is a gRPC server; the mock monitor answers in microseconds, so the hand-off to
+    a thread and back (a queue, a wake-up, a GIL switch per call) costs more than the call.
+    While a call runs here, the thread looks as a pool thread does to asyncio: no running loop,
+    and its own event loop (``side``, one for all calls), so the mock monitor's ``_sync_await``
+    runs its coroutine to completion on that loop instead of re-entering the program's loop
+    (which would nest one registration inside another, without bound). A call's result or
+    exception is delivered through the future as before. (asyncio accepts only a
+    ``ThreadPoolExecutor`` as the default executor; this one never starts a thread.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        super().__init__(max_workers=1)
+        self.loop = loop
+        self.side = asyncio.new_event_loop()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        running = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(None)
+        asyncio.set_event_loop(self.side)
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            future.set_exception(e)
+        finally:
+            asyncio.set_event_loop(self.loop)
+            asyncio.events._set_running_loop(running)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.side.close()
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
 _PULUMI_ENV = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN", "PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")
 
 
@@ -214,6 +255,7 @@ def run_program(
     Exceptions from the program propagate unchanged (after the runtime is torn down).
     """
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(_InlineExecutor(loop))
     previous_loop = None
     with contextlib.suppress(RuntimeError):
         previous_loop = asyncio.get_event_loop_policy().get_event_loop()
