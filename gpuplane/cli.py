@@ -6,6 +6,7 @@
     gpuplane stacks                          # the reference stacks
     gpuplane simulate inference --help       # scale-to-zero cost and cold starts
     gpuplane demo                            # the whole reference pipeline, locally
+    gpuplane sandbox up                      # a local cluster with simulated GPU nodes
 
 Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
 error (one line on stderr, no traceback).
@@ -209,6 +210,9 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)
+    from gpuplane.sandbox.cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="A local Kubernetes cluster with simulated GPU nodes, from the real programs.")
 
 
 app._ready = True
