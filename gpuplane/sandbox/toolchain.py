@@ -223,8 +223,7 @@ def build(
         echo(f"{tag}: building {b.package} from {b.module} {b.version} ...")
         tmp = bindir / f".{b.name}.tmp"
         start = time.monotonic()
-        env = {**os.environ, "CGO_ENABLED": os.environ.get("CGO_ENABLED", "0")}
-        proc = subprocess.run(go_build_command(go, b, tmp), cwd=recipes / b.recipe, env=env,
+        proc = subprocess.run(go_build_command(go, b, tmp), cwd=recipes / b.recipe,
                               capture_output=True, text=True, check=False)
         seconds = time.monotonic() - start
         if proc.returncode != 0:
