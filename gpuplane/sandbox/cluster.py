@@ -21,6 +21,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -224,10 +225,8 @@ def _stop(entries: dict[str, dict[str, Any]], timeout_s: float = 15.0) -> list[s
     for sig in (signal.SIGTERM, signal.SIGKILL):
         live = [n for n in order if _alive(entries[n])]
         for n in live:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(entries[n]["pid"]), sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and any(_alive(entries[n]) for n in live):
             time.sleep(0.1)

@@ -77,7 +77,7 @@ def test_a_gpu_node_pools_pods_land_on_the_sandbox_gpu_nodes(facts):
 
 
 def test_an_instance_type_outside_the_catalog_is_refused():
-    with pytest.raises(ValueError, match="'x9.huge' is not in the AWS catalog"):
+    with pytest.raises(ValueError, match=r"'x9\.huge' is not in the AWS catalog"):
         node_objects((SandboxPool("bad", "x9.huge", "spot", 1),))
 
 
