@@ -124,6 +124,8 @@ def engine_cache() -> Path:
 
 def _recipe_files(recipe: str, recipes: Path) -> list[Path]:
     folder = recipes / recipe
+    if not folder.is_dir():
+        return []
     return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in ("go.mod", "go.sum") or p.suffix == ".go"))
 
 
@@ -219,6 +221,9 @@ def build(
             results.append(BuildResult(b.name, "cached", 0.0))
             continue
         go = go or go_command()
+        if not (recipes / b.recipe / "go.mod").is_file():
+            raise ToolchainError(f"the recipe {recipes / b.recipe / 'go.mod'} is missing: the sandbox's programs are built "
+                                 "from a gpuplane clone (its engine/ folder); run `make engine` there")
         bindir.mkdir(parents=True, exist_ok=True)
         echo(f"{tag}: building {b.package} from {b.module} {b.version} ...")
         tmp = bindir / f".{b.name}.tmp"
