@@ -193,7 +193,7 @@ class BuildResult:
 def build(
     names: Iterable[str] | None = None,
     *,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = lambda line: print(line, flush=True),
     cache: Path | None = None,
     recipes: Path = RECIPES,
 ) -> list[BuildResult]:
