@@ -405,7 +405,9 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
         names = {n["metadata"]["name"] for n in nodes}
 
         def nodes_ready() -> bool:
-            _, body = api(layout, "GET", "/api/v1/nodes")
+            code, body = api(layout, "GET", "/api/v1/nodes")
+            if code != 200 or not isinstance(body, dict):
+                return False
             ready = {n["metadata"]["name"] for n in body.get("items", []) if any(
                 c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))}
             return names <= ready
