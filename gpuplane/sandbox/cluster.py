@@ -178,8 +178,10 @@ def env_lines(layout: Layout, bindir: Path, passphrase: str) -> list[str]:
 
 
 def port_free(port: int, host: str = HOST) -> bool:
-    """True when nothing listens on (and nothing holds) ``host:port``."""
+    """True when a server could listen on ``host:port`` now: nothing listens there. Connections left in
+    TIME_WAIT by a stopped server do not count (SO_REUSEADDR, as Go's and most servers' listeners set)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
