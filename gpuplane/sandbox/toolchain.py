@@ -75,6 +75,11 @@ class Binary:
     """Needed by ``gpuplane sandbox up``."""
     blocked: str = ""
     """Why it cannot be built from the Go module proxy (exact error); empty when it can."""
+    embeds_version: str = ""
+    """For a Pulumi provider whose ``main`` embeds files its release build generates (``schema-embed.json``,
+    ``terraform-mapping-embed.json``: the module zip has only ``schema.json``): the version written into
+    the schema. The package is then built from a copy in the cache with those files made (as its
+    ``go generate`` step does), never from a copy in the clone."""
 
 
 BINARIES: tuple[Binary, ...] = (
@@ -97,7 +102,8 @@ BINARIES: tuple[Binary, ...] = (
     Binary("pulumi-resource-kubernetes", "pulumi-kubernetes",
            "github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes",
            "github.com/pulumi/pulumi-kubernetes/provider/v4", "v4.0.0-20260115033456-f47bc2d6f199",
-           ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.24.0-dev.f47bc2d6",)),
+           ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.24.0-dev.f47bc2d6",),
+           embeds_version="4.24.0-dev.f47bc2d6"),
     Binary("pulumi-language-nodejs", "", "", "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3",
            "", blocked=_LANGUAGE_HOST_BLOCKED.format(lang="nodejs/cmd/pulumi-language-nodejs/v3")),
     Binary("pulumi-language-go", "", "", "github.com/pulumi/pulumi/sdk/go/pulumi-language-go/v3",
@@ -173,12 +179,44 @@ def go_command() -> str:
     return go
 
 
-def go_build_command(go: str, b: Binary, out: Path) -> list[str]:
+def go_build_command(go: str, b: Binary, out: Path, package: str | None = None) -> list[str]:
     """The one ``go build`` line for a program (run in its recipe folder)."""
     cmd = [go, "build", "-trimpath", "-mod=readonly"]
     if b.ldflags:
         cmd += ["-ldflags", " ".join(b.ldflags)]
-    return [*cmd, "-o", str(out), b.package]
+    return [*cmd, "-o", str(out), package or b.package]
+
+
+def pulumi_embeds(folder: Path, version: str) -> None:
+    """What a Pulumi provider's ``go generate`` writes beside its ``main``: the schema with its version set,
+    and the Terraform mapping, both compact JSON."""
+    schema = json.loads((folder / "schema.json").read_text())
+    schema["version"] = version
+    (folder / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
+    mapping = folder / "terraform-mapping.json"
+    if mapping.is_file():
+        (folder / "terraform-mapping-embed.json").write_text(json.dumps(json.loads(mapping.read_text()),
+                                                                        separators=(",", ":")))
+
+
+def _generated_copy(go: str, b: Binary, recipes: Path, work: Path) -> tuple[Path, str]:
+    """A work module in the cache: the recipe's go.mod/go.sum plus a copy of the main package with its
+    generated files. Returns (folder to build in, package path)."""
+    listed = subprocess.run([go, "list", "-e", "-f", "{{.Dir}}", b.package], cwd=recipes / b.recipe,
+                            capture_output=True, text=True, check=False)
+    source = Path(listed.stdout.strip())
+    if listed.returncode != 0 or not (source / "main.go").is_file():
+        raise ToolchainError(f"{b.name}: cannot find {b.package} in the module cache: {listed.stderr.strip()}")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "cmd").mkdir(parents=True)
+    for name in ("go.mod", "go.sum"):
+        shutil.copyfile(recipes / b.recipe / name, work / name)
+    for f in source.iterdir():
+        if f.is_file() and (f.suffix == ".json" or (f.suffix == ".go" and "//go:build ignore" not in f.read_text())):
+            shutil.copyfile(f, work / "cmd" / f.name)
+            (work / "cmd" / f.name).chmod(0o644)
+    pulumi_embeds(work / "cmd", b.embeds_version)
+    return work, "./cmd"
 
 
 @dataclass(frozen=True)
@@ -228,7 +266,10 @@ def build(
         echo(f"{tag}: building {b.package} from {b.module} {b.version} ...")
         tmp = bindir / f".{b.name}.tmp"
         start = time.monotonic()
-        proc = subprocess.run(go_build_command(go, b, tmp), cwd=recipes / b.recipe,
+        cwd, package = recipes / b.recipe, b.package
+        if b.embeds_version:
+            cwd, package = _generated_copy(go, b, recipes, bindir.parent / "work" / b.name)
+        proc = subprocess.run(go_build_command(go, b, tmp, package), cwd=cwd,
                               capture_output=True, text=True, check=False)
         seconds = time.monotonic() - start
         if proc.returncode != 0:

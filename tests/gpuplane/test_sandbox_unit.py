@@ -279,3 +279,11 @@ def test_env_before_up_is_an_error_and_status_reports_absent(homes):
     assert result.exit_code == 2 and "run `gpuplane sandbox up --name t` first" in result.stderr
     st = runner.invoke(app, ["sandbox", "status", "--name", "t"])
     assert st.exit_code == 1 and "absent" in st.stdout
+
+
+def test_pulumi_embeds_are_the_schema_with_its_version_and_the_compact_mapping(tmp_path):
+    (tmp_path / "schema.json").write_text(json.dumps({"name": "kubernetes", "version": "", "resources": {}}, indent=4))
+    (tmp_path / "terraform-mapping.json").write_text('{\n  "a": 1\n}\n')
+    toolchain.pulumi_embeds(tmp_path, "4.24.0-dev.x")
+    assert json.loads((tmp_path / "schema-embed.json").read_text()) == {"name": "kubernetes", "version": "4.24.0-dev.x", "resources": {}}
+    assert (tmp_path / "terraform-mapping-embed.json").read_text() == '{"a":1}'
