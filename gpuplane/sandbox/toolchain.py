@@ -9,9 +9,10 @@ Contract:
   process stamps.
 - ``build()`` runs ``go build -trimpath -o CACHE/bin/NAME PKG`` in each recipe folder, one at a
   time, printing one progress line per program, into ``engine_cache()/<key>/bin`` where ``<key>``
-  hashes every recipe file and pin: a new pin gets a new folder, an unchanged one is reused. A
-  program counts as built when its binary and its stamp file (written after the build) both exist,
-  so a second run takes seconds.
+  hashes the pins (program, module, version): a new pin gets a new folder, an unchanged one is
+  reused. A program counts as built when its binary and its stamp file (written after the build)
+  both exist and the stamp holds the program's current ``fingerprint`` (its pin and recipe files),
+  so a changed recipe rebuilds that program alone, and a second run takes seconds.
 - Only the Go module proxy is used (whatever ``GOPROXY`` the machine has); nothing is downloaded
   from anywhere else, and nothing is written inside the clone.
 - A program whose module the proxy does not serve is listed with ``blocked`` set to the exact error;
@@ -135,17 +136,22 @@ def _recipe_files(recipe: str, recipes: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in ("go.mod", "go.sum") or p.suffix == ".go"))
 
 
-def cache_key(binaries: Iterable[Binary] = BINARIES, recipes: Path = RECIPES) -> str:
-    """Hash of every pin and every recipe file: equal pins, equal key (16 hex digits)."""
+def cache_key(binaries: Iterable[Binary] = BINARIES) -> str:
+    """Hash of the pins (program, module, version, version stamps): equal pins, equal folder (16 hex digits)."""
     h = hashlib.sha256()
-    seen: set[str] = set()
     for b in binaries:
-        h.update(json.dumps([b.name, b.recipe, b.package, b.module, b.version, list(b.ldflags), b.blocked]).encode())
-        if b.recipe and b.recipe not in seen:
-            seen.add(b.recipe)
-            for f in _recipe_files(b.recipe, recipes):
-                h.update(f"{b.recipe}/{f.name}\0".encode())
-                h.update(f.read_bytes())
+        h.update(json.dumps([b.name, b.module, b.version, list(b.ldflags)]).encode())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(b: Binary, recipes: Path = RECIPES) -> str:
+    """Hash of one program's pin and its recipe files: a program is rebuilt when this changes (a new
+    go.sum, a replace directive), without rebuilding the others in the same folder."""
+    h = hashlib.sha256(json.dumps([b.name, b.recipe, b.package, b.module, b.version, list(b.ldflags),
+                                   b.embeds_version]).encode())
+    for f in _recipe_files(b.recipe, recipes) if b.recipe else []:
+        h.update(f"{f.name}\0".encode())
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -158,10 +164,21 @@ def _stamp(bindir: Path, name: str) -> Path:
     return bindir / f".{name}.built"
 
 
-def is_built(name: str, bindir: Path | None = None) -> bool:
-    """The binary is there and its build finished (stamp written after it)."""
+def _by_name(name: str) -> Binary:
+    return next(b for b in BINARIES if b.name == name)
+
+
+def is_built(name: str, bindir: Path | None = None, recipes: Path = RECIPES) -> bool:
+    """The binary is there, its build finished (the stamp is written after it) and the stamp's fingerprint
+    is the current one."""
     bindir = bindir or bin_dir()
-    return (bindir / name).is_file() and _stamp(bindir, name).is_file()
+    if not (bindir / name).is_file():
+        return False
+    try:
+        stamp = json.loads(_stamp(bindir, name).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(stamp.get("fingerprint") == fingerprint(_by_name(name), recipes))
 
 
 def missing(names: Iterable[str], bindir: Path | None = None) -> list[str]:
@@ -244,8 +261,7 @@ def build(
     if unknown:
         raise ToolchainError(f"unknown program(s) {', '.join(unknown)}; known: {', '.join(b.name for b in BINARIES)}")
     todo = [b for b in BINARIES if wanted is None or b.name in wanted]
-    key = cache_key(recipes=recipes)
-    bindir = bin_dir(cache, key)
+    bindir = bin_dir(cache)
     results: list[BuildResult] = []
     go: str | None = None
     for i, b in enumerate(todo, 1):
@@ -254,7 +270,7 @@ def build(
             echo(f"{tag}: blocked: {b.blocked}")
             results.append(BuildResult(b.name, "blocked", 0.0, b.blocked))
             continue
-        if is_built(b.name, bindir):
+        if is_built(b.name, bindir, recipes):
             echo(f"{tag}: cached ({b.module} {b.version})")
             results.append(BuildResult(b.name, "cached", 0.0))
             continue
@@ -280,6 +296,7 @@ def build(
             continue
         tmp.replace(bindir / b.name)
         _stamp(bindir, b.name).write_text(json.dumps({"module": b.module, "version": b.version,
+                                                      "fingerprint": fingerprint(b, recipes),
                                                       "seconds": round(seconds, 1)}) + "\n")
         echo(f"{tag}: built in {seconds:.0f} s")
         results.append(BuildResult(b.name, "built", seconds))
