@@ -103,6 +103,7 @@ def test_a_second_up_names_the_running_sandbox(sandbox, gpuplane):
 def test_a_second_sandbox_runs_beside_and_down_leaves_nothing(sandbox, sandboxes):
     start, stop = sandboxes
     other = start("beside", port=sandbox.port + 10)
+    assert other.port != sandbox.port
     nodes = json.loads(other.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     assert len(nodes) == len(node_objects())
     pids = json.loads(other.layout.pids_file.read_text())
