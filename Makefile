@@ -49,7 +49,8 @@ engine: setup
 	$(PY) -m gpuplane.sandbox.toolchain
 
 # What the engine lane's tests run today (a cold build of every program takes longer than CI allows).
-ENGINE_TEST_PROGRAMS ?= etcd kube-apiserver kwok kube-controller-manager kube-scheduler kubectl helm
+ENGINE_TEST_PROGRAMS ?= etcd kube-apiserver kwok kube-controller-manager kube-scheduler kubectl helm \
+  pulumi pulumi-resource-kubernetes pulumi-language-yaml
 
 test-engine: setup
 	$(PY) -m gpuplane.sandbox.toolchain $(ENGINE_TEST_PROGRAMS)

@@ -149,3 +149,13 @@ def helm_built() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(why, pytrace=False)
         pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pulumi_built() -> None:
+    gone = toolchain.missing(["pulumi", "pulumi-language-yaml", "pulumi-resource-kubernetes"])
+    if gone:
+        why = f"{', '.join(gone)} not built (in {toolchain.bin_dir()}); run `make engine`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
