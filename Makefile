@@ -12,12 +12,14 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup test test-fast demo demo-quick plan bench gpu-check lint clean help
+.PHONY: setup test test-fast test-engine engine demo demo-quick plan bench gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
 	@echo "make demo-quick - the same, smaller (about a minute)"
 	@echo "make test   - run the test suite (sets itself up)"
+	@echo "make engine - build the sandbox's programs (etcd, Kubernetes, kwok, helm, pulumi) from their Go modules, once"
+	@echo "make test-engine - the real-engine lane on a local sandbox cluster (builds the programs first)"
 	@echo "make bench  - run the benchmarks and print figures"
 	@echo "make plan   - offline plan of every reference stack"
 	@echo "make lint   - ruff + mypy + import contracts (lint-imports)"
@@ -36,10 +38,18 @@ endif
 setup: $(STAMP)
 
 test: setup
-	$(PY) -m pytest -q -n 2 --timeout 600
+	$(PY) -m pytest -q -n 2 -m "not engine" --timeout 600
 
 test-fast: setup
-	$(PY) -m pytest -q -n 2 -m "not slow" --timeout 300
+	$(PY) -m pytest -q -n 2 -m "not slow and not engine" --timeout 300
+
+# The programs of `gpuplane sandbox`, built with `go build` from their modules at the versions pinned in
+# gpuplane/sandbox/toolchain.py, into ~/.cache/gpuplane/engine (GPUPLANE_ENGINE_CACHE); a second run takes seconds.
+engine: setup
+	$(PY) -m gpuplane.sandbox.toolchain
+
+test-engine: setup engine
+	$(PY) -m pytest -q -m engine --timeout 900 tests/engine
 
 plan: setup
 	@for s in $$(ls stacks/Pulumi.*.yaml | sed 's#stacks/Pulumi.\(.*\).yaml#\1#'); do \

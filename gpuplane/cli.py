@@ -6,6 +6,7 @@
     gpuplane stacks                          # the reference stacks
     gpuplane simulate inference --help       # scale-to-zero cost and cold starts
     gpuplane demo                            # the whole reference pipeline, locally
+    gpuplane sandbox up                      # a local cluster with simulated GPU nodes
 
 Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
 error (one line on stderr, no traceback).
@@ -209,6 +210,13 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)
+    _mount_sandbox(app)
+
+
+def _mount_sandbox(app: typer.Typer) -> None:
+    from gpuplane.sandbox.cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="A local Kubernetes cluster with simulated GPU nodes, from the real programs.")
 
 
 app._ready = True
@@ -217,7 +225,10 @@ app._ready = True
 def main() -> None:
     args = sys.argv[1:]
     command = args[0] if args else None
-    app.skip_optional = command in _CORE_COMMANDS
+    app.skip_optional = command in _CORE_COMMANDS or command == "sandbox"
+    if command == "sandbox":
+        # `eval $(gpuplane sandbox env)` and `up` stay quick: only the sandbox group is imported.
+        _mount_sandbox(app)
     if command == "plan":
         # A plan is a short-lived process: its imports and its run make millions of long-lived
         # objects and few cycles, and the cyclic collector's full passes over them cost about a

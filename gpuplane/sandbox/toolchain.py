@@ -1,0 +1,268 @@
+"""The sandbox's programs, built from their Go modules at pinned versions (``make engine``).
+
+Contract:
+
+- ``BINARIES`` is the table of pins: for each program, the upstream Go module and version it is built
+  from, the package path of its ``main``, the recipe folder under ``engine/`` (our own small wrapper
+  module: a ``go.mod`` that requires the upstream module, its ``go.sum``, at most a three-line
+  ``main.go``; no upstream code) and the ``-ldflags`` that stamp the version the upstream release
+  process stamps.
+- ``build()`` runs ``go build -trimpath -o CACHE/bin/NAME PKG`` in each recipe folder, one at a
+  time, printing one progress line per program, into ``engine_cache()/<key>/bin`` where ``<key>``
+  hashes every recipe file and pin: a new pin gets a new folder, an unchanged one is reused. A
+  program counts as built when its binary and its stamp file (written after the build) both exist,
+  so a second run takes seconds.
+- Only the Go module proxy is used (whatever ``GOPROXY`` the machine has); nothing is downloaded
+  from anywhere else, and nothing is written inside the clone.
+- A program whose module the proxy does not serve is listed with ``blocked`` set to the exact error;
+  it is reported, never replaced by a stand-in.
+- No ``go`` on PATH: ``ToolchainError`` with one line saying what is missing and how to install it
+  (the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "engine"
+
+KUBERNETES_VERSION = "v1.33.13"
+PULUMI_VERSION = "v3.276.0"
+_K8S_LDFLAGS = (
+    f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+    "-X k8s.io/component-base/version.gitMajor=1",
+    "-X k8s.io/component-base/version.gitMinor=33",
+    "-X k8s.io/component-base/version.gitTreeState=clean",
+    f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
+    "-X k8s.io/client-go/pkg/version.gitMajor=1",
+    "-X k8s.io/client-go/pkg/version.gitMinor=33",
+    "-X k8s.io/client-go/pkg/version.gitTreeState=clean",
+)
+_PULUMI_LDFLAGS = (f"-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={PULUMI_VERSION}",)
+_LANGUAGE_HOST_BLOCKED = (
+    "the Go module proxy reachable here does not serve github.com/pulumi/pulumi/sdk/{lang} at any version: "
+    "`go list -m -versions` and the pseudo-versions of release commits (e.g. v3.0.0-20260713131259-e6a4ba65c60f, "
+    "the commit of v3.252.0) answer '403 Forbidden: This module version is not available.'"
+)
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One program of the toolchain."""
+
+    name: str
+    """File name under ``bin/`` (what the sandbox, Pulumi and the user's shell run)."""
+    recipe: str
+    """Folder under ``engine/`` holding the wrapper module it is built from."""
+    package: str
+    """Import path of its ``main`` package (``.`` for a recipe's own ``main.go``)."""
+    module: str
+    """Upstream Go module."""
+    version: str
+    """Upstream version (a release tag, or the pseudo-version of a release commit)."""
+    ldflags: tuple[str, ...] = ()
+    """``-X`` stamps the upstream release build sets (versions the program reports)."""
+    sandbox: bool = False
+    """Needed by ``gpuplane sandbox up``."""
+    blocked: str = ""
+    """Why it cannot be built from the Go module proxy (exact error); empty when it can."""
+
+
+BINARIES: tuple[Binary, ...] = (
+    Binary("etcd", "etcd", ".", "go.etcd.io/etcd/server/v3", "v3.6.16", sandbox=True),
+    Binary("kube-apiserver", "kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes",
+           KUBERNETES_VERSION, _K8S_LDFLAGS, sandbox=True),
+    Binary("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok", "v0.7.0", sandbox=True),
+    Binary("kube-controller-manager", "kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager",
+           "k8s.io/kubernetes", KUBERNETES_VERSION, _K8S_LDFLAGS, sandbox=True),
+    Binary("kube-scheduler", "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes",
+           KUBERNETES_VERSION, _K8S_LDFLAGS, sandbox=True),
+    Binary("kubectl", "kubernetes", "k8s.io/kubernetes/cmd/kubectl", "k8s.io/kubernetes", KUBERNETES_VERSION,
+           _K8S_LDFLAGS, sandbox=True),
+    Binary("helm", "helm", "helm.sh/helm/v3/cmd/helm", "helm.sh/helm/v3", "v3.21.4",
+           ("-X helm.sh/helm/v3/internal/version.version=v3.21.4", "-X helm.sh/helm/v3/internal/version.gitTreeState=clean")),
+    Binary("pulumi", "pulumi", "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi", "github.com/pulumi/pulumi/pkg/v3",
+           PULUMI_VERSION, _PULUMI_LDFLAGS),
+    Binary("pulumi-language-python", "", "", "github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3",
+           "", blocked=_LANGUAGE_HOST_BLOCKED.format(lang="python/cmd/pulumi-language-python/v3")),
+    Binary("pulumi-resource-kubernetes", "pulumi-kubernetes",
+           "github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes",
+           "github.com/pulumi/pulumi-kubernetes/provider/v4", "v4.0.0-20260115033456-f47bc2d6f199",
+           ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.24.0-dev.f47bc2d6",)),
+    Binary("pulumi-language-nodejs", "", "", "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3",
+           "", blocked=_LANGUAGE_HOST_BLOCKED.format(lang="nodejs/cmd/pulumi-language-nodejs/v3")),
+    Binary("pulumi-language-go", "", "", "github.com/pulumi/pulumi/sdk/go/pulumi-language-go/v3",
+           "", blocked=_LANGUAGE_HOST_BLOCKED.format(lang="go/pulumi-language-go/v3")),
+    Binary("pulumi-language-yaml", "pulumi-yaml", "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml",
+           "github.com/pulumi/pulumi-yaml", "v1.25.0",
+           ("-X github.com/pulumi/pulumi-yaml/pkg/version.Version=v1.25.0",)),
+    Binary("pulumi-resource-random", "", "", "github.com/pulumi/pulumi-random/provider/v4", "",
+           blocked="the Go module proxy reachable here does not serve github.com/pulumi/pulumi-random/provider/v4: "
+           "`go list -m -versions` answers '403 Forbidden: This module version is not available.'"),
+)
+SANDBOX_BINARIES = tuple(b.name for b in BINARIES if b.sandbox)
+
+
+class ToolchainError(RuntimeError):
+    """The toolchain cannot be built or is incomplete; the message is one line with the fix."""
+
+
+def engine_cache() -> Path:
+    """``$GPUPLANE_ENGINE_CACHE``, else ``~/.cache/gpuplane/engine`` (outside any clone)."""
+    root = os.environ.get("GPUPLANE_ENGINE_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "gpuplane" / "engine"
+
+
+def _recipe_files(recipe: str, recipes: Path) -> list[Path]:
+    folder = recipes / recipe
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in ("go.mod", "go.sum") or p.suffix == ".go"))
+
+
+def cache_key(binaries: Iterable[Binary] = BINARIES, recipes: Path = RECIPES) -> str:
+    """Hash of every pin and every recipe file: equal pins, equal key (16 hex digits)."""
+    h = hashlib.sha256()
+    seen: set[str] = set()
+    for b in binaries:
+        h.update(json.dumps([b.name, b.recipe, b.package, b.module, b.version, list(b.ldflags), b.blocked]).encode())
+        if b.recipe and b.recipe not in seen:
+            seen.add(b.recipe)
+            for f in _recipe_files(b.recipe, recipes):
+                h.update(f"{b.recipe}/{f.name}\0".encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def bin_dir(cache: Path | None = None, key: str | None = None) -> Path:
+    """The folder holding the built programs for the current pins."""
+    return (cache or engine_cache()) / (key or cache_key()) / "bin"
+
+
+def _stamp(bindir: Path, name: str) -> Path:
+    return bindir / f".{name}.built"
+
+
+def is_built(name: str, bindir: Path | None = None) -> bool:
+    """The binary is there and its build finished (stamp written after it)."""
+    bindir = bindir or bin_dir()
+    return (bindir / name).is_file() and _stamp(bindir, name).is_file()
+
+
+def missing(names: Iterable[str], bindir: Path | None = None) -> list[str]:
+    bindir = bindir or bin_dir()
+    return [n for n in names if not is_built(n, bindir)]
+
+
+def go_command() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ToolchainError(
+            "`go` is not on PATH: the sandbox's programs are built from their Go modules. Install Go 1.26 or newer "
+            "(https://go.dev/doc/install; Debian/Ubuntu's golang-go package is too old) and run `make engine` again."
+        )
+    return go
+
+
+def go_build_command(go: str, b: Binary, out: Path) -> list[str]:
+    """The one ``go build`` line for a program (run in its recipe folder)."""
+    cmd = [go, "build", "-trimpath", "-mod=readonly"]
+    if b.ldflags:
+        cmd += ["-ldflags", " ".join(b.ldflags)]
+    return [*cmd, "-o", str(out), b.package]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    status: str
+    """``built``, ``cached``, ``blocked`` or ``failed``."""
+    seconds: float
+    detail: str = ""
+
+
+def build(
+    names: Iterable[str] | None = None,
+    *,
+    echo: Callable[[str], None] = lambda line: print(line, flush=True),
+    cache: Path | None = None,
+    recipes: Path = RECIPES,
+) -> list[BuildResult]:
+    """Build the programs named (default: all) in table order; reuse the ones already built.
+
+    Returns one result per program. Raises ``ToolchainError`` when ``go`` is missing and something
+    needs building; a failed or blocked program is reported in the results (the caller decides)."""
+    wanted = set(names) if names is not None else None
+    unknown = sorted((wanted or set()) - {b.name for b in BINARIES})
+    if unknown:
+        raise ToolchainError(f"unknown program(s) {', '.join(unknown)}; known: {', '.join(b.name for b in BINARIES)}")
+    todo = [b for b in BINARIES if wanted is None or b.name in wanted]
+    key = cache_key(recipes=recipes)
+    bindir = bin_dir(cache, key)
+    results: list[BuildResult] = []
+    go: str | None = None
+    for i, b in enumerate(todo, 1):
+        tag = f"[{i}/{len(todo)}] {b.name}"
+        if b.blocked:
+            echo(f"{tag}: blocked: {b.blocked}")
+            results.append(BuildResult(b.name, "blocked", 0.0, b.blocked))
+            continue
+        if is_built(b.name, bindir):
+            echo(f"{tag}: cached ({b.module} {b.version})")
+            results.append(BuildResult(b.name, "cached", 0.0))
+            continue
+        go = go or go_command()
+        if not (recipes / b.recipe / "go.mod").is_file():
+            raise ToolchainError(f"the recipe {recipes / b.recipe / 'go.mod'} is missing: the sandbox's programs are built "
+                                 "from a gpuplane clone (its engine/ folder); run `make engine` there")
+        bindir.mkdir(parents=True, exist_ok=True)
+        echo(f"{tag}: building {b.package} from {b.module} {b.version} ...")
+        tmp = bindir / f".{b.name}.tmp"
+        start = time.monotonic()
+        proc = subprocess.run(go_build_command(go, b, tmp), cwd=recipes / b.recipe,
+                              capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - start
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            detail = (proc.stderr or proc.stdout).strip()
+            echo(f"{tag}: FAILED after {seconds:.0f} s:\n{detail}")
+            results.append(BuildResult(b.name, "failed", seconds, detail))
+            continue
+        tmp.replace(bindir / b.name)
+        _stamp(bindir, b.name).write_text(json.dumps({"module": b.module, "version": b.version,
+                                                      "seconds": round(seconds, 1)}) + "\n")
+        echo(f"{tag}: built in {seconds:.0f} s")
+        results.append(BuildResult(b.name, "built", seconds))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gpuplane.sandbox.toolchain [NAME...]`` (``make engine``): build, print a summary.
+
+    Exit 0 when every program asked for is built or blocked-and-reported, 1 when a build failed,
+    2 when ``go`` is missing."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        results = build(args or None)
+    except ToolchainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"toolchain: {bin_dir()}")
+    for r in results:
+        print(f"  {r.name:28} {r.status:8} {r.seconds:6.0f} s")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
