@@ -38,7 +38,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.launch_template import IMDS_HOP_LIMIT, ROOT_DEVICE, node_launch_template
 from components.errors import Problems
-from components.kubernetes.device_plugin import create_device_plugin
+from components.kubernetes.device_plugin import create_device_plugin, release_name
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -333,6 +333,7 @@ def _efa_device_plugin(component: pulumi.ComponentResource, name: str, plan: Nod
     k8s.helm.v3.Release(
         f"{name}-efa-device-plugin",
         k8s.helm.v3.ReleaseArgs(
+            name=release_name(f"{name}-efa-device-plugin"),
             chart=EFA_DEVICE_PLUGIN_CHART,
             version=EFA_DEVICE_PLUGIN_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=EFA_DEVICE_PLUGIN_REPO),

@@ -164,7 +164,12 @@ def kueue_values() -> dict[str, Any]:
         },
         "integrations": {"frameworks": ["batch/job", "jobset.x-k8s.io/jobset"]},
     }
-    return {"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(config, sort_keys=True)}}
+    # One Kueue per cluster, its objects named as upstream's own manifests name them
+    # (kueue-controller-manager, ...). Without the override they are named after the release, which
+    # Pulumi suffixes with 9 random characters: "<training cluster>-kueue-0123abcd-controller-manager-
+    # metrics-service" is over a Service name's 63 characters from a 19-character cluster name on.
+    return {"fullnameOverride": "kueue",
+            "managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(config, sort_keys=True)}}
 
 
 def jobset_values() -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Defects the real-engine lane found (server-side dry run on the sandbox), each pinned by a fast test.
+
+1. Helm release names: Pulumi autonames a Release ``<resource name>-<8 hex>`` and Helm refuses a
+   name over 53 characters (multicloud's ``multicloud-train-a10g-on-demand-device-plugin``).
+2. Names charts derive from the release name: the node-feature-discovery subchart of the NVIDIA
+   device plugin names its Service ``<release>-node-feature-discovery``[:63]``-master`` and Kueue
+   ``<release>-kueue-controller-manager-metrics-service``; over 63 characters the API server
+   rejects the Service (aws-dev, multicloud).
+3. The mock runtime left an RDS instance's ``address`` and a Cloud SQL instance's
+   ``privateIpAddress`` empty, so the planned MLflow release had ``postgres.host: ""``, which the
+   chart refuses to render ("postgres host must be specified"): the plan showed values no real run has.
+4. The offline values check did not know the device plugin's vendored NFD subchart's keys, so it
+   rejected ``nfd.fullnameOverride`` (the fix for 2).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from components.kubernetes.device_plugin import NFD_NAME_MAX, device_plugin_values, nfd_fullname, release_name
+from components.training.kueue import kueue_values
+from gpuplane.engine.mock_outputs import computed_outputs
+from gpuplane.engine.schemas import HELM_RELEASE_TYPE, load_index, release_name_problems, validate_schemas
+
+
+def _release(resource: str, chart: str, values: dict, **inputs) -> SimpleNamespace:
+    return SimpleNamespace(urn=f"urn:pulumi:s::p::{HELM_RELEASE_TYPE}::{resource}", type=HELM_RELEASE_TYPE,
+                           name=resource, inputs={"chart": chart, "version": "0.17.4", "values": values, **inputs})
+
+
+class _Pool:
+    sharing = None
+    sharing_replicas = 1
+    scheduling = SimpleNamespace(node_selector={"gpuplane.dev/pool": "p"}, tolerations=[])
+
+
+def test_an_autonamed_release_over_helms_53_characters_is_reported() -> None:
+    problems = release_name_problems(_release("multicloud-train-a10g-on-demand-device-plugin", "dcgm-exporter", {}))
+    assert len(problems) == 1 and "is 54 characters; Helm allows 53" in problems[0]
+    assert release_name_problems(_release("g6-spot-device-plugin", "dcgm-exporter", {})) == []
+
+
+def test_a_long_pool_gets_a_fixed_release_name_within_helms_limit() -> None:
+    assert release_name("g6-spot-device-plugin") is None  # autonamed as before
+    long_a = release_name("multicloud-train-a10g-on-demand-device-plugin")
+    assert long_a == "multicloud-train-a10g-on-demand-device-plugin"
+    cut = release_name("a-very-long-training-cluster-name-a10g-on-demand-device-plugin")
+    assert cut is not None and len(cut) <= 53
+    assert cut != release_name("a-very-long-training-cluster-name-a10g-on-demand-dcgm-exporter")
+    fixed = _release("multicloud-train-a10g-on-demand-device-plugin", "dcgm-exporter", {}, name=long_a)
+    assert release_name_problems(fixed) == []
+
+
+def test_the_nfd_master_service_over_63_characters_is_reported_and_the_override_fixes_it() -> None:
+    pool = "aws-dev-train-a10g-on-demand"
+    without = {k: v for k, v in device_plugin_values(_Pool(), pool).items() if k != "nfd"}
+    problems = release_name_problems(_release(f"{pool}-device-plugin", "nvidia-device-plugin", without))
+    assert len(problems) == 1 and "-master" in problems[0] and "nfd.fullnameOverride" in problems[0]
+    fixed = device_plugin_values(_Pool(), pool)
+    assert release_name_problems(_release(f"{pool}-device-plugin", "nvidia-device-plugin", fixed)) == []
+
+
+@pytest.mark.parametrize("pool", ["g6", "aws-dev-train-a10g-on-demand", "x" * 80, "a-" * 40])
+def test_nfd_fullname_leaves_room_for_the_master_suffix(pool: str) -> None:
+    name = nfd_fullname(pool)
+    assert len(name) <= NFD_NAME_MAX and not name.startswith("-") and "--" not in name.replace("a--", "")
+    assert nfd_fullname(pool) == name
+
+
+def test_kueue_objects_are_named_kueue_whatever_the_release_name() -> None:
+    long_release = _release("multicloud-train-kueue", "oci://registry.k8s.io/kueue/charts/kueue", {})
+    problems = release_name_problems(long_release)
+    assert len(problems) == 1 and "controller-manager-metrics-service" in problems[0] and "fullnameOverride" in problems[0]
+    long_release.inputs["values"] = kueue_values()
+    assert release_name_problems(long_release) == []
+
+
+def test_nfd_subchart_keys_are_known_to_the_offline_values_check() -> None:
+    r = _release("g6-device-plugin", "nvidia-device-plugin", {"nfd": {"fullnameOverride": "g6-nfd"}},
+                 repositoryOpts={"repo": "https://nvidia.github.io/k8s-device-plugin"})
+    report = validate_schemas([r], load_index())
+    assert report.helm_releases_checked == 1 and report.problems == []
+    r.inputs["values"] = {"nfd": {"fullnameOverrid": "typo"}}
+    assert len(validate_schemas([r], load_index()).problems) == 1
+
+
+def test_mock_database_instances_have_the_address_their_clients_use() -> None:
+    rds = computed_outputs("aws:rds/instance:Instance", "registry-db", {"identifier": "x"})
+    assert rds["address"].endswith(".rds.amazonaws.com") and rds["endpoint"] == f"{rds['address']}:5432"
+    sql = computed_outputs("gcp:sql/databaseInstance:DatabaseInstance", "registry-db", {"region": "europe-west4"})
+    assert sql["privateIpAddress"] and sql["connectionName"].endswith(":europe-west4:registry-db")
