@@ -33,6 +33,7 @@ import pulumi_kubernetes as k8s
 from components.inference.canary import apply_knative_canary
 from components.inference.planner import server_command
 from components.inference.spec import EndpointPlan
+from components.kubernetes.charts import chart_args
 from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
@@ -87,9 +88,7 @@ def _install_knative(endpoint: pulumi.ComponentResource, name: str, plan: Endpoi
     operator = k8s.helm.v3.Release(
         f"{name}-knative-operator",
         k8s.helm.v3.ReleaseArgs(
-            chart=KNATIVE_OPERATOR_CHART,
-            version=KNATIVE_OPERATOR_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KNATIVE_OPERATOR_REPO),
+            **chart_args(cluster.chart_source, KNATIVE_OPERATOR_CHART, KNATIVE_OPERATOR_VERSION, KNATIVE_OPERATOR_REPO),
             namespace="knative-operator",
             create_namespace=True,
         ),

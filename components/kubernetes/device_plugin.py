@@ -19,6 +19,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.kubernetes.charts import chart_args
+
 
 class _Scheduling(Protocol):
     @property
@@ -109,17 +111,17 @@ def device_plugin_values(plan: GpuPoolShape, pool: str) -> dict[str, Any]:
     }
 
 
-def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape, provider: k8s.Provider, *, dcgm: bool = True) -> list[pulumi.Resource]:
-    """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``."""
+def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape, provider: k8s.Provider, *, dcgm: bool = True,
+                         chart_source: str | None = None) -> list[pulumi.Resource]:
+    """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``; charts from
+    ``chart_source`` (the cluster's, ``components/kubernetes/charts.py``)."""
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     created: list[pulumi.Resource] = [
         k8s.helm.v3.Release(
             f"{name}-device-plugin",
             k8s.helm.v3.ReleaseArgs(
                 name=release_name(f"{name}-device-plugin"),
-                chart=DEVICE_PLUGIN_CHART,
-                version=DEVICE_PLUGIN_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
+                **chart_args(chart_source, DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION, DEVICE_PLUGIN_REPO),
                 namespace=NAMESPACE,
                 create_namespace=True,
                 values=device_plugin_values(plan, name),
@@ -133,9 +135,7 @@ def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape,
                 f"{name}-dcgm-exporter",
                 k8s.helm.v3.ReleaseArgs(
                     name=release_name(f"{name}-dcgm-exporter"),
-                    chart=DCGM_CHART,
-                    version=DCGM_VERSION,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO),
+                    **chart_args(chart_source, DCGM_CHART, DCGM_VERSION, DCGM_REPO),
                     namespace=NAMESPACE,
                     create_namespace=True,
                     values={"nodeSelector": dict(plan.scheduling.node_selector), "tolerations": [dict(t) for t in plan.scheduling.tolerations], "serviceMonitor": {"enabled": False}},

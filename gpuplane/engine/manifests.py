@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from gpuplane.engine.schemas import HELM_RELEASE_TYPE, SCHEMA_ROOT
+from gpuplane.engine.schemas import HELM_RELEASE_TYPE, SCHEMA_ROOT, chart_short_name
 from gpuplane.engine.validate import _ints
 
 CORE_GROUP = "core"
@@ -119,8 +119,10 @@ def autoname(name: str, urn: str) -> str:
 
 
 def chart_archive(chart: str, version: str, charts_dir: Path) -> Path | None:
-    """The archive of ``chart`` (a name, a repo URL or an ``oci://`` reference) at ``version``."""
-    name = chart.rstrip("/").rsplit("/", 1)[-1]
+    """The archive of ``chart`` (a name, a repo URL, an ``oci://`` reference or an archive's path) at ``version``."""
+    if chart.endswith(".tgz") and Path(chart).is_file():
+        return Path(chart)
+    name = chart_short_name(chart, version)
     bare = version.removeprefix("v")
     for candidate in (f"{name}-{version}.tgz", f"{name}-{bare}.tgz", f"{name}-v{bare}.tgz"):
         if (charts_dir / candidate).is_file():

@@ -74,6 +74,18 @@ def _chart_values(path: Path) -> dict[str, Any]:
                          "gpuplane/schemas/README.md.") from e
 
 
+def chart_short_name(chart: str, version: str = "") -> str:
+    """A release's chart as a bare name: ``oci://.../kueue`` -> ``kueue``, and a packaged archive
+    ``/charts/kueue-0.19.2.tgz`` (a cluster's ``chart_source`` folder) -> ``kueue``."""
+    short = chart.rstrip("/").rsplit("/", 1)[-1]
+    if short.endswith(".tgz"):
+        short = short.removesuffix(".tgz")
+        for v in (version, version.lstrip("v"), f"v{version.lstrip('v')}"):
+            if v and short.endswith(f"-{v}"):
+                return short.removesuffix(f"-{v}")
+    return short
+
+
 @dataclass
 class SchemaIndex:
     crds: dict[str, Path] = field(default_factory=dict)
@@ -81,7 +93,7 @@ class SchemaIndex:
     charts: list[ChartSchema] = field(default_factory=list)
 
     def chart(self, name: str, version: str) -> ChartSchema | None:
-        short = name.rstrip("/").rsplit("/", 1)[-1]
+        short = chart_short_name(name, version)
         for c in self.charts:
             if c.version.lstrip("v") == version.lstrip("v") and (name in c.names or short in c.names):
                 return c
@@ -278,7 +290,7 @@ def release_name_problems(resource: Any) -> list[str]:
     if len(name) > HELM_RELEASE_NAME_MAX:
         problems.append(f"Helm release name {name!r} is {len(name)} characters; Helm allows {HELM_RELEASE_NAME_MAX}. "
                         "To fix: a shorter resource name, or set the release's name.")
-    chart = str(inputs.get("chart", "")).rstrip("/").rsplit("/", 1)[-1]
+    chart = chart_short_name(str(inputs.get("chart", "")), str(inputs.get("version", "")))
     if chart not in _DERIVED_NAMES:
         return problems
     sub, fullname_chart, suffix, condition = _DERIVED_NAMES[chart]

@@ -39,6 +39,11 @@ class ApplyResult:
 class Resource:
     plural: str
     namespaced: bool
+    listable: bool = True
+
+
+_CHURN = {"Event", "Lease", "EndpointSlice", "Endpoints"}
+"""Kinds the control plane writes on its own (not part of "what is in the cluster")."""
 
 
 class KubeAPI:
@@ -72,7 +77,7 @@ class KubeAPI:
             for r in resp.json().get("resources", []):
                 if "/" in r["name"]:
                     continue  # subresources
-                found[(gv, r["kind"])] = Resource(r["name"], bool(r["namespaced"]))
+                found[(gv, r["kind"])] = Resource(r["name"], bool(r["namespaced"]), "list" in r.get("verbs", []))
         self._resources = found
         return found
 
@@ -123,6 +128,23 @@ class KubeAPI:
         except ValueError:
             data = {"message": resp.text}
         return ApplyResult(resp.status_code, data, resp.headers.get_list("warning"))
+
+    def snapshot(self) -> set[tuple[str, str, str, str]]:
+        """Every object in the cluster as ``(apiVersion, kind, namespace, name)``, churn left out."""
+        objects = set()
+        seen_kinds: set[str] = set()
+        for (gv, kind), res in sorted(self.discover().items()):
+            if not res.listable or kind in _CHURN or (kind in seen_kinds and gv != "v1"):
+                continue
+            seen_kinds.add(kind)
+            base = "/api/v1" if gv == "v1" else f"/apis/{gv}"
+            resp = self.client.get(f"{base}/{res.plural}")
+            if resp.status_code != 200:
+                continue
+            for item in resp.json().get("items", []):
+                meta = item.get("metadata", {})
+                objects.add((gv, kind, meta.get("namespace", ""), meta.get("name", "")))
+        return objects
 
     def get(self, path: str) -> httpx.Response:
         return self.client.get(path)
