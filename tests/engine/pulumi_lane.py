@@ -92,3 +92,32 @@ def select_stack(stack: str, work_dir: Path, sandbox_env: dict[str, str]) -> Any
                                       pulumi_home=env.get("PULUMI_HOME"))
     return auto.create_or_select_stack(stack_name=stack, project_name="gpuplane", program=stacks_program,
                                        opts=opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.engine.pulumi_lane ACTION --stack S --work DIR [--chart-source DIR]`` with a
+    sandbox's env exported (``eval $(gpuplane sandbox env)``): one CLI operation in a fresh process;
+    prints the change summary and the seconds the operation took (benchmarks/engine_vs_plan.py)."""
+    import argparse
+    import json
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m tests.engine.pulumi_lane")
+    parser.add_argument("action", choices=("preview", "up", "refresh", "destroy"))
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--chart-source")
+    args = parser.parse_args(argv)
+    overrides = {"chartSource": args.chart_source} if args.chart_source else None
+    work = project_dir(args.work, args.stack, overrides)
+    stack = select_stack(args.stack, work, dict(os.environ))
+    started = time.perf_counter()
+    result = getattr(stack, args.action)()
+    seconds = time.perf_counter() - started
+    summary = getattr(result, "change_summary", None) or getattr(getattr(result, "summary", None), "resource_changes", None)
+    print(json.dumps({"action": args.action, "seconds": round(seconds, 2), "changes": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
