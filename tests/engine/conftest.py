@@ -122,3 +122,24 @@ def sandboxes(sandbox_root: Path) -> Iterator[tuple]:
     yield _start, stop
     for sb in started:
         stop(sb)
+
+
+@pytest.fixture(scope="session")
+def charts_dir() -> Path:
+    """The pinned chart archives: ``$GPUPLANE_CHARTS_DIR``, else ``../shared/charts`` beside the clone."""
+    folder = Path(os.environ.get("GPUPLANE_CHARTS_DIR") or REPO.parent / "shared" / "charts")
+    if not folder.is_dir():
+        why = f"no chart archives at {folder} (set GPUPLANE_CHARTS_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def helm_built() -> None:
+    if toolchain.missing(["helm"]):
+        why = f"helm not built (in {toolchain.bin_dir()}); run `make engine`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)

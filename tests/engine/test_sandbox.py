@@ -115,3 +115,19 @@ def test_a_second_sandbox_runs_beside_and_down_leaves_nothing(sandbox, sandboxes
     assert not other.layout.dir.exists()
     # The first sandbox is untouched.
     assert sandbox.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
+
+
+def test_helm_installs_the_device_plugin_chart_onto_exactly_the_gpu_nodes(sandbox, charts_dir, helm_built):
+    """The built helm, offline from the pinned archive; the real DaemonSet controller and scheduler place it."""
+    import subprocess
+
+    archive = sorted(charts_dir.glob("nvidia-device-plugin-*.tgz"))[-1]
+    proc = subprocess.run(["helm", "install", "ndp", str(archive), "-n", "gpu-operator", "--create-namespace",
+                           "--wait", "--timeout", "120s"], env=sandbox.env, capture_output=True, text=True, timeout=180,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    pods = json.loads(sandbox.kubectl("get", "pods", "-n", "gpu-operator", "-o", "json").stdout)["items"]
+    placed = {p["spec"]["nodeName"] for p in pods if p["status"].get("phase") == "Running"}
+    assert placed == set(gpu_capacity(node_objects()))
+    subprocess.run(["helm", "uninstall", "ndp", "-n", "gpu-operator", "--wait"], env=sandbox.env, capture_output=True,
+                   timeout=120, check=True)
