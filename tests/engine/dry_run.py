@@ -30,12 +30,12 @@ _DEFAULT_VALUES = {"karpenter": {"settings": {"clusterName": "sandbox"}}}
 
 
 def charts_dir() -> Path | None:
-    """``$GPUPLANE_CHARTS``, else the first ``shared/charts`` folder beside the clone or above it
+    """``$GPUPLANE_CHARTS_DIR``, else the first ``shared/charts`` folder beside the clone or above it
     (``../shared/charts`` for a clone in the workspace root, ``../../shared/charts`` for a worktree)."""
     import os
 
-    if os.environ.get("GPUPLANE_CHARTS"):
-        return Path(os.environ["GPUPLANE_CHARTS"])
+    if os.environ.get("GPUPLANE_CHARTS_DIR"):
+        return Path(os.environ["GPUPLANE_CHARTS_DIR"])
     for parent in REPO.parents:
         if (parent / "shared" / "charts").is_dir():
             return parent / "shared" / "charts"

@@ -22,7 +22,7 @@ def _require_engine() -> Path:
     gone = pulumi_lane.missing_programs()
     charts = dry_run.charts_dir()
     why = (f"Pulumi programs not built: {', '.join(gone)}; run `make engine`" if gone
-           else "no chart archives (../shared/charts or $GPUPLANE_CHARTS)" if charts is None else "")
+           else "no chart archives (../shared/charts or $GPUPLANE_CHARTS_DIR)" if charts is None else "")
     if why:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(why, pytrace=False)

@@ -26,7 +26,7 @@ STACKS = ("local", "aws-dev", "gcp-dev", "multicloud")
 def charts() -> Path:
     found = dry_run.charts_dir()
     if found is None or not any(found.glob("*.tgz")):
-        why = "no chart archives (../shared/charts or $GPUPLANE_CHARTS)"
+        why = "no chart archives (../shared/charts or $GPUPLANE_CHARTS_DIR)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(why, pytrace=False)
         pytest.skip(why)
