@@ -46,6 +46,7 @@ def project_dir(root: Path, stack: str, cluster_overrides: dict[str, Any] | None
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
     project.pop("main", None)
     project.pop("stackConfigDir", None)
+    project["runtime"] = "python"  # the program runs in-process (no virtualenv for the CLI to look at)
     (root / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     settings = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     if cluster_overrides:
