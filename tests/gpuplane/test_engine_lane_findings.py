@@ -91,3 +91,23 @@ def test_mock_database_instances_have_the_address_their_clients_use() -> None:
     assert rds["address"].endswith(".rds.amazonaws.com") and rds["endpoint"] == f"{rds['address']}:5432"
     sql = computed_outputs("gcp:sql/databaseInstance:DatabaseInstance", "registry-db", {"region": "europe-west4"})
     assert sql["privateIpAddress"] and sql["connectionName"].endswith(":europe-west4:registry-db")
+
+
+def test_the_checked_in_package_schema_is_what_the_cli_reads_back() -> None:
+    """5. `pulumi package get-schema` printed the schema without the ``description`` the SDK's analyzer
+    copies into ``additionalProperties`` (37 places), with ``config: {}`` and without an empty
+    ``dependencies``: provider/schema.json is now written in that form, so the two are equal."""
+    from gpuplane.component_package import canonical
+
+    spec = {"dependencies": [], "resources": {"r": {"properties": {
+        "tags": {"type": "object", "description": "d", "additionalProperties": {"type": "string", "description": "d"}},
+        "items": {"type": "array", "description": "kept", "items": {"type": "string", "description": "d"}},
+        "resources": {"type": "object", "description": "kept", "additionalProperties": {"$ref": "x", "description": "d"}},
+    }}}}
+    out = canonical(spec)
+    props = out["resources"]["r"]["properties"]
+    assert props["tags"] == {"type": "object", "description": "d", "additionalProperties": {"type": "string"}}
+    assert props["items"] == {"type": "array", "description": "kept", "items": {"type": "string"}}
+    assert props["resources"]["additionalProperties"] == {"$ref": "x"} and props["resources"]["description"] == "kept"
+    assert out["config"] == {} and "dependencies" not in out
+    assert spec["dependencies"] == [] and "description" in spec["resources"]["r"]["properties"]["tags"]["additionalProperties"]
