@@ -441,7 +441,7 @@ class GpuplaneProvider(ComponentProvider):
             PACKAGE_NAME, version, None, self._component_defs, self._type_defs, self._dependencies
         ).to_json()
         _describe_package(self.schema_dict)
-        self.schema_dict = _camel_case_names(_tidy(self.schema_dict))
+        self.schema_dict = canonical(_camel_case_names(_tidy(self.schema_dict)))
         Provider.__init__(self, version, json.dumps(self.schema_dict))
         _register_live_components()
 
@@ -568,7 +568,7 @@ def provider() -> GpuplaneProvider:
 
 
 def schema() -> dict[str, Any]:
-    return canonical(provider().schema_dict)
+    return provider().schema_dict
 
 
 def canonical(spec: dict[str, Any]) -> dict[str, Any]:
