@@ -111,3 +111,25 @@ def test_the_checked_in_package_schema_is_what_the_cli_reads_back() -> None:
     assert props["resources"]["additionalProperties"] == {"$ref": "x"} and props["resources"]["description"] == "kept"
     assert out["config"] == {} and "dependencies" not in out
     assert spec["dependencies"] == [] and "description" in spec["resources"]["r"]["properties"]["tags"]["additionalProperties"]
+
+
+def test_recorded_urns_are_the_engines() -> None:
+    """6. `pulumi preview` under the policy host reported the local stack's violations on
+    ``urn:pulumi:local::gpuplane::gpuplane:index:InferenceEndpoint::recs``; `gpuplane plan` on
+    ``...::pulumi:pulumi:Stack$gpuplane:index:InferenceEndpoint::recs`` (the SDK mock monitor's URN), and it
+    cut grandchildren's type chains to their parent's last type, which the policies read ancestors from."""
+    import pulumi
+
+    from gpuplane.engine.runtime import run_program
+
+    def program() -> None:
+        outer = pulumi.ComponentResource("test:index:Outer", "outer")
+        inner = pulumi.ComponentResource("test:index:Inner", "inner", opts=pulumi.ResourceOptions(parent=outer))
+        pulumi.CustomResource("test:index:Leaf", "leaf", {}, opts=pulumi.ResourceOptions(parent=inner))
+
+    run = run_program(program, project="proj", stack="dev")
+    assert [r.urn for r in run.resources] == [
+        "urn:pulumi:dev::proj::test:index:Outer::outer",
+        "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner::inner",
+        "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner$test:index:Leaf::leaf",
+    ]
