@@ -133,3 +133,16 @@ def test_recorded_urns_are_the_engines() -> None:
         "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner::inner",
         "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner$test:index:Leaf::leaf",
     ]
+
+
+def test_the_knative_operator_namespace_is_a_resource_so_destroy_removes_it() -> None:
+    """7. `pulumi destroy` of the local stack on the sandbox left the namespace ``knative-operator``: the
+    release created it with ``createNamespace``, and Helm never deletes a namespace it created."""
+    from gpuplane.engine.plan import plan_stack
+
+    plan = plan_stack("local", validate=False)
+    [release] = [r for r in plan.resources if r.type == HELM_RELEASE_TYPE and "knative-operator" in r.inputs["chart"]]
+    assert not release.inputs.get("createNamespace") and release.inputs["namespace"] == "knative-operator"
+    [ns] = [r for r in plan.resources if r.type == "kubernetes:core/v1:Namespace"
+            and r.inputs["metadata"]["name"] == "knative-operator"]
+    assert ns.urn in release.dependencies
