@@ -66,16 +66,16 @@ def policy_pack_shim(root: Path) -> Path:
 
 
 def component_provider_shim(root: Path) -> Path:
-    """A folder ``gpuplane/`` holding an executable ``pulumi-resource-gpuplane`` that serves the component
-    package (``provider/__main__.py``) with this venv's Python: the CLI runs a folder with such a binary
-    as a binary plugin, where ``provider/`` itself (PulumiPlugin.yaml, runtime python) would need the
-    Python language host this toolchain cannot build."""
+    """An executable ``gpuplane/pulumi-resource-gpuplane`` that serves the component package
+    (``provider/__main__.py``) with this venv's Python; its path is what to give the CLI (it runs an
+    executable as a binary plugin, where ``provider/`` itself, PulumiPlugin.yaml with runtime python,
+    would need the Python language host this toolchain cannot build)."""
     folder = root / "gpuplane"
     folder.mkdir(parents=True, exist_ok=True)
     shim = folder / "pulumi-resource-gpuplane"
     shim.write_text(f"#!/bin/sh\nexec {sys.executable} -u {REPO / 'provider' / '__main__.py'} \"$@\"\n")
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return folder
+    return shim
 
 
 def stacks_program() -> None:
