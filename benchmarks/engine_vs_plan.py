@@ -80,6 +80,15 @@ def main() -> int:
         print(f"pulumi preview --stack local     median {q:.2f} s  ({', '.join(f'{x:.2f}' for x in preview)})")
         print(f"ratio preview / plan             {q / p:.1f}x")
         if not args.no_up:
+            # Knative Serving's CRDs come from its operator at run time, which does not run on kwok nodes:
+            # install the pinned Service CRD first, as tests/engine/test_pulumi_local.py does.
+            from gpuplane.engine import manifests
+            from tests.engine.kubeapi import KubeAPI
+
+            api = KubeAPI(Path(sb_env["KUBECONFIG"]))
+            knative = {c["metadata"]["name"]: c for c in manifests.pinned_crds()
+                       if c["metadata"]["name"] == "services.serving.knative.dev"}
+            assert dry_run.install_crds(api, knative) == []
             up_s, up_proc = _run([*lane, "up", *extra], sb_env)
             destroy_s, _ = _run([*lane, "destroy", *extra], sb_env)
             print(f"pulumi up --stack local          {up_s:.1f} s ({json.loads(up_proc.stdout.splitlines()[-1])['changes']})")
