@@ -9,9 +9,10 @@ Contract:
   process stamps.
 - ``build()`` runs ``go build -trimpath -o CACHE/bin/NAME PKG`` in each recipe folder, one at a
   time, printing one progress line per program, into ``engine_cache()/<key>/bin`` where ``<key>``
-  hashes every recipe file and pin: a new pin gets a new folder, an unchanged one is reused. A
-  program counts as built when its binary and its stamp file (written after the build) both exist,
-  so a second run takes seconds.
+  hashes the pins (program, module, version): a new pin gets a new folder, an unchanged one is
+  reused. A program counts as built when its binary and its stamp file (written after the build)
+  both exist and the stamp holds the program's current ``fingerprint`` (its pin and recipe files),
+  so a changed recipe rebuilds that program alone, and a second run takes seconds.
 - Only the Go module proxy is used (whatever ``GOPROXY`` the machine has); nothing is downloaded
   from anywhere else, and nothing is written inside the clone.
 - A program whose module the proxy does not serve is listed with ``blocked`` set to the exact error;
@@ -75,6 +76,11 @@ class Binary:
     """Needed by ``gpuplane sandbox up``."""
     blocked: str = ""
     """Why it cannot be built from the Go module proxy (exact error); empty when it can."""
+    embeds_version: str = ""
+    """For a Pulumi provider whose ``main`` embeds files its release build generates (``schema-embed.json``,
+    ``terraform-mapping-embed.json``: the module zip has only ``schema.json``): the version written into
+    the schema. The package is then built from a copy in the cache with those files made (as its
+    ``go generate`` step does), never from a copy in the clone."""
 
 
 BINARIES: tuple[Binary, ...] = (
@@ -97,7 +103,8 @@ BINARIES: tuple[Binary, ...] = (
     Binary("pulumi-resource-kubernetes", "pulumi-kubernetes",
            "github.com/pulumi/pulumi-kubernetes/provider/v4/cmd/pulumi-resource-kubernetes",
            "github.com/pulumi/pulumi-kubernetes/provider/v4", "v4.0.0-20260115033456-f47bc2d6f199",
-           ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.24.0-dev.f47bc2d6",)),
+           ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.24.0-dev.f47bc2d6",),
+           embeds_version="4.24.0-dev.f47bc2d6"),
     Binary("pulumi-language-nodejs", "", "", "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3",
            "", blocked=_LANGUAGE_HOST_BLOCKED.format(lang="nodejs/cmd/pulumi-language-nodejs/v3")),
     Binary("pulumi-language-go", "", "", "github.com/pulumi/pulumi/sdk/go/pulumi-language-go/v3",
@@ -129,17 +136,22 @@ def _recipe_files(recipe: str, recipes: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in ("go.mod", "go.sum") or p.suffix == ".go"))
 
 
-def cache_key(binaries: Iterable[Binary] = BINARIES, recipes: Path = RECIPES) -> str:
-    """Hash of every pin and every recipe file: equal pins, equal key (16 hex digits)."""
+def cache_key(binaries: Iterable[Binary] = BINARIES) -> str:
+    """Hash of the pins (program, module, version, version stamps): equal pins, equal folder (16 hex digits)."""
     h = hashlib.sha256()
-    seen: set[str] = set()
     for b in binaries:
-        h.update(json.dumps([b.name, b.recipe, b.package, b.module, b.version, list(b.ldflags), b.blocked]).encode())
-        if b.recipe and b.recipe not in seen:
-            seen.add(b.recipe)
-            for f in _recipe_files(b.recipe, recipes):
-                h.update(f"{b.recipe}/{f.name}\0".encode())
-                h.update(f.read_bytes())
+        h.update(json.dumps([b.name, b.module, b.version, list(b.ldflags)]).encode())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(b: Binary, recipes: Path = RECIPES) -> str:
+    """Hash of one program's pin and its recipe files: a program is rebuilt when this changes (a new
+    go.sum, a replace directive), without rebuilding the others in the same folder."""
+    h = hashlib.sha256(json.dumps([b.name, b.recipe, b.package, b.module, b.version, list(b.ldflags),
+                                   b.embeds_version]).encode())
+    for f in _recipe_files(b.recipe, recipes) if b.recipe else []:
+        h.update(f"{f.name}\0".encode())
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -152,10 +164,21 @@ def _stamp(bindir: Path, name: str) -> Path:
     return bindir / f".{name}.built"
 
 
-def is_built(name: str, bindir: Path | None = None) -> bool:
-    """The binary is there and its build finished (stamp written after it)."""
+def _by_name(name: str) -> Binary:
+    return next(b for b in BINARIES if b.name == name)
+
+
+def is_built(name: str, bindir: Path | None = None, recipes: Path = RECIPES) -> bool:
+    """The binary is there, its build finished (the stamp is written after it) and the stamp's fingerprint
+    is the current one."""
     bindir = bindir or bin_dir()
-    return (bindir / name).is_file() and _stamp(bindir, name).is_file()
+    if not (bindir / name).is_file():
+        return False
+    try:
+        stamp = json.loads(_stamp(bindir, name).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(stamp.get("fingerprint") == fingerprint(_by_name(name), recipes))
 
 
 def missing(names: Iterable[str], bindir: Path | None = None) -> list[str]:
@@ -173,12 +196,44 @@ def go_command() -> str:
     return go
 
 
-def go_build_command(go: str, b: Binary, out: Path) -> list[str]:
+def go_build_command(go: str, b: Binary, out: Path, package: str | None = None) -> list[str]:
     """The one ``go build`` line for a program (run in its recipe folder)."""
     cmd = [go, "build", "-trimpath", "-mod=readonly"]
     if b.ldflags:
         cmd += ["-ldflags", " ".join(b.ldflags)]
-    return [*cmd, "-o", str(out), b.package]
+    return [*cmd, "-o", str(out), package or b.package]
+
+
+def pulumi_embeds(folder: Path, version: str) -> None:
+    """What a Pulumi provider's ``go generate`` writes beside its ``main``: the schema with its version set,
+    and the Terraform mapping, both compact JSON."""
+    schema = json.loads((folder / "schema.json").read_text())
+    schema["version"] = version
+    (folder / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
+    mapping = folder / "terraform-mapping.json"
+    if mapping.is_file():
+        (folder / "terraform-mapping-embed.json").write_text(json.dumps(json.loads(mapping.read_text()),
+                                                                        separators=(",", ":")))
+
+
+def _generated_copy(go: str, b: Binary, recipes: Path, work: Path) -> tuple[Path, str]:
+    """A work module in the cache: the recipe's go.mod/go.sum plus a copy of the main package with its
+    generated files. Returns (folder to build in, package path)."""
+    listed = subprocess.run([go, "list", "-e", "-f", "{{.Dir}}", b.package], cwd=recipes / b.recipe,
+                            capture_output=True, text=True, check=False)
+    source = Path(listed.stdout.strip())
+    if listed.returncode != 0 or not (source / "main.go").is_file():
+        raise ToolchainError(f"{b.name}: cannot find {b.package} in the module cache: {listed.stderr.strip()}")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "cmd").mkdir(parents=True)
+    for name in ("go.mod", "go.sum"):
+        shutil.copyfile(recipes / b.recipe / name, work / name)
+    for f in source.iterdir():
+        if f.is_file() and (f.suffix == ".json" or (f.suffix == ".go" and "//go:build ignore" not in f.read_text())):
+            shutil.copyfile(f, work / "cmd" / f.name)
+            (work / "cmd" / f.name).chmod(0o644)
+    pulumi_embeds(work / "cmd", b.embeds_version)
+    return work, "./cmd"
 
 
 @dataclass(frozen=True)
@@ -206,8 +261,7 @@ def build(
     if unknown:
         raise ToolchainError(f"unknown program(s) {', '.join(unknown)}; known: {', '.join(b.name for b in BINARIES)}")
     todo = [b for b in BINARIES if wanted is None or b.name in wanted]
-    key = cache_key(recipes=recipes)
-    bindir = bin_dir(cache, key)
+    bindir = bin_dir(cache)
     results: list[BuildResult] = []
     go: str | None = None
     for i, b in enumerate(todo, 1):
@@ -216,7 +270,7 @@ def build(
             echo(f"{tag}: blocked: {b.blocked}")
             results.append(BuildResult(b.name, "blocked", 0.0, b.blocked))
             continue
-        if is_built(b.name, bindir):
+        if is_built(b.name, bindir, recipes):
             echo(f"{tag}: cached ({b.module} {b.version})")
             results.append(BuildResult(b.name, "cached", 0.0))
             continue
@@ -228,7 +282,10 @@ def build(
         echo(f"{tag}: building {b.package} from {b.module} {b.version} ...")
         tmp = bindir / f".{b.name}.tmp"
         start = time.monotonic()
-        proc = subprocess.run(go_build_command(go, b, tmp), cwd=recipes / b.recipe,
+        cwd, package = recipes / b.recipe, b.package
+        if b.embeds_version:
+            cwd, package = _generated_copy(go, b, recipes, bindir.parent / "work" / b.name)
+        proc = subprocess.run(go_build_command(go, b, tmp, package), cwd=cwd,
                               capture_output=True, text=True, check=False)
         seconds = time.monotonic() - start
         if proc.returncode != 0:
@@ -239,6 +296,7 @@ def build(
             continue
         tmp.replace(bindir / b.name)
         _stamp(bindir, b.name).write_text(json.dumps({"module": b.module, "version": b.version,
+                                                      "fingerprint": fingerprint(b, recipes),
                                                       "seconds": round(seconds, 1)}) + "\n")
         echo(f"{tag}: built in {seconds:.0f} s")
         results.append(BuildResult(b.name, "built", seconds))

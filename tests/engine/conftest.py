@@ -69,9 +69,15 @@ def require_toolchain() -> None:
 
 
 def start(name: str, root: Path, port: int | None = None) -> Sandbox:
-    port = port or free_base_port()
+    """Start a sandbox on the first free base port from ``port``; another test session on this machine
+    may take ports between the check and the start, so a port-in-use refusal moves on to the next ones."""
     env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(root)}
-    up = run_gpuplane("sandbox", "up", "--name", name, "--port", str(port), "--no-build", env=env)
+    port = free_base_port(port or 26443)
+    for _ in range(5):
+        up = run_gpuplane("sandbox", "up", "--name", name, "--port", str(port), "--no-build", env=env)
+        if not (up.returncode == 2 and "is in use" in up.stderr):
+            break
+        port = free_base_port(port + 10)
     assert up.returncode == 0, f"sandbox up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}"
     m = re.search(r"is up in ([0-9.]+) s", up.stdout)
     exp = run_gpuplane("sandbox", "env", "--name", name, env=env)
@@ -140,6 +146,16 @@ def charts_dir() -> Path:
 def helm_built() -> None:
     if toolchain.missing(["helm"]):
         why = f"helm not built (in {toolchain.bin_dir()}); run `make engine`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pulumi_built() -> None:
+    gone = toolchain.missing(["pulumi", "pulumi-language-yaml", "pulumi-resource-kubernetes"])
+    if gone:
+        why = f"{', '.join(gone)} not built (in {toolchain.bin_dir()}); run `make engine`"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(why, pytrace=False)
         pytest.skip(why)

@@ -103,6 +103,7 @@ def test_a_second_up_names_the_running_sandbox(sandbox, gpuplane):
 def test_a_second_sandbox_runs_beside_and_down_leaves_nothing(sandbox, sandboxes):
     start, stop = sandboxes
     other = start("beside", port=sandbox.port + 10)
+    assert other.port != sandbox.port
     nodes = json.loads(other.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     assert len(nodes) == len(node_objects())
     pids = json.loads(other.layout.pids_file.read_text())
@@ -131,3 +132,30 @@ def test_helm_installs_the_device_plugin_chart_onto_exactly_the_gpu_nodes(sandbo
     assert placed == set(gpu_capacity(node_objects()))
     subprocess.run(["helm", "uninstall", "ndp", "-n", "gpu-operator", "--wait"], env=sandbox.env, capture_output=True,
                    timeout=120, check=True)
+
+
+def test_the_built_pulumi_runs_a_program_on_the_sandbox_with_the_local_backend(sandbox, pulumi_built, tmp_path):
+    """pulumi CLI + pulumi-language-yaml + pulumi-resource-kubernetes, all from the toolchain (PATH), against
+    the file backend and passphrase of `gpuplane sandbox env`: up, preview without changes, destroy."""
+    import subprocess
+
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: sandbox-smoke\nruntime: yaml\nresources:\n  cm:\n    type: kubernetes:core/v1:ConfigMap\n"
+        "    properties:\n      metadata:\n        namespace: default\n      data:\n        gpu: nvidia.com/gpu\n"
+        "outputs:\n  name: ${cm.metadata.name}\n")
+
+    def pulumi(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=tmp_path, env=sandbox.env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, f"pulumi {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+        return proc
+
+    assert sandbox.env["PULUMI_BACKEND_URL"].startswith("file://")
+    pulumi("stack", "init", "smoke")
+    pulumi("up", "--yes", "--stack", "smoke")
+    name = pulumi("stack", "output", "name", "--stack", "smoke").stdout.strip()
+    cm = json.loads(sandbox.kubectl("get", "configmap", name, "-n", "default", "-o", "json").stdout)
+    assert cm["data"] == {"gpu": "nvidia.com/gpu"}
+    pulumi("preview", "--expect-no-changes", "--stack", "smoke")
+    pulumi("destroy", "--yes", "--stack", "smoke")
+    assert sandbox.kubectl("get", "configmap", name, "-n", "default", check=False).returncode != 0

@@ -148,16 +148,21 @@ def test_port_free_sees_a_listener():
 # -- toolchain --------------------------------------------------------------------------------------
 
 
-def test_cache_key_is_stable_and_follows_recipes_and_pins(tmp_path):
+def test_cache_key_follows_the_pins_and_a_fingerprint_follows_each_recipe(tmp_path):
     recipes = tmp_path / "engine"
     shutil.copytree(toolchain.RECIPES, recipes)
-    key = toolchain.cache_key(recipes=recipes)
-    assert key == toolchain.cache_key(recipes=recipes) == toolchain.cache_key()
+    key = toolchain.cache_key()
+    assert key == toolchain.cache_key()
+    kwok = next(b for b in toolchain.BINARIES if b.name == "kwok")
+    etcd = next(b for b in toolchain.BINARIES if b.name == "etcd")
+    before = {b.name: toolchain.fingerprint(b, recipes) for b in (kwok, etcd)}
+    assert before == {b.name: toolchain.fingerprint(b) for b in (kwok, etcd)}
     gomod = recipes / "kwok" / "go.mod"
     gomod.write_text(gomod.read_text().replace("v0.7.0", "v0.8.0"))
-    assert toolchain.cache_key(recipes=recipes) != key
+    assert toolchain.fingerprint(kwok, recipes) != before["kwok"]
+    assert toolchain.fingerprint(etcd, recipes) == before["etcd"]
     bumped = tuple(b if b.name != "etcd" else toolchain.Binary(**{**b.__dict__, "version": "v3.6.15"}) for b in toolchain.BINARIES)
-    assert toolchain.cache_key(bumped) != toolchain.cache_key()
+    assert toolchain.cache_key(bumped) != key
 
 
 def test_cache_lives_outside_the_clone(monkeypatch, tmp_path):
@@ -187,7 +192,8 @@ def test_built_programs_are_reused_without_go(monkeypatch, tmp_path):
     bindir.mkdir(parents=True)
     for name in ("etcd", "kwok"):
         (bindir / name).write_text("#!/bin/sh\n")
-        (bindir / f".{name}.built").write_text("{}\n")
+        fp = toolchain.fingerprint(next(b for b in toolchain.BINARIES if b.name == name))
+        (bindir / f".{name}.built").write_text(json.dumps({"fingerprint": fp}) + "\n")
     lines: list[str] = []
     results = toolchain.build(["etcd", "kwok"], echo=lines.append, cache=tmp_path)
     assert [(r.name, r.status) for r in results] == [("etcd", "cached"), ("kwok", "cached")]
@@ -199,6 +205,8 @@ def test_a_binary_without_its_stamp_is_rebuilt_and_missing_go_is_one_line(monkey
     bindir = toolchain.bin_dir(tmp_path)
     bindir.mkdir(parents=True)
     (bindir / "etcd").write_text("half-written")
+    assert toolchain.missing(["etcd"], bindir) == ["etcd"]
+    (bindir / ".etcd.built").write_text(json.dumps({"fingerprint": "from-an-older-recipe"}))
     assert toolchain.missing(["etcd"], bindir) == ["etcd"]
     with pytest.raises(toolchain.ToolchainError, match=r"`go` is not on PATH.*Install Go 1.26 or newer"):
         toolchain.build(["etcd"], echo=lambda _: None, cache=tmp_path)
@@ -279,3 +287,11 @@ def test_env_before_up_is_an_error_and_status_reports_absent(homes):
     assert result.exit_code == 2 and "run `gpuplane sandbox up --name t` first" in result.stderr
     st = runner.invoke(app, ["sandbox", "status", "--name", "t"])
     assert st.exit_code == 1 and "absent" in st.stdout
+
+
+def test_pulumi_embeds_are_the_schema_with_its_version_and_the_compact_mapping(tmp_path):
+    (tmp_path / "schema.json").write_text(json.dumps({"name": "kubernetes", "version": "", "resources": {}}, indent=4))
+    (tmp_path / "terraform-mapping.json").write_text('{\n  "a": 1\n}\n')
+    toolchain.pulumi_embeds(tmp_path, "4.24.0-dev.x")
+    assert json.loads((tmp_path / "schema-embed.json").read_text()) == {"name": "kubernetes", "version": "4.24.0-dev.x", "resources": {}}
+    assert (tmp_path / "terraform-mapping-embed.json").read_text() == '{"a":1}'
