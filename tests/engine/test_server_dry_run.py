@@ -34,16 +34,26 @@ def charts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def api(sandbox) -> Iterator[KubeAPI]:
-    client = KubeAPI(Path(sandbox.env["KUBECONFIG"]))
+def dry_sandbox(sandboxes):
+    """A sandbox of its own: the dry run installs CRDs and creates namespaces for real, which the
+    session sandbox's `pulumi up` of the local stack must not find there."""
+    start, stop = sandboxes
+    sb = start("dryrun")
+    yield sb
+    stop(sb)
+
+
+@pytest.fixture(scope="module")
+def api(dry_sandbox) -> Iterator[KubeAPI]:
+    client = KubeAPI(Path(dry_sandbox.env["KUBECONFIG"]))
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def installed(api: KubeAPI, charts: Path, sandbox) -> dict[str, dict[str, Any]]:
+def installed(api: KubeAPI, charts: Path, dry_sandbox) -> dict[str, dict[str, Any]]:
     """The charts' CRDs (default values) and the pinned ones no chart carries, installed for real."""
-    os.environ["PATH"] = sandbox.env["PATH"]  # the toolchain's helm
+    os.environ["PATH"] = dry_sandbox.env["PATH"]  # the toolchain's helm
     crds = dry_run.base_crds(charts)
     problems = dry_run.install_crds(api, crds)
     assert problems == [], "\n".join(problems)
