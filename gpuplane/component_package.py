@@ -441,7 +441,7 @@ class GpuplaneProvider(ComponentProvider):
             PACKAGE_NAME, version, None, self._component_defs, self._type_defs, self._dependencies
         ).to_json()
         _describe_package(self.schema_dict)
-        self.schema_dict = _camel_case_names(_tidy(self.schema_dict))
+        self.schema_dict = canonical(_camel_case_names(_tidy(self.schema_dict)))
         Provider.__init__(self, version, json.dumps(self.schema_dict))
         _register_live_components()
 
@@ -569,6 +569,33 @@ def provider() -> GpuplaneProvider:
 
 def schema() -> dict[str, Any]:
     return provider().schema_dict
+
+
+def canonical(spec: dict[str, Any]) -> dict[str, Any]:
+    """The schema as the Pulumi CLI reads it back (``pulumi package get-schema`` prints this): a type
+    nested under ``items`` or ``additionalProperties`` is a bare type spec there, so a ``description``
+    the SDK's analyzer copies into it is dropped (the property keeps its own); ``config`` is an empty
+    object and an empty ``dependencies`` list is absent. Returns a copy."""
+
+    names = ("properties", "inputProperties", "resources", "types", "functions", "language")
+
+    def strip(node: Any, nested_type: bool = False, keyed_by_name: bool = False) -> Any:
+        if isinstance(node, dict):
+            out = {k: strip(v, not keyed_by_name and k in ("items", "additionalProperties"),
+                            not keyed_by_name and k in names)
+                   for k, v in node.items()}
+            if nested_type:
+                out.pop("description", None)
+            return out
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    out = strip(spec)
+    out.setdefault("config", {})
+    if not out.get("dependencies"):
+        out.pop("dependencies", None)
+    return out
 
 
 def schema_text() -> str:

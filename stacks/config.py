@@ -53,6 +53,10 @@ class ClusterConfig(_Model):
     system_node_count: int = Field(2, ge=1)
     context: str | None = None
     """existing: kubeconfig context."""
+    chart_source: str | None = None
+    """Where the cluster's Helm charts come from (``chartSource``): unset for the upstream repositories, an
+    ``http(s)://`` or ``oci://`` mirror, or a folder of ``<name>-<version>.tgz`` archives, relative to the
+    project folder (the one holding Pulumi.yaml), e.g. ``../shared/charts`` for an offline sandbox."""
 
     @model_validator(mode="after")
     def _cloud_fields(self) -> ClusterConfig:

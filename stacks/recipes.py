@@ -7,6 +7,7 @@ edits these, or writes its own, without touching ``components/``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
@@ -27,6 +28,9 @@ from stacks.config import (
     StackConfig,
     TwoTierEndpointConfig,
 )
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+"""The folder holding Pulumi.yaml (``stacks/`` is its ``main``)."""
 
 
 @dataclass
@@ -58,7 +62,17 @@ def cluster_args(cfg: ClusterConfig, stack: StackConfig) -> KubernetesClusterArg
             args["release_channel"] = cfg.release_channel
     if cfg.cloud == "existing" and cfg.context:
         args["context"] = cfg.context
+    if cfg.chart_source:
+        args["chart_source"] = chart_source(cfg.chart_source)
     return args
+
+
+def chart_source(value: str) -> str:
+    """A mirror URL as it is; a folder resolved against the project folder (Pulumi's Kubernetes provider
+    would resolve a relative chart path against its own working directory)."""
+    if "://" in value:
+        return value
+    return str((PROJECT_DIR / value).resolve())
 
 
 def pool_args(cfg: GpuPoolConfig, cluster: KubernetesCluster) -> GpuNodePoolArgs:

@@ -79,6 +79,8 @@ class KubernetesCluster(pulumi.ComponentResource):
         # Cluster-wide add-ons installed by child components (Knative, Kueue, ...), keyed by
         # add-on, so that each is installed once however many components need it.
         self.addons: dict[str, list[pulumi.Resource]] = {}
+        # Where the charts of every Helm release on this cluster come from (None: upstream).
+        self.chart_source: str | None = args.get("chart_source") or None
         handles: ClusterHandles
         if plan.facts.cloud == "aws":
             from components.cluster.eks import create_eks

@@ -413,9 +413,11 @@ def create_eks(
             tags=tags,
             k8s_opts=k8s_opts,
             system_node_count=plan.system_node_count,
+            chart_source=args.get("chart_source"),
         )
     elif facts.autoscaler == "cluster-autoscaler":
-        create_cluster_autoscaler(component, handles, name, cluster_name, eks.cluster_autoscaler_image, region, tags, k8s_opts)
+        create_cluster_autoscaler(component, handles, name, cluster_name, eks.cluster_autoscaler_image, region, tags, k8s_opts,
+                                  chart_source=args.get("chart_source"))
     return handles
 
 

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.iam import irsa_role, partition_of, service_role
 from components.cluster.spec import ClusterHandles
+from components.kubernetes.charts import chart_args
 
 LABEL_ROLE = "gpuplane.dev/role"
 KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
@@ -225,6 +226,7 @@ def create_karpenter(
     tags: dict[str, str],
     k8s_opts: pulumi.ResourceOptions,
     system_node_count: int,
+    chart_source: str | None = None,
 ) -> None:
     opts = pulumi.ResourceOptions(parent=component)
     # Karpenter nodes get their own role and access entry: an access entry per principal is
@@ -295,8 +297,7 @@ def create_karpenter(
     release = k8s.helm.v3.Release(
         f"{name}-karpenter",
         k8s.helm.v3.ReleaseArgs(
-            chart=KARPENTER_CHART,
-            version=KARPENTER_VERSION,
+            **chart_args(chart_source, KARPENTER_CHART, KARPENTER_VERSION),
             namespace=KARPENTER_NAMESPACE,
             values={
                 "settings": {"clusterName": cluster_name, "interruptionQueue": queue.name},
@@ -326,6 +327,7 @@ def create_cluster_autoscaler(
     region: str,
     tags: dict[str, str],
     k8s_opts: pulumi.ResourceOptions,
+    chart_source: str | None = None,
 ) -> None:
     role = irsa_role(
         component,
@@ -359,9 +361,7 @@ def create_cluster_autoscaler(
     release = k8s.helm.v3.Release(
         f"{name}-cluster-autoscaler",
         k8s.helm.v3.ReleaseArgs(
-            chart=CLUSTER_AUTOSCALER_CHART,
-            version=CLUSTER_AUTOSCALER_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER_REPO),
+            **chart_args(chart_source, CLUSTER_AUTOSCALER_CHART, CLUSTER_AUTOSCALER_VERSION, CLUSTER_AUTOSCALER_REPO),
             namespace=CLUSTER_AUTOSCALER_NAMESPACE,
             values=values,
         ),

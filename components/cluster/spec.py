@@ -77,6 +77,10 @@ class KubernetesClusterArgs(TypedDict, total=False):
     """Existing clusters: kubeconfig contents. Default: the provider's own discovery (KUBECONFIG / ~/.kube/config)."""
     context: NotRequired[str]
     """Existing clusters: kubeconfig context to use. Default: the current context."""
+    chart_source: NotRequired[str]
+    """Where every Helm chart installed on this cluster comes from: unset for the upstream repositories, an
+    ``http(s)://`` Helm repository or ``oci://`` registry mirroring them, or a folder of ``<name>-<version>.tgz``
+    archives (absolute path) for an air-gapped cluster. See ``components/kubernetes/charts.py``."""
     deletion_protection: NotRequired[bool]
     """Protect the cluster from deletion (``protect`` on AWS, ``deletion_protection`` on GKE). Default False."""
     tags: NotRequired[dict[str, str]]

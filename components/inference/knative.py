@@ -33,6 +33,7 @@ import pulumi_kubernetes as k8s
 from components.inference.canary import apply_knative_canary
 from components.inference.planner import server_command
 from components.inference.spec import EndpointPlan
+from components.kubernetes.charts import chart_args
 from components.kubernetes.storage import sync_init_container
 
 if TYPE_CHECKING:
@@ -94,16 +95,18 @@ def _install_knative(endpoint: pulumi.ComponentResource, name: str, plan: Endpoi
     if "knative-serving" in addons:
         return addons["knative-serving"]
     opts = pulumi.ResourceOptions(parent=endpoint, provider=cluster.k8s_provider)
+    # The operator's namespace is a resource of its own, not the release's `create_namespace`: Helm never
+    # deletes a namespace it created, so `pulumi destroy` left "knative-operator" behind (found by the
+    # engine lane on the sandbox).
+    operator_ns = k8s.core.v1.Namespace(f"{name}-knative-operator-ns",
+                                        metadata=k8s.meta.v1.ObjectMetaArgs(name="knative-operator"), opts=opts)
     operator = k8s.helm.v3.Release(
         f"{name}-knative-operator",
         k8s.helm.v3.ReleaseArgs(
-            chart=KNATIVE_OPERATOR_CHART,
-            version=KNATIVE_OPERATOR_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KNATIVE_OPERATOR_REPO),
+            **chart_args(cluster.chart_source, KNATIVE_OPERATOR_CHART, KNATIVE_OPERATOR_VERSION, KNATIVE_OPERATOR_REPO),
             namespace="knative-operator",
-            create_namespace=True,
         ),
-        opts=opts,
+        opts=pulumi.ResourceOptions(parent=endpoint, provider=cluster.k8s_provider, depends_on=[operator_ns]),
     )
     ns = k8s.core.v1.Namespace(f"{name}-knative-serving-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name="knative-serving"), opts=opts)
     serving = k8s.apiextensions.CustomResource(
@@ -114,7 +117,7 @@ def _install_knative(endpoint: pulumi.ComponentResource, name: str, plan: Endpoi
         spec=knative_serving_spec(plan.timeouts.request_timeout_seconds, plan.timeouts.progress_deadline_seconds),
         opts=pulumi.ResourceOptions(parent=endpoint, provider=cluster.k8s_provider, depends_on=[operator, ns]),
     )
-    addons["knative-serving"] = [operator, ns, serving]
+    addons["knative-serving"] = [operator_ns, operator, ns, serving]
     return addons["knative-serving"]
 
 

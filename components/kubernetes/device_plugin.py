@@ -11,12 +11,15 @@ A low-level building block: it imports no capability (``GpuPoolShape`` is what i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+
+from components.kubernetes.charts import chart_args
 
 
 class _Scheduling(Protocol):
@@ -58,30 +61,70 @@ def sharing_config(plan: GpuPoolShape) -> dict[str, Any]:
     return config
 
 
-def device_plugin_values(plan: GpuPoolShape) -> dict[str, Any]:
-    """Helm values of the device plugin release for one pool."""
+NFD_NAME_MAX = 63 - len("-master")
+"""Longest name for the node-feature-discovery subchart's objects: it names its Service
+``<fullname>-master``, and a Service name is a DNS label (63 characters at most)."""
+
+
+def nfd_fullname(pool: str) -> str:
+    """The node-feature-discovery subchart's ``fullnameOverride`` for a pool's release.
+
+    Without it the subchart names its objects after the release (``<release>-node-feature-discovery``,
+    cut to 63, then ``-master``), and the release name is the resource name plus Pulumi's 9-character
+    random suffix: from a 23-character pool name on, the master Service is over 63 characters and the
+    API server rejects it. Unique per pool (several pools share the namespace); long names are cut
+    and keep a short hash."""
+    name = f"{pool}-nfd"
+    if len(name) <= NFD_NAME_MAX:
+        return name
+    digest = hashlib.sha256(pool.encode()).hexdigest()[:6]
+    return f"{pool[: NFD_NAME_MAX - len('-nfd') - 7].rstrip('-')}-{digest}-nfd"
+
+
+HELM_RELEASE_NAME_MAX = 53
+"""Helm refuses a longer release name."""
+
+
+def release_name(resource_name: str) -> str | None:
+    """The Helm release name to set for a per-pool release, or None to let Pulumi autoname it.
+
+    Pulumi names a release ``<resource name>-<8 random hex>``; when that would pass Helm's 53
+    characters (a pool name of 30 or more), the release gets a fixed name instead: the resource
+    name, cut, with a short hash that keeps pools apart."""
+    if len(resource_name) + len("-0123abcd") <= HELM_RELEASE_NAME_MAX:
+        return None
+    if len(resource_name) <= HELM_RELEASE_NAME_MAX:
+        return resource_name
+    digest = hashlib.sha256(resource_name.encode()).hexdigest()[:6]
+    return f"{resource_name[: HELM_RELEASE_NAME_MAX - 7].rstrip('-')}-{digest}"
+
+
+def device_plugin_values(plan: GpuPoolShape, pool: str) -> dict[str, Any]:
+    """Helm values of the device plugin release for one pool (``pool``: the GpuNodePool's name)."""
     return {
         "config": {"map": {"default": yaml.safe_dump(sharing_config(plan), sort_keys=True)}, "default": "default"},
         "migStrategy": "single" if plan.sharing == "mig" else "none",
         "gfd": {"enabled": True},
+        "nfd": {"fullnameOverride": nfd_fullname(pool)},
         "nodeSelector": dict(plan.scheduling.node_selector),
         "tolerations": [dict(t) for t in plan.scheduling.tolerations],
     }
 
 
-def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape, provider: k8s.Provider, *, dcgm: bool = True) -> list[pulumi.Resource]:
-    """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``."""
+def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape, provider: k8s.Provider, *, dcgm: bool = True,
+                         chart_source: str | None = None) -> list[pulumi.Resource]:
+    """Device plugin (and DCGM exporter) releases for the pool, children of ``parent``; charts from
+    ``chart_source`` (the cluster's, ``components/kubernetes/charts.py``)."""
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     created: list[pulumi.Resource] = [
         k8s.helm.v3.Release(
             f"{name}-device-plugin",
             k8s.helm.v3.ReleaseArgs(
-                chart=DEVICE_PLUGIN_CHART,
-                version=DEVICE_PLUGIN_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
+                name=release_name(f"{name}-device-plugin"),
+                **chart_args(chart_source, DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION, DEVICE_PLUGIN_REPO),
                 namespace=NAMESPACE,
                 create_namespace=True,
-                values=device_plugin_values(plan),
+                values=device_plugin_values(plan, name),
             ),
             opts=opts,
         )
@@ -91,9 +134,8 @@ def create_device_plugin(parent: pulumi.Resource, name: str, plan: GpuPoolShape,
             k8s.helm.v3.Release(
                 f"{name}-dcgm-exporter",
                 k8s.helm.v3.ReleaseArgs(
-                    chart=DCGM_CHART,
-                    version=DCGM_VERSION,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO),
+                    name=release_name(f"{name}-dcgm-exporter"),
+                    **chart_args(chart_source, DCGM_CHART, DCGM_VERSION, DCGM_REPO),
                     namespace=NAMESPACE,
                     create_namespace=True,
                     values={"nodeSelector": dict(plan.scheduling.node_selector), "tolerations": [dict(t) for t in plan.scheduling.tolerations], "serviceMonitor": {"enabled": False}},

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.kubernetes.charts import chart_args
 from components.kubernetes.storage import SYNC_IMAGES, sync_command
 from components.model_pipeline.spec import (
     ARGO_API,
@@ -398,13 +399,13 @@ def _install_argo(component: pulumi.ComponentResource, name: str, plan: ModelPip
     releases: list[pulumi.Resource] = [
         k8s.helm.v3.Release(
             f"{name}-argo-workflows",
-            k8s.helm.v3.ReleaseArgs(chart=ARGO_WORKFLOWS_CHART, version=ARGO_WORKFLOWS_VERSION, repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ARGO_HELM_REPO),
+            k8s.helm.v3.ReleaseArgs(**chart_args(cluster.chart_source, ARGO_WORKFLOWS_CHART, ARGO_WORKFLOWS_VERSION, ARGO_HELM_REPO),
                                     namespace="argo", create_namespace=True, values=argo_workflows_values(plan)),
             opts=opts,
         ),
         k8s.helm.v3.Release(
             f"{name}-argo-events",
-            k8s.helm.v3.ReleaseArgs(chart=ARGO_EVENTS_CHART, version=ARGO_EVENTS_VERSION, repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ARGO_HELM_REPO),
+            k8s.helm.v3.ReleaseArgs(**chart_args(cluster.chart_source, ARGO_EVENTS_CHART, ARGO_EVENTS_VERSION, ARGO_HELM_REPO),
                                     namespace="argo-events", create_namespace=True, values={"crds": {"install": True}}),
             opts=opts,
         ),

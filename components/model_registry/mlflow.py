@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.charts import chart_args
 from components.model_registry.spec import (
     DATABASE_NAME,
     DATABASE_USER,
@@ -115,9 +116,7 @@ def create_mlflow_server(component: pulumi.ComponentResource, name: str, plan: M
         f"{name}-mlflow",
         k8s.helm.v3.ReleaseArgs(
             name=plan.release_name,
-            chart=MLFLOW_CHART,
-            version=MLFLOW_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=MLFLOW_CHART_REPO),
+            **chart_args(cluster.chart_source, MLFLOW_CHART, MLFLOW_CHART_VERSION, MLFLOW_CHART_REPO),
             namespace=plan.namespace,
             values=values,
         ),

@@ -38,7 +38,8 @@ import pulumi_kubernetes as k8s
 
 from components.aws.launch_template import IMDS_HOP_LIMIT, ROOT_DEVICE, node_launch_template
 from components.errors import Problems
-from components.kubernetes.device_plugin import create_device_plugin
+from components.kubernetes.charts import chart_args
+from components.kubernetes.device_plugin import create_device_plugin, release_name
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -209,7 +210,7 @@ def create_node_pool(component: pulumi.ComponentResource, name: str, plan: NodeP
         _karpenter_pool(component, name, plan, cluster)
     else:
         _managed_node_group(component, name, plan, cluster)
-    create_device_plugin(component, name, plan, cluster.k8s_provider)
+    create_device_plugin(component, name, plan, cluster.k8s_provider, chart_source=cluster.chart_source)
     if plan.efa:
         _efa_device_plugin(component, name, plan, cluster)
 
@@ -333,9 +334,8 @@ def _efa_device_plugin(component: pulumi.ComponentResource, name: str, plan: Nod
     k8s.helm.v3.Release(
         f"{name}-efa-device-plugin",
         k8s.helm.v3.ReleaseArgs(
-            chart=EFA_DEVICE_PLUGIN_CHART,
-            version=EFA_DEVICE_PLUGIN_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=EFA_DEVICE_PLUGIN_REPO),
+            name=release_name(f"{name}-efa-device-plugin"),
+            **chart_args(cluster.chart_source, EFA_DEVICE_PLUGIN_CHART, EFA_DEVICE_PLUGIN_VERSION, EFA_DEVICE_PLUGIN_REPO),
             namespace="kube-system",
             values={
                 "nodeSelector": dict(plan.scheduling.node_selector),

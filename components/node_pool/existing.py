@@ -21,4 +21,4 @@ if TYPE_CHECKING:
 
 
 def create_node_pool(component: pulumi.ComponentResource, name: str, plan: NodePoolPlan, cluster: KubernetesCluster) -> None:
-    create_device_plugin(component, name, plan, cluster.k8s_provider)
+    create_device_plugin(component, name, plan, cluster.k8s_provider, chart_source=cluster.chart_source)

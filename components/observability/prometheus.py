@@ -38,6 +38,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.inference import METRICS_PATH
+from components.kubernetes.charts import chart_args
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -241,8 +242,7 @@ def create_observability(component: pulumi.ComponentResource, name: str, plan: O
     release = k8s.helm.v3.Release(
         f"{name}-kube-prometheus-stack",
         k8s.helm.v3.ReleaseArgs(
-            name=RELEASE_NAME, chart=KPS_CHART, version=KPS_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KPS_REPO),
+            name=RELEASE_NAME, **chart_args(cluster.chart_source, KPS_CHART, KPS_VERSION, KPS_REPO),
             namespace=plan.namespace, create_namespace=False, values=stack_values(plan),
         ),
         opts=pulumi.ResourceOptions(parent=component, provider=cluster.k8s_provider, depends_on=chart_deps),

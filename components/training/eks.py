@@ -33,6 +33,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws.iam import irsa_role, partition_of
+from components.kubernetes.charts import chart_args
 from components.training.spec import CloudTraining
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def create_cloud_resources(
             k8s.helm.v3.Release(
                 f"{name}-node-termination-handler",
                 k8s.helm.v3.ReleaseArgs(
-                    chart=NTH_CHART, version=NTH_VERSION, namespace=NTH_NAMESPACE, values=nth_values(plan)
+                    **chart_args(cluster.chart_source, NTH_CHART, NTH_VERSION), namespace=NTH_NAMESPACE, values=nth_values(plan)
                 ),
                 opts=pulumi.ResourceOptions(parent=component, provider=cluster.k8s_provider),
             )

@@ -32,6 +32,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.kubernetes.charts import chart_args
 from components.training.spec import JOBSET_API, JOBSET_VERSION, KUEUE_API, KUEUE_VERSION, CloudTraining
 
 if TYPE_CHECKING:
@@ -164,7 +165,12 @@ def kueue_values() -> dict[str, Any]:
         },
         "integrations": {"frameworks": ["batch/job", "jobset.x-k8s.io/jobset"]},
     }
-    return {"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(config, sort_keys=True)}}
+    # One Kueue per cluster, its objects named as upstream's own manifests name them
+    # (kueue-controller-manager, ...). Without the override they are named after the release, which
+    # Pulumi suffixes with 9 random characters: "<training cluster>-kueue-0123abcd-controller-manager-
+    # metrics-service" is over a Service name's 63 characters from a 19-character cluster name on.
+    return {"fullnameOverride": "kueue",
+            "managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(config, sort_keys=True)}}
 
 
 def jobset_values() -> dict[str, Any]:
@@ -196,7 +202,7 @@ def create_training_platform(component: pulumi.ComponentResource, name: str, pla
         releases.append(
             k8s.helm.v3.Release(
                 f"{name}-kueue",
-                k8s.helm.v3.ReleaseArgs(chart=KUEUE_CHART, version=KUEUE_VERSION, namespace=KUEUE_NAMESPACE, create_namespace=True, values=kueue_values()),
+                k8s.helm.v3.ReleaseArgs(**chart_args(cluster.chart_source, KUEUE_CHART, KUEUE_VERSION), namespace=KUEUE_NAMESPACE, create_namespace=True, values=kueue_values()),
                 opts=opts,
             )
         )
@@ -204,7 +210,7 @@ def create_training_platform(component: pulumi.ComponentResource, name: str, pla
         releases.append(
             k8s.helm.v3.Release(
                 f"{name}-jobset",
-                k8s.helm.v3.ReleaseArgs(chart=JOBSET_CHART, version=JOBSET_VERSION, namespace=JOBSET_NAMESPACE, create_namespace=True, values=jobset_values()),
+                k8s.helm.v3.ReleaseArgs(**chart_args(cluster.chart_source, JOBSET_CHART, JOBSET_VERSION), namespace=JOBSET_NAMESPACE, create_namespace=True, values=jobset_values()),
                 opts=opts,
             )
         )

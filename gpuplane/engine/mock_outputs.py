@@ -52,6 +52,11 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
             out["defaultVersion"] = 1
         elif typ == "aws:iam/role:Role":
             out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{physical}"
+        elif typ == "aws:rds/instance:Instance":
+            # What a database's clients are configured with (MLflow's backend store host).
+            out["address"] = f"{physical}.mock.{region}.rds.amazonaws.com"
+            out["port"] = inputs.get("port") or 5432
+            out["endpoint"] = f"{out['address']}:{out['port']}"
     elif typ.startswith("gcp:"):
         project = inputs.get("project") or "mock-project"
         out.setdefault("name", physical)
@@ -63,6 +68,10 @@ def computed_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
             out["email"] = f"{inputs.get('accountId', physical)}@{project}.iam.gserviceaccount.com"
             out["name"] = f"projects/{project}/serviceAccounts/{out['email']}"
             out["member"] = f"serviceAccount:{out['email']}"
+        elif typ == "gcp:sql/databaseInstance:DatabaseInstance":
+            # Private IP only (the registry's instance has no public address); clients connect to it.
+            out["privateIpAddress"] = "10.0.0.3"
+            out["connectionName"] = f"{project}:{inputs.get('region') or 'us-central1'}:{physical}"
         elif typ == "gcp:storage/bucket:Bucket":
             out["url"] = f"gs://{physical}"
         elif typ == "gcp:cloudrunv2/service:Service":

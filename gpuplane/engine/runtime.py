@@ -112,6 +112,19 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: list[RecordedResource] = []
         self.stack_urn: str | None = None
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the Pulumi engine gives (pkg/resource/deploy/source_eval.go): the parent's whole
+        qualified type, ``$``, the type; the root stack's type is implied and left out. The SDK's mock
+        monitor prefixes the parent's last type only, so top-level resources came out as
+        ``...::pulumi:pulumi:Stack$gpuplane:index:X::name`` and grandchildren lost their grandparent:
+        violations then named URNs that `pulumi preview` never reports."""
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != "pulumi:pulumi:Stack":
+                qualified = f"{parent_type}${type_}"
+        return "urn:pulumi:" + "::".join([settings.get_stack(), settings.get_project(), qualified, name])
+
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":

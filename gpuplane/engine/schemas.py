@@ -74,6 +74,18 @@ def _chart_values(path: Path) -> dict[str, Any]:
                          "gpuplane/schemas/README.md.") from e
 
 
+def chart_short_name(chart: str, version: str = "") -> str:
+    """A release's chart as a bare name: ``oci://.../kueue`` -> ``kueue``, and a packaged archive
+    ``/charts/kueue-0.19.2.tgz`` (a cluster's ``chart_source`` folder) -> ``kueue``."""
+    short = chart.rstrip("/").rsplit("/", 1)[-1]
+    if short.endswith(".tgz"):
+        short = short.removesuffix(".tgz")
+        for v in (version, version.lstrip("v"), f"v{version.lstrip('v')}"):
+            if v and short.endswith(f"-{v}"):
+                return short.removesuffix(f"-{v}")
+    return short
+
+
 @dataclass
 class SchemaIndex:
     crds: dict[str, Path] = field(default_factory=dict)
@@ -81,7 +93,7 @@ class SchemaIndex:
     charts: list[ChartSchema] = field(default_factory=list)
 
     def chart(self, name: str, version: str) -> ChartSchema | None:
-        short = name.rstrip("/").rsplit("/", 1)[-1]
+        short = chart_short_name(name, version)
         for c in self.charts:
             if c.version.lstrip("v") == version.lstrip("v") and (name in c.names or short in c.names):
                 return c
@@ -230,6 +242,72 @@ def helm_values_problems(chart: ChartSchema, values: dict[str, Any]) -> list[str
     return problems
 
 
+HELM_RELEASE_NAME_MAX = 53
+"""Helm's limit on a release name (``helm install`` refuses a longer one)."""
+AUTONAME_SUFFIX = len("-0123abcd")
+"""pulumi-kubernetes names a Release without ``name`` ``<resource name>-<8 random hex>``."""
+DNS_LABEL_MAX = 63
+
+
+def release_name(resource: Any) -> str:
+    """The release name Helm will get: ``name``, else the resource name plus the autoname suffix
+    (shown as ``-xxxxxxxx``)."""
+    return str(resource.inputs.get("name") or f"{resource.name}-xxxxxxxx")
+
+
+def _helm_fullname(release: str, chart_name: str, override: Any) -> str:
+    # The "fullname" helper every `helm create` chart has: the override, else release-chart (the release
+    # alone when it already contains the chart name), cut to 63 and stripped of a trailing '-'.
+    if override:
+        return str(override)[:DNS_LABEL_MAX].rstrip("-")
+    full = release if chart_name in release else f"{release}-{chart_name}"
+    return full[:DNS_LABEL_MAX].rstrip("-")
+
+
+# Names a chart derives from its "fullname" (release-chart, or fullnameOverride) for objects whose
+# name the API server limits to a DNS label: chart -> (values path of the subchart or "", the fullname
+# helper's chart name, the longest suffix the templates append, values path that must be true or "").
+_DERIVED_NAMES = {
+    "nvidia-device-plugin": ("nfd", "node-feature-discovery", "-master", "gfd.enabled"),  # the NFD master Service
+    "kueue": ("", "kueue", "-controller-manager-metrics-service", ""),  # a Service
+}
+
+
+def _get(values: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(values, dict):
+            return None
+        values = values.get(part)
+    return values
+
+
+def release_name_problems(resource: Any) -> list[str]:
+    """Names Helm or the API server would refuse, derived from the release name: the release name
+    itself (53), and the longest DNS-label name (63) a chart in ``_DERIVED_NAMES`` builds from it."""
+    problems = []
+    inputs = resource.inputs
+    name = release_name(resource)
+    if len(name) > HELM_RELEASE_NAME_MAX:
+        problems.append(f"Helm release name {name!r} is {len(name)} characters; Helm allows {HELM_RELEASE_NAME_MAX}. "
+                        "To fix: a shorter resource name, or set the release's name.")
+    chart = chart_short_name(str(inputs.get("chart", "")), str(inputs.get("version", "")))
+    if chart not in _DERIVED_NAMES:
+        return problems
+    sub, fullname_chart, suffix, condition = _DERIVED_NAMES[chart]
+    values = inputs.get("values") or {}
+    if condition and not (_get(values, condition) or (sub and _get(values, f"{sub}.enabled"))):
+        return problems
+    override_path = f"{sub}.fullnameOverride" if sub else "fullnameOverride"
+    derived = _helm_fullname(name, fullname_chart, _get(values, override_path)) + suffix
+    if len(derived) > DNS_LABEL_MAX:
+        problems.append(
+            f"chart {chart}: its templates name an object {derived!r} ({len(derived)} characters; the API server "
+            f"allows {DNS_LABEL_MAX} for it) and would reject it. To fix: set {override_path} to at most "
+            f"{DNS_LABEL_MAX - len(suffix)} characters."
+        )
+    return problems
+
+
 # --- a whole plan ------------------------------------------------------------------------------
 
 
@@ -274,6 +352,7 @@ def validate_schemas(resources: list[Any], index: SchemaIndex | None = None) -> 
                 continue
             report.helm_releases_checked += 1
             report.problems += [f"{r.urn}: {p}" for p in helm_values_problems(chart, r.inputs.get("values") or {})]
+            report.problems += [f"{r.urn}: {p}" for p in release_name_problems(r)]
             continue
         body = _custom_resource_body(r)
         if body is None:
