@@ -24,6 +24,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from gpuplane.errors import err, fail, one_line  # noqa: F401  (re-exported: sub-commands import them from here)
+
 
 class _LazyTyper(typer.Typer):
     """A Typer app whose optional sub-command groups (``_mount_optional``: the simulator pulls in
@@ -65,7 +67,6 @@ app = _LazyTyper(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
 
 
 class Format(StrEnum):
@@ -74,15 +75,6 @@ class Format(StrEnum):
     markdown = "markdown"
 
 
-def one_line(message: str) -> str:
-    """Multi-line problem lists ("has 2 problems:\n  - a\n  - b") as one line."""
-    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
-    return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else message
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {one_line(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @app.command()

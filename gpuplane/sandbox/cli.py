@@ -26,7 +26,7 @@ NameOpt = typer.Option(cluster.DEFAULT_NAME, "--name", "-n", help="Sandbox name 
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    from gpuplane.cli import fail
+    from gpuplane.errors import fail
 
     return fail(message, code)
 
