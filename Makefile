@@ -12,7 +12,7 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup prometheus test test-fast test-engine engine demo demo-quick plan bench bench-smoke gpu-check lint clean help
+.PHONY: setup prometheus test test-demo test-fast test-engine engine demo demo-quick plan bench bench-smoke gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
@@ -55,10 +55,15 @@ prometheus:
 	else echo "prometheus: not installed (apt-get install prometheus, or install go); its test will be skipped"; fi
 
 test: setup prometheus
-	$(PY) -m pytest -q -n 2 -m "not engine" --timeout 600
+	$(PY) -m pytest -q -n 2 -m "not engine and not full_demo" --timeout 600
+	$(MAKE) test-demo
+
+# The whole demo as one test, alone: its traffic day is timed and must not share the 2 cores.
+test-demo: setup
+	$(PY) -m pytest -q -m full_demo --timeout 1300 tests/gpuplane/test_demo.py
 
 test-fast: setup
-	$(PY) -m pytest -q -n 2 -m "not slow and not engine" --timeout 300
+	$(PY) -m pytest -q -n 2 -m "not slow and not engine and not full_demo" --timeout 300
 
 # The programs of `gpuplane sandbox`, built with `go build` from their modules at the versions pinned in
 # gpuplane/sandbox/toolchain.py, into ~/.cache/gpuplane/engine (GPUPLANE_ENGINE_CACHE); a second run takes seconds.
@@ -69,8 +74,11 @@ engine: setup
 ENGINE_TEST_PROGRAMS ?= etcd kube-apiserver kwok kube-controller-manager kube-scheduler kubectl helm \
   pulumi pulumi-resource-kubernetes pulumi-language-yaml
 
+NODE_CACHE := $(HOME)/.cache/gpuplane/node
 test-engine: setup
 	$(PY) -m gpuplane.sandbox.toolchain $(ENGINE_TEST_PROGRAMS)
+	@test -d "$(NODE_CACHE)/node_modules/typescript" -a -d "$(NODE_CACHE)/node_modules/@pulumi/pulumi" || \
+	  npm install --silent --no-audit --no-fund --prefix "$(NODE_CACHE)" typescript@5 @pulumi/pulumi@3
 	$(PY) -m pytest -q -m engine --timeout 900 tests/engine
 
 plan: setup

@@ -450,6 +450,7 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.full_demo
 @pytest.mark.timeout(1200)  # 199 s on an idle 2-core machine; over 900 s when the 2 cores ran at load 12-14
 def test_full_demo_runs_every_step_including_the_model_loop(tmp_path: Path):
     """`make demo` (what README says takes about 3.5 minutes on 2 cores): every step ok, no skips."""
