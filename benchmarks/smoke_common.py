@@ -18,6 +18,7 @@ HELPERS = frozenset({"__init__", "serving_common", "reference_common", "smoke_co
 """Modules in benchmarks/ that are not benchmark scripts."""
 
 SMOKE: dict[str, list[str]] = {
+    "engine_vs_plan": ["--runs", "1", "--no-up"],  # needs the sandbox toolchain: smoke-run in the engine lane
     "features_bench": ["--users", "50", "--items", "40", "--days", "2", "--iterations", "3", "--batch-sizes", "1,4"],
     "gpu_h200": ["--preset", "tiny", "--steps", "10", "--batch-size", "4", "--no-compile"],  # SIGTERM at a logged step (every 10)
     "pipeline_loop": ["--repeats", "1", "--steady-seconds", "2"],
@@ -36,6 +37,9 @@ SMOKE: dict[str, list[str]] = {
     "two_tier_sim": ["--mean-rps", "0.05", "--bursts-per-day", "2"],
 }
 """Tiny arguments per script (its own flags; nothing here changes what a full run measures)."""
+
+ENGINE_LANE = frozenset({"engine_vs_plan"})
+"""Scripts that need `gpuplane sandbox`'s toolchain: tests/engine/test_benchmark_smoke.py runs them."""
 
 
 def scripts() -> list[str]:
