@@ -26,7 +26,6 @@ import numpy as np
 from rich.console import Console
 from rich.status import Status
 
-from gpuplane.demo import traces
 from gpuplane.demo.config import DemoConfig
 from gpuplane.demo.procs import Processes, free_port, lines, tail
 from gpuplane.demo.report import (
@@ -38,6 +37,7 @@ from gpuplane.demo.report import (
     Timeline,
     TrainingRecord,
 )
+from gpuplane.demo.traces import SPANS_FILE, TRACING_ENV, cold_start_tree, load_spans
 from gpuplane.demo.traffic import (
     Schedule,
     classify_cold,
@@ -449,13 +449,13 @@ def step_serving(ctx: Context) -> str:
         by_user = np.random.default_rng(cfg.seed + 1).random(trace.n_requests) < cfg.user_id_share
         ctx.say(f"{int(by_user.sum())} requests send user_id: the model server reads their history from "
                 f"feast serve ({ctx.feature_server.url})")
-    spans_file = ctx.out / "traces" / traces.SPANS_FILE  # OpenTelemetry spans of the activator and servers
+    spans_file = ctx.out / "traces" / SPANS_FILE  # OpenTelemetry spans of the activator and servers
     spans_file.parent.mkdir(parents=True, exist_ok=True)
     spans_file.unlink(missing_ok=True)
     act = ctx.procs.spawn(python("-m", "workloads.serving.activator", "--host", "127.0.0.1", "--port", str(port),
                                  "--idle-seconds", str(cfg.idle_seconds), "--ready-timeout-seconds", "120",
                                  "--stop-timeout-seconds", "10", "--", *server_cmd), log,
-                          env={**traces.TRACING_ENV, "GPUPLANE_TRACES_FILE": str(spans_file)})
+                          env={**TRACING_ENV, "GPUPLANE_TRACES_FILE": str(spans_file)})
     try:
         _wait_listening(f"{base}/activator/status", act, 30.0, log)
         ctx.say(f"activator on {base} (scale-to-zero after {cfg.idle_seconds:g} s idle); model server not started yet")
@@ -497,7 +497,7 @@ def step_serving(ctx: Context) -> str:
         server_phases=server_phases(log.read_text(errors="replace")),
         online_hit_rate_at_10=float(result.hit[ok & ~by_user].mean()) if (ok & ~by_user).any() else None,
         errors=result.errors,
-        cold_start_trace=traces.cold_start_tree(traces.load_spans(spans_file)),
+        cold_start_trace=cold_start_tree(load_spans(spans_file)),
     )
     ctx.report.serving = rec
     rate_t, rate = schedule.rate_per_bin(max(0.25, schedule.wall_seconds / 120))
