@@ -76,6 +76,10 @@ class Binary:
     """Needed by ``gpuplane sandbox up``."""
     blocked: str = ""
     """Why it cannot be built from the Go module proxy (exact error); empty when it can."""
+    controller: bool = False
+    """Run by ``gpuplane sandbox up --controllers`` (Kueue, JobSet, Karpenter's kwok provider). Controllers are
+    not part of ``cache_key``: they were added after the base toolchain and share its folder, each rebuilt when
+    its own ``fingerprint`` changes, so adding one never invalidates the programs already built."""
     embeds_version: str = ""
     """For a Pulumi provider whose ``main`` embeds files its release build generates (``schema-embed.json``,
     ``terraform-mapping-embed.json``: the module zip has only ``schema.json``): the version written into
@@ -116,6 +120,21 @@ BINARIES: tuple[Binary, ...] = (
            blocked="the Go module proxy reachable here does not serve github.com/pulumi/pulumi-random/provider/v4: "
            "`go list -m -versions` answers '403 Forbidden: This module version is not available.'"),
 )
+# The controllers `gpuplane sandbox up --controllers` runs. Kueue v0.19.2 and JobSet v0.12.0 are the issue's pins
+# and are served exactly; Karpenter has no pin in the issue: v1.15.0's go.mod needs go 1.26.9 (newer than the
+# go 1.26.8 here), so v1.14.1 (go 1.26.6) is the newest release that builds with the Go on this machine.
+KUEUE_VERSION = "v0.19.2"
+JOBSET_VERSION = "v0.12.0"
+KARPENTER_VERSION = "v1.14.1"
+BINARIES += (
+    Binary("kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", "sigs.k8s.io/kueue", KUEUE_VERSION,
+           (f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",), controller=True),
+    Binary("jobset", "jobset", "sigs.k8s.io/jobset", "sigs.k8s.io/jobset", JOBSET_VERSION,
+           (f"-X sigs.k8s.io/jobset/pkg/version.GitVersion={JOBSET_VERSION}",), controller=True),
+    Binary("karpenter-kwok", "karpenter", "sigs.k8s.io/karpenter/kwok", "sigs.k8s.io/karpenter", KARPENTER_VERSION,
+           controller=True),
+)
+CONTROLLER_BINARIES = tuple(b.name for b in BINARIES if b.controller)
 SANDBOX_BINARIES = tuple(b.name for b in BINARIES if b.sandbox)
 
 
@@ -137,9 +156,12 @@ def _recipe_files(recipe: str, recipes: Path) -> list[Path]:
 
 
 def cache_key(binaries: Iterable[Binary] = BINARIES) -> str:
-    """Hash of the pins (program, module, version, version stamps): equal pins, equal folder (16 hex digits)."""
+    """Hash of the base pins (program, module, version, version stamps): equal pins, equal folder (16 hex
+    digits). Controllers are left out (see ``Binary.controller``)."""
     h = hashlib.sha256()
     for b in binaries:
+        if b.controller:
+            continue
         h.update(json.dumps([b.name, b.module, b.version, list(b.ldflags)]).encode())
     return h.hexdigest()[:16]
 
