@@ -314,7 +314,10 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
     if not isinstance(waves_in, list) or not waves_in:
         p.add("rollout.waves", waves_in, "must list at least one wave.", "give e.g. [{'sites': ['canary']}, {'percent': 50}, {'percent': 100}].")
         waves_in = []
-    order = [s["name"] for _, _, s, _, _ in sites]
+    # Every declared site name takes part in the waves, valid or not, so one bad site is one problem.
+    order = [s["name"] for g in groups if isinstance(g, dict) and isinstance(g.get("sites"), list)
+             for s in g["sites"] if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    order = list(dict.fromkeys(order))
     total = len(order)
     assigned: dict[str, int] = {}
     wave_sites: list[list[str]] = []
@@ -322,13 +325,16 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
     for wi, w in enumerate(waves_in):
         wpath = f"rollout.waves[{wi}]"
         members: list[str] = []
+        valid = False
         w = w if isinstance(w, dict) else {}
         if ("sites" in w) == ("percent" in w):
             p.add(wpath, w, "must give either sites (a canary) or percent.", "give one of them.")
         elif "sites" in w:
+            valid = True
             for name_ in w["sites"] if isinstance(w["sites"], list) else [w["sites"]]:
                 if name_ not in order:
                     p.add(f"{wpath}.sites", name_, "is not a site of this deployment.", f"use one of {order}.")
+                    valid = False
                 elif name_ in assigned:
                     p.add(f"{wpath}.sites", name_, f"is already in wave {assigned[name_]}.", "put every site in one wave.")
                 else:
@@ -341,10 +347,11 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
             elif pct < cumulative:
                 p.add(f"{wpath}.percent", pct, f"is below the previous wave's {cumulative:g}%: percentages are cumulative.", "give a larger percentage.")
             else:
+                valid = True
                 cumulative = float(pct)
                 target = math.ceil(total * pct / 100 - 1e-9)
                 members = [n for n in order if n not in assigned and not any(n in ws for ws in wave_sites)][: max(0, target - len(assigned))]
-        if not members and (("sites" in w) != ("percent" in w)) and total:
+        if not members and valid and total:
             p.add(wpath, w, "adds no site (the earlier waves already cover its share).", "remove the wave or raise its percent.")
         for n in members:
             assigned[n] = wi + 1
