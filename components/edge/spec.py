@@ -162,7 +162,7 @@ class EdgeSiteArgs(TypedDict, total=False):
     kind: Required[Literal["kubernetes", "fleet", "kubeedge", "openyurt", "greengrass"]]
     """``kubernetes`` (its own cluster, e.g. k3s, by ``kubeconfig``), ``fleet`` (a Fleet downstream cluster named ``cluster``), ``kubeedge`` / ``openyurt`` (``node_group`` on the cluster of ``kubeconfig``), ``greengrass`` (``thing_group_arn``)."""
     kubeconfig: NotRequired[pulumi.Input[str]]
-    """kubernetes, kubeedge, openyurt: kubeconfig contents of the cluster (fleet: of the Fleet management cluster)."""
+    """kubernetes, kubeedge, openyurt: kubeconfig contents (or path) of the cluster (fleet: of the Fleet management cluster). Node groups of one cluster share it: give them the same string or the same Output object."""
     cluster: NotRequired[str]
     """fleet: the downstream cluster's name in Fleet (``clusters.fleet.cattle.io``)."""
     node_group: NotRequired[str]
