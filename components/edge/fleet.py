@@ -75,7 +75,7 @@ def create_fleet_sites(component: pulumi.ComponentResource, name: str, plan: Edg
         b = bundle(plan, sites)
         if not b["spec"]["targets"]:
             continue
-        provider = k8s.Provider(f"{name}-fleet-{i}-provider", kubeconfig=kubeconfig, opts=pulumi.ResourceOptions(parent=component))
+        provider = k8s.Provider(f"{name}-fleet-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
         created += [provider, k8s.apiextensions.CustomResource(
             f"{name}-fleet-{i}-bundle", api_version=b["apiVersion"], kind=b["kind"], metadata=b["metadata"], spec=b["spec"],
             opts=pulumi.ResourceOptions(parent=component, provider=provider))]

@@ -60,7 +60,7 @@ def edge_application(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dic
 def create_kubeedge_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
     created: list[pulumi.Resource] = []
     for i, (kubeconfig, by_runtime) in enumerate(manifests.clusters(plan, "kubeedge")):
-        provider = k8s.Provider(f"{name}-kubeedge-{i}-provider", kubeconfig=kubeconfig, opts=pulumi.ResourceOptions(parent=component))
+        provider = k8s.Provider(f"{name}-kubeedge-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
         opts = pulumi.ResourceOptions(parent=component, provider=provider)
         ns = k8s.core.v1.Namespace(f"{name}-kubeedge-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
         created += [provider, ns]

@@ -7,7 +7,10 @@ objects change only when its wave is promoted); without a previous model it gets
 
 Every object carries ``pulumi.com/skipAwait: "true"``: an edge link may be down during
 ``pulumi up``, and whether a site took the model is the on-device gate's report, not a rollout
-status the engine should block on for minutes per site. Lacks nothing of the declared features.
+status the engine should block on for minutes per site. The providers set
+``enable_config_map_mutable``: the contract ConfigMap keeps its name, so a new wave updates it in
+place (the provider's default replaces a ConfigMap on a data change, deleting it first when the
+name is fixed). Lacks nothing of the declared features.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def create_kubernetes_site(component: pulumi.ComponentResource, name: str, plan:
     if not objects:
         return []
     prefix = f"{name}-{site.name}"
-    provider = k8s.Provider(f"{prefix}-provider", kubeconfig=site.kubeconfig, opts=pulumi.ResourceOptions(parent=component))
+    provider = k8s.Provider(f"{prefix}-provider", kubeconfig=site.kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
     opts = pulumi.ResourceOptions(parent=component, provider=provider)
     ns_obj, cm_obj, pvc_obj, dep_obj, svc_obj = objects
     ns = k8s.core.v1.Namespace(f"{prefix}-ns", metadata=_meta(ns_obj), opts=opts)

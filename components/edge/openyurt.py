@@ -55,7 +55,7 @@ def yurt_app_set(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dict[st
 def create_openyurt_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
     created: list[pulumi.Resource] = []
     for i, (kubeconfig, by_runtime) in enumerate(manifests.clusters(plan, "openyurt")):
-        provider = k8s.Provider(f"{name}-openyurt-{i}-provider", kubeconfig=kubeconfig, opts=pulumi.ResourceOptions(parent=component))
+        provider = k8s.Provider(f"{name}-openyurt-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
         opts = pulumi.ResourceOptions(parent=component, provider=provider)
         ns = k8s.core.v1.Namespace(f"{name}-openyurt-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
         created += [provider, ns]
