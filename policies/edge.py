@@ -22,7 +22,7 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict) and isinstance(e.get("value"), str)}
+    return {str(e.get("name")): str(e.get("value")) for e in container.get("env") or [] if isinstance(e, dict) and isinstance(e.get("value"), str)}
 
 
 def _model_problems(where: str, env: dict[str, Any]) -> list[str]:

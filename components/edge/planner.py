@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from components.catalog import Catalog, load_catalog
 from components.edge.spec import (
@@ -49,11 +49,11 @@ _KEYS = set(EdgeDeploymentArgs.__annotations__)
 MIB = 1024 * 1024
 
 
-def _num(v: Any) -> bool:
+def _num(v: Any) -> TypeGuard[float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -139,7 +139,7 @@ def _gate(p: Problems, path: str, g: Any, default: GatePlan | None, model: Model
     sample = g.get("sample_uri") or (f"{model.uri.split('@', 1)[0]}.gate-sample" if model else "")
     if not ok:
         return None
-    return GatePlan(float(p99), float(agree), sample, top_k, n)
+    return GatePlan(float(p99), float(agree), sample, top_k, n)  # type: ignore[arg-type]  # both checked by _num above
 
 
 def _source(args: EdgeDeploymentArgs, model: ModelPlan | None) -> tuple[str, str] | None:
@@ -275,7 +275,7 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
     # -- sites
     sites: list[tuple[str, str, dict[str, Any], float, tuple[str, str]]] = []  # (group, region, site, max outage, runtime)
     names: set[str] = set()
-    groups = args.get("groups")
+    groups: Any = args.get("groups")
     if not isinstance(groups, list) or not groups:
         p.add("groups", groups, "must list at least one group of sites.", "give [{'name': 'plant-a', 'sites': [...]}].")
         groups = []
@@ -300,7 +300,7 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
                 p.add("model.uri", model.uri, f"cannot reach greengrass site {s.get('name')!r}: Greengrass artifacts come from s3:// only.",
                       "publish the model to S3 as well, or move the site to another kind.")
             if resolved is not None:
-                sites.append((g["name"], g.get("region", g["name"]), s, s.get("max_outage_hours", g_outage), resolved))
+                sites.append((str(g["name"]), str(g.get("region", g["name"])), s, float(s.get("max_outage_hours", g_outage)), resolved))
     if any(r[0] == "tensorrt" for *_, r in sites) and args.get("tensorrt_image") is None:
         trt_sites = [s["name"] for *_, s, _, r in sites if r[0] == "tensorrt"]
         p.add("tensorrt_image", None, f"is required: sites {trt_sites} run TensorRT.", "give the TensorRT edge server image, or set runtime 'onnxruntime'.")
@@ -405,7 +405,7 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
             index=i + 1, name=w.get("name") or f"wave-{i + 1}", sites=tuple(members), percent=round(100 * count / total, 1),
             gate=wave_gates[i], promoted=i + 1 <= promoted,  # type: ignore[arg-type]
             bytes=sum(sp.transfer.bytes for sp in in_wave), seconds=max((sp.transfer.seconds for sp in in_wave), default=0.0),
-            cost_usd=None if any(c is None for c in costs) else sum(costs),  # type: ignore[misc]
+            cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
             max_unavailable=max(1, len(members) * max_unavail // 100),
         ))
     return EdgePlan(

@@ -56,7 +56,6 @@ from components.features import Feature, FeatureSupport
 
 TYPE_TOKEN = "gpuplane:index:EdgeDeployment"
 SITE_KINDS = ("kubernetes", "fleet", "kubeedge", "openyurt", "greengrass")
-RUNTIMES = ("onnxruntime", "tensorrt")
 DEFAULT_NAMESPACE = "edge-inference"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_OUTAGE_HOURS = 24.0
@@ -65,7 +64,6 @@ DEFAULT_RESULTS_BUFFER_MIB = 256.0
 DEFAULT_RESULTS_KIB_PER_SECOND = 1.0
 DEFAULT_GATE_TOP_K = 10
 DEFAULT_GATE_MIN_EXAMPLES = 200
-DIGEST_PREFIX = "sha256:"
 MODEL_SCHEMES = ("oci://", "s3://", "gs://", "https://")
 ENV_KEYS = (
     "EDGE_SITE", "EDGE_GROUP", "EDGE_WAVE", "EDGE_MODEL_NAME", "EDGE_MODEL_URI", "EDGE_MODEL_DIGEST", "EDGE_FALLBACK_MODEL_URI",
@@ -247,27 +245,13 @@ class EdgeDeploymentArgs(TypedDict, total=False):
 
 # -- declared features ----------------------------------------------------------------------------
 
+_K8S_FEATURES = frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK, Feature.EDGE_PRESTAGE, Feature.EDGE_TENSORRT,
+                           Feature.EDGE_OCI_MODEL})
 FEATURES: dict[str, FeatureSupport] = {
-    "kubernetes": FeatureSupport(
-        "kubernetes-sites",
-        frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK, Feature.EDGE_PRESTAGE, Feature.EDGE_TENSORRT}),
-        {},
-    ),
-    "fleet": FeatureSupport(
-        "fleet-bundle",
-        frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK, Feature.EDGE_PRESTAGE, Feature.EDGE_TENSORRT}),
-        {},
-    ),
-    "kubeedge": FeatureSupport(
-        "kubeedge-edgeapplication",
-        frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK, Feature.EDGE_PRESTAGE, Feature.EDGE_TENSORRT}),
-        {},
-    ),
-    "openyurt": FeatureSupport(
-        "openyurt-yurtappset",
-        frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK, Feature.EDGE_PRESTAGE, Feature.EDGE_TENSORRT}),
-        {},
-    ),
+    "kubernetes": FeatureSupport("kubernetes-sites", _K8S_FEATURES),
+    "fleet": FeatureSupport("fleet-bundle", _K8S_FEATURES),
+    "kubeedge": FeatureSupport("kubeedge-edgeapplication", _K8S_FEATURES),
+    "openyurt": FeatureSupport("openyurt-yurtappset", _K8S_FEATURES),
     "greengrass": FeatureSupport(
         "greengrass-v2",
         frozenset({Feature.EDGE_WAVES, Feature.EDGE_GATE, Feature.EDGE_ROLLBACK}),
@@ -278,9 +262,8 @@ FEATURES: dict[str, FeatureSupport] = {
         },
     ),
 }
-"""Per site kind: what its backend offers and, for each feature it lacks, why."""
-for _kind in ("kubernetes", "fleet", "kubeedge", "openyurt"):
-    FEATURES[_kind] = FeatureSupport(FEATURES[_kind].implementation, FEATURES[_kind].supported | {Feature.EDGE_OCI_MODEL}, FEATURES[_kind].missing)
+"""Per site kind: what its backend offers and, for each feature it lacks, why. The gate and the
+rollback run on the device (the edge server), so every backend that delivers the contract has them."""
 
 
 # -- plans ------------------------------------------------------------------------------------------
