@@ -16,11 +16,15 @@ no schema for them):
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 import pulumi
+import pytest
 import yaml
 
+from components.catalog import Catalog, CatalogError
+from components.catalog.records import DATA_DIR
 from components.edge import EdgeDeployment, plan_edge_deployment
 from components.edge.fleet import bundle
 from components.edge.greengrass import job_configuration, recipe
@@ -196,3 +200,36 @@ def test_bad_input_registers_nothing() -> None:
     result = run(program)
     assert registered and "bandwidth_mbps = 0" in registered[0]
     assert [r for r in result.resources if not r.type.startswith("pulumi:pulumi:Stack")] == []
+
+
+def _as_kind(kind: str) -> dict[str, Any]:
+    a = args(runtime="onnxruntime")
+    for i, s in enumerate(a["groups"][0]["sites"] + a["groups"][1]["sites"]):
+        s.update(kind=kind, kubeconfig="ONE-CLUSTER")
+        s.pop("cluster", None)
+        s.pop("node_group", None)
+        if kind == "fleet":
+            s["cluster"] = f"downstream-{i}"
+        else:
+            s["node_group"] = f"group-{i}"
+    return a
+
+
+def test_node_group_kinds_make_one_object_per_cluster_and_fleet_one_bundle() -> None:
+    for kind, token in (("kubeedge", "kubernetes:apps.kubeedge.io/v1alpha1:EdgeApplication"),
+                        ("openyurt", "kubernetes:apps.openyurt.io/v1beta1:YurtAppSet"),
+                        ("fleet", "kubernetes:fleet.cattle.io/v1alpha1:Bundle")):
+        result = run(lambda kind=kind: EdgeDeployment("recs", _as_kind(kind)))
+        made = [r for r in result.resources if r.type == token]
+        assert len(made) == 1, (kind, [r.type for r in result.resources])
+        assert len(_children(result, "pulumi:providers:kubernetes")) == 1, kind
+        assert not _children(result, "kubernetes:apps/v1:Deployment"), kind  # the controllers make them
+        assert made[0].inputs["metadata"]["namespace"] == ("fleet-default" if kind == "fleet" else "edge-inference")
+
+
+def test_edge_gpu_rows_without_tensorrt_must_say_why(tmp_path) -> None:
+    shutil.copytree(DATA_DIR, tmp_path / "data")
+    path = tmp_path / "data" / "edge_gpus.csv"
+    path.write_text(path.read_text() + "jetson-tk1,Kepler,3.2,false,,some source,2026-12-06\n")
+    with pytest.raises(CatalogError, match=r"edge_gpus.csv:\d+: column 'note' is blank on a GPU without TensorRT"):
+        Catalog(tmp_path / "data")
