@@ -369,9 +369,6 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
         p.add("rollout.max_unavailable_percent", max_unavail, "must be a whole percentage from 0 to 100.", "leave it unset for 25.")
         max_unavail = 25
     auto_rollback = rollout.get("auto_rollback", True)
-    if auto_rollback and previous is None and promoted < len(waves_in) and promoted > 0:
-        p.add("previous_model", None, "is required while a rollout is part-way with auto_rollback: a site whose gate fails has nothing to roll back to.",
-              "give the model the sites run now, or promote every wave.")
     wave_gates = [_gate(p, f"rollout.waves[{i}].gate", (w or {}).get("gate") if isinstance(w, dict) else None, default_gate, model) for i, w in enumerate(waves_in)]
     source = _source(args, model)
     rate = catalog.serverless_rate(source[0], "internet-egress", "gib", source[1]) if source else None
@@ -392,6 +389,8 @@ def plan_edge_deployment(name: str, args: EdgeDeploymentArgs, catalog: Catalog |
     assert model is not None and image is not None  # reported above otherwise
     if source is None:
         notes.append("transfer cost not priced: the model URI names no cloud region; set source_cloud and source_region")
+    if previous is None and auto_rollback:
+        notes.append("first rollout (no previous_model): a site whose gate fails has nothing to roll back to, so it serves nothing and reports gate=failed")
     if not image.layers:
         notes.append("image size not declared (image.layers or image.size_mib): transfers count the model only")
     waves: list[WavePlan] = []

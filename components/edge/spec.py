@@ -28,7 +28,8 @@ The rollout contract (workloads mirror it; they may not import this module)
   ``gate.min_examples`` examples.
 - **Rollback (on the device).** With ``rollout.auto_rollback`` (default true) a site whose gate
   fails keeps serving ``previous_model`` (cached beside the candidate, so no link is needed) and
-  reports ``gate=failed``; the rollout halts because the next wave is never promoted. Without it
+  reports ``gate=failed``; the rollout halts because the next wave is never promoted. On a first
+  rollout (no previous model) such a site serves nothing and reports the failure. Without it
   the site serves the candidate and reports the failure. A site offline at promotion keeps serving
   what it has and applies the wave when it reconnects.
 - **What a site receives** (environment of the edge server; ConfigMap data on Kubernetes,

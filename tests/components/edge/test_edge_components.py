@@ -82,6 +82,10 @@ def test_a_first_rollout_puts_nothing_on_unpromoted_sites() -> None:
     a["rollout"]["promoted_waves"] = 0
     plan = plan_edge_deployment("recs", a)
     assert all(site_objects(plan, s) == [] for s in plan.sites)
+    a["rollout"]["promoted_waves"] = 1
+    plan = plan_edge_deployment("recs", a)
+    assert [s.name for s in plan.sites if site_objects(plan, s)] == ["a-line-2"]
+    assert any("nothing to roll back to" in n for n in plan.notes)
 
 
 def test_kubeedge_edge_application_has_one_target_node_group_per_site_with_env_and_resources_overriders() -> None:
