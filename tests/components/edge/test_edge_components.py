@@ -237,3 +237,20 @@ def test_edge_gpu_rows_without_tensorrt_must_say_why(tmp_path) -> None:
     path.write_text(path.read_text() + "jetson-tk1,Kepler,3.2,false,,some source,2026-12-06\n")
     with pytest.raises(CatalogError, match=r"edge_gpus.csv:\d+: column 'note' is blank on a GPU without TensorRT"):
         Catalog(tmp_path / "data")
+
+
+def test_the_custom_resources_pass_their_upstream_crd_schemas_and_a_misspelt_field_does_not() -> None:
+    """gpuplane/schemas/{kubeedge,openyurt,fleet}-*: the CRDs at the commits named in the module docstring."""
+    from gpuplane.engine.schemas import custom_resource_problems
+
+    plan = plan_edge_deployment("recs", args())
+    app = edge_application(plan, [plan.site("b-line-1"), plan.site("b-line-2")], "onnxruntime")
+    assert custom_resource_problems(app) == []
+    yurt_plan = plan_edge_deployment("recs", _as_kind("openyurt"))
+    yurt = yurt_app_set(yurt_plan, list(yurt_plan.sites), "onnxruntime")
+    assert custom_resource_problems(yurt) == []
+    fleet_plan = plan_edge_deployment("recs", _as_kind("fleet"))
+    assert custom_resource_problems(bundle(fleet_plan, list(fleet_plan.sites))) == []
+    app["spec"]["workloadScope"]["targetNodeGroups"][0]["overriders"]["envOverrides"] = []
+    problems = custom_resource_problems(app)
+    assert problems and "envOverrides" in " ".join(problems), problems
