@@ -1,15 +1,16 @@
 """EdgeDeployment under the mock runtime: what each backend registers, with the upstream API shapes checked.
 
-Upstream files the custom resources follow (fields checked here by hand, as the plan engine holds
-no schema for them):
+Upstream files the custom resources follow (fields checked here by hand, and the whole bodies against the
+CRD schemas held in gpuplane/schemas, taken from the same commits):
 - KubeEdge ``EdgeApplication`` apps.kubeedge.io/v1alpha1: kubeedge/kubeedge
   ``build/crds/apps/apps_v1alpha1_edgeapplication.yaml`` and
   ``staging/src/github.com/kubeedge/api/apis/apps/v1alpha1/edgeapplication_types.go`` (commit 16cd8548eedb);
   the env overrider's replace-by-name in ``cloud/pkg/controllermanager/edgeapplication/overridemanager/envoverrider.go``.
 - OpenYurt ``YurtAppSet`` apps.openyurt.io/v1beta1: openyurtio/openyurt ``pkg/apis/apps/v1beta1/yurtappset_types.go``
-  (commit a14ad5c2f9a9).
+  and ``charts/yurt-manager/crds/apps.openyurt.io_yurtappsets.yaml`` (commit fbefb6baca66).
 - Fleet ``Bundle`` fleet.cattle.io/v1alpha1: rancher/fleet ``pkg/apis/fleet.cattle.io/v1alpha1/bundle_types.go``
-  (RolloutStrategy, Partition, BundleTarget) and ``bundledeployment_types.go`` (YAMLOptions.Overlays), commit 3b2c622ce176.
+  (RolloutStrategy, Partition, BundleTarget), ``bundledeployment_types.go`` (YAMLOptions.Overlays) and
+  ``charts/fleet-crd/templates/crds.yaml``, commit 3b2c622ce176.
 - Greengrass v2: ``pulumi_aws_native.greengrassv2`` (Deployment, ComponentVersion); pulumi-aws 7.51 has no greengrassv2 module.
 """
 
