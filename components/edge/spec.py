@@ -148,7 +148,7 @@ class EdgeRolloutArgs(TypedDict, total=False):
     gate: Required[EdgeGateArgs]
     """The gate of every wave without its own."""
     max_unavailable_percent: NotRequired[int]
-    """Most sites of a wave (percent, rounded down, at least 1) updating at once (Fleet partitions' maxUnavailable, Greengrass abort threshold); within a site, pods roll with maxUnavailable 0. Default 25."""
+    """Share of a wave's sites (or of a Greengrass site's devices) that may be unavailable at once, percent: Fleet's rollout maxUnavailable, Greengrass's base rollout rate and abort threshold. Kubernetes, KubeEdge and OpenYurt sites of a wave update together, each keeping its old pod until the new one is ready (maxUnavailable 0), so none goes down. Default 25."""
     auto_rollback: NotRequired[bool]
     """A site whose gate fails goes back to ``previous_model`` on its own (Greengrass: failureHandlingPolicy ROLLBACK). Default True."""
 
