@@ -42,6 +42,8 @@ def _common(p: argparse.ArgumentParser, data_flag: str = "--data") -> None:
     p.add_argument("--k", type=int, default=10, help="recommendations per user (default 10)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--chunk-pause-seconds", type=float, default=0.0,
+                   help="pause after each committed chunk (fault drills: lets an injected kill land mid-shard)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,6 +95,8 @@ def _problems(args: argparse.Namespace) -> list[str]:
                         ("--tasks", getattr(args, "tasks", 1)), ("--max-attempts", getattr(args, "max_attempts", 1))):
         if value < 1:
             problems.append(f"{flag} {value}: must be at least 1")
+    if args.chunk_pause_seconds < 0:
+        problems.append(f"--chunk-pause-seconds {args.chunk_pause_seconds}: must be 0 or more")
     if getattr(args, "parallelism", 0) < 0:
         problems.append(f"--parallelism {args.parallelism}: must be 0 (all) or more")
     if getattr(args, "poll_seconds", 1.0) <= 0:
@@ -106,7 +110,7 @@ def _task_args(args: argparse.Namespace, data: str):  # type: ignore[no-untyped-
     return TaskArgs(data=data, output=args.output, model_dir=args.model_dir,
                     model_version=args.model_version or model_version_of(args.model_dir),
                     chunk_items=args.chunk_items, k=args.k, reprocess=args.reprocess, device=args.device,
-                    torch_threads=args.torch_threads)
+                    torch_threads=args.torch_threads, chunk_pause_seconds=args.chunk_pause_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

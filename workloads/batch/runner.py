@@ -88,7 +88,7 @@ def task_command(args: TaskArgs) -> list[str]:
     cmd = [sys.executable, "-m", "workloads.batch", "task", "--data", args.data, "--output", args.output,
            "--model-dir", str(args.model_dir), "--model-version", args.model_version,
            "--chunk-items", str(args.chunk_items), "--k", str(args.k), "--device", args.device,
-           "--torch-threads", str(args.torch_threads)]
+           "--torch-threads", str(args.torch_threads), "--chunk-pause-seconds", str(args.chunk_pause_seconds)]
     return [*cmd, "--reprocess"] if args.reprocess else cmd
 
 

@@ -71,6 +71,8 @@ class TaskArgs:
     device: str = "cpu"
     torch_threads: int = 1
     """torch intra-op threads (part of what makes a chunk's floats reproducible: keep it fixed per run)."""
+    chunk_pause_seconds: float = 0.0
+    """Pause after each committed chunk: for fault drills and demos, so an injected kill lands mid-shard."""
 
 
 def model_version_of(model_dir: Path) -> str:
@@ -227,6 +229,8 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
         say(f"chunk {c + 1}/{n_chunks} committed ({done_items}/{len(items)} items)")
         if on_chunk is not None:
             on_chunk(c + 1, n_chunks)
+        if args.chunk_pause_seconds:
+            stop.event.wait(args.chunk_pause_seconds)
     if stop.is_set() and n_chunks:
         say(f"stopped ({stop.reason}) after the last chunk; committing the shard")
     body = b"".join(read_bytes(fs, join(parts, _chunk_name(c))) or b"" for c in range(n_chunks))
