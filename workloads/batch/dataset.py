@@ -45,12 +45,15 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in rel.split("/") if part)
 
 
-def list_objects(data: str, field: str = "--data") -> list[ObjectRef]:
-    """The objects ``data`` names, with their generations (see the module doc); an error when there is none."""
+def list_objects(data: str, field: str = "--data", *, allow_empty: bool = False) -> list[ObjectRef]:
+    """The objects ``data`` names, with their generations (see the module doc); an error when there is none,
+    unless ``allow_empty`` (a watched prefix: an empty or absent one is no objects yet)."""
     fs, root = open_location(data, field)
     try:
         info = fs.info(root)
     except FileNotFoundError:
+        if allow_empty:
+            return []
         raise StoreError(f"{field}={data!r} does not exist; point it at an event-log directory "
                          f"(python -m workloads.data.generate --out DIR), a .parquet object or a folder of them") from None
     if info["type"] == "directory" and fs.exists(join(root, "meta.json")):
@@ -64,7 +67,7 @@ def list_objects(data: str, field: str = "--data") -> list[ObjectRef]:
     refs = [ObjectRef(fs.unstrip_protocol(path), generation(fs, path, meta))
             for path, meta in sorted(found.items())
             if path.endswith(".parquet") and not _hidden(path[len(root):])]
-    if not refs:
+    if not refs and not allow_empty:
         raise StoreError(f"{field}={data!r}: no *.parquet objects under it; put event-log Parquet files there "
                          f"(names starting with '.' or '_' are ignored)")
     return refs

@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 
 from workloads.batch.dataset import ObjectRef, list_objects
 from workloads.batch.runner import RunReport, run_local
-from workloads.batch.store import StoreError
 from workloads.batch.task import TaskArgs
 
 
@@ -43,12 +42,7 @@ class PollingWatcher:
         self._seen: set[ObjectRef] = set()
 
     def poll(self) -> list[ObjectEvent]:
-        try:
-            refs = list_objects(self.prefix, "--prefix")
-        except StoreError as err:
-            if "no *.parquet objects" in str(err):
-                return []
-            raise
+        refs = list_objects(self.prefix, "--prefix", allow_empty=True)
         new = [r for r in refs if r not in self._seen]
         self._seen.update(new)
         return [ObjectEvent(r.uri, r.generation) for r in new]
