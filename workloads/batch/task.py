@@ -161,6 +161,8 @@ class TaskResult:
     resumed_chunks: int = 0
     """Chunks found committed by an earlier attempt."""
     message: str = ""
+    manifest_seconds: float = 0.0
+    """Wall time in the manifest (plan, claims, done markers): the cost of exactly-once."""
 
 
 def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
@@ -172,26 +174,28 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
     def say(text: str) -> None:
         log(f"{tag}: {text}")
 
+    t_manifest = time.perf_counter()
     manifest = Manifest(args.output)
     plan, wrote = manifest.plan(data=args.data, run_id=who.run_id, model_version=args.model_version,
                                 tasks=who.count, chunk_items=args.chunk_items, reprocess=args.reprocess)
     if wrote:
         say(f"wrote the plan of run {who.run_id}: {len(plan.taken)} of {len(plan.objects)} objects taken")
     members = manifest.claim(plan)
+    manifest_seconds = time.perf_counter() - t_manifest
     for obj in plan.objects:
         if obj.skip:
             say(f"skip {obj.uri}: {obj.skip}")
     if not members:
         say("nothing to do: every object is processed or claimed by another run")
-        return TaskResult(EXIT_OK, message="nothing to do")
+        return TaskResult(EXIT_OK, message="nothing to do", manifest_seconds=manifest_seconds)
 
     fs = manifest.fs
     run_dir = manifest.run_dir(plan.model_version, plan.run_id)
     final = join(run_dir, shard_name(who.index, who.count))
     if fs.exists(final):
         say(f"shard already committed: {fs.unstrip_protocol(final)}")
-        _complete_if_last(manifest, plan, members, run_dir, say)
-        return TaskResult(EXIT_OK, message="already committed")
+        manifest_seconds += _complete_if_last(manifest, plan, members, run_dir, say)
+        return TaskResult(EXIT_OK, message="already committed", manifest_seconds=manifest_seconds)
 
     from workloads.serving.model_runner import ModelRunner, PredictJob
 
@@ -221,7 +225,7 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
         if stop.is_set():
             say(f"stopped ({stop.reason}) before chunk {c}/{n_chunks}; {c} committed; exiting {EXIT_PREEMPTED}")
             return TaskResult(EXIT_PREEMPTED, items=min(c * plan.chunk_items, len(items)), chunks=c,
-                              resumed_chunks=resumed)
+                              resumed_chunks=resumed, manifest_seconds=manifest_seconds)
         batch = items[c * plan.chunk_items : (c + 1) * plan.chunk_items]
         predictions = runner.predict([PredictJob((item.history,), args.k) for item in batch])  # one row per item
         write_atomic(fs, join(parts, _chunk_name(c)), _lines(batch, predictions))
@@ -237,25 +241,30 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
     write_atomic(fs, final, body)
     remove_tree(fs, parts)
     say(f"shard committed: {len(items)} items, {n_chunks} chunks ({resumed} resumed) -> {fs.unstrip_protocol(final)}")
-    _complete_if_last(manifest, plan, members, run_dir, say)
-    return TaskResult(EXIT_OK, items=len(items), chunks=n_chunks, resumed_chunks=resumed)
+    manifest_seconds += _complete_if_last(manifest, plan, members, run_dir, say)
+    return TaskResult(EXIT_OK, items=len(items), chunks=n_chunks, resumed_chunks=resumed,
+                      manifest_seconds=manifest_seconds)
 
 
 def _complete_if_last(manifest: Manifest, plan: RunPlan, members: list[PlannedObject], run_dir: str,
-                      say: Callable[[str], None]) -> None:
+                      say: Callable[[str], None]) -> float:
+    """Write ``_SUCCESS`` and the ``.done`` markers when every shard is in; the seconds spent on the markers."""
     fs = manifest.fs
     shards = [join(run_dir, shard_name(i, plan.tasks)) for i in range(plan.tasks)]
     missing = [s for s in shards if not fs.exists(s)]
     if missing:
-        return
+        return 0.0
     if fs.exists(join(run_dir, ".parts")) and not fs.ls(join(run_dir, ".parts"), detail=False):
         remove_tree(fs, join(run_dir, ".parts"))
     items = {o.uri: count_items(o.uri) for o in members}
     output = fs.unstrip_protocol(run_dir)
+    t = time.perf_counter()
     manifest.mark_done(plan, members, items, output)
+    marking = time.perf_counter() - t
     summary = {"run_id": plan.run_id, "model_version": plan.model_version, "tasks": plan.tasks,
                "items": sum(items.values()), "objects": [o.uri for o in members],
                "shards": [s.rsplit("/", 1)[-1] for s in shards], "finished_at": time.time()}
     write_atomic(fs, join(run_dir, SUCCESS_FILE), (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
     say(f"run {plan.run_id} complete: {sum(items.values())} items in {plan.tasks} shards; "
         f"{len(members)} objects marked done for model version {plan.model_version}")
+    return marking
