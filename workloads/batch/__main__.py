@@ -97,6 +97,13 @@ def _problems(args: argparse.Namespace) -> list[str]:
             problems.append(f"{flag} {value}: must be at least 1")
     if args.chunk_pause_seconds < 0:
         problems.append(f"--chunk-pause-seconds {args.chunk_pause_seconds}: must be 0 or more")
+    if getattr(args, "kill", None):
+        from workloads.batch.runner import KillSpec
+
+        try:
+            KillSpec.parse(args.kill)
+        except ValueError as err:
+            problems.append(str(err))
     if getattr(args, "parallelism", 0) < 0:
         problems.append(f"--parallelism {args.parallelism}: must be 0 (all) or more")
     if getattr(args, "poll_seconds", 1.0) <= 0:
@@ -131,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    from workloads.batch.manifest import PlanError
-
     try:
         if args.command == "task":
             from workloads.batch.task import StopFlag, install_stop_handlers, run_task
@@ -155,9 +160,21 @@ def main(argv: list[str] | None = None) -> int:
         reports = watch(args.prefix, target, poll_seconds=args.poll_seconds, max_events=args.max_events,
                         duration_seconds=args.duration_seconds, log=lambda text: print(text, flush=True))
         return EXIT_FAILED if any(r.status == "failed" for r in reports) else EXIT_OK
-    except (StoreError, PlanError, TaskEnvError, ValueError) as err:
+    except _bad_input_types() as err:  # bad input found late (an unreadable object): a message, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _bad_input_types() -> tuple[type[Exception], ...]:
+    """Errors that mean bad input. The training and serving ones only where their module was loaded (a
+    UsageError cannot come from an unloaded module, and importing workloads.training.config loads torch)."""
+    from workloads.batch.manifest import PlanError
+
+    found: list[type[Exception]] = [StoreError, PlanError, TaskEnvError]
+    for module, name in (("workloads.training.config", "UsageError"), ("workloads.serving.model_runner", "ModelDirError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
 
 
 if __name__ == "__main__":

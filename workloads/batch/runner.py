@@ -133,7 +133,10 @@ def run_local(args: TaskArgs, tasks: int, *, platform: str = "cloud-run", max_at
         f"output {report.output}")
 
     cmd = task_command(args)
-    base_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    # A runner started inside a task of some platform must not hand that platform's variables on.
+    inherited = {v for p in PLATFORMS.values() for v in (p.index_var, p.count_var, p.run_var)}
+    base_env = {**{k: v for k, v in os.environ.items() if k not in inherited}, "PYTHONUNBUFFERED": "1",
+                **(extra_env or {})}
     pending = deque(range(tasks))
     attempts: dict[int, int] = dict.fromkeys(range(tasks), 0)
     running: list[_Attempt] = []
