@@ -146,3 +146,19 @@ def test_a_second_run_finds_nothing_to_do_and_a_new_version_needs_reprocess(data
     assert run_all(v2r, "four") == [0, 0, 0]
     assert len(records(shards(tmp_path, v2r, "four"))) == len(users_in(data_dir))
     assert sorted(p.read_bytes() for p in (tmp_path / args.model_version / "one").glob("shard-*")) == old
+
+
+def test_an_object_replaced_during_the_run_stops_the_task_naming_it(data_dir: Path, model_dir: Path,
+                                                                     tmp_path: Path):
+    import shutil
+
+    from workloads.batch.store import StoreError
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    args = args_for(data, model_dir, str(tmp_path / "out"))
+    assert run_task(args, TaskIdentity(0, TASKS, "run", "flags"), log=lambda _: None).code == 0
+    generate(tmp_path / "other", GenerateConfig(users=20, items=50, days=1, seed=9))
+    os.replace(tmp_path / "other" / "events.parquet", data / "events.parquet")  # a new generation lands mid-run
+    with pytest.raises(StoreError, match=r"events\.parquet changed \(mtime-.* -> mtime-.*\) since the run was planned"):
+        run_task(args, TaskIdentity(1, TASKS, "run", "flags"), log=lambda _: None)

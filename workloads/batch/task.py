@@ -15,6 +15,9 @@ Contract:
   kill leaves at most a temporary file, which is deleted. When every chunk is in, they are
   concatenated into ``shard-NNNNN-of-MMMMM.jsonl`` (one atomic write) and the parts are removed.
   An uninterrupted run and any sequence of kills and restarts write the same bytes.
+- Objects must not change during a run: a member whose generation differs from the plan's stops
+  the task (exit 2) before it reads anything, since tasks reading different contents would lose
+  or duplicate items.
 - Completion: after its shard, a task looks for every shard of the run; the one that finds them
   all writes ``_SUCCESS`` and the members' ``.done`` markers (idempotent when several do).
 - Exit codes: 0 the shard is committed (or there was nothing to do); 75 stopped by SIGTERM /
@@ -41,9 +44,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from workloads.batch.dataset import Item, count_items, read_items
+from workloads.batch.dataset import Item, count_items, list_objects, read_items
 from workloads.batch.manifest import SUCCESS_FILE, Manifest, PlannedObject, RunPlan
-from workloads.batch.store import join, read_bytes, remove_tree, write_atomic
+from workloads.batch.store import StoreError, join, read_bytes, remove_tree, write_atomic
 from workloads.batch.taskenv import TaskIdentity
 from workloads.training.exit_codes import EXIT_OK, EXIT_PREEMPTED
 
@@ -197,6 +200,12 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
         manifest_seconds += _complete_if_last(manifest, plan, members, run_dir, say)
         return TaskResult(EXIT_OK, message="already committed", manifest_seconds=manifest_seconds)
 
+    changed = _changed_objects(members)
+    if changed:
+        raise StoreError(f"run {plan.run_id}: {'; '.join(changed)} since the run was planned; its tasks could not agree "
+                         "on the items, so this run stops here. The new generation is new data: deliver it to a new "
+                         "run (the trigger does)")
+
     from workloads.serving.model_runner import ModelRunner, PredictJob
 
     runner = ModelRunner(args.model_dir, device=args.device, torch_threads=args.torch_threads)
@@ -244,6 +253,19 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
     manifest_seconds += _complete_if_last(manifest, plan, members, run_dir, say)
     return TaskResult(EXIT_OK, items=len(items), chunks=n_chunks, resumed_chunks=resumed,
                       manifest_seconds=manifest_seconds)
+
+
+def _changed_objects(members: list[PlannedObject]) -> list[str]:
+    """Members whose generation is no longer the planned one (replaced or deleted during the run)."""
+    changed = []
+    for obj in members:
+        try:
+            now = list_objects(obj.uri, "object")[0].generation
+        except StoreError:
+            now = "gone"
+        if now != obj.generation:
+            changed.append(f"{obj.uri} changed ({obj.generation} -> {now})")
+    return changed
 
 
 def _complete_if_last(manifest: Manifest, plan: RunPlan, members: list[PlannedObject], run_dir: str,
