@@ -42,9 +42,9 @@ from benchmarks.serving_common import (
     wait_ready,
 )
 
-MODELS = {  # the serving benchmark's two shapes
-    "tiny": {"n_embd": 64, "n_layer": 2, "n_head": 2, "block_size": 32},
-    "realistic": {"n_embd": 256, "n_layer": 4, "n_head": 4, "block_size": 64},
+MODELS = {  # the serving benchmark's two shapes (benchmarks/serving_throughput.py)
+    "tiny": {"num_items": 1000, "n_embd": 64, "n_layer": 2, "n_head": 2, "block_size": 32},
+    "realistic": {"num_items": 30_000, "n_embd": 256, "n_layer": 4, "n_head": 4, "block_size": 64},
 }
 SERVER_ARGS = ["--max-batch-size", "64", "--max-batch-delay-ms", "2", "--torch-threads", "1"]
 
@@ -116,7 +116,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=3000, help="users in the event log = items of the batch (default: %(default)s)")
-    p.add_argument("--items", type=int, default=1000, help="catalogue size (default: %(default)s)")
+    p.add_argument("--items", type=int, default=0, help="catalogue size (default: the model's, 1000 or 30000)")
     p.add_argument("--days", type=int, default=3)
     p.add_argument("--model", choices=sorted(MODELS), default="tiny")
     p.add_argument("--repeats", type=int, default=3, help="alternated measurements of each (default: %(default)s)")
@@ -124,21 +124,23 @@ def main() -> None:
     p.add_argument("--objects", type=int, default=40, help="objects for the manifest measurement (default: %(default)s)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    for name in ("users", "items", "days", "repeats", "concurrency", "objects"):
+    for name in ("users", "days", "repeats", "concurrency", "objects"):
         if getattr(args, name) < 1:
             p.error(f"--{name} {getattr(args, name)}: must be at least 1")
+    if args.items < 0:
+        p.error(f"--items {args.items}: must be 0 (the model's catalogue) or more")
 
     import torch
 
     from workloads.data.generate import GenerateConfig, generate
 
     torch.set_num_threads(1)
-    shape = MODELS[args.model]
+    shape = {**MODELS[args.model], **({"num_items": args.items} if args.items > 0 else {})}
     print(f"load average {loadavg():.1f} on {os.cpu_count()} CPUs at start (others' work inflates every wall figure)")
     with tempfile.TemporaryDirectory(prefix="gpuplane-batch-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        generate(tmp / "data", GenerateConfig(users=args.users, items=args.items, days=args.days, seed=0))
-        size = make_model(tmp / "model", num_items=args.items, **shape)
+        generate(tmp / "data", GenerateConfig(users=args.users, items=shape["num_items"], days=args.days, seed=0))
+        size = make_model(tmp / "model", **shape)
         bodies = request_bodies(tmp / "data", shape["block_size"])
         print(f"[{args.model}] {size / 1e6:.1f} MB of weights, {len(bodies)} users with events (the items), "
               f"device {args.device}, torch 1 thread; batch: 64 items per model call, every chunk committed; "
