@@ -70,3 +70,19 @@ def test_the_module_runs_as_a_program(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "workloads.batch", "task", "--help"], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "--task-index" in r.stdout and "--platform" in r.stdout
+
+
+def test_the_training_image_holds_the_batch_workload_and_its_packages(tmp_path: Path):
+    """BatchJob runs `python -m workloads.batch` in gpuplane-training (entrypoint overridden): every file of
+    its import closure is COPYed and every package it imports is installed (tests/workloads/test_images.py);
+    without the COPY of workloads/batch the same check fails."""
+    from tests.workloads.test_images import Spec, check, readme_images
+
+    spec = Spec("ghcr.io/gpuplane/training:0.1.0", ("python", "-m", "workloads.batch"),
+                ("task", "--data", "s3://b/events/", "--output", "s3://b/out", "--model-dir", "/model"), "batch")
+    images = readme_images()
+    assert check(spec, images) == []
+    training = (ROOT / images["gpuplane-training"]["Dockerfile"]).read_text()
+    (tmp_path / "Dockerfile").write_text("\n".join(line for line in training.splitlines() if "workloads/batch" not in line))
+    images["gpuplane-training"] = {**images["gpuplane-training"], "Dockerfile": str(tmp_path / "Dockerfile")}
+    assert any("workloads/batch/task.py" in p and "does not COPY" in p for p in check(spec, images))
