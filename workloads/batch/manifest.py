@@ -14,9 +14,9 @@ its own manifest and its own output folder; the old outputs are never touched.
 Exactly once per model version, although every bucket trigger delivers at least once:
 
 1. The plan. The first process of a run (the local runner, or the first task to start on a
-   platform) lists ``--data`` and decides per object: skip it (a ``.done`` or another run's
+   platform) lists ``--data`` and the markers (one listing each) and decides per object: skip it (a ``.done`` or another run's
    ``.claim`` exists for this model version; or, without ``reprocess``, a ``.done`` exists for
-   another model version) or take it. It writes ``plan.json`` with ``create_exclusive``; a
+   another model version) or take it, counting the items of those it takes. It writes ``plan.json`` with ``create_exclusive``; a
    process that loses the race reads the winner's plan. Every task of the run therefore works
    on the same list, even if objects land while the run starts.
 2. The claims. Every task tries to ``create_exclusive`` the ``.claim`` of each object the plan
@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from workloads.batch.dataset import ObjectRef, list_objects
+from workloads.batch.dataset import ObjectRef, count_items, list_objects
 from workloads.batch.store import create_exclusive, join, open_location, read_bytes, write_atomic
 
 PLAN_FILE = "plan.json"
@@ -63,6 +63,8 @@ class PlannedObject:
     generation: str
     skip: str | None = None
     """Why the run leaves this object out (decided when the plan was written), or None."""
+    items: int | None = None
+    """Items (users) in the object at ``generation``; None for a skipped object."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -100,6 +102,8 @@ class Manifest:
     def __init__(self, output: str) -> None:
         self.output = output
         self.fs, self.root = open_location(output, "--output")
+        self.count_seconds = 0.0
+        """Seconds ``plan`` spent counting items (reading objects), as opposed to manifest work."""
 
     def run_dir(self, model_version: str, run_id: str) -> str:
         return join(self.root, model_version, run_id)
@@ -117,27 +121,35 @@ class Manifest:
     def claim_record(self, model_version: str, obj: ObjectRef) -> dict[str, Any] | None:
         return self._read_json(self._marker(model_version, obj, "claim"))
 
-    def done_elsewhere(self, model_version: str, obj: ObjectRef) -> dict[str, Any] | None:
-        """A ``.done`` record of ``obj`` under another model version, if any."""
-        pattern = join(self.root, MANIFEST_DIR, "*", f"{object_key(obj)}.done")
-        for path in sorted(self.fs.glob(pattern)):
-            version = path.rstrip("/").split("/")[-2]
-            if version != model_version:
-                return self._read_json(path)
-        return None
+    def markers(self) -> set[tuple[str, str]]:
+        """Every marker as (model version, file name), from one listing of ``_manifest/`` (a plan reads this
+        once instead of asking about each object: one LIST instead of a request per object and version)."""
+        base = join(self.root, MANIFEST_DIR)
+        if not self.fs.exists(base):
+            return set()
+        found = set()
+        for path in self.fs.find(base):
+            parts = path.rstrip("/").split("/")
+            found.add((parts[-2], parts[-1]))
+        return found
 
-    def _skip_reason(self, model_version: str, run_id: str, obj: ObjectRef, reprocess: bool) -> str | None:
-        done = self.done_record(model_version, obj)
-        if done is not None:
-            return f"already processed by model version {model_version} (run {done['run_id']})"
-        claim = self.claim_record(model_version, obj)
-        if claim is not None and claim["run_id"] != run_id:
-            return (f"claimed by run {claim['run_id']} of model version {model_version}, not done yet; if that run "
-                    f"failed for good, delete {self._marker(model_version, obj, 'claim')} and deliver it again")
+    def _skip_reason(self, model_version: str, run_id: str, obj: ObjectRef, reprocess: bool,
+                     markers: set[tuple[str, str]]) -> str | None:
+        key = object_key(obj)
+        if (model_version, f"{key}.done") in markers:
+            done = self.done_record(model_version, obj) or {}
+            return f"already processed by model version {model_version} (run {done.get('run_id')})"
+        if (model_version, f"{key}.claim") in markers:
+            claim = self.claim_record(model_version, obj) or {}
+            if claim.get("run_id") != run_id:
+                return (f"claimed by run {claim.get('run_id')} of model version {model_version}, not done yet; if "
+                        f"that run failed for good, delete {self._marker(model_version, obj, 'claim')} and deliver "
+                        "it again")
         if not reprocess:
-            other = self.done_elsewhere(model_version, obj)
-            if other is not None:
-                return (f"processed by model version {other['model_version']} (run {other['run_id']}); pass "
+            others = sorted(v for v, name in markers if name == f"{key}.done" and v != model_version)
+            if others:
+                other = self.done_record(others[0], obj) or {}
+                return (f"processed by model version {others[0]} (run {other.get('run_id')}); pass "
                         f"--reprocess to process it again with model version {model_version}")
         return None
 
@@ -152,8 +164,14 @@ class Manifest:
         wrote = False
         if existing is None:
             refs = objects if objects is not None else list_objects(data)
-            planned = tuple(PlannedObject(o.uri, o.generation, self._skip_reason(model_version, run_id, o, reprocess))
-                            for o in refs)
+            markers = self.markers()
+            skips = [self._skip_reason(model_version, run_id, o, reprocess, markers) for o in refs]
+            # Item counts of the taken objects, so that no task has to read every object to find its range
+            # (sharding work, not the manifest's: timed apart in ``count_seconds``).
+            t = time.perf_counter()
+            planned = tuple(PlannedObject(o.uri, o.generation, skip, None if skip else count_items(o.uri))
+                            for o, skip in zip(refs, skips, strict=True))
+            self.count_seconds += time.perf_counter() - t
             new = RunPlan(run_id, model_version, tasks, chunk_items, reprocess, data, planned)
             try:
                 create_exclusive(self.fs, path, new.to_json())

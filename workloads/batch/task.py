@@ -5,7 +5,7 @@ Contract:
 - The task's place (index of count, run id) comes from ``taskenv`` (the platform's variables or
   flags). Its plan and member objects come from the manifest (``manifest.py``): the first
   process of the run writes the plan, every task claims, every task sees the same members.
-- Sharding: the run's items (``dataset.py``: by object, then ``user_id``) are cut into ``count``
+- Sharding: the run's items (``dataset.py``: by object, then ``user_id``; counts from the plan) are cut into ``count``
   contiguous ranges, task ``i`` taking ``[floor(i*n/count), floor((i+1)*n/count))``: a pure
   function of the plan, so a retry on another machine gets the same shard.
 - Chunks: the shard is processed ``chunk_items`` items at a time; chunk ``c`` is one model batch
@@ -44,7 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from workloads.batch.dataset import Item, count_items, list_objects, read_items
+from workloads.batch.dataset import Item, list_objects, read_items
 from workloads.batch.manifest import SUCCESS_FILE, Manifest, PlannedObject, RunPlan
 from workloads.batch.store import StoreError, join, read_bytes, remove_tree, write_atomic
 from workloads.batch.taskenv import TaskIdentity
@@ -137,7 +137,7 @@ def _shard_items(members: list[PlannedObject], block_size: int, start: int, stop
     items: list[Item] = []
     offset = 0
     for obj in members:
-        n = count_items(obj.uri)
+        n = obj.items or 0
         lo, hi = max(start, offset) - offset, min(stop, offset + n) - offset
         if lo < hi:
             items.extend(read_items(obj.uri, block_size, lo, hi))
@@ -165,7 +165,8 @@ class TaskResult:
     """Chunks found committed by an earlier attempt."""
     message: str = ""
     manifest_seconds: float = 0.0
-    """Wall time in the manifest (plan, claims, done markers): the cost of exactly-once."""
+    """Wall time in the manifest (plan and markers listed, claims, done markers; not the plan's item
+    counting, which sharding needs anyway): the cost of exactly-once."""
 
 
 def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
@@ -184,7 +185,7 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
     if wrote:
         say(f"wrote the plan of run {who.run_id}: {len(plan.taken)} of {len(plan.objects)} objects taken")
     members = manifest.claim(plan)
-    manifest_seconds = time.perf_counter() - t_manifest
+    manifest_seconds = time.perf_counter() - t_manifest - manifest.count_seconds
     for obj in plan.objects:
         if obj.skip:
             say(f"skip {obj.uri}: {obj.skip}")
@@ -210,7 +211,7 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
 
     runner = ModelRunner(args.model_dir, device=args.device, torch_threads=args.torch_threads)
     spec = runner.load()
-    total = sum(count_items(o.uri) for o in members)
+    total = sum(o.items or 0 for o in members)
     start, stop_at = shard_range(total, who.index, who.count)
     items = _shard_items(members, spec.block_size, start, stop_at)
     n_chunks = -(-len(items) // plan.chunk_items)
@@ -278,7 +279,7 @@ def _complete_if_last(manifest: Manifest, plan: RunPlan, members: list[PlannedOb
         return 0.0
     if fs.exists(join(run_dir, ".parts")) and not fs.ls(join(run_dir, ".parts"), detail=False):
         remove_tree(fs, join(run_dir, ".parts"))
-    items = {o.uri: count_items(o.uri) for o in members}
+    items = {o.uri: o.items or 0 for o in members}
     output = fs.unstrip_protocol(run_dir)
     t = time.perf_counter()
     manifest.mark_done(plan, members, items, output)
