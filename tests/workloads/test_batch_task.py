@@ -162,3 +162,15 @@ def test_an_object_replaced_during_the_run_stops_the_task_naming_it(data_dir: Pa
     os.replace(tmp_path / "other" / "events.parquet", data / "events.parquet")  # a new generation lands mid-run
     with pytest.raises(StoreError, match=r"events\.parquet changed \(mtime-.* -> mtime-.*\) since the run was planned"):
         run_task(args, TaskIdentity(1, TASKS, "run", "flags"), log=lambda _: None)
+
+
+def test_an_object_that_is_not_an_event_log_is_named_with_the_fix(model_dir: Path, tmp_path: Path):
+    from workloads.batch.store import StoreError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.parquet").write_bytes(b"PAR1 not really")
+    args = TaskArgs(data=str(tmp_path / "in"), output=str(tmp_path / "out"), model_dir=model_dir, model_version="v")
+    with pytest.raises(StoreError, match=r"object file://.*/broken\.parquet is not a readable Parquet file with columns "
+                                         r"user_id .*follow the event-log schema of workloads\.data\.generate"):
+        run_task(args, TaskIdentity(0, 1, "run", "flags"), log=lambda _: None)
+    assert not list((tmp_path / "out").glob("_manifest/*/*.claim"))  # nothing claimed: the plan failed first
