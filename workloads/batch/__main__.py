@@ -142,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "task":
             from workloads.batch.task import StopFlag, install_stop_handlers, run_task
 
-            stop = StopFlag()
+            stop = StopFlag()  # installed first: a SIGTERM from here on ends in a commit and exit 75
             install_stop_handlers(stop, lambda text: print(f"task {who.index}/{who.count}: {text}", flush=True))
-            return run_task(_task_args(args, args.data), who, stop=stop,
-                            log=lambda text: print(text, flush=True)).code
+            task_args = _task_args(args, args.data)
+            return run_task(task_args, who, stop=stop, log=lambda text: print(text, flush=True)).code
         if args.command == "run":
             from workloads.batch.runner import KillSpec, run_local
 
