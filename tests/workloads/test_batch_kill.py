@@ -59,7 +59,7 @@ def reference(data_dir: Path, model_dir: Path, tmp_path_factory: pytest.TempPath
 def test_a_task_killed_mid_shard_resumes_and_writes_what_an_uninterrupted_run_writes(
         sig: int, platform: str, first_exit: int, data_dir: Path, model_dir: Path, reference: list[bytes],
         tmp_path: Path):
-    args = task_args(data_dir, model_dir, tmp_path, pause=0.15)
+    args = task_args(data_dir, model_dir, tmp_path, pause=0.3)  # the kill lands in a pause, mid-shard
     logs: list[str] = []
     report = run_local(args, TASKS, platform=platform, run_id="drill", kill=KillSpec(1, 2, sig), log=logs.append)
     text = "\n".join(logs)
