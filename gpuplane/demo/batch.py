@@ -26,10 +26,10 @@ from gpuplane.demo.procs import tail
 from gpuplane.demo.steps import Context, Skip, StepFailed, have, python, run_logged
 
 BATCH_TASKS = 3
-CHUNK_ITEMS = 24
-KILL_AFTER_CHUNKS = 2
-CHUNK_PAUSE_SECONDS = 0.05
-"""Pause after each commit, so the injected kill lands mid-shard on a fast machine too."""
+CHUNK_ITEMS = 16
+KILL_AFTER_CHUNKS = 1
+CHUNK_PAUSE_SECONDS = 0.15
+"""Pause after each commit, so the injected kill lands mid-shard on a fast machine and on a loaded one."""
 RUN_LINE = re.compile(r"^run (\S+): (done|skipped|failed)(?:, (\d+) items, (\d+) tasks, (\d+) retried, ([0-9.]+) s)?")
 RESUME_LINE = re.compile(r"task (\d+)/\d+: resuming at chunk (\d+)/(\d+)")
 
