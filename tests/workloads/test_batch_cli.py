@@ -72,6 +72,7 @@ def test_the_module_runs_as_a_program(tmp_path: Path):
     assert r.returncode == 0 and "--task-index" in r.stdout and "--platform" in r.stdout
 
 
+@pytest.mark.slow  # imports the image checker (the plan engine) and walks the import closure: ~15 s on 2 busy cores
 def test_the_training_image_holds_the_batch_workload_and_its_packages(tmp_path: Path):
     """BatchJob runs `python -m workloads.batch` in gpuplane-training (entrypoint overridden): every file of
     its import closure is COPYed and every package it imports is installed (tests/workloads/test_images.py);
