@@ -126,8 +126,10 @@ BINARIES: tuple[Binary, ...] = (
 KUEUE_VERSION = "v0.19.2"
 JOBSET_VERSION = "v0.12.0"
 KARPENTER_VERSION = "v1.14.1"
-# Knative Serving v1.23.0 (module v0.50.0), the release the pinned knative-operator chart 1.23.0 installs.
-KNATIVE_SERVING_VERSION = "v0.50.0"
+# Knative Serving v1.21.2 (module v0.48.2): the sandbox runs Kubernetes 1.33, and 1.21 is the newest Serving
+# release whose minimum is 1.33 (1.22 and 1.23 need 1.34; knative.dev/pkg version/version.go), the one gpuplane
+# installs through the pinned knative-operator chart 1.23.0 on a 1.33 cluster (components/inference/knative.py).
+KNATIVE_SERVING_VERSION = "v0.48.2"
 BINARIES += (
     Binary("kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", "sigs.k8s.io/kueue", KUEUE_VERSION,
            (f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",), controller=True),
