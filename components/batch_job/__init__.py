@@ -6,6 +6,7 @@ schedule routes (pure); backends ``cloud_run.py``, ``aws_batch.py``, ``sagemaker
 ``kueue.py``; ``component.py``: the ComponentResource.
 """
 
+from components.batch_job.component import BatchJob
 from components.batch_job.planner import estimate_run, parse_uri, plan_batch_job, size_tasks, task_cap, task_limit
 from components.batch_job.spec import (
     FEATURES,
@@ -28,6 +29,7 @@ __all__ = [
     "RETRY_EXIT_CODE",
     "TASK_INDEX_ENV",
     "TYPE_TOKEN",
+    "BatchJob",
     "BatchJobArgs",
     "BatchJobPlan",
     "BatchTriggerArgs",

@@ -56,6 +56,7 @@ from components.inference.spec import CLOUD_RUN_GPUS, CLOUD_RUN_INSTANCE_START_S
 _KNOWN_KEYS = set(BatchJobArgs.__annotations__)
 _TRIGGER_KEYS = set(BatchTriggerArgs.__annotations__)
 _URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/]+)(?:/(.*))?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 MIN_TASK_TIMEOUT_SECONDS = 60
 """AWS Batch's floor on attemptDurationSeconds; used everywhere so a timeout is never absurdly short."""
@@ -73,6 +74,16 @@ def parse_uri(uri: object) -> tuple[str, str, str] | None:
     """(scheme, bucket or claim, path) of ``scheme://bucket/path``, or None."""
     m = _URI.match(uri) if isinstance(uri, str) else None
     return (m.group(1), m.group(2), (m.group(3) or "").strip("/")) if m else None
+
+
+def bucket_access(plan: BatchJobPlan, scheme: str) -> list[tuple[str, str, bool]]:
+    """(bucket, prefix, write) the tasks need on ``scheme`` buckets: read the dataset, write the output and manifest."""
+    out = []
+    for uri, write in ((plan.dataset_uri, False), (plan.output_uri, True), (plan.manifest_uri, True)):
+        parsed = parse_uri(uri)
+        if parsed is not None and parsed[0] == scheme:
+            out.append((parsed[1], parsed[2], write))
+    return out
 
 
 def task_cap(platform: str, gpus: int, preview: bool, catalog: Catalog) -> Limit:
@@ -294,8 +305,10 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
             cloud = cluster.facts.cloud
         if not a.get("queue"):
             p.add("queue", a.get("queue"), "is required on kueue.", "give the Kueue LocalQueue in the job's namespace.")
+        if not _DNS_LABEL.match(name):
+            p.add("name", name, "is not a DNS label of at most 52 characters (it names the Job or CronJob).", "use lower-case letters, digits and '-'.")
     else:
-        for key in ("cluster", "queue", "namespace", "argo_events", "wait_for_completion"):
+        for key in ("cluster", "queue", "namespace", "argo_events", "wait_for_completion", "service_account"):
             if key in a:
                 p.add(key, a[key], f"applies to kueue only, not {platform}.", "remove it.")
     default_acc = "A10G" if cloud == "aws" else "L4"
@@ -331,7 +344,7 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         most = int(row.value) + attempt_limit[2]
         if max_attempts > most:
             p.add("max_attempts", max_attempts, f"is above {platform}'s limit of {most} attempts ({row.source}).", f"use at most {most}.")
-    default_codes = [] if platform == "sagemaker" else [RETRY_EXIT_CODE]
+    default_codes = [RETRY_EXIT_CODE] if FEATURES[platform].supports(Feature.RETRY_EXIT_CODES) else []
     codes = a.get("retry_exit_codes", default_codes)
     if not isinstance(codes, list) or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 255 for c in codes):
         p.add("retry_exit_codes", codes, "must be a list of exit codes from 1 to 255.", "give e.g. [75].")
@@ -431,4 +444,4 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
     return plan
 
 
-__all__ = ["estimate_run", "parse_uri", "plan_batch_job", "size_tasks", "task_cap", "task_limit"]
+__all__ = ["bucket_access", "estimate_run", "parse_uri", "plan_batch_job", "size_tasks", "task_cap", "task_limit"]

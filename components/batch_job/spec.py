@@ -132,7 +132,7 @@ class BatchJobArgs(TypedDict, total=False):
     max_attempts: NotRequired[int]
     """Attempts per task, the first included, before the task fails. Default 3."""
     retry_exit_codes: NotRequired[list[int]]
-    """Exit codes that mean "retry elsewhere" without counting as a failure. Default ``[75]`` (none on sagemaker, which cannot honour them)."""
+    """Exit codes that mean "retry elsewhere" (retried, where the platform can also tell them from failures). Default ``[75]`` where the platform maps exit codes (aws-batch, kueue), none elsewhere."""
     spot: NotRequired[bool]
     """Run on spot capacity (aws-batch: spot compute environment first, on-demand after; kueue: the queue's flavors decide). Default: True when max_attempts >= 2 and the platform has spot."""
     preemptions_per_hour: NotRequired[float]
@@ -167,6 +167,8 @@ class BatchJobArgs(TypedDict, total=False):
     """kueue: namespace of the Job (must exist, with the LocalQueue). Default ``default``."""
     queue: NotRequired[str]
     """kueue: the Kueue LocalQueue in that namespace. Required for kueue."""
+    service_account: NotRequired[str]
+    """kueue: the Kubernetes service account the pods (and the Argo EventSource) run as, with the cloud identity that reads the dataset. Default: the namespace's default."""
     argo_events: NotRequired[Literal["install", "present"]]
     """kueue + a trigger: install the Argo Events chart (pinned, once per cluster) or use the one present. Default ``install``."""
     wait_for_completion: NotRequired[bool]
@@ -180,8 +182,12 @@ class BatchJobArgs(TypedDict, total=False):
 FEATURES: dict[str, FeatureSupport] = {
     "cloud-run": FeatureSupport(
         "cloud-run-jobs",
-        frozenset({Feature.BUCKET_EVENTS, Feature.SCHEDULED_RUNS, Feature.RETRY_EXIT_CODES}),
-        {Feature.SPOT: "Cloud Run jobs have no spot tier; instances bill at the on-demand rate (GPU tasks are still stopped by maintenance events)"},
+        frozenset({Feature.BUCKET_EVENTS, Feature.SCHEDULED_RUNS}),
+        {
+            Feature.SPOT: "Cloud Run jobs have no spot tier; instances bill at the on-demand rate (GPU tasks are still stopped by maintenance events)",
+            Feature.RETRY_EXIT_CODES: "Cloud Run retries every failed task attempt up to maxRetries whatever its exit code: 75 is retried but "
+            "counts as an attempt, and a usage error (2) is retried too",
+        },
     ),
     "aws-batch": FeatureSupport(
         "aws-batch",
@@ -372,7 +378,7 @@ class BatchJobPlan:
             "checkpointIntervalSeconds": s.checkpoint_interval_seconds,
             "maxAttempts": self.max_attempts,
             "retryExitCodes": list(self.retry_exit_codes),
-            "toleratesRetries": self.max_attempts >= 2 and RETRY_EXIT_CODE in self.retry_exit_codes,
+            "toleratesRetries": self.max_attempts >= 2,
             "modelVersion": self.model_version,
             "reprocessOnNewModelVersion": self.reprocess_on_new_model_version,
             "trigger": self.trigger.kind,
