@@ -29,7 +29,7 @@ from components.batch_job.spec import BatchJobPlan
 from components.batch_job.triggers import cloud_run_run_uri, workflow_source
 from components.gcp.conventions import gcp_labels
 from components.gcp.iam import account_id
-from components.inference.spec import CLOUD_RUN_GPUS
+from components.inference import CLOUD_RUN_GPUS
 
 if TYPE_CHECKING:
     from components.batch_job.spec import BatchJobArgs
