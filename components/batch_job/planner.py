@@ -135,7 +135,11 @@ def size_tasks(
                     f"the {safe + cold_start_seconds} s a task may plan under the {cap} s cap; use tasks >= {need}, or leave tasks unset to shard automatically")
         tasks, bound = fixed_tasks, "tasks"
     else:
-        tasks = max(1, math.ceil(items / (items_per_second * safe)))
+        most = math.floor(items_per_second * safe)  # whole items a task can finish in its safe time
+        if most < 1:
+            return "items_per_second", (f"one item takes {1 / items_per_second:.0f} s, beyond the {safe} s of work a task may plan under the "
+                                        f"{cap} s cap{' and the spot preemption gap' if bound == 'spot-gap' else ''}")
+        tasks = math.ceil(items / most)
         if tasks == 1:
             bound = "dataset"
     if tasks > max_tasks:
@@ -405,6 +409,7 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
             "tasks": "raise tasks as shown, or leave it unset to shard automatically",
             "items": f"split the dataset into several jobs, raise items_per_second (a measured figure plans closer to the cap), or run on {elsewhere or 'another platform'}",
             "image_size_gib": "shrink the image or the weights, or choose a platform with a longer task cap",
+            "items_per_second": "split items so one takes less time, or choose a platform with a longer task cap",
             "accelerator": "choose an accelerator and shape the platform offers (components/catalog/data)",
         }.get(field, f"run on one of {elsewhere}")
         source = limit.source if field in ("items", "tasks") and "limit of" in own.reason else cap.source
