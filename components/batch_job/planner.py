@@ -50,7 +50,12 @@ from components.checkpointing import young_daly_interval
 from components.cluster import KubernetesCluster
 from components.errors import Problems
 from components.features import Feature
-from components.inference import CLOUD_RUN_GPUS, CLOUD_RUN_INSTANCE_START_SECONDS, SAGEMAKER_INSTANCE_START_SECONDS, plan_cold_start
+from components.inference import (
+    CLOUD_RUN_GPUS,
+    CLOUD_RUN_INSTANCE_START_SECONDS,
+    SAGEMAKER_INSTANCE_START_SECONDS,
+    plan_cold_start,
+)
 
 _KNOWN_KEYS = set(BatchJobArgs.__annotations__)
 _TRIGGER_KEYS = set(BatchTriggerArgs.__annotations__)
