@@ -176,11 +176,13 @@ def _custom(name: str, body: dict[str, Any], opts: pulumi.ResourceOptions) -> k8
 
 def create_kueue_job(component: pulumi.ComponentResource, name: str, plan: BatchJobPlan, args: BatchJobArgs) -> dict[str, Any]:
     """The Job, CronJob or Argo Events route; returns the outputs (``job``, ``launch``)."""
-    cluster = args["cluster"]
+    tc = args.get("training_cluster")
+    cluster = tc.cluster if tc is not None else args["cluster"]
+    ready: list[pulumi.Resource] = list(tc.ready) if tc is not None else []  # Kueue, JobSet and the team's queue objects
     provider = cluster.k8s_provider
     image = pulumi.Output.from_input(args["image"])
-    sa = args.get("service_account")
-    opts = pulumi.ResourceOptions(parent=component, provider=provider)
+    sa = plan.service_account
+    opts = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=ready)
     kind = plan.trigger.kind
     if kind == "none":
         body = image.apply(lambda img: job_manifest(plan, img, sa))
@@ -189,19 +191,19 @@ def create_kueue_job(component: pulumi.ComponentResource, name: str, plan: Batch
             metadata=body.apply(lambda b: b["metadata"]),
             spec=body.apply(lambda b: b["spec"]),
             # Kueue flips spec.suspend when it admits the Job; a later update must not suspend it again.
-            opts=pulumi.ResourceOptions(parent=component, provider=provider, ignore_changes=["spec.suspend"]),
+            opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=ready, ignore_changes=["spec.suspend"]),
         )
         return {"job": job.metadata.apply(lambda m: f"{m['namespace']}/{m['name']}"), "launch": "submitted by pulumi up; Kueue admits it"}
     if kind == "schedule":
         body = image.apply(lambda img: cronjob_manifest(plan, img, sa))
         k8s.batch.v1.CronJob(f"{name}-cronjob", metadata=body.apply(lambda b: b["metadata"]), spec=body.apply(lambda b: b["spec"]), opts=opts)
         return {"job": f"{plan.namespace}/{plan.name}", "launch": f"CronJob {plan.trigger.schedule} (UTC)"}
-    installed = _argo_events(component, name, plan, cluster)
+    installed = _argo_events(component, name, plan, cluster) + ready
     after = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=installed)
-    sensor_sa, source_sa = f"{plan.name}-sensor", args.get("service_account") or f"{plan.name}-events"
+    sensor_sa, source_sa = f"{plan.name}-sensor", sa or f"{plan.name}-events"
     labels = {"app.kubernetes.io/managed-by": "gpuplane"}
     accounts = [k8s.core.v1.ServiceAccount(f"{name}-sensor-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=sensor_sa, namespace=plan.namespace, labels=labels), opts=after)]
-    if not args.get("service_account"):
+    if not sa:
         accounts.append(k8s.core.v1.ServiceAccount(f"{name}-events-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=source_sa, namespace=plan.namespace, labels=labels), opts=after))
     role_body = sensor_rbac(plan, sensor_sa)
     role = k8s.rbac.v1.Role(f"{name}-sensor-role", metadata=role_body["metadata"], rules=role_body["rules"], opts=after)

@@ -56,6 +56,7 @@ from components.inference import (
     SAGEMAKER_INSTANCE_START_SECONDS,
     plan_cold_start,
 )
+from components.training import SpotTrainingCluster
 
 _KNOWN_KEYS = set(BatchJobArgs.__annotations__)
 _TRIGGER_KEYS = set(BatchTriggerArgs.__annotations__)
@@ -306,6 +307,21 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         basis = "estimate"
     cloud = CLOUD.get(platform, "kubernetes")
     cluster = a.get("cluster")
+    tc = a.get("training_cluster")
+    if platform == "kueue" and tc is not None:
+        team = tc.plan.team(a.get("team") or "") if isinstance(tc, SpotTrainingCluster) else None
+        if team is None:
+            p.add("team", a.get("team"), "is not a team of the training cluster, so it has no queue there.",
+                  f"use one of {[t.name for t in tc.plan.teams] if isinstance(tc, SpotTrainingCluster) else []}.")
+        for key in ("cluster", "namespace", "queue", "service_account"):
+            if key in a:
+                p.add(key, a[key], "is taken from training_cluster and team.", "remove it, or drop training_cluster.")
+        if isinstance(tc, SpotTrainingCluster):
+            a["cluster"] = cluster = tc.cluster
+        if team is not None:
+            a.update(namespace=team.namespace, queue=team.local_queue, service_account=team.service_account)
+    elif "training_cluster" in a or "team" in a:
+        p.add("training_cluster", tc, f"applies to kueue only{', with a team' if platform == 'kueue' else ''}.", "remove it.")
     if platform == "kueue":
         if not isinstance(cluster, KubernetesCluster):
             p.add("cluster", cluster, "is required on kueue and must be a KubernetesCluster.", "pass the cluster whose Kueue admits the Job (an existing one works).")
@@ -400,8 +416,10 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         f = dict(facts)
         if other != platform:
             # Each other platform as it would run the job: spot where it has spot and the job tolerates retries.
+            # Tasks no longer than this job's cap, so every platform is compared at a like wall time.
             f.update(tasks=None, cluster_cloud=cloud if cloud in ("aws", "gcp") else "kubernetes",
-                     spot=max_attempts >= 2 and bool(codes) and FEATURES[other].supports(Feature.SPOT))
+                     spot=max_attempts >= 2 and FEATURES[other].supports(Feature.SPOT),
+                     max_task_seconds=max_task or int(task_cap(platform, gpus, facts["cloud_run_gpu_preview"], catalog).value))
         estimates.append(estimate_run(other, f, catalog))
     own = next(e for e in estimates if e.platform == platform)
     cap = task_cap(platform, gpus, facts["cloud_run_gpu_preview"], catalog)
@@ -446,7 +464,7 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         retry_exit_codes=tuple(codes), spot=bool(spot), preemptions_per_hour=float(lam), model_version=str(a.get("model_version", "1")),
         reprocess_on_new_model_version=bool(a.get("reprocess_on_new_model_version", False)), trigger=trigger, runs_per_month=float(runs),
         features=FEATURES[platform], limits=tuple(limits), estimates=tuple(estimates), sagemaker_mode=mode,
-        namespace=a.get("namespace", "default"), queue=a.get("queue"), argo_events=a.get("argo_events", "install"),
+        namespace=a.get("namespace", "default"), queue=a.get("queue"), service_account=a.get("service_account"), argo_events=a.get("argo_events", "install"),
         wait_for_completion=bool(a.get("wait_for_completion", False)), cloud_run_gpu_preview=facts["cloud_run_gpu_preview"],
         env=dict(a.get("env") or {}), tags=dict(a.get("tags") or {}),
     )

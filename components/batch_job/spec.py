@@ -30,6 +30,7 @@ import pulumi
 
 from components.cluster import KubernetesCluster
 from components.features import Feature, FeatureSupport
+from components.training import SpotTrainingCluster
 
 TYPE_TOKEN = "gpuplane:index:BatchJob"
 PLATFORMS = ("cloud-run", "aws-batch", "sagemaker", "kueue")
@@ -162,7 +163,11 @@ class BatchJobArgs(TypedDict, total=False):
     role_arn: NotRequired[pulumi.Input[str]]
     """sagemaker: execution role of the jobs and the pipeline. Default: one created with the bucket access the URIs need."""
     cluster: NotRequired[KubernetesCluster]
-    """kueue: the cluster (any gpuplane cluster, existing ones included). Required for kueue."""
+    """kueue: the cluster (any gpuplane cluster, existing ones included). Required for kueue unless training_cluster is given."""
+    training_cluster: NotRequired[SpotTrainingCluster]
+    """kueue: a SpotTrainingCluster whose team queue admits the job: its cluster, and the team's namespace, LocalQueue and service account; the Job waits for the cluster's Kueue install. Give it with ``team`` instead of cluster / namespace / queue."""
+    team: NotRequired[str]
+    """kueue + training_cluster: the team whose queue admits the job."""
     namespace: NotRequired[str]
     """kueue: namespace of the Job (must exist, with the LocalQueue). Default ``default``."""
     queue: NotRequired[str]
@@ -324,6 +329,7 @@ class BatchJobPlan:
     sagemaker_mode: str | None = None
     namespace: str = "default"
     queue: str | None = None
+    service_account: str | None = None
     argo_events: str = "install"
     wait_for_completion: bool = False
     cloud_run_gpu_preview: bool = False
