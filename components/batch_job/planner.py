@@ -62,6 +62,7 @@ _KNOWN_KEYS = set(BatchJobArgs.__annotations__)
 _TRIGGER_KEYS = set(BatchTriggerArgs.__annotations__)
 _URI = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/]+)(?:/(.*))?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
+_SQS_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/\d+/[^/]+$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 MIN_TASK_TIMEOUT_SECONDS = 60
 """AWS Batch's floor on attemptDurationSeconds; used everywhere so a timeout is never absurdly short."""
@@ -227,7 +228,7 @@ def estimate_run(platform: str, a: dict[str, Any], catalog: Catalog) -> RunEstim
     return RunEstimate(platform, True, basis, sized, usd, wall, resource, region)
 
 
-def _trigger(p: Problems, raw: Any, platform: str, dataset: tuple[str, str, str] | None) -> TriggerPlan:
+def _trigger(p: Problems, raw: Any, platform: str, dataset: tuple[str, str, str] | None, region: str | None = None) -> TriggerPlan:
     if raw is None:
         return TriggerPlan("none")
     if not isinstance(raw, dict):
@@ -244,6 +245,10 @@ def _trigger(p: Problems, raw: Any, platform: str, dataset: tuple[str, str, str]
         fields = cron.split() if isinstance(cron, str) else []
         if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
             p.add("trigger.schedule", cron, "is not a five-field cron expression.", "give e.g. '0 3 * * *' (03:00 UTC daily).")
+        elif platform in ("aws-batch", "sagemaker") and fields[2] != "*" and fields[4] != "*":
+            # EventBridge cron() wants '?' in one of the two day fields (triggers.eventbridge_schedule).
+            p.add("trigger.schedule", cron, "restricts both day-of-month and day-of-week, which an EventBridge schedule cannot express.",
+                  "keep one of the two day fields '*'.")
         return TriggerPlan("schedule", schedule=cron if isinstance(cron, str) else None)
     if kind == "none":
         return TriggerPlan("none")
@@ -259,6 +264,9 @@ def _trigger(p: Problems, raw: Any, platform: str, dataset: tuple[str, str, str]
         p.add("trigger.prefix_uri", given or f"{uri[0]}://{uri[1]}/{uri[2]}", f"is a {uri[0]}:// bucket; {platform} is triggered by {want}:// object events only.",
               f"watch a {want}:// prefix, or run the job on a platform of that cloud.")
     queue = raw.get("queue")
+    if platform == "kueue" and uri[0] == "s3" and not region and not (isinstance(queue, str) and _SQS_URL.match(queue)):
+        p.add("trigger.queue", queue, "names an SQS queue, but the cluster has no region to find it in.",
+              "give the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>).")
     if platform == "kueue" and not queue:
         p.add("trigger.queue", queue, "is required on kueue: Argo Events reads the bucket's notifications from a queue.",
               "give the SQS queue name (s3) or Pub/Sub subscription id (gs) the bucket notifies.")
@@ -377,7 +385,7 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
     spot = a.get("spot", spot_default)
     lam = _number(p, a, "preemptions_per_hour", DEFAULT_PREEMPTIONS_PER_HOUR, minimum=0, integer=False, fix="give the expected spot preemptions per running hour, e.g. 0.05.")
     ckpt = _number(p, a, "checkpoint_seconds", 10, minimum=0, integer=False, fix="give the seconds a task takes to commit its progress.")
-    trigger = _trigger(p, a.get("trigger"), platform, dataset)
+    trigger = _trigger(p, a.get("trigger"), platform, dataset, region)
     requested = [(Feature.SPOT, "spot", spot)] if spot else []
     if codes and max_attempts >= 2:
         requested.append((Feature.RETRY_EXIT_CODES, "retry_exit_codes", codes))

@@ -137,7 +137,13 @@ def argo_event_source(plan: BatchJobPlan, service_account: str) -> dict[str, Any
     """The Argo Events EventSource: the bucket's notification queue (sqs) or subscription (pubSub)."""
     t = plan.trigger
     if t.scheme == "s3":
-        source: dict[str, Any] = {"sqs": {EVENT_NAME: {"region": plan.region or "us-east-1", "queue": t.queue, "waitTimeSeconds": 20, "jsonBody": True}}}
+        # A queue URL names its region (sqs.<region>.amazonaws.com); a bare name is in the cluster's region (checked at plan time).
+        region = (t.queue or "").split(".")[1] if (t.queue or "").startswith("https://sqs.") else plan.region
+        sqs: dict[str, Any] = {"region": region, "waitTimeSeconds": 20, "jsonBody": True}
+        sqs["queue"] = (t.queue or "").rsplit("/", 1)[-1]
+        if (t.queue or "").startswith("https://"):
+            sqs["queueAccountId"] = (t.queue or "").split("/")[-2]
+        source: dict[str, Any] = {"sqs": {EVENT_NAME: sqs}}
     else:
         source = {"pubSub": {EVENT_NAME: {"subscriptionID": t.queue, "jsonBody": True}}}
     return {

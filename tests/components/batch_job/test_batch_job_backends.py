@@ -260,13 +260,14 @@ def test_kueue_schedule_is_a_cronjob_whose_jobs_carry_the_queue_label():
 
 
 def test_kueue_bucket_trigger_is_an_argo_sensor_creating_one_job_per_object():
-    r = one_job({"platform": "kueue", **KUEUE, "trigger": {"kind": "bucket-objects", "queue": "data-events", "suffix": ".jsonl"}})
+    r = one_job({"platform": "kueue", **KUEUE, "trigger": {"kind": "bucket-objects", "queue": "https://sqs.eu-west-1.amazonaws.com/123456789012/data-events", "suffix": ".jsonl"}})
     validate_all_core_objects(r)
     kids = children(r)
     for key in ("batch-eventbus", "batch-eventsource", "batch-sensor"):
         body = {"apiVersion": "argoproj.io/v1alpha1", "kind": kids[key].type.rsplit(":", 1)[-1], "metadata": kids[key].inputs["metadata"], "spec": kids[key].inputs["spec"]}
         assert custom_resource_problems(body) == [], key
-    assert kids["batch-eventsource"].inputs["spec"]["sqs"]["new-object"]["queue"] == "data-events"
+    assert kids["batch-eventsource"].inputs["spec"]["sqs"]["new-object"] == {"region": "eu-west-1", "queue": "data-events", "queueAccountId": "123456789012",
+                                                                          "waitTimeSeconds": 20, "jsonBody": True}
     sensor = kids["batch-sensor"].inputs["spec"]
     trig = sensor["triggers"][0]["template"]["k8s"]
     created = trig["source"]["resource"]

@@ -268,3 +268,25 @@ def test_transform_rejects_items_above_the_payload_limit():
     with pytest.raises(ComponentInputError) as exc:
         plan_batch_job("b", job("sagemaker", sagemaker_mode="transform", item_size_kib=200 * 1024))
     assert "100 MB payload limit" in problems(exc)["item_size_kib"]
+
+
+def test_an_aws_schedule_restricting_both_day_fields_is_rejected():
+    with pytest.raises(ComponentInputError) as exc:
+        plan_batch_job("b", job("aws-batch", trigger={"kind": "schedule", "schedule": "0 3 1 * 1"}))
+    assert "EventBridge schedule cannot express" in problems(exc)["trigger.schedule"]
+
+
+def test_a_kueue_s3_trigger_on_a_cluster_without_a_region_needs_the_queue_url():
+    from components.cluster import KubernetesCluster
+    from tests.helpers import run
+
+    def program() -> None:
+        cluster = KubernetesCluster("k", {"cloud": "existing"})
+        args = {"platform": "kueue", "cluster": cluster, "queue": "q", "image": "i", "items": 10, "items_per_second": 1.0, **S3,
+                "trigger": {"kind": "bucket-objects", "queue": "events"}}
+        with pytest.raises(ComponentInputError) as exc:
+            plan_batch_job("b", args)  # type: ignore[arg-type]
+        assert "https://sqs.<region>.amazonaws.com" in problems(exc)["trigger.queue"]
+
+    run(program)
+
