@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from gpuplane.engine.cost import batch_estimates
 from gpuplane.engine.plan import StackPlan
 from gpuplane.engine.runtime import RecordedResource
 
@@ -52,23 +53,6 @@ def _batch(s: dict[str, Any]) -> str:
     price = f" run=${float(s['usdPerRun']):,.2f}" if s.get("usdPerRun") is not None else ""
     return (f"tasks={_short(s.get('tasks'))}x{_short(s.get('taskSeconds'))}s(cold {_short(s.get('coldStartSeconds'))}) "
             f"timeout={_short(s.get('taskTimeoutSeconds'))}s/cap {_short(s.get('taskCapSeconds'))}s{price}")
-
-
-def batch_estimates(summary: dict[str, Any]) -> list[str]:
-    """One line per platform: a run's price and wall time where it fits, why not where it does not."""
-    lines = []
-    for e in summary.get("runEstimates") or []:
-        if not isinstance(e, dict):
-            continue
-        if not e.get("fits"):
-            lines.append(f"{e.get('platform')}: does not fit: {e.get('reason')}")
-        elif e.get("usdPerRun") is None:
-            lines.append(f"{e.get('platform')}: {_short(e.get('tasks'))} tasks, not priced ({e.get('reason')})")
-        else:
-            wall = float(e.get("wallSeconds") or 0) / 60
-            lines.append(f"{e.get('platform')}: ${float(e['usdPerRun']):,.2f} per run, {_short(e.get('tasks'))} tasks x "
-                         f"{_short(e.get('taskSeconds'))} s (cold start {_short(e.get('coldStartSeconds'))} s), {wall:,.0f} min wall, {e.get('resource')} in {e.get('region')}")
-    return lines
 
 
 def _short(v: Any) -> str:

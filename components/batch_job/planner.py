@@ -222,7 +222,7 @@ def estimate_run(platform: str, a: dict[str, Any], catalog: Catalog) -> RunEstim
     waves = math.ceil(sized.tasks / min(a["parallelism"] or sized.tasks, sized.tasks))
     wall = waves * sized.task_seconds
     if per_second is None:
-        return RunEstimate(platform, True, "an existing cluster's nodes are paid by its owner: not priced", sized, None, wall, None, region)
+        return RunEstimate(platform, True, "an existing cluster's nodes are paid by its owner", sized, None, wall, None, region)
     usd = sized.tasks * sized.task_seconds * per_second
     basis = f"{sized.tasks} tasks x {sized.task_seconds} s ({sized.cold_start_seconds} s cold start) x ${per_second * 3600:.4f}/h ({resource}, {region})"
     return RunEstimate(platform, True, basis, sized, usd, wall, resource, region)

@@ -39,6 +39,9 @@ def test_the_markdown_comment_lists_the_runs(aws_dev):
     md = render.markdown(aws_dev)
     assert "One run on each platform:" in md
     assert "- aws-batch: $" in md
+    comment = assess_plan(aws_dev).markdown(aws_dev)  # what `gpuplane plan --format markdown` prints
+    assert "**BatchJob `recs-scores`**: one run on each platform" in comment
+    assert "- aws-batch: $" in comment and "- cloud-run: $" in comment
 
 
 def test_the_cost_model_prices_runs_per_month(aws_dev):
