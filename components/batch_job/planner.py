@@ -56,7 +56,7 @@ from components.inference import (
     SAGEMAKER_INSTANCE_START_SECONDS,
     plan_cold_start,
 )
-from components.training import SpotTrainingCluster
+from components.training import NODE_CPU_FRACTION, NODE_MEMORY_FRACTION, SpotTrainingCluster
 
 _KNOWN_KEYS = set(BatchJobArgs.__annotations__)
 _TRIGGER_KEYS = set(BatchTriggerArgs.__annotations__)
@@ -326,6 +326,12 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
                 p.add(key, a[key], "is taken from training_cluster and team.", "remove it, or drop training_cluster.")
         if isinstance(tc, SpotTrainingCluster):
             a["cluster"] = cluster = tc.cluster
+            # A task's share of one of the team's GPU nodes, as TrainingJob sizes its pods, so it fits a node.
+            pool = tc.plan.pools[0]
+            share = max(1, a.get("gpus", 1) if isinstance(a.get("gpus", 1), int) else 1) / pool.gpus_per_node
+            a.setdefault("accelerator", pool.accelerator)
+            a.setdefault("cpu", max(1, math.floor(pool.vcpus_per_node * NODE_CPU_FRACTION * share)))
+            a.setdefault("memory_gib", max(1, math.floor(pool.memory_gib_per_node * NODE_MEMORY_FRACTION * share)))
         if team is not None:
             a.update(namespace=team.namespace, queue=team.local_queue, service_account=team.service_account)
     elif "training_cluster" in a or "team" in a:

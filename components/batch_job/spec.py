@@ -121,9 +121,9 @@ class BatchJobArgs(TypedDict, total=False):
     gpus: NotRequired[int]
     """GPUs per task; 0 runs on CPU. Default 1."""
     cpu: NotRequired[float]
-    """vCPUs per task. Default 4."""
+    """vCPUs per task. Default 4 (with a training_cluster: 85% of the team's GPU node's vCPUs per GPU share)."""
     memory_gib: NotRequired[float]
-    """Memory per task, GiB. Default 16."""
+    """Memory per task, GiB. Default 16 (with a training_cluster: 80% of the node's memory per GPU share)."""
     image_size_gib: NotRequired[float]
     """Image size, GiB (cold start: pulled by every task). Default 8."""
     model_size_gib: NotRequired[float]

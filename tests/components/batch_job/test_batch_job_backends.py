@@ -303,3 +303,38 @@ def test_outputs_are_registered():
     comp = r.one("gpuplane:index:BatchJob")
     assert comp.inputs["gpuplane"]["usdPerRun"] > 0
     assert {e["platform"] for e in comp.inputs["gpuplane"]["runEstimates"]} == {"cloud-run", "aws-batch", "sagemaker", "kueue"}
+
+
+def _training_cluster() -> Any:
+    from components.training import SpotTrainingCluster
+
+    cluster = KubernetesCluster("sandbox", {"cloud": "existing"})
+    return SpotTrainingCluster("train", {"cluster": cluster, "pools": [{"name": "l4", "accelerator": "L4", "max_nodes": 2, "node_vcpus": 4,  # type: ignore[typeddict-item]
+                                                                          "node_memory_gib": 16}],
+                                         "teams": [{"name": "batch"}], "checkpoint_bucket": {"url": "s3://ckpt"}})
+
+
+def test_kueue_through_a_training_team_takes_its_queue_and_sizes_tasks_to_its_nodes():
+    def program() -> None:
+        tc = _training_cluster()
+        BatchJob("batch", {"platform": "kueue", "training_cluster": tc, "team": "batch", "image": "img", "items": 1000, "items_per_second": 10.0, **S3})
+
+    r = run(program)
+    job = children(r)["batch-job"]
+    team_queue = next(x for x in r.resources if x.type == "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")
+    assert job.inputs["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == team_queue.inputs["metadata"]["name"]
+    assert job.inputs["metadata"]["namespace"] == team_queue.inputs["metadata"]["namespace"] == "batch"
+    assert team_queue.urn in job.dependencies
+    limits = job.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "3", "memory": "12Gi", "nvidia.com/gpu": "1"}  # 85% / 80% of a 4 vCPU / 16 GiB node
+
+
+def test_kueue_with_an_unknown_team_is_rejected():
+    from components.errors import ComponentInputError
+
+    def program() -> None:
+        tc = _training_cluster()
+        with pytest.raises(ComponentInputError, match="team = 'nope': is not a team of the training cluster"):
+            BatchJob("batch", {"platform": "kueue", "training_cluster": tc, "team": "nope", "image": "img", "items": 10, "items_per_second": 1.0, **S3})
+
+    run(program)
