@@ -3,7 +3,8 @@
 A BatchJob is a finite batch over a dataset (batch inference, feature extraction, evaluation),
 split into N independent tasks. Each task finds its shard from the platform's task-index variable
 (``CLOUD_RUN_TASK_INDEX``, ``AWS_BATCH_JOB_ARRAY_INDEX``, ``JOB_COMPLETION_INDEX``; SageMaker
-Processing: one task per instance, ``SM_CURRENT_HOST``) and the task count gpuplane passes in
+Processing: one task per instance, ``current_host`` ``algo-N`` in /opt/ml/config/resourceconfig.json)
+and the task count gpuplane passes in
 ``GPUPLANE_TASK_COUNT``. Exit code 75 means "interrupted, my progress is committed: run me again,
 elsewhere"; every platform maps it to a retry that does not count as a failure where it can.
 
@@ -42,10 +43,10 @@ REFERENCE_COMMAND = ("python", "-m", "workloads.batch")
 """The reference batch-inference workload (workloads/batch)."""
 DATASET_SCHEMES = {"cloud-run": ("gs",), "aws-batch": ("s3",), "sagemaker": ("s3",), "kueue": ("s3", "gs", "pvc")}
 """Dataset URI schemes each platform's tasks can read with their identity."""
-TASK_INDEX_ENV = {
+TASK_INDEX_ENV = {  # where a task reads its index (SageMaker: a file, not a variable)
     "cloud-run": "CLOUD_RUN_TASK_INDEX",
     "aws-batch": "AWS_BATCH_JOB_ARRAY_INDEX",
-    "sagemaker": "SM_CURRENT_HOST",
+    "sagemaker": "/opt/ml/config/resourceconfig.json:current_host",
     "kueue": "JOB_COMPLETION_INDEX",
 }
 # Environment gpuplane sets on every task (the workload's side of the contract, workloads/batch).
@@ -60,7 +61,7 @@ ENV_OBJECT_GENERATION = "GPUPLANE_OBJECT_GENERATION"
 ENV_REPROCESS = "GPUPLANE_REPROCESS_ON_NEW_MODEL_VERSION"
 RESERVED_ENV = frozenset(
     {ENV_DATASET, ENV_OUTPUT, ENV_MANIFEST, ENV_MODEL_VERSION, ENV_TASK_COUNT, ENV_CHECKPOINT, ENV_OBJECT_URI, ENV_OBJECT_GENERATION, ENV_REPROCESS,
-     *TASK_INDEX_ENV.values()}
+     *(v for v in TASK_INDEX_ENV.values() if not v.startswith("/"))}
 )
 HEADROOM = {"estimate": 0.75, "measured": 0.9}
 """Share of a platform's task cap a task may plan to use: an estimated throughput gets more slack."""
