@@ -13,6 +13,7 @@ def all_supports() -> dict[str, list[FeatureSupport]]:
     """Component name -> the FeatureSupport of each of its implementations."""
     from components import (
         batch_job,
+        edge,
         feature_store,
         inference,
         model_pipeline,
@@ -34,6 +35,7 @@ def all_supports() -> dict[str, list[FeatureSupport]]:
         "ModelRegistry": list(model_registry.FEATURES.values()),
         "ModelPipeline": list(model_pipeline.FEATURES.values()),
         "BatchJob": list(batch_job.FEATURES.values()),
+        "EdgeDeployment": list(edge.FEATURES.values()),
     }
 
 

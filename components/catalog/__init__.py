@@ -37,6 +37,7 @@ from components.catalog.records import (
     CatalogError,
     Cloud,
     CloudFacts,
+    EdgeGpu,
     EngineStart,
     InstanceType,
     Offering,
@@ -140,6 +141,7 @@ class Catalog:
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
         self.batch_limits: dict[tuple[str, str], BatchLimit] = {}
+        self.edge_gpus: dict[str, EdgeGpu] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
         self._load()
@@ -163,6 +165,7 @@ class Catalog:
         self._load_storage()
         self._load_engine_starts()
         self._load_batch_limits()
+        self._load_edge_gpus()
 
     def _load_accelerators(self) -> None:
         rows = _Rows(self._path("accelerators.csv"), ["name", "memory_gib", "bf16_dense_tflops", "interconnect"])
@@ -401,6 +404,18 @@ class Catalog:
             unit = rows.choice(line, r, "unit", ("seconds", "tasks", "attempts", "instances", "megabytes", "gpus"))
             value = rows.number(line, r, "value", positive=unit != "gpus")
             self.batch_limits[(platform, limit)] = BatchLimit(platform, limit, value, unit, rows.text(line, r, "source"), self._date(rows, line, r))
+    def _load_edge_gpus(self) -> None:
+        rows = _Rows(self._path("edge_gpus.csv"), ["name", "architecture", "compute_capability", "tensorrt", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            name = rows.text(line, r, "name")
+            _unique(seen, (name,), rows, line)
+            tensorrt = rows.choice(line, r, "tensorrt", ("true", "false")) == "true"
+            note = r.get("note", "")
+            if not tensorrt and not note:
+                raise rows.fail(line, "column 'note' is blank on a GPU without TensorRT. Say why TensorRT does not run on it.")
+            self.edge_gpus[name] = EdgeGpu(name, rows.text(line, r, "architecture"), rows.text(line, r, "compute_capability"), tensorrt, note,
+                                           rows.text(line, r, "source"), self._date(rows, line, r))
 
     # -- lookups -------------------------------------------------------------------------------
     def accelerator(self, name: str) -> Accelerator:
@@ -485,6 +500,10 @@ class Catalog:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
         return self.engine_starts[runtime]
 
+    def edge_gpu(self, name: str) -> EdgeGpu | None:
+        """An edge GPU by the name a site declares (edge_gpus.csv), or None when unknown."""
+        return self.edge_gpus.get(name)
+
     def gpu_memory_gib(self, accelerator: str) -> float:
         return self.accelerator(accelerator).memory_gib
 
@@ -509,6 +528,7 @@ __all__ = [
     "CatalogError",
     "Cloud",
     "CloudFacts",
+    "EdgeGpu",
     "EngineStart",
     "InstanceType",
     "Offering",
