@@ -7,7 +7,20 @@ serves ``RULES`` to the Pulumi CLI, ``gpuplane plan`` evaluates them in-process.
 
 from __future__ import annotations
 
-from policies import batch, cost, edge, exemptions, gpu, network, placement, pods, reliability, security, storage, tagging
+from policies import (
+    batch,
+    cost,
+    edge,
+    exemptions,
+    gpu,
+    network,
+    placement,
+    pods,
+    reliability,
+    security,
+    storage,
+    tagging,
+)
 from policies.framework import Config, ResourceRule, Rule
 from policies.resources import ResourceView, label
 
