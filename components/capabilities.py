@@ -12,6 +12,7 @@ from components.features import FeatureSupport
 def all_supports() -> dict[str, list[FeatureSupport]]:
     """Component name -> the FeatureSupport of each of its implementations."""
     from components import (
+        batch_job,
         edge,
         feature_store,
         inference,
@@ -33,6 +34,7 @@ def all_supports() -> dict[str, list[FeatureSupport]]:
         "Observability": [observability.FEATURES],
         "ModelRegistry": list(model_registry.FEATURES.values()),
         "ModelPipeline": list(model_pipeline.FEATURES.values()),
+        "BatchJob": list(batch_job.FEATURES.values()),
         "EdgeDeployment": list(edge.FEATURES.values()),
     }
 

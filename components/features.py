@@ -52,6 +52,9 @@ class Feature(StrEnum):
     BUCKET_EVENTS = "bucket-events"
     SCHEDULED_RETRAINING = "scheduled-retraining"
     CANARY_ROLLOUT = "canary-rollout"
+    # batch jobs
+    SCHEDULED_RUNS = "scheduled-runs"
+    RETRY_EXIT_CODES = "retry-exit-codes"
     # observability
     GPU_METRICS = "gpu-metrics"
     MANAGED_PROMETHEUS = "managed-prometheus"

@@ -7,8 +7,10 @@ from collections import defaultdict
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.tree import Tree
 
+from gpuplane.engine.cost import batch_estimates
 from gpuplane.engine.plan import StackPlan
 from gpuplane.engine.runtime import RecordedResource
 
@@ -27,6 +29,8 @@ def _label(r: RecordedResource) -> str:
         budget = summary.get("coldStartBudget")
         if isinstance(budget, dict) and "totalSeconds" in budget:
             parts.append(_cold_start(budget))
+        if "runEstimates" in summary:
+            parts.append(_batch(summary))
         detail = " ".join(parts)
     else:
         parts = [f"{k}={_short(r.inputs[k])}" for k in _KEY_INPUTS if k in r.inputs and r.inputs[k] not in (None, "")]
@@ -42,6 +46,13 @@ def _cold_start(budget: dict[str, Any]) -> str:
     """``coldStart=259s(node 5 + image 100 + fetch 0 + load 64 + engine 90)``; phases shown when present."""
     phases = " + ".join(f"{label} {_short(budget[key])}" for label, key in _PHASES if key in budget)
     return f"coldStart={_short(budget['totalSeconds'])}s" + (f"({phases})" if phases else "")
+
+
+def _batch(s: dict[str, Any]) -> str:
+    """``tasks=20x2602s(cold 102) timeout=3600s/cap 3600s run=$15.13``: a BatchJob's sizing and its run price."""
+    price = f" run=${float(s['usdPerRun']):,.2f}" if s.get("usdPerRun") is not None else ""
+    return (f"tasks={_short(s.get('tasks'))}x{_short(s.get('taskSeconds'))}s(cold {_short(s.get('coldStartSeconds'))}) "
+            f"timeout={_short(s.get('taskTimeoutSeconds'))}s/cap {_short(s.get('taskCapSeconds'))}s{price}")
 
 
 def _short(v: Any) -> str:
@@ -69,7 +80,13 @@ def tree(plan: StackPlan) -> Tree:
 
     def add(node: Tree, parent: str | None) -> None:
         for r in children.get(parent, []):
-            add(node.add(_label(r)), r.urn)
+            child = node.add(_label(r))
+            summary = r.inputs.get("gpuplane")
+            if isinstance(summary, dict) and "runEstimates" in summary:
+                runs = child.add("[dim]one run on each platform[/dim]")
+                for line in batch_estimates(summary):
+                    runs.add(escape(line), highlight=False)
+            add(child, r.urn)
 
     add(root, None)
     return root
@@ -173,6 +190,9 @@ def markdown(plan: StackPlan) -> str:
             counts[d.type] += 1
         lines.append(f"<details><summary><b>{top.name}</b> <code>{top.type}</code> — {len(descendants)} children</summary>")
         lines.append("")
+        summary = top.inputs.get("gpuplane")
+        if isinstance(summary, dict) and "runEstimates" in summary:
+            lines += ["One run on each platform:", ""] + [f"- {x}" for x in batch_estimates(summary)] + [""]
         lines.append("| type | count |")
         lines.append("| --- | ---: |")
         lines += [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]

@@ -32,6 +32,7 @@ from components.catalog.records import (
     SENTINEL_PRICES,
     SERVING_RUNTIMES,
     Accelerator,
+    BatchLimit,
     Capacity,
     CatalogError,
     Cloud,
@@ -139,6 +140,7 @@ class Catalog:
         self.serverless: dict[tuple[str, str, str, str], ServerlessRate] = {}
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
+        self.batch_limits: dict[tuple[str, str], BatchLimit] = {}
         self.edge_gpus: dict[str, EdgeGpu] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
@@ -162,6 +164,7 @@ class Catalog:
         self._load_serverless()
         self._load_storage()
         self._load_engine_starts()
+        self._load_batch_limits()
         self._load_edge_gpus()
 
     def _load_accelerators(self) -> None:
@@ -392,6 +395,15 @@ class Catalog:
         if missing:
             raise CatalogError(f"serving_runtimes.csv: no row for {missing}. Add one per runtime.")
 
+    def _load_batch_limits(self) -> None:
+        rows = _Rows(self._path("batch_limits.csv"), ["platform", "limit", "value", "unit", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            platform, limit = rows.text(line, r, "platform"), rows.text(line, r, "limit")
+            _unique(seen, (platform, limit), rows, line)
+            unit = rows.choice(line, r, "unit", ("seconds", "tasks", "attempts", "instances", "megabytes", "gpus"))
+            value = rows.number(line, r, "value", positive=unit != "gpus")
+            self.batch_limits[(platform, limit)] = BatchLimit(platform, limit, value, unit, rows.text(line, r, "source"), self._date(rows, line, r))
     def _load_edge_gpus(self) -> None:
         rows = _Rows(self._path("edge_gpus.csv"), ["name", "architecture", "compute_capability", "tensorrt", "source", "fetched_at"])
         seen: dict[tuple[str, ...], int] = {}
@@ -477,6 +489,13 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown storage path {path!r}; known: {', '.join(sorted(self.storage))}") from None
 
+    def batch_limit(self, platform: str, limit: str) -> BatchLimit:
+        """A batch platform's hard limit (batch_limits.csv); KeyError lists the known ones."""
+        try:
+            return self.batch_limits[(platform, limit)]
+        except KeyError:
+            raise KeyError(f"no batch limit {limit!r} for {platform!r}; known: {sorted(self.batch_limits)}") from None
+
     def engine_start(self, runtime: str) -> EngineStart:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
         return self.engine_starts[runtime]
@@ -503,6 +522,7 @@ __all__ = [
     "CAPACITIES",
     "HOURS_PER_MONTH",
     "Accelerator",
+    "BatchLimit",
     "Capacity",
     "Catalog",
     "CatalogError",

@@ -153,6 +153,21 @@ class EngineStart:
 
 
 @dataclass(frozen=True)
+class BatchLimit:
+    """A hard limit of a batch platform (batch_limits.csv), with where it is documented."""
+
+    platform: str
+    """``cloud-run``, ``aws-batch``, ``sagemaker-processing``, ``sagemaker-transform``, ``lambda`` or ``kueue``."""
+    limit: str
+    """e.g. ``gpu-task-timeout``, ``max-array-size``."""
+    value: float
+    unit: str
+    """``seconds``, ``tasks``, ``attempts``, ``instances``, ``megabytes`` or ``gpus``."""
+    source: str
+    fetched_at: str
+
+
+@dataclass(frozen=True)
 class EdgeGpu:
     """A GPU an edge site may declare (``EdgeDeployment`` sites), with what its architecture runs."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import cost, edge, gpu, pack, placement, pods, reliability, security, storage, tagging
+from policies import batch, cost, edge, gpu, pack, placement, pods, reliability, security, storage, tagging
 from policies.framework import Rule
 from tests.policies.fixtures import (
     TAGS,
@@ -39,6 +39,9 @@ TRAIN_POOL = component("GpuNodePool", training_pool_summary(capacityType="spot")
 ENDPOINT = component("InferenceEndpoint", endpoint_summary(), "recs")
 TRAINING = component("SpotTrainingCluster", training_cluster_summary(), "tc")
 CLUSTER = component("KubernetesCluster", cluster_summary(), "k")
+BATCH_SUMMARY = {"platform": "aws-batch", "cloud": "aws", "region": "us-east-1", "accelerator": "A10G", "gpus": 1, "spot": True,
+                 "maxAttempts": 3, "taskTimeoutSeconds": 3600, "parallelism": 4, "tags": dict(TAGS)}
+BATCH_JOB = component("BatchJob", BATCH_SUMMARY, "embed")
 TWO_TIER_SUMMARY = {
     "implementation": "knative+cloud-run",
     "steady": {"endpoint": "tt-steady", "minScale": 1, "maxScale": 2},
@@ -162,6 +165,10 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         {},
     ),
     ("zero-ok", cost.ENDPOINT_SCALE_TO_ZERO, [ENDPOINT, view(KSVC, KNATIVE, "svc")], {}),
+    ("batch-spot-ok", batch.BATCH_ON_SPOT, [BATCH_JOB], {}),
+    ("batch-on-demand", batch.BATCH_ON_SPOT, [c("BatchJob", mutate(BATCH_SUMMARY, "spot", False), "embed")], {}),
+    ("batch-timeout-ok", batch.BATCH_TIMEOUT_SET, [BATCH_JOB], {}),
+    ("batch-timeout-missing", batch.BATCH_TIMEOUT_SET, [view("aws:batch/jobDefinition:JobDefinition", {"type": "container"}, "jd")], {}),
     ("two-tier-ok", cost.TWO_TIER_STEADY_BOUNDED, [TWO_TIER, ENDPOINT], {}),
     ("two-tier-steady-large", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {}),
     ("two-tier-steady-allowed", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {"maxSteadyReplicas": 3}),
