@@ -1,7 +1,7 @@
 """The GPU catalog: facts as data, one loader, shared lookups.
 
 Components, policies, the cost model and the simulator all read GPU, instance, region, price,
-notice-window, storage-bandwidth and engine-start facts from here and nowhere else. The facts live in CSV files under
+notice-window, storage-bandwidth, egress and engine-start facts from here and nowhere else. The facts live in CSV files under
 ``data/``; every price row carries ``source`` and ``fetched_at``.
 
 The loader is strict, because catalogs in the wild carry placeholder prices (700.0), duplicate
@@ -36,6 +36,8 @@ from components.catalog.records import (
     CatalogError,
     Cloud,
     CloudFacts,
+    EGRESS_SCOPES,
+    Egress,
     EngineStart,
     InstanceType,
     Offering,
@@ -138,6 +140,7 @@ class Catalog:
         self.serverless: dict[tuple[str, str, str, str], ServerlessRate] = {}
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
+        self.egress_rows: dict[tuple[str, str], Egress] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
         self._load()
@@ -160,6 +163,7 @@ class Catalog:
         self._load_serverless()
         self._load_storage()
         self._load_engine_starts()
+        self._load_egress()
 
     def _load_accelerators(self) -> None:
         rows = _Rows(self._path("accelerators.csv"), ["name", "memory_gib", "bf16_dense_tflops", "interconnect"])
@@ -389,6 +393,24 @@ class Catalog:
         if missing:
             raise CatalogError(f"serving_runtimes.csv: no row for {missing}. Add one per runtime.")
 
+    def _load_egress(self) -> None:
+        rows = _Rows(self._path("egress.csv"), ["cloud", "scope", "usd_per_gib", "gib_per_second", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            cloud = rows.choice(line, r, "cloud", ("aws", "gcp", "kubernetes"))
+            scope = rows.choice(line, r, "scope", EGRESS_SCOPES)
+            _unique(seen, (cloud, scope), rows, line)
+            usd = rows.number(line, r, "usd_per_gib", positive=False)
+            if not 0.0 <= usd < 1.0:
+                raise rows.fail(line, f"column 'usd_per_gib' = {usd:g} is not a plausible egress price (clouds charge cents per GiB). Check the unit: USD per GiB.")
+            rate = rows.number(line, r, "gib_per_second")
+            if rate > MAX_PLAUSIBLE_GIB_PER_SECOND:
+                raise rows.fail(line, f"column 'gib_per_second' = {rate:g} is above {MAX_PLAUSIBLE_GIB_PER_SECOND:g} GiB/s. Check the unit: GiB per second.")
+            self.egress_rows[(cloud, scope)] = Egress(cloud, scope, usd, rate, rows.text(line, r, "source"), self._date(rows, line, r))  # type: ignore[arg-type]
+        missing = [(c, s) for c in ("aws", "gcp", "kubernetes") for s in EGRESS_SCOPES if (c, s) not in self.egress_rows]
+        if missing:
+            raise CatalogError(f"egress.csv: no row for {missing}. Add one per (cloud, scope).")
+
     # -- lookups -------------------------------------------------------------------------------
     def accelerator(self, name: str) -> Accelerator:
         """The accelerator by canonical name; KeyError lists the known names."""
@@ -460,6 +482,22 @@ class Catalog:
             return self.storage[path]
         except KeyError:
             raise KeyError(f"unknown storage path {path!r}; known: {', '.join(sorted(self.storage))}") from None
+
+    def egress_scope(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> str:
+        """How far data goes from (cloud, region) to (cloud, region): one of ``EGRESS_SCOPES``."""
+        if src_cloud != dst_cloud:
+            return "other-cloud"
+        if src_region == dst_region:
+            return "same-region"
+        a, b = self.regions.get((src_cloud, src_region or "")), self.regions.get((dst_cloud, dst_region or ""))
+        if a is not None and b is not None and a.jurisdiction == b.jurisdiction:
+            return "same-jurisdiction"
+        return "other-jurisdiction"
+
+    def egress(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> Egress:
+        """Price and throughput of moving data from a source region to a destination region (egress.csv)."""
+        cloud = src_cloud if src_cloud in ("aws", "gcp") else "kubernetes"
+        return self.egress_rows[(cloud, self.egress_scope(src_cloud, src_region, dst_cloud, dst_region))]
 
     def engine_start(self, runtime: str) -> EngineStart:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
