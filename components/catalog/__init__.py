@@ -26,6 +26,7 @@ from pathlib import Path
 from components.catalog.records import (
     CAPACITIES,
     DATA_DIR,
+    EGRESS_SCOPES,
     HOURS_PER_MONTH,
     MAX_PLAUSIBLE_GIB_PER_SECOND,
     MAX_PLAUSIBLE_USD_PER_HOUR,
@@ -36,7 +37,6 @@ from components.catalog.records import (
     CatalogError,
     Cloud,
     CloudFacts,
-    EGRESS_SCOPES,
     Egress,
     EngineStart,
     InstanceType,
