@@ -13,7 +13,7 @@ from components.federation.manifests import (
     mirror_mismatches,
     worker_objects,
 )
-from components.federation.planner import plan_federation
+from components.federation.planner import catalog_usd_per_gpu_hour, plan_federation
 from components.federation.spec import (
     ANNOTATION_ACCELERATOR,
     ANNOTATION_CAPACITY,
@@ -25,6 +25,7 @@ from components.federation.spec import (
     FEDERATION_TYPE_TOKEN,
     MULTIKUEUE_CONTROLLER,
     FederationPlan,
+    FlavorPlan,
     TrainingFederationArgs,
 )
 
@@ -39,8 +40,10 @@ __all__ = [
     "FEDERATION_TYPE_TOKEN",
     "MULTIKUEUE_CONTROLLER",
     "FederationPlan",
+    "FlavorPlan",
     "TrainingFederation",
     "TrainingFederationArgs",
+    "catalog_usd_per_gpu_hour",
     "kubeconfig_secret_manifest",
     "manager_objects",
     "mirror_mismatches",

@@ -195,7 +195,7 @@ def _plan_worker(p: Problems, cat: Any, fed: str, i: int, w: Any, flavors: dict[
             mem = mem if mem is not None else round(gpus * per_gpu[1], 1) if per_gpu else 0.0
         price = wf.get("usd_per_gpu_hour")
         if price is None and fl is not None:
-            price = _usd_per_gpu_hour(cat, cloud, region, fl)
+            price = catalog_usd_per_gpu_hour(cat, cloud, region, fl)
             if price is None:
                 where = f"{cloud} {region}" if cloud != "kubernetes" else "an existing cluster (no catalog prices)"
                 p.add(f"{fpath}.usd_per_gpu_hour", None, f"the catalog has no {fl.capacity} price for {fl.accelerator} in {where}, so the dispatcher could not rank this worker.", f"set usd_per_gpu_hour, or offer a flavor {cloud} sells in {region}.")
@@ -243,7 +243,7 @@ def _per_gpu_shape(cat: Any, cloud: str, accelerator: str) -> tuple[float, float
     return it.vcpus * NODE_CPU_FRACTION / it.gpus, it.memory_gib * NODE_MEMORY_FRACTION / it.gpus
 
 
-def _usd_per_gpu_hour(cat: Any, cloud: str, region: str | None, flavor: FlavorPlan) -> float | None:
+def catalog_usd_per_gpu_hour(cat: Any, cloud: str, region: str | None, flavor: FlavorPlan) -> float | None:
     """The catalog's cheapest $/GPU-hour for the flavor's accelerator and capacity in the region."""
     if cloud not in ("aws", "gcp") or region is None:
         return None
