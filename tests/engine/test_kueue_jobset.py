@@ -98,7 +98,7 @@ def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_r
     cq = training_lane.cluster_queue(layout, "gang")
     usage = {r["name"]: r["total"] for f in cq["status"]["flavorsReservation"] for r in f["resources"]}
     assert usage["nvidia.com/gpu"] == "4", cq["status"]
-    print(f"\n  gang of 4 admitted and bound {admitted_after:.1f} s after the quota freed; nodes {bound(pods)}")
+    print(f"\n  gang of 4 admitted and bound {admitted_after:.1f} s after `pulumi up` removed the 1-node job; nodes {bound(pods)}")
 
 
 def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, lane):
