@@ -18,7 +18,8 @@ Contract:
 - Kueue's configuration is gpuplane's own (``components.training.kueue.kueue_values()``: waitForPodsReady,
   integrations ``batch/job`` and ``jobset.x-k8s.io/jobset``) with the sandbox's addresses, leader election off,
   ``internalCertManagement.enable: false`` and the ``VisibilityOnDemand`` gate off (its API server would read
-  certificates from the fixed path ``/visibility``). With its own cert management off, Kueue also reads a
+  certificates from the fixed path ``/visibility``); a ``kueue-overrides.yaml`` mapping in the sandbox folder
+  replaces top-level keys (a MultiKueue manager's ``multiKueue``). With its own cert management off, Kueue also reads a
   metrics certificate from the fixed path ``/etc/kueue/metrics/certs`` (cmd/kueue/main.go), even with metrics
   off; so it runs in a private mount namespace (``unshare``; a user namespace too when not root) whose
   ``/etc`` is the sandbox folder ``kueue-etc/`` holding that certificate. Nothing outside the state folder
@@ -163,6 +164,15 @@ def kueue_config(layout: Any) -> dict[str, Any]:
         # Its on-demand visibility API server reads certificates from the fixed path /visibility.
         featureGates={**config.get("featureGates", {}), "VisibilityOnDemand": False},
     )
+    # A MultiKueue manager needs its own sections (``multiKueue.dispatcherName``): a mapping in
+    # <sandbox>/kueue-overrides.yaml, written before ``up``, replaces top-level keys (featureGates merge).
+    overrides = Path(layout.path("kueue-overrides.yaml"))
+    if overrides.is_file():
+        extra = yaml.safe_load(overrides.read_text()) or {}
+        if not isinstance(extra, dict):
+            raise ControllerError(f"{overrides} is not a YAML mapping; write top-level Kueue Configuration keys, e.g. multiKueue: {{dispatcherName: ...}}")
+        config.update({k: v for k, v in extra.items() if k != "featureGates"})
+        config["featureGates"] = {**config["featureGates"], **(extra.get("featureGates") or {})}
     return config
 
 
