@@ -105,6 +105,8 @@ def federation(sandbox_root: Path) -> Iterator[dict[str, Any]]:
             base = sb.port + 20
         manager, a, b = started
         clients = {n: KubeClient(Path(sb.layout.kubeconfig).read_text(), name=n) for n, sb in (("manager", manager), (CHEAP, a), (DEAR, b))}
+        # Kueue runs as a process in the sandbox (no chart): its namespace, where MultiKueue reads the Secrets, is ours to make.
+        clients["manager"].apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kueue-system"}})
         for w, sb in ((PLAN.workers[0], a), (PLAN.workers[1], b)):
             for obj in worker_objects(PLAN, w):
                 clients[w.name].apply(obj)
