@@ -76,7 +76,7 @@ def create_federation(component: pulumi.ComponentResource, name: str, plan: Fede
     """Everything on the manager and the workers; returns the resources per cluster (``manager`` and each worker name)."""
     out: dict[str, list[pulumi.Resource]] = {}
     mopts = pulumi.ResourceOptions(parent=component, provider=manager.k8s_provider)
-    releases = _kueue(component, f"{name}-kueue", manager, kueue_values(plan.multikueue_section())) if plan.install_kueue else []
+    releases = _kueue(component, f"{name}-kueue", manager, kueue_values(plan.multikueue_section(), plan.feature_gates())) if plan.install_kueue else []
     secrets: list[pulumi.Resource] = []
     for w in plan.workers:
         if w.create_secret:

@@ -276,6 +276,19 @@ class FederationPlan:
             section["incrementalDispatcherConfig"] = {"stepSize": self.incremental_step}
         return section
 
+    def feature_gates(self) -> dict[str, bool]:
+        """Kueue feature gates the manager needs.
+
+        External dispatch: Kueue clears ``status.nominatedClusterNames`` when a worker admits the job
+        (the two fields are mutually exclusive, a CEL rule on the Workload), but with server-side apply it
+        can only clear fields its own field manager wrote. Upstream's answer is the chart's
+        MutatingAdmissionPolicy ``clear-nominated-cluster-names`` (``enableMutatingAdmissionPolicy``,
+        Kubernetes 1.36+); on older clusters ``WorkloadRequestUseMergePatch`` (alpha in 0.19) makes Kueue
+        patch the Workload by merge patch, which clears the field whoever wrote it. Seen on the real
+        v0.19.2 in the engine lane: without it the job never leaves the manager.
+        """
+        return {"WorkloadRequestUseMergePatch": True} if self.dispatcher == "external" else {}
+
     def summary(self) -> dict[str, Any]:
         """The plan as the component's registered ``gpuplane`` input (read by policies and the cost model)."""
         return {

@@ -187,11 +187,12 @@ def local_queue_manifest(name: str, namespace: str, cluster_queue: str, team: st
     }
 
 
-def kueue_values(multikueue: dict[str, Any] | None = None) -> dict[str, Any]:
+def kueue_values(multikueue: dict[str, Any] | None = None, feature_gates: dict[str, bool] | None = None) -> dict[str, Any]:
     """Helm values for Kueue: the chart's default configuration plus waitForPodsReady.
 
     ``multikueue``: the Configuration's ``multiKueue`` section for a MultiKueue manager
     (``dispatcherName``, ``incrementalDispatcherConfig``); None on any other cluster.
+    ``feature_gates``: Kueue feature gates to set (``featureGates``); None: the release's defaults.
     """
     config = {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
@@ -211,6 +212,8 @@ def kueue_values(multikueue: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if multikueue is not None:
         config["multiKueue"] = dict(multikueue)
+    if feature_gates:
+        config["featureGates"] = dict(feature_gates)
     # One Kueue per cluster, its objects named as upstream's own manifests name them
     # (kueue-controller-manager, ...). Without the override they are named after the release, which
     # Pulumi suffixes with 9 random characters: "<training cluster>-kueue-0123abcd-controller-manager-

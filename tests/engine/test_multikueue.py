@@ -95,7 +95,7 @@ def federation(sandbox_root: Path) -> Iterator[dict[str, Any]]:
         pytest.skip(why)
     overrides = sandbox_root / "mk-manager" / "kueue-overrides.yaml"
     overrides.parent.mkdir(parents=True, exist_ok=True)
-    overrides.write_text(yaml.safe_dump({"multiKueue": PLAN.multikueue_section(), "waitForPodsReady": None}))
+    overrides.write_text(yaml.safe_dump({"multiKueue": PLAN.multikueue_section(), "featureGates": PLAN.feature_gates(), "waitForPodsReady": None}))
     started: list[Sandbox] = []
     try:
         base = 27443
@@ -162,8 +162,12 @@ def dispatched(d: Dispatcher, client: KubeClient, job: str) -> Callable[[], str 
 
 
 def job_on(client: KubeClient, name: str) -> bool:
+    return exists(client, f"/apis/batch/v1/namespaces/recs/jobs/{name}")
+
+
+def exists(client: KubeClient, path: str) -> bool:
     try:
-        client.get(f"/apis/batch/v1/namespaces/recs/jobs/{name}")
+        client.get(path)
         return True
     except ApiError as e:
         if e.status == 404:
@@ -181,6 +185,7 @@ def test_manager_config_names_the_external_dispatcher(federation):
     manager = federation["sandboxes"][0]
     config = yaml.safe_load(Path(manager.layout.path("kueue.yaml")).read_text())
     assert config["multiKueue"] == {"dispatcherName": DISPATCHER_NAMES["external"]}
+    assert config["featureGates"]["WorkloadRequestUseMergePatch"] is True
     assert "waitForPodsReady" not in config or config["waitForPodsReady"] is None
 
 
@@ -212,11 +217,13 @@ def test_jobs_go_to_the_cheapest_worker_with_room_and_move_off_a_full_one(federa
     path = f"{K}/namespaces/recs/workloads/{wl['metadata']['name']}"
     c["manager"].merge_patch(path, {"metadata": {"annotations": {ANNOTATION_NOMINATED_AT: f"{time.time():.3f}"}}})
     c["manager"].merge_patch(path + "/status", {"status": {"nominatedClusterNames": [CHEAP]}})
-    wait_for("job-3's copy created on gcp-usc1", lambda: job_on(c[CHEAP], "job-3"), timeout=60)
+    remote = f"{K}/namespaces/recs/workloads/{wl['metadata']['name']}"
+    wait_for("job-3's workload copied to gcp-usc1 (pending there: no quota)", lambda: exists(c[CHEAP], remote), timeout=60)
+    assert not admitted_on_worker(c[CHEAP], "job-3")
     assert d.step().nominated == {}  # inside the patience: left where it is
     time.sleep(3.5)
     assert wait_for("job-3 placed", dispatched(d, c["manager"], "job-3")) == DEAR
-    assert wait_for("job-3's copy removed from gcp-usc1", lambda: not job_on(c[CHEAP], "job-3"), timeout=60)
+    assert wait_for("job-3's workload removed from gcp-usc1", lambda: not exists(c[CHEAP], remote), timeout=60)
     assert wait_for("job-3's copy admitted by aws-use1's Kueue", lambda: admitted_on_worker(c[DEAR], "job-3"))
     moved = [e for e in c["manager"].items("/api/v1/namespaces/recs/events") if "moved from gcp-usc1" in e.get("message", "")]
     assert moved, "no event records the move"

@@ -76,6 +76,9 @@ def test_manager_objects_are_multikueue_shaped():
     assert objs[("ResourceFlavor", "h100-spot")]["spec"] == {}  # quota only: nothing runs on the manager
     assert objs[("LocalQueue", "fed")]["metadata"]["namespace"] == "recs"
     assert plan.multikueue_section() == {"dispatcherName": "gpuplane.dev/cost-aware-dispatcher"}
+    # External dispatch needs Kueue to clear nominatedClusterNames it did not write (engine lane finding).
+    assert plan.feature_gates() == {"WorkloadRequestUseMergePatch": True}
+    assert plan_federation("fed", _args(dispatcher="all_at_once")).feature_gates() == {}  # type: ignore[arg-type]
 
 
 def test_emitted_workers_mirror_the_manager_with_their_own_quotas():
@@ -188,7 +191,7 @@ def test_component_creates_the_manager_and_worker_objects_on_their_providers(pro
     assert "fed-gcp-euw4-kubeconfig" not in by_name  # given Secret
     assert "hub-provider" in (by_name["fed-cq"].provider or "") or by_name["fed-cq"].provider != by_name["fed-aws-use1-cq"].provider
     values = by_name["fed-kueue"].inputs["values"]["managerConfig"]["controllerManagerConfigYaml"]
-    assert "dispatcherName: gpuplane.dev/cost-aware-dispatcher" in values
+    assert "dispatcherName: gpuplane.dev/cost-aware-dispatcher" in values and "WorkloadRequestUseMergePatch: true" in values
     assert "multiKueue" not in by_name["fed-aws-use1-kueue"].inputs["values"]["managerConfig"]["controllerManagerConfigYaml"]
     assert validate_all_core_objects(program_run) >= 3
 
