@@ -14,6 +14,11 @@ import typer
 app = typer.Typer(help="The cost-aware MultiKueue dispatcher (External mode).", no_args_is_help=True, add_completion=False)
 
 
+@app.callback()
+def _group() -> None:
+    """The cost-aware MultiKueue dispatcher (External mode)."""
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)

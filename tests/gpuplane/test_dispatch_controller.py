@@ -160,3 +160,18 @@ def test_connection_refused_is_a_clear_message():
     p = d.step()
     assert p.errors[0].startswith("recs/gpt: every worker cluster is unreachable (aws-use1: worker aws-use1 (https://127.0.0.1:1) is unreachable: [Errno 111] Connection refused")
     assert "gcp-usc1: ClusterQueue 'fed' is missing on the worker (it does not mirror the manager)" in p.errors[0]
+
+
+def test_cli_names_a_bad_kubeconfig_and_reads_residency_from_the_policy_config(tmp_path):
+    from typer.testing import CliRunner
+
+    from gpuplane.dispatch.cli import app, load_policy_config
+
+    r = CliRunner().invoke(app, ["run", "--kubeconfig", str(tmp_path / "missing.yaml"), "--once"])
+    assert r.exit_code == 2 and "--kubeconfig" in r.output and "To fix: pass the manager cluster's kubeconfig" in r.output
+    cfg = tmp_path / "policy.json"
+    cfg.write_text(json.dumps({"allowed-regions": {"allowedRegions": ["us-*"], "allowedJurisdictions": ["us"]},
+                               "training-data-colocated": {"bucketRegions": {"events": "us-east-1"}}}))
+    residency, buckets = load_policy_config(cfg)
+    assert residency.allowed_regions == ("us-*",) and residency.allowed_jurisdictions == ("us",) and buckets == {"events": "us-east-1"}
+    assert residency.excludes(load_catalog(), "gcp", "europe-west4") == "region europe-west4 is outside allowedRegions ['us-*']"
