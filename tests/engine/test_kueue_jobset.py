@@ -280,3 +280,31 @@ def test_spot_first_falls_back_to_on_demand_and_a_lost_spot_node_restarts_the_ga
             api(layout, "DELETE", f"{path}/{body['metadata']['name']}")
         for name in nodes:
             api(layout, "DELETE", f"/api/v1/nodes/{name}")
+
+
+def test_a_controller_that_dies_while_starting_stops_the_sandbox_and_names_its_log(controllers_sandbox, sandbox_root, gpuplane, tmp_path):
+    """`up --controllers` with a kueue that exits at once (the real base programs and JobSet): exit 1, one line
+    naming Kueue's log, and nothing left running or listening."""
+    import os
+
+    from gpuplane.sandbox import cluster, toolchain
+    from tests.engine.conftest import free_base_port
+
+    real = toolchain.bin_dir()
+    fake = tmp_path / "engine" / real.parent.name / "bin"  # the same cache key under another cache root
+    fake.mkdir(parents=True)
+    for f in real.iterdir():
+        if f.name != "kueue":
+            (fake / f.name).symlink_to(f)
+    (fake / "kueue").write_text("#!/bin/sh\necho 'kueue: unable to load the configuration: boom' >&2\nexit 3\n")
+    (fake / "kueue").chmod(0o755)
+    env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(sandbox_root), "GPUPLANE_ENGINE_CACHE": str(tmp_path / "engine")}
+    port = free_base_port(controllers_sandbox.port + 40)
+    up = gpuplane("sandbox", "up", "--name", "dies", "--port", str(port), "--controllers", "--no-build", env=env)
+    layout = cluster.load_layout("dies", port, sandbox_root)
+    assert up.returncode == 1, (up.stdout, up.stderr)
+    error = up.stderr.strip()
+    assert "\n" not in error, error
+    assert f"kueue exited while starting (code 3): kueue: unable to load the configuration: boom (full log: {layout.path('logs', 'kueue.log')})" in error
+    assert cluster.status(layout)["state"] == "stopped" and not layout.pids_file.exists()
+    assert cluster.busy_ports(layout) == []
