@@ -135,6 +135,11 @@ class TrainingPoolArgs(TypedDict, total=False):
     """vCPUs per node. Required on an existing cluster (no catalog type); default: the catalog's."""
     node_memory_gib: float
     """Memory per node in GiB. Required on an existing cluster; default: the catalog's."""
+    node_labels: dict[str, str]
+    """Existing cluster only: labels the owner's nodes of this pool carry, which tell them apart from its other
+    GPU nodes, e.g. ``{"nvidia.com/gpu.product": "NVIDIA-L4"}`` (NVIDIA GPU feature discovery) or the owner's own
+    pool label. The pool's Kueue ResourceFlavor and its jobs' pods select them (with ``nvidia.com/gpu.present``).
+    Required when the cluster has more than one pool. Default: every GPU node of the cluster."""
 
 
 class TeamArgs(TypedDict, total=False):
