@@ -63,7 +63,9 @@ def _admitted(layout, ns: str, job: str):
 
 @pytest.fixture
 def nodes(controllers_sandbox) -> Iterator:
-    """``nodes(pool, count)``: kwok GPU nodes for one test (its pool's own nodes), deleted after it."""
+    """``nodes(pool, count)``: kwok GPU nodes for one test (its pool's own nodes), deleted after it. Request it
+    before ``lane``, so the stack is destroyed while its nodes still exist (pods on a deleted node wait for the
+    pod garbage collector's 40 s quarantine)."""
     made: list[str] = []
 
     def add(pool: str, count: int) -> dict[str, str]:
@@ -74,7 +76,7 @@ def nodes(controllers_sandbox) -> Iterator:
     training_lane.delete_nodes(controllers_sandbox.layout, made)
 
 
-def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, lane, nodes, gpuplane):
+def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, nodes, lane, gpuplane):
     layout = controllers_sandbox.layout
     ns = "gang"
     pool_nodes = nodes("gang-l4", 4)
@@ -116,7 +118,7 @@ def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_r
     print(f"\n  gang of 4 admitted and bound {admitted_after:.1f} s after `pulumi up` removed the 1-node job; nodes {bound(pods)}")
 
 
-def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, lane, nodes):
+def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, nodes, lane):
     layout = controllers_sandbox.layout
     teams = [{"name": "team-a", "gpu_quota": {"l4": 2}}, {"name": "team-b", "gpu_quota": {"l4": 2}}]
     stack = TrainingStack(name="coh", pools=[{**L4, "max_nodes": 4, "node_labels": nodes("coh-l4", 4)}], teams=teams,
