@@ -9,7 +9,9 @@
   node groups and GKE get one pool per capacity type) and at queue level as the order of the
   Kueue ResourceFlavors in the ClusterQueue (``flavorFungibility`` tries the next flavor
   before preempting). Every pool node carries ``gpuplane.dev/training-pool=<pool>`` (the job
-  selects it) and ``gpuplane.dev/capacity-type`` (the flavor selects it).
+  selects it) and ``gpuplane.dev/capacity-type`` (the flavor selects it). On an existing cluster,
+  whose nodes gpuplane does not label, a pool's flavor and jobs select its nodes by the owner's
+  ``node_labels`` (required with several pools, which would otherwise select the same nodes).
 - Queues: Kueue (``kueue.x-k8s.io/v1beta2``) ResourceFlavors per (pool, capacity type), one
   shared ClusterQueue, or one ClusterQueue per team in a cohort when teams have GPU quotas
   (the unassigned rest goes to a lend-only ``<name>-shared`` queue), and a LocalQueue per team
