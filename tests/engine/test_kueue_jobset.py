@@ -61,10 +61,26 @@ def _admitted(layout, ns: str, job: str):
     return wl if condition(wl, "Admitted").get("status") == "True" else None
 
 
-def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, lane, gpuplane):
+@pytest.fixture
+def nodes(controllers_sandbox) -> Iterator:
+    """``nodes(pool, count)``: kwok GPU nodes for one test (its pool's own nodes), deleted after it. Request it
+    before ``lane``, so the stack is destroyed while its nodes still exist (pods on a deleted node wait for the
+    pod garbage collector's 40 s quarantine)."""
+    made: list[str] = []
+
+    def add(pool: str, count: int) -> dict[str, str]:
+        made.extend(training_lane.add_nodes(controllers_sandbox.layout, pool, count))
+        return {"gpuplane.dev/pool": pool}  # the owner's label that tells this pool's nodes apart: node_labels
+
+    yield add
+    training_lane.delete_nodes(controllers_sandbox.layout, made)
+
+
+def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, nodes, lane, gpuplane):
     layout = controllers_sandbox.layout
     ns = "gang"
-    stack = TrainingStack(name="gang", pools=[{**L4, "max_nodes": 4}], teams=[{"name": "gang"}],
+    pool_nodes = nodes("gang-l4", 4)
+    stack = TrainingStack(name="gang", pools=[{**L4, "max_nodes": 4, "node_labels": pool_nodes}], teams=[{"name": "gang"}],
                           jobs=[{"name": "hold", "team": "gang", "nodes": 1}])
     lane(stack, "up: 1-node job")
     wait_for("the 1-node job admitted and its pod bound",
@@ -94,17 +110,18 @@ def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_r
     admitted_after = time.monotonic() - started
     assignment = wl["status"]["admission"]["podSetAssignments"]
     assert [(a["count"], a["flavors"]["nvidia.com/gpu"]) for a in assignment] == [(4, "gang-l4-on-demand")], assignment
-    assert len(pods) == 4 and all(p["spec"]["nodeName"] for p in pods)
+    # One pod per node of the pool (a g6.xlarge holds one such pod), none elsewhere: flavor and pods select its nodes.
+    assert bound(pods) == [f"gang-l4-{i}" for i in range(4)], bound(pods)
     cq = training_lane.cluster_queue(layout, "gang")
     usage = {r["name"]: r["total"] for f in cq["status"]["flavorsReservation"] for r in f["resources"]}
     assert usage["nvidia.com/gpu"] == "4", cq["status"]
     print(f"\n  gang of 4 admitted and bound {admitted_after:.1f} s after `pulumi up` removed the 1-node job; nodes {bound(pods)}")
 
 
-def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, lane):
+def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, nodes, lane):
     layout = controllers_sandbox.layout
     teams = [{"name": "team-a", "gpu_quota": {"l4": 2}}, {"name": "team-b", "gpu_quota": {"l4": 2}}]
-    stack = TrainingStack(name="coh", pools=[{**L4, "max_nodes": 4}], teams=teams,
+    stack = TrainingStack(name="coh", pools=[{**L4, "max_nodes": 4, "node_labels": nodes("coh-l4", 4)}], teams=teams,
                           jobs=[{"name": "a-big", "team": "team-a", "nodes": 4}])
     lane(stack, "up: team A's 4-node job")
     emitted = {q: training_lane.cluster_queue(layout, q)["spec"] for q in ("coh-team-a", "coh-team-b")}
@@ -136,7 +153,7 @@ def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_
     wait_for("team A's job requeued and waiting",
              lambda: condition(workload_of(layout, "team-a", "a-big"), "QuotaReserved").get("status") == "False"
              and not pods_of(layout, "team-a", "a-big"), timeout=60)
-    assert len(bound(pods_of(layout, "team-b", "b-two"))) == 2
+    assert [n.rsplit("-", 1)[0] for n in bound(pods_of(layout, "team-b", "b-two"))] == ["coh-l4", "coh-l4"]
     print(f"\n  team-a events: {reasons}")
 
 
@@ -176,3 +193,135 @@ def test_a_job_beyond_every_flavor_is_reported_inadmissible_with_kueues_message(
         assert pods_of(layout, "big", "big3") == []
     finally:
         training_lane.cluster.api(layout, "DELETE", "/apis/jobset.x-k8s.io/v1alpha2/namespaces/big/jobsets/big3")
+
+
+def test_spot_first_falls_back_to_on_demand_and_a_lost_spot_node_restarts_the_gang(controllers_sandbox):
+    """Spot capacity is an EKS/GKE feature (the existing-cluster backend declares it unsupported: an existing
+    cluster's nodes belong to its owner), and `pulumi up` of the EKS backend needs AWS. So this test plans a
+    SpotTrainingCluster on EKS with Karpenter (pure, as `pulumi up` would), gives the sandbox kwok nodes carrying
+    exactly the labels and taints its GpuNodePools give their nodes, and applies the Kueue objects and JobSets
+    that the EKS backend hands to Pulumi (components/training/kueue.py, components/training_job/jobset.py)."""
+    from components.cluster import ClusterFacts
+    from components.training import plan_training_cluster
+    from components.training.kueue import cluster_queues, local_queue, resource_flavor
+    from components.training_job.jobset import jobset_manifest
+    from components.training_job.spec import plan_training_job
+    from gpuplane.sandbox.nodes import SandboxPool, node_objects
+    from tests.engine.training_lane import IMAGE
+
+    layout = controllers_sandbox.layout
+    api = training_lane.cluster.api
+    facts = ClusterFacts(cloud="aws", name="sandbox", region="us-east-1", zones=("us-east-1a", "us-east-1b"),
+                         autoscaler="karpenter")
+    plan = plan_training_cluster("spot", {"cluster": None, "pools": [{"name": "l4", "accelerator": "L4", "max_nodes": 2}],  # type: ignore[typeddict-item]
+                                          "teams": [{"name": "spot"}], "checkpoint_bucket": {}}, facts)
+    pool = plan.pools[0]
+    assert [c.capacity for c in pool.capacities] == ["spot", "on_demand"]
+    nodes: list[str] = []
+
+    def add_node(capacity, index: int) -> str:
+        it = capacity.node_plan.instance_type.name
+        node = node_objects((SandboxPool(capacity.node_pool_name, it, capacity.capacity, index + 1),))[index]
+        node["metadata"]["labels"].update(capacity.node_plan.labels)  # what the GpuNodePool's nodes carry
+        code, body = api(layout, "POST", "/api/v1/nodes", node)
+        assert code == 201, body
+        nodes.append(node["metadata"]["name"])
+        return str(node["metadata"]["name"])
+
+    objects = [
+        ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "spot"}}),
+        ("/api/v1/namespaces/spot/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "trainer"}}),
+        *((f"{training_lane.KUEUE}/resourceflavors", resource_flavor(plan, pool.name, c.capacity)) for c in pool.capacities),
+        *((f"{training_lane.KUEUE}/clusterqueues", q) for q in cluster_queues(plan)),
+        (f"{training_lane.KUEUE}/namespaces/spot/localqueues", local_queue(plan, plan.teams[0])),
+    ]
+    try:
+        for c in pool.capacities:
+            for i in range(c.max_nodes):
+                add_node(c, i)
+        for path, body in objects:
+            code, out = api(layout, "POST", path, body)
+            assert code == 201, (path, out)
+        for job in ("first", "second"):
+            manifest = jobset_manifest(plan_training_job(job, {"team": "spot", "image": IMAGE, "nodes": 2}, plan),  # type: ignore[typeddict-item]
+                                       IMAGE, f"s3://checkpoints/spot/{job}")
+            code, out = api(layout, "POST", "/apis/jobset.x-k8s.io/v1alpha2/namespaces/spot/jobsets", manifest)
+            assert code == 201, out
+            wait_for(f"{job} admitted", lambda job=job: _admitted(layout, "spot", job))
+
+        def flavor(job: str) -> str:
+            wl = workload_of(layout, "spot", job)
+            return str(wl["status"]["admission"]["podSetAssignments"][0]["flavors"]["nvidia.com/gpu"])
+
+        # Spot first; with the spot flavor's quota taken, the next gang goes to on-demand, as the docs promise.
+        assert (flavor("first"), flavor("second")) == ("spot-l4-spot", "spot-l4-on-demand")
+
+        def running(job: str, count: int = 2):
+            pods = pods_of(layout, "spot", job)
+            ready = [p for p in pods if p["spec"].get("nodeName") and p["status"].get("phase") == "Running"]
+            return pods if len(ready) == count == len(pods) else None
+
+        first = wait_for("the spot gang running", lambda: running("first"))
+        second = wait_for("the on-demand gang running", lambda: running("second"))
+        assert {p["spec"]["nodeName"].rsplit("-", 1)[0] for p in first} == {"spot-l4-spot"}
+        assert {p["spec"]["nodeName"].rsplit("-", 1)[0] for p in second} == {"spot-l4-on-demand"}
+
+        # The spot node under rank 1 is reclaimed; Karpenter would bring a new spot node: the test adds one.
+        before = {p["metadata"]["uid"] for p in first}
+        lost = next(p["spec"]["nodeName"] for p in first if p["metadata"]["name"].startswith("first-worker-0-1-"))
+        started = time.monotonic()
+        assert api(layout, "DELETE", f"/api/v1/nodes/{lost}")[0] == 200
+        add_node(pool.capacities[0], 2)
+        # The pod garbage collector fails the orphaned pod with DisruptionTarget (after its 40 s quarantine);
+        # the Job's FailJob rule and the JobSet's restartGangOnDisruption rule restart the whole gang, uncounted.
+        js = wait_for("the JobSet restarting the gang", lambda: (lambda j: j if j["status"].get("restarts") == 1 else None)(
+            training_lane.get(layout, "/apis/jobset.x-k8s.io/v1alpha2/namespaces/spot/jobsets/first")), timeout=150)
+        assert not js["status"].get("restartsCountTowardsMax"), js["status"]
+        reformed = wait_for("the gang re-formed on spot", lambda: running("first"), timeout=60)
+        restarted_after = time.monotonic() - started
+        assert not before & {p["metadata"]["uid"] for p in reformed}, "a pod of the old gang survived the restart"
+        assert {p["spec"]["nodeName"].rsplit("-", 1)[0] for p in reformed} == {"spot-l4-spot"}
+        job_events = [e["message"] for e in training_lane.events_for(layout, "spot", "first-worker-0") if e["reason"] == "PodFailurePolicy"]
+        assert any("has condition DisruptionTarget matching FailJob rule" in m for m in job_events), job_events
+        wl = workload_of(layout, "spot", "first")
+        assert condition(wl, "Admitted")["status"] == "True" and flavor("first") == "spot-l4-spot"
+        wait_for("Kueue seeing the gang ready again",
+                 lambda: condition(workload_of(layout, "spot", "first"), "PodsReady").get("status") == "True")
+        print(f"\n  spot gang restarted and re-formed {restarted_after:.0f} s after its node was deleted "
+              "(pod GC quarantine 40 s)")
+    finally:
+        for job in ("first", "second"):
+            api(layout, "DELETE", f"/apis/jobset.x-k8s.io/v1alpha2/namespaces/spot/jobsets/{job}")
+        wait_for("the JobSets' workloads gone", lambda: not training_lane.get(layout, f"{training_lane.KUEUE}/namespaces/spot/workloads")["items"])
+        for path, body in reversed(objects):
+            api(layout, "DELETE", f"{path}/{body['metadata']['name']}")
+        for name in nodes:
+            api(layout, "DELETE", f"/api/v1/nodes/{name}")
+
+
+def test_a_controller_that_dies_while_starting_stops_the_sandbox_and_names_its_log(controllers_sandbox, sandbox_root, gpuplane, tmp_path):
+    """`up --controllers` with a kueue that exits at once (the real base programs and JobSet): exit 1, one line
+    naming Kueue's log, and nothing left running or listening."""
+    import os
+
+    from gpuplane.sandbox import cluster, toolchain
+    from tests.engine.conftest import free_base_port
+
+    real = toolchain.bin_dir()
+    fake = tmp_path / "engine" / real.parent.name / "bin"  # the same cache key under another cache root
+    fake.mkdir(parents=True)
+    for f in real.iterdir():
+        if f.name != "kueue":
+            (fake / f.name).symlink_to(f)
+    (fake / "kueue").write_text("#!/bin/sh\necho 'kueue: unable to load the configuration: boom' >&2\nexit 3\n")
+    (fake / "kueue").chmod(0o755)
+    env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(sandbox_root), "GPUPLANE_ENGINE_CACHE": str(tmp_path / "engine")}
+    port = free_base_port(controllers_sandbox.port + 40)
+    up = gpuplane("sandbox", "up", "--name", "dies", "--port", str(port), "--controllers", "--no-build", env=env)
+    layout = cluster.load_layout("dies", port, sandbox_root)
+    assert up.returncode == 1, (up.stdout, up.stderr)
+    error = up.stderr.strip()
+    assert "\n" not in error, error
+    assert f"kueue exited while starting (code 3): kueue: unable to load the configuration: boom (full log: {layout.path('logs', 'kueue.log')})" in error
+    assert cluster.status(layout)["state"] == "stopped" and not layout.pids_file.exists()
+    assert cluster.busy_ports(layout) == []
