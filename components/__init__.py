@@ -5,7 +5,7 @@ does not pull in the Pulumi provider SDKs.
 
 Layout (components/README.md): one folder per capability (``cluster``, ``node_pool``,
 ``training``, ``training_job``, ``federation``, ``inference``, ``two_tier``, ``feature_store``, ``model_registry``,
-``model_pipeline``, ``observability``), each with ``spec.py``, one module per backend and
+``model_pipeline``, ``observability``, ``edge``), each with ``spec.py``, one module per backend and
 ``component.py``; ``aws``, ``gcp`` and ``kubernetes`` hold building blocks the capabilities share;
 ``catalog``, ``errors`` and ``features`` are the bottom layer.
 """
@@ -37,6 +37,8 @@ _EXPORTS = {
     "ModelRegistryArgs": "components.model_registry",
     "ModelPipeline": "components.model_pipeline",
     "ModelPipelineArgs": "components.model_pipeline",
+    "EdgeDeployment": "components.edge",
+    "EdgeDeploymentArgs": "components.edge",
     "ComponentInputError": "components.errors",
 }
 

@@ -55,6 +55,13 @@ class Feature(StrEnum):
     # observability
     GPU_METRICS = "gpu-metrics"
     MANAGED_PROMETHEUS = "managed-prometheus"
+    # edge deployment
+    EDGE_WAVES = "edge-waves"
+    EDGE_GATE = "edge-on-device-gate"
+    EDGE_ROLLBACK = "edge-auto-rollback"
+    EDGE_PRESTAGE = "edge-prestage"
+    EDGE_TENSORRT = "edge-tensorrt"
+    EDGE_OCI_MODEL = "edge-oci-model"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ serves ``RULES`` to the Pulumi CLI, ``gpuplane plan`` evaluates them in-process.
 
 from __future__ import annotations
 
-from policies import cost, exemptions, gpu, network, placement, pods, reliability, security, storage, tagging
+from policies import cost, edge, exemptions, gpu, network, placement, pods, reliability, security, storage, tagging
 from policies.framework import Config, ResourceRule, Rule
 from policies.resources import ResourceView, label
 
@@ -46,6 +46,8 @@ RULES: list[Rule] = [
     reliability.SPOT_CHECKPOINTING,
     reliability.GPU_POOL_TAINTED,
     reliability.ENDPOINT_READINESS,
+    # edge
+    edge.EDGE_ARTIFACTS_PINNED,
     # security
     storage.STORAGE_ENCRYPTED,
     storage.STORAGE_NOT_PUBLIC,

@@ -37,6 +37,7 @@ from components.catalog.records import (
     CatalogError,
     Cloud,
     CloudFacts,
+    EdgeGpu,
     Egress,
     EngineStart,
     InstanceType,
@@ -141,6 +142,7 @@ class Catalog:
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
         self.egress_rows: dict[tuple[str, str], Egress] = {}
+        self.edge_gpus: dict[str, EdgeGpu] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
         self._load()
@@ -164,6 +166,7 @@ class Catalog:
         self._load_storage()
         self._load_engine_starts()
         self._load_egress()
+        self._load_edge_gpus()
 
     def _load_accelerators(self) -> None:
         rows = _Rows(self._path("accelerators.csv"), ["name", "memory_gib", "bf16_dense_tflops", "interconnect"])
@@ -411,6 +414,19 @@ class Catalog:
         if missing:
             raise CatalogError(f"egress.csv: no row for {missing}. Add one per (cloud, scope).")
 
+    def _load_edge_gpus(self) -> None:
+        rows = _Rows(self._path("edge_gpus.csv"), ["name", "architecture", "compute_capability", "tensorrt", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            name = rows.text(line, r, "name")
+            _unique(seen, (name,), rows, line)
+            tensorrt = rows.choice(line, r, "tensorrt", ("true", "false")) == "true"
+            note = r.get("note", "")
+            if not tensorrt and not note:
+                raise rows.fail(line, "column 'note' is blank on a GPU without TensorRT. Say why TensorRT does not run on it.")
+            self.edge_gpus[name] = EdgeGpu(name, rows.text(line, r, "architecture"), rows.text(line, r, "compute_capability"), tensorrt, note,
+                                           rows.text(line, r, "source"), self._date(rows, line, r))
+
     # -- lookups -------------------------------------------------------------------------------
     def accelerator(self, name: str) -> Accelerator:
         """The accelerator by canonical name; KeyError lists the known names."""
@@ -503,6 +519,10 @@ class Catalog:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
         return self.engine_starts[runtime]
 
+    def edge_gpu(self, name: str) -> EdgeGpu | None:
+        """An edge GPU by the name a site declares (edge_gpus.csv), or None when unknown."""
+        return self.edge_gpus.get(name)
+
     def gpu_memory_gib(self, accelerator: str) -> float:
         return self.accelerator(accelerator).memory_gib
 
@@ -526,6 +546,7 @@ __all__ = [
     "CatalogError",
     "Cloud",
     "CloudFacts",
+    "EdgeGpu",
     "EngineStart",
     "InstanceType",
     "Offering",

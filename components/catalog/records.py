@@ -174,3 +174,21 @@ class EngineStart:
     seconds: int
     source: str
     fetched_at: str
+
+
+@dataclass(frozen=True)
+class EdgeGpu:
+    """A GPU an edge site may declare (``EdgeDeployment`` sites), with what its architecture runs."""
+
+    name: str
+    """Name a site declares, e.g. ``jetson-orin-nano``, ``T4``."""
+    architecture: str
+    """NVIDIA architecture, e.g. ``Ampere``."""
+    compute_capability: str
+    """CUDA compute capability, e.g. ``8.7``."""
+    tensorrt: bool
+    """Whether a current TensorRT (the one gpuplane's edge TensorRT image ships) builds engines for it."""
+    note: str
+    """Why not, when ``tensorrt`` is false; else empty."""
+    source: str
+    fetched_at: str

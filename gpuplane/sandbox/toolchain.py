@@ -126,6 +126,8 @@ BINARIES: tuple[Binary, ...] = (
 KUEUE_VERSION = "v0.19.2"
 JOBSET_VERSION = "v0.12.0"
 KARPENTER_VERSION = "v1.14.1"
+# Knative Serving v1.23.0 (module v0.50.0), the release the pinned knative-operator chart 1.23.0 installs.
+KNATIVE_SERVING_VERSION = "v0.50.0"
 BINARIES += (
     Binary("kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", "sigs.k8s.io/kueue", KUEUE_VERSION,
            (f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",), controller=True),
@@ -133,6 +135,8 @@ BINARIES += (
            (f"-X sigs.k8s.io/jobset/pkg/version.GitVersion={JOBSET_VERSION}",), controller=True),
     Binary("karpenter-kwok", "karpenter", "sigs.k8s.io/karpenter/kwok", "sigs.k8s.io/karpenter", KARPENTER_VERSION,
            controller=True),
+    Binary("knative-serving-controller", "knative-serving", "knative.dev/serving/cmd/controller", "knative.dev/serving",
+           KNATIVE_SERVING_VERSION, controller=True),
 )
 CONTROLLER_BINARIES = tuple(b.name for b in BINARIES if b.controller)
 SANDBOX_BINARIES = tuple(b.name for b in BINARIES if b.sandbox)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import cost, gpu, pack, placement, pods, reliability, security, storage, tagging
+from policies import cost, edge, gpu, pack, placement, pods, reliability, security, storage, tagging
 from policies.framework import Rule
 from tests.policies.fixtures import (
     TAGS,
@@ -100,6 +100,16 @@ def bucket_set(sse: dict[str, Any] | None = None, pab: dict[str, Any] | None = N
 
 SSE_OK = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}
 PAB_OK = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+
+
+EDGE_DIGEST = "sha256:" + "a" * 64
+CONFIG_MAP, DEPLOYMENT = "kubernetes:core/v1:ConfigMap", "kubernetes:apps/v1:Deployment"
+EDGE_CONFIG = view(CONFIG_MAP, {"metadata": {"name": "recs"}, "data": {"EDGE_MODEL_URI": "oci://r/m", "EDGE_MODEL_DIGEST": EDGE_DIGEST, "EDGE_RUNTIME": "onnxruntime"}}, "cm")
+EDGE_SERVER = view(DEPLOYMENT, {
+    "metadata": {"name": "recs", "labels": {"gpuplane.dev/edge-site": "a"}},
+    "spec": {"template": {"spec": {"containers": [{"name": "edge-server", "image": "r/edge@" + "sha256:" + "c" * 64,
+                                                   "envFrom": [{"configMapRef": {"name": "recs"}}]}]}}},
+}, "d")
 
 
 def c(cls: str, summary: dict[str, Any], name: str, **kw: Any):
@@ -695,4 +705,12 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         ],
         {},
     ),
+    # -- edge ------------------------------------------------------------------------------------
+    ("edge-ok", edge.EDGE_ARTIFACTS_PINNED, [EDGE_CONFIG, EDGE_SERVER, c("EdgeDeployment", {"edge": True, "model": {"uri": "oci://r/m", "digest": EDGE_DIGEST}}, "recs")], {}),
+    ("edge-unpinned-config", edge.EDGE_ARTIFACTS_PINNED, [view(CONFIG_MAP, mutate(EDGE_CONFIG.props, "data.EDGE_MODEL_DIGEST", ""), "cm")], {}),
+    ("edge-unpinned-summary", edge.EDGE_ARTIFACTS_PINNED, [c("EdgeDeployment", {"edge": True, "model": {"uri": "s3://m/model.onnx"}}, "recs")], {}),
+    ("edge-image-tag", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.image", "r/edge:latest"), "d")], {}),
+    ("edge-image-tag-allowed", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.image", "r/edge:latest"), "d")], {"checkImages": False}),
+    ("edge-tensorrt-no-gpu", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.env", [
+        {"name": "EDGE_RUNTIME", "value": "tensorrt"}, {"name": "EDGE_MODEL_URI", "value": "oci://r/m"}, {"name": "EDGE_MODEL_DIGEST", "value": EDGE_DIGEST}]), "d")], {}),
 ]
