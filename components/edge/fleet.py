@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.edge import manifests
+from components.edge.manifests import cache_claim, config_map, deployed, deployment, service
 from components.edge.spec import EdgePlan, SitePlan
 
 API_VERSION = "fleet.cattle.io/v1alpha1"
@@ -30,12 +30,12 @@ FILES = ("configmap.yaml", "model-cache.yaml", "deployment.yaml", "service.yaml"
 
 
 def _objects(plan: EdgePlan, site: SitePlan) -> list[dict[str, Any]]:
-    return [manifests.config_map(plan, site), manifests.cache_claim(plan, site), manifests.deployment(plan, site), manifests.service(plan, site)]
+    return [config_map(plan, site), cache_claim(plan, site), deployment(plan, site), service(plan, site)]
 
 
 def bundle(plan: EdgePlan, sites: list[SitePlan]) -> dict[str, Any]:
     """The Bundle for ``sites`` (Fleet downstream clusters); sites with nothing to run yet are left out of the targets."""
-    live = [s for s in sites if manifests.deployed(plan, s)]
+    live = [s for s in sites if deployed(plan, s)]
     resources: list[dict[str, str]] = []
     if live:
         resources += [{"name": f, "content": yaml.safe_dump(o, sort_keys=False)} for f, o in zip(FILES, _objects(plan, live[0]), strict=True)]

@@ -28,7 +28,7 @@ from typing import Any
 
 import pulumi
 
-from components.edge import manifests
+from components.edge.manifests import MODEL_CACHE_PATH, deployed
 from components.edge.spec import ENV_KEYS, EdgePlan, ModelPlan, SitePlan
 
 RECIPE_FORMAT = "2020-01-25"
@@ -45,13 +45,13 @@ def component_version(model: ModelPlan) -> str:
 
 def local_model_uri(model: ModelPlan) -> str:
     """Where the server finds the model artifact Greengrass downloaded ({artifacts:path} is mounted at the cache path)."""
-    return f"file://{manifests.MODEL_CACHE_PATH}/{model.uri.rstrip('/').rsplit('/', 1)[-1]}"
+    return f"file://{MODEL_CACHE_PATH}/{model.uri.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 def recipe(plan: EdgePlan, model: ModelPlan) -> dict[str, Any]:
     """The component recipe for one model build (Greengrass v2 recipe reference, format 2020-01-25)."""
     env_flags = " ".join(f"-e {k}={{configuration:/{k}}}" for k in ENV_KEYS)
-    run = (f"docker run --rm --name {plan.name} -p {plan.port}:{plan.port} -v {{artifacts:path}}:{manifests.MODEL_CACHE_PATH} "
+    run = (f"docker run --rm --name {plan.name} -p {plan.port}:{plan.port} -v {{artifacts:path}}:{MODEL_CACHE_PATH} "
            f"{env_flags} {plan.image.ref}")
     return {
         "RecipeFormatVersion": RECIPE_FORMAT,
@@ -86,7 +86,7 @@ def create_greengrass_sites(component: pulumi.ComponentResource, name: str, plan
     import pulumi_aws_native as aws_native
 
     gg = aws_native.greengrassv2
-    sites = [s for s in plan.sites if s.kind == "greengrass" and manifests.deployed(plan, s)]
+    sites = [s for s in plan.sites if s.kind == "greengrass" and deployed(plan, s)]
     if not sites:
         return []
     created: list[pulumi.Resource] = []

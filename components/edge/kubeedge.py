@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.edge import manifests
+from components.edge.manifests import CONTAINER, MODEL_DIGEST_ANNOTATION, SITE_LABEL, clusters, deployment
 from components.edge.spec import ENV_KEYS, EdgePlan, SitePlan
 
 API_VERSION = "apps.kubeedge.io/v1alpha1"
@@ -29,23 +29,23 @@ API_VERSION = "apps.kubeedge.io/v1alpha1"
 
 def edge_application(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dict[str, Any]:
     """One EdgeApplication for ``sites`` (node groups of one cluster) running ``runtime``."""
-    template = manifests.deployment(plan, sites[0], env_from_config_map=False)
+    template = deployment(plan, sites[0], env_from_config_map=False)
     # The template is node-group neutral; every group's values come from its overriders.
     for key in ("labels", "annotations"):
         template["metadata"].pop(key, None)
-    template["spec"]["template"]["metadata"]["annotations"].pop(manifests.MODEL_DIGEST_ANNOTATION, None)
-    template["spec"]["template"]["metadata"]["labels"].pop(manifests.SITE_LABEL, None)
+    template["spec"]["template"]["metadata"]["annotations"].pop(MODEL_DIGEST_ANNOTATION, None)
+    template["spec"]["template"]["metadata"]["labels"].pop(SITE_LABEL, None)
     groups = []
     for site in sites:
         env = plan.site_env(site)
-        resources = manifests.deployment(plan, site, env_from_config_map=False)["spec"]["template"]["spec"]["containers"][0]["resources"]
+        resources = deployment(plan, site, env_from_config_map=False)["spec"]["template"]["spec"]["containers"][0]["resources"]
         groups.append({
             "name": site.node_group,
             "overriders": {
                 "replicas": site.replicas,
-                "envOverriders": [{"containerName": manifests.CONTAINER, "operator": "replace",
+                "envOverriders": [{"containerName": CONTAINER, "operator": "replace",
                                    "value": [{"name": k, "value": env[k]} for k in ENV_KEYS]}],
-                "resourcesOverriders": [{"containerName": manifests.CONTAINER, "value": resources}],
+                "resourcesOverriders": [{"containerName": CONTAINER, "value": resources}],
             },
         })
     return {
@@ -59,7 +59,7 @@ def edge_application(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dic
 
 def create_kubeedge_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
     created: list[pulumi.Resource] = []
-    for i, (kubeconfig, by_runtime) in enumerate(manifests.clusters(plan, "kubeedge")):
+    for i, (kubeconfig, by_runtime) in enumerate(clusters(plan, "kubeedge")):
         provider = k8s.Provider(f"{name}-kubeedge-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
         opts = pulumi.ResourceOptions(parent=component, provider=provider)
         ns = k8s.core.v1.Namespace(f"{name}-kubeedge-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.edge import manifests
+from components.edge.manifests import cache_claim, config_map, deployed, deployment, labels, service
 from components.edge.spec import EdgePlan, SitePlan
 
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
@@ -34,11 +34,11 @@ def _meta(obj: dict[str, Any]) -> k8s.meta.v1.ObjectMetaArgs:
 
 def site_objects(plan: EdgePlan, site: SitePlan) -> list[dict[str, Any]]:
     """The site's objects in apply order (pure; tested against the Kubernetes schema)."""
-    if not manifests.deployed(plan, site):
+    if not deployed(plan, site):
         return []
-    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace, "labels": manifests.labels(plan, site)}}
-    return [ns, manifests.config_map(plan, site), manifests.cache_claim(plan, site), manifests.deployment(plan, site),
-            manifests.service(plan, site)]
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": plan.namespace, "labels": labels(plan, site)}}
+    return [ns, config_map(plan, site), cache_claim(plan, site), deployment(plan, site),
+            service(plan, site)]
 
 
 def create_kubernetes_site(component: pulumi.ComponentResource, name: str, plan: EdgePlan, site: SitePlan) -> list[pulumi.Resource]:

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.edge import manifests
+from components.edge.manifests import MODEL_DIGEST_ANNOTATION, SITE_LABEL, WAVE_LABEL, clusters, deployment
 from components.edge.spec import ENV_KEYS, EdgePlan, SitePlan
 
 API_VERSION = "apps.openyurt.io/v1beta1"
@@ -25,13 +25,13 @@ API_VERSION = "apps.openyurt.io/v1beta1"
 
 def yurt_app_set(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dict[str, Any]:
     """One YurtAppSet for ``sites`` (node pools of one cluster) running ``runtime``."""
-    template = manifests.deployment(plan, sites[0], env_from_config_map=False)
+    template = deployment(plan, sites[0], env_from_config_map=False)
     for key in ("name", "namespace", "annotations"):
         template["metadata"].pop(key, None)
-    template["metadata"]["labels"].pop(manifests.SITE_LABEL, None)
-    template["metadata"]["labels"].pop(manifests.WAVE_LABEL, None)
-    template["spec"]["template"]["metadata"]["annotations"].pop(manifests.MODEL_DIGEST_ANNOTATION, None)
-    template["spec"]["template"]["metadata"]["labels"].pop(manifests.SITE_LABEL, None)
+    template["metadata"]["labels"].pop(SITE_LABEL, None)
+    template["metadata"]["labels"].pop(WAVE_LABEL, None)
+    template["spec"]["template"]["metadata"]["annotations"].pop(MODEL_DIGEST_ANNOTATION, None)
+    template["spec"]["template"]["metadata"]["labels"].pop(SITE_LABEL, None)
     tweaks = []
     for site in sites:
         env = plan.site_env(site)
@@ -54,7 +54,7 @@ def yurt_app_set(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dict[st
 
 def create_openyurt_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
     created: list[pulumi.Resource] = []
-    for i, (kubeconfig, by_runtime) in enumerate(manifests.clusters(plan, "openyurt")):
+    for i, (kubeconfig, by_runtime) in enumerate(clusters(plan, "openyurt")):
         provider = k8s.Provider(f"{name}-openyurt-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
         opts = pulumi.ResourceOptions(parent=component, provider=provider)
         ns = k8s.core.v1.Namespace(f"{name}-openyurt-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
