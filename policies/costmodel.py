@@ -79,6 +79,7 @@ USAGE_KEYS: dict[str, tuple[str, float, float]] = {
     "expectedNodeFraction": ("expected_node_fraction", 0.0, 1.0),
     "onlineReadsPerMonth": ("online_reads_per_month", 0.0, math.inf),
     "onlineStorageGib": ("online_storage_gib", 0.0, math.inf),
+    "rolloutsPerMonth": ("rollouts_per_month", 0.0, math.inf),
 }
 """camelCase key -> (attribute, lowest, highest)."""
 
@@ -95,6 +96,8 @@ class Usage:
     """Online feature lookups per month (request-priced online stores: DynamoDB, Datastore)."""
     online_storage_gib: float = 5.0
     """Data kept in the online store, GiB (when the store's summary does not say)."""
+    rollouts_per_month: float = 4.0
+    """Models a pipeline promotes per month (each is copied to every ``replicate_to`` bucket)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
@@ -507,6 +510,8 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
                 zonal_redundancy=e["zonalRedundancy"],
             )
         ]
+    if comp == "ModelPipeline" and s.get("replication"):
+        return _replication_cost(v, usage)
     if comp == "FeatureStore":
         return _feature_store_cost(v, catalog, usage)
     if comp is not None:
@@ -675,6 +680,21 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
     if t == "gcp:vertex/aiFeatureOnlineStore:AiFeatureOnlineStore":
         return _vertex_store_cost(v, catalog, p, region_of(v))
     return []
+
+
+def _replication_cost(v: ResourceView, usage: Usage) -> list[ResourceCost]:
+    """Train here, serve there: each promoted model copied to another cloud's bucket (egress per rollout, from the plan)."""
+    out = []
+    for r in v.summary.get("replication") or []:
+        if not isinstance(r, dict):
+            continue
+        per = number(r.get("usdPerRollout")) or 0.0
+        h = per * usage.rollouts_per_month / HOURS_PER_MONTH
+        basis = (f"{usage.rollouts_per_month:g} rollouts/month (usage rolloutsPerMonth) x {number(r.get('gibPerRollout')) or 0:g} GiB x "
+                 f"${number(r.get('usdPerGib')) or 0:g}/GiB {r.get('scope')} egress to {r.get('url')} ({r.get('cloud')} {r.get('region')}), "
+                 f"{number(r.get('transferSeconds')) or 0:g} s per copy; {r.get('egressSource')}")
+        out.append(ResourceCost(v.urn, v.type, v.name, Range(h, h, h), basis, f"replication to {r.get('url')}"))
+    return out
 
 
 def _rds_cost(v: ResourceView, catalog: Catalog) -> ResourceCost:

@@ -341,6 +341,14 @@ class PipelineCanaryConfig(_Model):
     prometheus_url: str | None = None
 
 
+class PipelineReplicaConfig(_Model):
+    """A serving cloud's bucket the pipeline copies each promoted model to (components/model_pipeline/replication.py)."""
+
+    url: str = Field(pattern=r"^(s3|gs)://")
+    region: str
+    model_size_gib: float = Field(gt=0)
+
+
 class ModelPipelineConfig(_Model):
     """The model loop (components/model_pipeline/): retrain, evaluate, gate, canary."""
 
@@ -360,6 +368,8 @@ class ModelPipelineConfig(_Model):
     endpoint: str | None = None
     """Name of a knative endpoint of this stack to roll promoted models out to."""
     canary: PipelineCanaryConfig | None = None
+    replicate_to: list[PipelineReplicaConfig] = Field(default_factory=list)
+    """Buckets in other clouds/regions each promoted model is copied to (train here, serve there)."""
 
 
 class ObservabilityConfig(_Model):
@@ -395,6 +405,8 @@ class UsageProfile(_Model):
     """Online feature lookups per month (prices request-priced stores: DynamoDB, Datastore)."""
     online_storage_gib: float = Field(5.0, ge=0)
     """Data in the online feature store, GiB."""
+    rollouts_per_month: float = Field(4.0, ge=0)
+    """Models the model pipeline promotes per month (each copied to every replicateTo bucket)."""
 
 
 class StackConfig(_Model):

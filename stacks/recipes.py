@@ -339,6 +339,8 @@ def model_loop(stack: StackConfig, platform: Platform, name: str) -> tuple[Model
         if c.prometheus_url:
             canary["prometheus_url"] = c.prometheus_url
         p_args["canary"] = canary  # type: ignore[typeddict-item]
+    if pc.replicate_to:
+        p_args["replicate_to"] = [{"url": r.url, "region": r.region, "model_size_gib": r.model_size_gib} for r in pc.replicate_to]
     pipeline = ModelPipeline(pc.name, p_args)
     platform.extras["model_pipeline"] = pipeline
     return registry, pipeline

@@ -1,7 +1,7 @@
 """The GPU catalog: facts as data, one loader, shared lookups.
 
 Components, policies, the cost model and the simulator all read GPU, instance, region, price,
-notice-window, storage-bandwidth and engine-start facts from here and nowhere else. The facts live in CSV files under
+notice-window, storage-bandwidth, egress and engine-start facts from here and nowhere else. The facts live in CSV files under
 ``data/``; every price row carries ``source`` and ``fetched_at``.
 
 The loader is strict, because catalogs in the wild carry placeholder prices (700.0), duplicate
@@ -26,6 +26,7 @@ from pathlib import Path
 from components.catalog.records import (
     CAPACITIES,
     DATA_DIR,
+    EGRESS_SCOPES,
     HOURS_PER_MONTH,
     MAX_PLAUSIBLE_GIB_PER_SECOND,
     MAX_PLAUSIBLE_USD_PER_HOUR,
@@ -38,6 +39,7 @@ from components.catalog.records import (
     Cloud,
     CloudFacts,
     EdgeGpu,
+    Egress,
     EngineStart,
     InstanceType,
     Offering,
@@ -141,6 +143,7 @@ class Catalog:
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
         self.batch_limits: dict[tuple[str, str], BatchLimit] = {}
+        self.egress_rows: dict[tuple[str, str], Egress] = {}
         self.edge_gpus: dict[str, EdgeGpu] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
@@ -165,6 +168,7 @@ class Catalog:
         self._load_storage()
         self._load_engine_starts()
         self._load_batch_limits()
+        self._load_egress()
         self._load_edge_gpus()
 
     def _load_accelerators(self) -> None:
@@ -404,6 +408,25 @@ class Catalog:
             unit = rows.choice(line, r, "unit", ("seconds", "tasks", "attempts", "instances", "megabytes", "gpus"))
             value = rows.number(line, r, "value", positive=unit != "gpus")
             self.batch_limits[(platform, limit)] = BatchLimit(platform, limit, value, unit, rows.text(line, r, "source"), self._date(rows, line, r))
+
+    def _load_egress(self) -> None:
+        rows = _Rows(self._path("egress.csv"), ["cloud", "scope", "usd_per_gib", "gib_per_second", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            cloud = rows.choice(line, r, "cloud", ("aws", "gcp", "kubernetes"))
+            scope = rows.choice(line, r, "scope", EGRESS_SCOPES)
+            _unique(seen, (cloud, scope), rows, line)
+            usd = rows.number(line, r, "usd_per_gib", positive=False)
+            if not 0.0 <= usd < 1.0:
+                raise rows.fail(line, f"column 'usd_per_gib' = {usd:g} is not a plausible egress price (clouds charge cents per GiB). Check the unit: USD per GiB.")
+            rate = rows.number(line, r, "gib_per_second")
+            if rate > MAX_PLAUSIBLE_GIB_PER_SECOND:
+                raise rows.fail(line, f"column 'gib_per_second' = {rate:g} is above {MAX_PLAUSIBLE_GIB_PER_SECOND:g} GiB/s. Check the unit: GiB per second.")
+            self.egress_rows[(cloud, scope)] = Egress(cloud, scope, usd, rate, rows.text(line, r, "source"), self._date(rows, line, r))  # type: ignore[arg-type]
+        missing = [(c, s) for c in ("aws", "gcp", "kubernetes") for s in EGRESS_SCOPES if (c, s) not in self.egress_rows]
+        if missing:
+            raise CatalogError(f"egress.csv: no row for {missing}. Add one per (cloud, scope).")
+
     def _load_edge_gpus(self) -> None:
         rows = _Rows(self._path("edge_gpus.csv"), ["name", "architecture", "compute_capability", "tensorrt", "source", "fetched_at"])
         seen: dict[tuple[str, ...], int] = {}
@@ -495,6 +518,22 @@ class Catalog:
             return self.batch_limits[(platform, limit)]
         except KeyError:
             raise KeyError(f"no batch limit {limit!r} for {platform!r}; known: {sorted(self.batch_limits)}") from None
+
+    def egress_scope(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> str:
+        """How far data goes from (cloud, region) to (cloud, region): one of ``EGRESS_SCOPES``."""
+        if src_cloud != dst_cloud:
+            return "other-cloud"
+        if src_region == dst_region:
+            return "same-region"
+        a, b = self.regions.get((src_cloud, src_region or "")), self.regions.get((dst_cloud, dst_region or ""))
+        if a is not None and b is not None and a.jurisdiction == b.jurisdiction:
+            return "same-jurisdiction"
+        return "other-jurisdiction"
+
+    def egress(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> Egress:
+        """Price and throughput of moving data from a source region to a destination region (egress.csv)."""
+        cloud = src_cloud if src_cloud in ("aws", "gcp") else "kubernetes"
+        return self.egress_rows[(cloud, self.egress_scope(src_cloud, src_region, dst_cloud, dst_region))]
 
     def engine_start(self, runtime: str) -> EngineStart:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
