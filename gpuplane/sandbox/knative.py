@@ -1,0 +1,180 @@
+"""Knative Serving's controller in the sandbox, without its networking layer (``--knative``).
+
+Contract:
+
+- ``manifests()`` lists the upstream files the controller needs, read from the Go module cache of the
+  pinned release (``knative.dev/serving`` v0.48.2 = Knative Serving v1.21.2, the newest that runs on the
+  sandbox's Kubernetes 1.33 and the one gpuplane installs there; and the
+  ``knative.dev/networking`` / ``knative.dev/caching`` versions its go.mod requires; the toolchain build put
+  them there): the CRDs (Service, Configuration, Revision, Route,
+  DomainMapping, PodAutoscaler, Metric; KIngress, ServerlessService, KCertificate, ClusterDomainClaim; Image)
+  and the ``config-*`` ConfigMaps, applied in ``NAMESPACE``. Nothing is copied into the clone and nothing is
+  fetched at run time.
+- ``config_overrides()`` is what the sandbox changes in those ConfigMaps, and why: the queue-proxy image is a
+  ``ko://`` reference in the source (the release build replaces it); tag-to-digest resolution is skipped for
+  every registry because no registry is reachable from the sandbox (a real cluster resolves tags).
+- ``start()`` applies the manifests and runs ``knative-serving-controller`` as a sandbox process (its log and
+  pid beside the others, so ``gpuplane sandbox down`` stops it), with ``SYSTEM_NAMESPACE=knative-serving``,
+  the sandbox's admin kubeconfig, and profiling on the sandbox's port
+  (``PROFILING_PORT``). Upstream binds its health probes on ``:8080`` and profiling on ``:<PROFILING_PORT>``
+  on every interface (knative.dev/pkg injection/sharedmain/main.go, injection/health_check.go,
+  observability/runtime/pprof.go: no host is configurable), so one Knative sandbox runs at a time and port
+  8080 must be free.
+- What does not run: the webhook (its certificate controller rewrites webhook configurations to a Service
+  reference that a sandbox without kube-proxy cannot route), the autoscaler and activator (they need pod
+  IPs that answer), and any networking layer (Kourier/Istio/Contour): a Route never becomes Ready. The
+  controller still reconciles Service -> Configuration -> Revision -> Deployment + PodAutoscaler, which is
+  what carries the scale bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gpuplane.sandbox import cluster, toolchain
+
+NAMESPACE = "knative-serving-sandbox"
+"""The controller's own namespace (``SYSTEM_NAMESPACE``: its ConfigMaps and leases). Not ``knative-serving``, which
+a stack installing Knative through the operator creates for its ``KnativeServing`` resource."""
+PROCESS = "knative-serving-controller"
+HEALTH_PORT = 8080
+"""Fixed upstream (knative.dev/pkg ``injection.HealthCheckDefaultPort``), on every interface."""
+RECIPE = "knative-serving"
+QUEUE_IMAGE = "gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.23.0"
+SKIP_TAG_RESOLVING = ("kind.local,ko.local,dev.local,index.docker.io,docker.io,ghcr.io,gcr.io,registry.k8s.io,"
+                      "public.ecr.aws,nvcr.io,quay.io,us-docker.pkg.dev,europe-docker.pkg.dev")
+
+_CRDS = {
+    "knative.dev/serving": [f"config/core/300-resources/{n}.yaml" for n in (
+        "service", "configuration", "revision", "route", "domain-mapping", "podautoscaler", "metric")],
+    "knative.dev/networking": ["config/ingress.yaml", "config/serverlessservice.yaml", "config/certificate.yaml",
+                               "config/domain-claim.yaml"],
+    "knative.dev/caching": ["config/image.yaml"],
+}
+_CONFIGMAPS = {
+    "knative.dev/serving": [f"config/core/configmaps/{n}.yaml" for n in (
+        "autoscaler", "defaults", "deployment", "domain", "features", "gc", "leader-election", "logging",
+        "observability", "tracing", "certmanager")],
+    "knative.dev/networking": ["config/config-network.yaml"],
+}
+
+
+def config_overrides() -> dict[str, dict[str, str]]:
+    """ConfigMap data the sandbox sets on top of upstream's (see the module docstring for why)."""
+    return {"config-deployment": {"queue-sidecar-image": QUEUE_IMAGE,
+                                  "registries-skipping-tag-resolving": SKIP_TAG_RESOLVING}}
+
+
+def module_dirs(recipes: Path = toolchain.RECIPES) -> dict[str, Path]:
+    """Where the pinned modules' sources are in the Go module cache (``go list -m`` in the recipe)."""
+    go = toolchain.go_command()
+    mods = sorted({*_CRDS, *_CONFIGMAPS})
+    proc = subprocess.run([go, "list", "-m", "-f", "{{.Path}} {{.Dir}}", *mods], cwd=recipes / RECIPE,
+                          capture_output=True, text=True, check=False)
+    dirs = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    missing = [m for m in mods if not dirs.get(m) or not Path(dirs[m]).is_dir()]
+    if proc.returncode != 0 or missing:
+        raise cluster.SandboxError(
+            f"the Knative sources ({', '.join(missing) or 'go list failed'}) are not in the Go module cache: "
+            f"{proc.stderr.strip()[:200]}; run `python -m gpuplane.sandbox.toolchain {PROCESS}` first")
+    return {m: Path(d) for m, d in dirs.items()}
+
+
+def manifests(dirs: dict[str, Path]) -> list[Path]:
+    """CRDs, then ConfigMaps, in apply order."""
+    return [dirs[mod] / rel for table in (_CRDS, _CONFIGMAPS) for mod, rels in table.items() for rel in rels]
+
+
+def documents(dirs: dict[str, Path]) -> list[dict[str, Any]]:
+    """The objects to apply: ``NAMESPACE``, the CRDs, the ConfigMaps moved into ``NAMESPACE`` with
+    ``config_overrides()`` on top."""
+    import yaml
+
+    docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
+    overrides = config_overrides()
+    for f in manifests(dirs):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if not doc:
+                continue
+            if doc["kind"] == "ConfigMap":
+                doc["metadata"]["namespace"] = NAMESPACE
+                doc["data"] = {**(doc.get("data") or {}), **overrides.get(doc["metadata"]["name"], {})}
+            docs.append(doc)
+    return docs
+
+
+def command(bindir: Path) -> list[str]:
+    return [str(bindir / PROCESS)]
+
+
+def environment(layout: cluster.Layout) -> dict[str, str]:
+    return {**os.environ, "SYSTEM_NAMESPACE": NAMESPACE, "KUBECONFIG": str(layout.kubeconfig),
+            "POD_NAME": f"{PROCESS}-{layout.name}", "PROFILING_PORT": str(layout.port + 12),
+            "METRICS_DOMAIN": "knative.dev/serving"}
+
+
+def _kubectl(bindir: Path, layout: cluster.Layout, *args: str, stdin: str | None = None) -> None:
+    proc = subprocess.run([str(bindir / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args], input=stdin,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise cluster.SandboxError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()[:300]}")
+
+
+def apply_manifests(layout: cluster.Layout, bindir: Path, dirs: dict[str, Path]) -> None:
+    import json
+
+    body = {"apiVersion": "v1", "kind": "List", "items": documents(dirs)}
+    _kubectl(bindir, layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(body))
+    _kubectl(bindir, layout, "wait", "--for=condition=Established", "--timeout=60s",
+             *[f"crd/{n}" for n in ("services.serving.knative.dev", "revisions.serving.knative.dev",
+                                    "podautoscalers.autoscaling.internal.knative.dev")])
+
+
+def set_config(layout: cluster.Layout, bindir: Path, name: str, data: dict[str, str]) -> None:
+    """Merge ``data`` into the controller's ConfigMap ``name`` (what the operator does from a ``KnativeServing``
+    resource's ``spec.config.<name without config->``)."""
+    import json
+
+    _kubectl(bindir, layout, "-n", NAMESPACE, "patch", "configmap", name, "--type=merge", "-p", json.dumps({"data": data}))
+
+
+def start(layout: cluster.Layout, bindir: Path, echo: Callable[[str], None] = print, timeout_s: float = 90.0) -> float:
+    """Apply the manifests and start the controller on a running sandbox; returns seconds taken.
+    Raises ``SandboxError`` (one line, with the fix) and leaves the controller stopped on failure."""
+    begin = time.monotonic()
+    if not toolchain.is_built(PROCESS, bindir):
+        raise cluster.SandboxError(f"{PROCESS} is not built; run `python -m gpuplane.sandbox.toolchain {PROCESS}`")
+    if not cluster.port_free(HEALTH_PORT, "0.0.0.0") or not cluster.port_free(layout.port + 12):
+        raise cluster.SandboxError(f"port {HEALTH_PORT} or {layout.port + 12} is in use; Knative's controller needs "
+                                   "both (8080 is fixed upstream): stop what holds them")
+    apply_manifests(layout, bindir, module_dirs())
+    pids: dict[str, dict[str, Any]] = cluster._read_pids(layout)
+    log = layout.path("logs", f"{PROCESS}.log").open("ab")
+    argv = command(bindir)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=layout.dir, env=environment(layout))
+    log.close()
+    pids[PROCESS] = {"pid": proc.pid, "exe": argv[0], "port": HEALTH_PORT}
+    cluster._write_pids(layout, pids)
+
+    def dead() -> str | None:
+        if proc.poll() is not None:
+            return (f"{PROCESS} exited while starting (code {proc.returncode}): "
+                    f"{cluster._last_log_line(layout, PROCESS)} (log: {layout.path('logs', PROCESS + '.log')})")
+        return None
+
+    import urllib.request
+
+    try:
+        cluster._wait(f"{PROCESS} readiness on :{HEALTH_PORT}", lambda: urllib.request.urlopen(
+            f"http://{cluster.HOST}:{HEALTH_PORT}/readiness", timeout=2).status == 200, timeout_s, dead)
+    except BaseException:
+        cluster._stop({PROCESS: pids[PROCESS]})
+        raise
+    echo(f"  Knative Serving controller ready ({time.monotonic() - begin:.1f} s)")
+    return time.monotonic() - begin
