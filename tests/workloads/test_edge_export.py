@@ -99,3 +99,14 @@ def test_manifests_describe_the_files_beside_them(trained: Trained) -> None:  # 
         assert [(t.name, t.dtype) for t in m.outputs] == [(OUTPUT_NAME, "float32")]
         assert m.outputs[0].shape[1] == m.model_config["num_items"] + 1
         assert m.agreement["examples"] == len(trained.histories)
+
+
+@pytest.mark.slow
+def test_the_same_checkpoint_exports_to_the_same_digest(trained: Trained, tmp_path: Path) -> None:  # noqa: F811
+    from workloads.training.onnx_export import export_onnx
+
+    again = export_onnx(trained.model_dir, tmp_path / "again")[0]
+    first = Manifest.read(trained.onnx_dir / "model.onnx.manifest.json")
+    assert again.sha256 == first.sha256, "an ONNX export must not depend on when it ran"
+    repo = str(Path(__file__).resolve().parents[2]).encode()
+    assert repo not in (tmp_path / "again" / "model.onnx").read_bytes(), "nor on where the source is checked out"

@@ -16,6 +16,8 @@ The fp32 graph comes from ``torch.onnx.export`` (the dynamo exporter, onnxscript
 from onnxruntime's dynamic quantization (weights int8, activations quantized per batch at run
 time: the CPU route, no calibration data) after its recommended pre-processing. Files are written
 to a temporary name and renamed, manifest last, so a manifest always describes the file beside it.
+The export is reproducible: the same training export gives the same bytes, so the same digest (the
+exporter's per-node source locations are dropped).
 
 Agreement is the mean over examples of |top-k(ONNX) ∩ top-k(PyTorch)| / k, on the same
 left-padded histories; it is a set overlap, so a swap of two neighbours inside the top-k costs
@@ -154,7 +156,14 @@ def export_fp32(model: NextItemModel, path: Path) -> None:
                                     dynamic_shapes={"history": {0: batch}}, dynamo=True, external_data=False,
                                     verbose=False)
     assert program is not None  # dynamo=True always returns the program
-    program.save(str(tmp), external_data=False)
+    import onnx
+
+    proto = program.model_proto
+    for node in proto.graph.node:
+        # The exporter records each node's Python stack trace (file paths, line numbers): drop it, so the
+        # digest depends on the weights and the graph, not on where the source was checked out.
+        del node.metadata_props[:]
+    onnx.save_model(proto, str(tmp))
     os.replace(tmp, path)
 
 
