@@ -26,6 +26,7 @@ the site itself keeps serving its local clients. Every action is recorded per si
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -82,7 +83,7 @@ def plan_waves(sites: Sequence[str], policy: Policy) -> list[list[str]]:
     if not policy.canary:
         problems.append("canary=[]: name at least one canary site")
     p = list(policy.percentages)
-    if any(not 0 < x <= 100 for x in p) or any(b <= a for a, b in zip(p, p[1:], strict=False)):
+    if any(not 0 < x <= 100 for x in p) or any(b <= a for a, b in itertools.pairwise(p)):
         problems.append(f"percentages={p}: each must be in (0, 100] and larger than the one before")
     elif not p or p[-1] != 100:
         problems.append(f"percentages={p}: the last wave must reach 100 (else some sites never get the model)")
