@@ -18,7 +18,10 @@ Steps (each prints a rule, a live status line and its time; outputs go under one
    of events, fine-tune, evaluation, MLflow registry, gate, canary through the router, 100 %;
    a shuffled-label model the gate rejects, a faulty server the canary rolls back (full mode;
    quick mode skips it with a note);
-8. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
+8. edge sites (``gpuplane edge demo`` on the exported model, ``edge/``): six local sites serving
+   its ONNX export with onnxruntime; a bad model rolled back at the canary, the int8 model rolled
+   out in gated waves with one site cut off and catching up;
+9. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
 
 Contract: :func:`run_demo` returns 0 when every step that ran succeeded, 1 when one failed
 (each failure is named, and the steps that needed it are skipped, not failed), 130 on Ctrl-C
@@ -44,6 +47,7 @@ from types import FrameType
 from rich.console import Console
 
 from gpuplane.demo.config import FULL, QUICK, DemoConfig
+from gpuplane.demo.edge import step_edge
 from gpuplane.demo.procs import Processes
 from gpuplane.demo.report import DemoReport, StepRecord, key_figures, write_report
 from gpuplane.demo.steps import (
@@ -71,9 +75,10 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("two-tier", "The day through the two-tier router: steady server + scale-to-zero burst tier", step_two_tier),
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
     ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
+    ("edge", "Edge sites: ONNX rollout in gated waves, bad model rolled back, a site cut off", step_edge),
 )
 OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "traces", "logs", "report.md",
-                "report.json", "report.png", "pipeline")
+                "report.json", "report.png", "pipeline", "edge")
 """What the demo writes in its folder (and removes from a previous run first)."""
 
 
