@@ -18,6 +18,7 @@ HELPERS = frozenset({"__init__", "serving_common", "reference_common", "smoke_co
 """Modules in benchmarks/ that are not benchmark scripts."""
 
 SMOKE: dict[str, list[str]] = {
+    "edge_inference": ["--requests", "20", "--repeats", "1"],
     "engine_vs_plan": ["--runs", "1", "--no-up"],  # needs the sandbox toolchain: smoke-run in the engine lane
     "features_bench": ["--users", "50", "--items", "40", "--days", "2", "--iterations", "3", "--batch-sizes", "1,4"],
     "gpu_h200": ["--preset", "tiny", "--steps", "10", "--batch-size", "4", "--no-compile"],  # SIGTERM at a logged step (every 10)
