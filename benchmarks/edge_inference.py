@@ -12,8 +12,9 @@ measured side by side in one process pinned to one CPU (``sched_setaffinity``), 
 - ``onnx-int8``: the same after dynamic int8 quantization (``--quantize int8``).
 
 Each repeat runs every runtime on the same ``--requests`` histories (random lengths, left-padded),
-runtimes in turn, after a warm-up; per repeat p50 and p99 of the per-request time and requests/s
-(requests over their summed time). Printed: medians over repeats, ratios to PyTorch, model bytes
+runtimes in turn, after a warm-up; per repeat p50 and p99 of the per-request time, requests/s
+(requests over their summed time) and CPU ms per request (this thread's CPU time: on a shared
+machine the wall figures follow the CPU share the scheduler grants, the CPU figure much less). Printed: medians over repeats, ratios to PyTorch, model bytes
 (safetensors, ONNX fp32, ONNX int8) and the int8 model's top-10 agreement with PyTorch on those
 histories (on a random model it is a lower bound: a trained model's scores are farther apart).
 Models: ``tiny`` (the tiny preset: 1000 items, n_embd 64, 2 layers, block 32) and ``realistic``
@@ -64,14 +65,16 @@ def histories(n: int, block: int, num_items: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def time_requests(call: Callable[[np.ndarray], object], x: np.ndarray) -> list[float]:
+def time_requests(call: Callable[[np.ndarray], object], x: np.ndarray) -> tuple[list[float], float]:
+    """Wall ms of each request, and CPU ms per request of this thread (less sensitive to others' load)."""
     out = []
+    cpu = time.thread_time()
     for i in range(x.shape[0]):
         row = x[i : i + 1]  # (1, T): one request
         t = time.perf_counter()
         call(row)
         out.append((time.perf_counter() - t) * 1000)
-    return out
+    return out, (time.thread_time() - cpu) * 1000 / x.shape[0]
 
 
 def bench_model(name: str, model_dir: Path, work: Path, requests: int, repeats: int) -> dict[str, object]:
@@ -104,13 +107,14 @@ def bench_model(name: str, model_dir: Path, work: Path, requests: int, repeats: 
     runtimes = {"pytorch": torch_call, **{k: ort_call(s) for k, s in sessions.items()}}
     for call in runtimes.values():
         time_requests(call, x[: min(50, requests)])  # warm-up
-    per: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "rps": []} for k in runtimes}
+    per: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "rps": [], "cpu_ms": []} for k in runtimes}
     for _ in range(repeats):
         for rt, call in runtimes.items():
-            ms = time_requests(call, x)
+            ms, cpu_ms = time_requests(call, x)
             per[rt]["p50"].append(float(np.percentile(ms, 50)))
             per[rt]["p99"].append(float(np.percentile(ms, 99)))
             per[rt]["rps"].append(1000 * len(ms) / sum(ms))
+            per[rt]["cpu_ms"].append(cpu_ms)
     med = {rt: {k: statistics.median(v) for k, v in figs.items()} for rt, figs in per.items()}
     want = reference_top_k(model, x, 10)
     agree = {rt: agreement(onnx_top_k(s, x, 10), want) for rt, s in sessions.items()}
@@ -124,10 +128,11 @@ def print_result(r: dict) -> None:
     med, sizes, agree = r["median"], r["bytes"], r["top10_agreement_with_pytorch"]
     base = med["pytorch"]
     print(f"-- {r['model']} {r['config']}: {r['requests']} requests x {r['repeats']} repeats, batch 1, medians")
-    print(f"{'runtime':<11}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'x p50':>7}{'x req/s':>9}{'bytes':>13}{'top-10 agr':>12}")
+    print(f"{'runtime':<11}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'cpu ms':>9}{'x p50':>7}{'x req/s':>9}"
+          f"{'x cpu':>7}{'bytes':>13}{'top-10 agr':>12}")
     for rt, m in med.items():
-        print(f"{rt:<11}{m['p50']:>9.3f}{m['p99']:>9.3f}{m['rps']:>9.0f}{base['p50'] / m['p50']:>7.2f}"
-              f"{m['rps'] / base['rps']:>9.2f}{sizes[rt]:>13,}{agree.get(rt, 1.0):>12.4f}")
+        print(f"{rt:<11}{m['p50']:>9.3f}{m['p99']:>9.3f}{m['rps']:>9.0f}{m['cpu_ms']:>9.3f}{base['p50'] / m['p50']:>7.2f}"
+              f"{m['rps'] / base['rps']:>9.2f}{base['cpu_ms'] / m['cpu_ms']:>7.2f}{sizes[rt]:>13,}{agree.get(rt, 1.0):>12.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ def demo(
     out: Path = typer.Option(Path("edge-output"), "--out", help="Output folder (models, site caches and logs, reports)."),
     sites: int = typer.Option(6, "--sites", help="Simulated sites (at least 3)."),
     groups: int = typer.Option(3, "--groups", help="Groups the sites are spread over (1..sites)."),
-    max_p99_ms: float = typer.Option(250.0, "--max-p99-ms", help="Gate: p99 round-trip latency bound per site."),
+    max_p99_ms: float = typer.Option(100.0, "--max-p99-ms", help="Gate: p99 on-device inference time bound per site."),
     min_agreement: float = typer.Option(0.9, "--min-agreement", help="Gate: least top-10 agreement with the cloud model."),
 ) -> None:
     """Roll a bad model (rolled back at the canary) and a good one (in waves, one site cut off) out to local sites."""

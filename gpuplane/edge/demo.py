@@ -230,7 +230,7 @@ def print_report(report: EdgeReport, console: Console) -> None:
         models.add_row(label, m["sha256"][:12], f"{m['bytes']:,}", f"{agree:.4f}")
     console.print(models)
     sites = Table(title="sites", box=None, header_style="bold")
-    for col in ("site", "group", "model over time", "gates (p99 ms / agreement)", "rollbacks", "local ok / err"):
+    for col in ("site", "group", "model over time", "gates (on-device p99 ms / agreement)", "rollbacks", "local ok / err"):
         sites.add_column(col)
     for name, s in report.sites.items():
         over = " → ".join(f"{d['model']}" + (f" ({d['by']})" if d["by"] in ("rollback", "restart") else "")

@@ -69,7 +69,7 @@ def prepare_models(model_dir: Path, out: Path, histories: np.ndarray, k: int = 1
     manifests = export_onnx(model_dir, out, quantize="int8", histories=histories, k=k)
     fp32, int8 = manifests
     bad_path = out / "model.bad.onnx"
-    perturb(out / fp32.file, bad_path, scale=1.0, seed=seed)
+    perturb(out / fp32.file, bad_path, scale=3.0, seed=seed)
     bad_agree = agreement(onnx_top_k(session(bad_path), histories, k), reference_top_k(load_reference(model_dir), histories, k))
 
     def ref(name: str, sha: str, label: str) -> ModelRef:

@@ -8,8 +8,10 @@ Semantics (the same as the ``EdgeDeployment`` component's rollout, stated in com
 - Max unavailable: inside a wave, at most ``max_unavailable`` sites reload at once (a batch); the
   next batch starts when the previous one is measured.
 - Gate, per site of the wave, on what that site answers: the controller sends it the held-out
-  sample one history per request and measures the round trip (p99 ≤ ``max_p99_ms``) and the top-k
-  agreement of its answers with the cloud (PyTorch) model's top-k (≥ ``min_agreement``). A site
+  sample one history per request; the p99 of the on-device inference time the site reports for
+  those requests must be ≤ ``max_p99_ms``, and the top-k agreement of its answers with the cloud
+  (PyTorch) model's top-k ≥ ``min_agreement``. The round trip (HTTP and JSON on top, as the
+  controller sees it) is recorded beside it, not gated: it measures the link and the host's load. A site
   that refuses the model (a digest mismatch, a file it cannot open) fails its gate too.
 - A failed gate rolls every site of the wave that took the new model back to the model it served
   before (its cache holds it, so no download), and stops the rollout: later waves never see the
@@ -48,8 +50,8 @@ class RolloutError(ValueError):
 class Gate:
     """The per-site check after a site takes a new model."""
 
-    max_p99_ms: float = 250.0
-    """Bound on the p99 round-trip latency (ms) of the held-out sample sent one history per request."""
+    max_p99_ms: float = 100.0
+    """Bound on the p99 on-device inference time (ms) of the held-out sample sent one history per request."""
     min_agreement: float = 0.9
     """Least mean top-k overlap with the cloud model's answers on the held-out sample."""
     k: int = 10
@@ -180,21 +182,24 @@ class Sample:
 
 
 def measure(link: SiteLink, sample: Sample, gate: Gate) -> dict[str, Any]:
-    """Send the sample one history per request; p99 round trip and top-k agreement of the answers."""
-    lat, got, served = [], [], set()
+    """Send the sample one history per request: on-device and round-trip p50/p99, top-k agreement."""
+    device, trip, got, served = [], [], [], set()
     for row in sample.histories:
         t = time.perf_counter()
         code, body = link.infer(row, gate.k)
-        lat.append((time.perf_counter() - t) * 1000)
+        trip.append((time.perf_counter() - t) * 1000)
         if code != 200:
             raise LinkDown(f"{link.name}: infer answered {code}: {body.get('error')}")
+        device.append(float(body["inference_ms"]))
         got.append(body["top_items"][0])
         served.add(body["sha256"])
     want = sample.want[:, : gate.k]
     agree = float(np.mean([len(set(g) & set(w.tolist())) / gate.k for g, w in zip(got, want, strict=True)]))
-    p99 = float(np.percentile(lat, 99))
-    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": p99, "agreement": agree, "requests": len(lat),
-            "served_by": sorted(served), "passed": p99 <= gate.max_p99_ms and agree >= gate.min_agreement}
+    p99 = float(np.percentile(device, 99))
+    return {"p50_ms": float(np.percentile(device, 50)), "p99_ms": p99, "agreement": agree,
+            "round_trip_p50_ms": float(np.percentile(trip, 50)), "round_trip_p99_ms": float(np.percentile(trip, 99)),
+            "requests": len(device), "served_by": sorted(served),
+            "passed": p99 <= gate.max_p99_ms and agree >= gate.min_agreement}
 
 
 @dataclass
