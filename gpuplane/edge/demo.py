@@ -6,7 +6,7 @@ The scenario, on N sites (default 6 in 3 groups) started with the fp32 export of
    PyTorch model on the held-out sample) fails at wave 0, the canary goes back to the fp32 model
    from its cache, the rollout stops; every other site never reloaded and serves the same digest.
 2. Send one site a model whose digest does not match its bytes: refused (409), model unchanged.
-3. Roll out the int8 model in waves (canary, then 50 % and 100 % of the rest). Before wave 1 one
+3. Roll out the int8 model in waves (canary, then 50 % and 100 % of the fleet). Before wave 1 one
    site of the last wave loses its link (the controller cannot reach it) and reboots while cut off:
    it comes back serving the fp32 model from its cache, its local clients are answered throughout
    (except while the process restarts), its wave defers it; after the last wave its link comes back
@@ -42,7 +42,7 @@ class EdgeDemoConfig:
     sample: int = 60
     """Held-out histories each gate sends to a site."""
     percentages: tuple[float, ...] = (50.0, 100.0)
-    max_unavailable: int = 2
+    max_unavailable_percent: float = 50.0
     gate: Gate = field(default_factory=Gate)
     seed: int = 0
     eval_fraction: float = 0.1
@@ -108,7 +108,7 @@ def run_edge_demo(out: Path, model_dir: Path, data_dir: Path, cfg: EdgeDemoConfi
     sample = Sample.of(gate_rows, reference_top_k(load_reference(model_dir), gate_rows, cfg.gate.k))
 
     names = site_names(cfg.sites, cfg.groups)
-    policy = Policy(canary=(names[0][0],), percentages=cfg.percentages, max_unavailable=cfg.max_unavailable,
+    policy = Policy(canary=(names[0][0],), percentages=cfg.percentages, max_unavailable_percent=cfg.max_unavailable_percent,
                     gate=cfg.gate)
     with Processes() as procs:
         fleet = Fleet(procs, out / "sites", names, models.current, sys.executable)

@@ -1,12 +1,15 @@
 """Wave rollout of a model to edge sites, each wave gated on the sites' own measurements.
 
-Semantics (the same as the ``EdgeDeployment`` component's rollout, stated in components/edge/spec.py):
+Semantics (the same as the ``EdgeDeployment`` component's rollout contract, components/edge/spec.py;
+this package may import components, but the contract is restated here so the demo reads on its own):
 
-- Waves: the canary site(s) first, then cumulative percentages of the remaining sites, in their
-  declared order: with 5 remaining sites and ``percentages=(50, 100)`` the second wave takes
-  ceil(50 % × 5) = 3 sites and the third the other 2. The last percentage must be 100.
-- Max unavailable: inside a wave, at most ``max_unavailable`` sites reload at once (a batch); the
-  next batch starts when the previous one is measured.
+- Waves: the canary site(s) first, then cumulative percentages of the whole fleet (canary
+  included), rounded up to whole sites; a wave's sites are the first not-yet-assigned sites in
+  declaration order. With 6 sites, one canary and ``percentages=(50, 100)`` the second wave
+  brings the fleet to ceil(50 % × 6) = 3 sites (2 more) and the third to all 6. Every wave must add
+  a site and the last percentage must be 100.
+- Max unavailable: inside a wave, at most ``max_unavailable_percent`` of the wave's sites (at least
+  one) reload at once (a batch); the next batch starts when the previous one is measured.
 - Gate, per site of the wave, on what that site answers: the controller sends it the held-out
   sample one history per request; the p99 of the on-device inference time the site reports for
   those requests must be ≤ ``max_p99_ms``, and the top-k agreement of its answers with the cloud
@@ -55,6 +58,8 @@ class Gate:
     min_agreement: float = 0.9
     """Least mean top-k overlap with the cloud model's answers on the held-out sample."""
     k: int = 10
+    min_examples: int = 20
+    """Fewest held-out examples a gate may be decided on (fewer: the gate fails)."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,9 @@ class Policy:
     canary: tuple[str, ...]
     """Site names of the first wave."""
     percentages: tuple[float, ...] = (50.0, 100.0)
-    """Cumulative shares (%) of the remaining sites after the canary; strictly increasing, the last 100."""
-    max_unavailable: int = 1
-    """Sites reloading at once inside a wave."""
+    """Cumulative shares (%) of the whole fleet after each wave past the canary; increasing, the last 100."""
+    max_unavailable_percent: float = 25.0
+    """Share of a wave's sites reloading at once, rounded down, at least one site."""
     gate: Gate = field(default_factory=Gate)
 
 
@@ -89,20 +94,30 @@ def plan_waves(sites: Sequence[str], policy: Policy) -> list[list[str]]:
         problems.append(f"percentages={p}: each must be in (0, 100] and larger than the one before")
     elif not p or p[-1] != 100:
         problems.append(f"percentages={p}: the last wave must reach 100 (else some sites never get the model)")
-    if policy.max_unavailable < 1:
-        problems.append(f"max_unavailable={policy.max_unavailable}: must be at least 1")
+    if not 0 < policy.max_unavailable_percent <= 100:
+        problems.append(f"max_unavailable_percent={policy.max_unavailable_percent}: must be in (0, 100]")
     if not 0 <= policy.gate.min_agreement <= 1 or policy.gate.max_p99_ms <= 0 or policy.gate.k < 1:
         problems.append(f"gate={policy.gate}: min_agreement in [0, 1], max_p99_ms > 0 and k ≥ 1")
+    waves = [list(policy.canary)]
+    if not problems:
+        assigned = len(policy.canary)
+        rest = [s for s in sites if s not in policy.canary]
+        for pct in p:
+            target = math.ceil(len(sites) * pct / 100 - 1e-9)
+            wave = rest[: max(0, target - assigned)]
+            if not wave:
+                problems.append(f"percentages: {pct:g} % adds no site (the earlier waves already cover "
+                                f"{assigned} of {len(sites)} sites); remove it or raise it")
+            rest, assigned = rest[len(wave):], assigned + len(wave)
+            waves.append(wave)
     if problems:
         raise RolloutError("rollout policy has problems:\n" + "\n".join(f"  - {x}" for x in problems))
-    rest = [s for s in sites if s not in policy.canary]
-    waves, done = [list(policy.canary)], 0
-    for pct in p:
-        upto = math.ceil(pct / 100 * len(rest))
-        if upto > done:
-            waves.append(rest[done:upto])
-            done = upto
     return waves
+
+
+def batch_size(wave: list[str], policy: Policy) -> int:
+    """Sites of ``wave`` reloading at once: ``max_unavailable_percent`` of it, rounded down, at least 1."""
+    return max(1, math.floor(len(wave) * policy.max_unavailable_percent / 100 + 1e-9))
 
 
 @dataclass
@@ -196,10 +211,11 @@ def measure(link: SiteLink, sample: Sample, gate: Gate) -> dict[str, Any]:
     want = sample.want[:, : gate.k]
     agree = float(np.mean([len(set(g) & set(w.tolist())) / gate.k for g, w in zip(got, want, strict=True)]))
     p99 = float(np.percentile(device, 99))
+    enough = len(device) >= gate.min_examples
     return {"p50_ms": float(np.percentile(device, 50)), "p99_ms": p99, "agreement": agree,
             "round_trip_p50_ms": float(np.percentile(trip, 50)), "round_trip_p99_ms": float(np.percentile(trip, 99)),
             "requests": len(device), "served_by": sorted(served),
-            "passed": p99 <= gate.max_p99_ms and agree >= gate.min_agreement}
+            "passed": enough and p99 <= gate.max_p99_ms and agree >= gate.min_agreement}
 
 
 @dataclass
@@ -277,8 +293,9 @@ class Controller:
                 before_wave(i, wave)
             took: list[str] = []
             failed = False
-            for b in range(0, len(wave), policy.max_unavailable):
-                for name in wave[b : b + policy.max_unavailable]:
+            size = batch_size(wave, policy)
+            for b in range(0, len(wave), size):
+                for name in wave[b : b + size]:
                     verdict = self._apply(name, model, policy.gate, i, result)
                     if verdict is None:
                         result.deferred.append(name)

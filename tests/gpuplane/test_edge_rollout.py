@@ -8,7 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gpuplane.edge.rollout import Controller, Gate, LinkDown, ModelRef, Policy, RolloutError, Sample, plan_waves
+from gpuplane.edge.rollout import (
+    Controller,
+    Gate,
+    LinkDown,
+    ModelRef,
+    Policy,
+    RolloutError,
+    Sample,
+    batch_size,
+    plan_waves,
+)
 
 SITES = ["a1", "a2", "b1", "b2", "c1", "c2"]
 GOOD = ModelRef("file:///good.onnx", "g" * 64, "good")
@@ -18,25 +28,32 @@ SLOW = ModelRef("file:///slow.onnx", "s" * 64, "slow")
 
 
 @pytest.mark.parametrize(("percentages", "waves"), [
-    ((50, 100), [["a1"], ["a2", "b1", "b2"], ["c1", "c2"]]),  # ceil(50 % of 5) = 3
+    ((50, 100), [["a1"], ["a2", "b1"], ["b2", "c1", "c2"]]),  # ceil(50 % of 6) = 3 sites, the canary included
     ((100,), [["a1"], ["a2", "b1", "b2", "c1", "c2"]]),
-    ((10, 20, 100), [["a1"], ["a2"], ["b1", "b2", "c1", "c2"]]),  # 10 % and 20 % of 5 both round up to 1
-    ((1, 2, 100), [["a1"], ["a2"], ["b1", "b2", "c1", "c2"]]),
+    ((34, 67, 100), [["a1"], ["a2", "b1"], ["b2", "c1"], ["c2"]]),  # ceil(2.04) = 3, ceil(4.02) = 5
 ])
-def test_waves_are_the_canary_then_cumulative_shares_of_the_rest(percentages: tuple[float, ...],
-                                                                 waves: list[list[str]]) -> None:
+def test_waves_are_the_canary_then_cumulative_shares_of_the_fleet(percentages: tuple[float, ...],
+                                                                  waves: list[list[str]]) -> None:
     assert plan_waves(SITES, Policy(canary=("a1",), percentages=percentages)) == waves
+
+
+@pytest.mark.parametrize(("percent", "wave", "size"), [(25, 6, 1), (50, 6, 3), (50, 3, 1), (10, 2, 1), (100, 4, 4)])
+def test_max_unavailable_is_a_share_of_the_wave_rounded_down_at_least_one(percent: float, wave: int, size: int) -> None:
+    assert batch_size([f"s{i}" for i in range(wave)], Policy(canary=("a1",), max_unavailable_percent=percent)) == size
 
 
 def test_every_policy_problem_is_reported_at_once() -> None:
     with pytest.raises(RolloutError) as e:
-        plan_waves(SITES, Policy(canary=("zz",), percentages=(60, 40), max_unavailable=0, gate=Gate(min_agreement=2)))
+        plan_waves(SITES, Policy(canary=("zz",), percentages=(60, 40), max_unavailable_percent=0,
+                                 gate=Gate(min_agreement=2)))
     msg = str(e.value)
     assert "canary=['zz']: ['zz'] are not sites" in msg
     assert "percentages=[60, 40]: each must be in (0, 100] and larger than the one before" in msg
-    assert "max_unavailable=0" in msg and "min_agreement in [0, 1]" in msg
+    assert "max_unavailable_percent=0" in msg and "min_agreement in [0, 1]" in msg
     with pytest.raises(RolloutError, match=r"percentages=\[50\]: the last wave must reach 100"):
         plan_waves(SITES, Policy(canary=("a1",), percentages=(50,)))
+    with pytest.raises(RolloutError, match=r"10 % adds no site \(the earlier waves already cover 1 of 6 sites\)"):
+        plan_waves(SITES, Policy(canary=("a1",), percentages=(10, 100)))
 
 
 class FakeSite:
@@ -83,7 +100,7 @@ def fleet() -> tuple[Controller, dict[str, FakeSite]]:
 
 
 PREVIOUS = {n: OLD for n in SITES}
-POLICY = Policy(canary=("a1",), percentages=(50, 100), max_unavailable=2, gate=Gate(k=10))
+POLICY = Policy(canary=("a1",), percentages=(50, 100), max_unavailable_percent=100, gate=Gate(k=10, min_examples=4))
 
 
 def test_a_bad_model_is_rolled_back_at_the_canary_and_no_other_site_is_touched(fleet) -> None:
@@ -103,13 +120,13 @@ def test_a_good_model_goes_out_wave_by_wave_each_site_gated(fleet) -> None:
     result = ctl.rollout(GOOD, POLICY, PREVIOUS, before_wave=lambda i, w: seen.append(
         (i, w, [n for n, s in sites.items() if s.model == GOOD.sha256])))
     assert result.outcome == "completed" and all(g["passed"] and g["agreement"] == 1.0 for g in result.gates)
-    assert [(i, done) for i, _, done in seen] == [(0, []), (1, ["a1"]), (2, ["a1", "a2", "b1", "b2"])]
+    assert [(i, done) for i, _, done in seen] == [(0, []), (1, ["a1"]), (2, ["a1", "a2", "b1"])]
     assert all(s.model == GOOD.sha256 for s in sites.values())
 
 
 def test_the_on_device_latency_bound_fails_the_gate_like_agreement_does(fleet) -> None:
     ctl, sites = fleet
-    policy = Policy(canary=("a1",), gate=Gate(max_p99_ms=1.0))
+    policy = Policy(canary=("a1",), gate=Gate(max_p99_ms=1.0, min_examples=4))
     result = ctl.rollout(SLOW, policy, PREVIOUS)
     assert result.outcome == "rolled back" and result.gates[0]["p99_ms"] == 2.0 and result.gates[0]["agreement"] == 1.0
     assert sites["a1"].model == OLD.sha256
@@ -120,7 +137,7 @@ def test_a_failure_in_a_later_wave_rolls_back_only_that_wave(fleet) -> None:
     sites["b1"].load = lambda model: (409, {"error": "digest mismatch", "sha256": OLD.sha256})  # type: ignore[method-assign]
     result = ctl.rollout(GOOD, POLICY, PREVIOUS)
     assert (result.outcome, result.failed_wave) == ("rolled back", 1)
-    assert result.rolled_back == ["a2"]  # b1 refused (kept its model); b2 is in the next batch, never loaded
+    assert result.rolled_back == ["a2"]  # b1 refused (kept its model); b2 is in the next wave, never loaded
     assert {n: s.model == GOOD.sha256 for n, s in sites.items()} == {
         "a1": True, "a2": False, "b1": False, "b2": False, "c1": False, "c2": False}
 
@@ -143,3 +160,10 @@ def test_after_a_rollback_a_cut_off_site_has_nothing_to_catch_up(fleet) -> None:
     result = ctl.rollout(BAD, POLICY, PREVIOUS)
     sites["c2"].cut = False
     assert ctl.catch_up(result, POLICY, PREVIOUS) == [] and sites["c2"].loads == []
+
+
+def test_a_gate_on_fewer_examples_than_its_minimum_fails(fleet) -> None:
+    ctl, sites = fleet
+    result = ctl.rollout(GOOD, Policy(canary=("a1",), gate=Gate(min_examples=5)), PREVIOUS)
+    assert result.outcome == "rolled back" and result.gates[0]["agreement"] == 1.0 and result.gates[0]["requests"] == 4
+    assert sites["a1"].model == OLD.sha256
