@@ -32,7 +32,10 @@ def test_answers_are_the_onnx_models_top_k(trained: Trained, tmp_path: Path) -> 
     site = Site("s", ModelStore(tmp_path / "cache"))
     with TestClient(create_app(site)) as c:
         assert c.post("/v1/infer", json={"history": [[1]]}).status_code == 503
-        assert c.post("/v1/model", json={"uri": uri, "sha256": sha}).json()["source"] == "fetched"
+        assert c.get("/v2/health/ready").status_code == 503 and c.get("/v2/health/live").status_code == 200
+        # The EdgeDeployment component writes digests as "sha256:<hex>"; the site takes either form.
+        assert c.post("/v1/model", json={"uri": uri, "sha256": f"sha256:{sha}"}).json()["source"] == "fetched"
+        assert c.get("/v2/health/ready").status_code == 200
         x = trained.histories[:20]
         r = c.post("/v1/infer", json={"history": rows(x), "k": 10}).json()
         assert r["sha256"] == sha
@@ -103,3 +106,15 @@ def test_a_restarted_site_serves_its_last_model_from_the_cache_with_the_source_g
     assert again.model is not None and (again.model.sha256, again.model.source) == (sha, "cache")
     (tmp_path / "cache" / f"{sha}.onnx").write_bytes(b"garbage")  # a damaged cache is not served
     assert not Site("s", ModelStore(tmp_path / "cache")).start_from_cache()
+
+
+def test_the_command_names_what_is_missing(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads.edge.site import main
+
+    for var in ("EDGE_SITE", "EDGE_PORT", "EDGE_CACHE_DIR", "EDGE_MODEL_URI", "EDGE_MODEL_DIGEST"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["--name", "s"]) == 2
+    assert "--port, --cache-dir required (or $EDGE_SITE, $EDGE_PORT, $EDGE_CACHE_DIR)" in capsys.readouterr().err
+    assert main(["--name", "s", "--port", "1", "--cache-dir", "/tmp/x", "--model-uri", "file:///m.onnx"]) == 2
+    assert "--model-uri and --sha256 go together" in capsys.readouterr().err

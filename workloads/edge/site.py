@@ -14,7 +14,15 @@ Routes (JSON over HTTP, loopback in the demo):
   throughout: a request holds the session it started with, the swap is one assignment.
 - ``GET /v1/health``: the model in service (digest, URI, where it came from), the previous one,
   request, error, reload and refusal counts, requests served per digest, and p50/p99 of the
-  on-device inference time over the last ``LATENCY_WINDOW`` requests.
+  on-device inference time over the last ``LATENCY_WINDOW`` requests;
+- ``GET /v2/health/live`` and ``GET /v2/health/ready`` (200 once a model is loaded, else 503): the
+  probes the ``EdgeDeployment`` component's pods use.
+
+Digests are 64 hex characters, with or without the ``sha256:`` prefix the component writes. The
+flags default to the component's site environment where it has one (``EDGE_SITE``, ``EDGE_PORT``,
+``EDGE_MODEL_URI``, ``EDGE_MODEL_DIGEST``), so the module can be the container's command; the
+on-device gate of that contract (``EDGE_GATE_*``: replaying the held-out sample before reporting
+ready) is not implemented here — in the local demo the controller measures each site instead.
 
 The cache directory holds ``<sha256>.onnx`` files and ``current.json`` (digest and URI of the model
 in service, written atomically after each swap). On start the site serves what ``current.json``
@@ -118,6 +126,7 @@ class ModelStore:
 
     def ensure(self, uri: str, sha256: str) -> tuple[Path, str]:
         """The cached file of ``sha256``, fetched from ``uri`` first when the cache lacks it; (path, source)."""
+        sha256 = sha256.removeprefix("sha256:")
         if not DIGEST.fullmatch(sha256):
             raise ModelLoadError(f"sha256={sha256!r}: expected 64 lowercase hex characters (the file's SHA-256)", 400)
         path = self.path_of(sha256)
@@ -191,7 +200,7 @@ class Site:
 
     def load_blocking(self, uri: str, sha256: str) -> Loaded:
         path, source = self.store.ensure(uri, sha256)
-        return self.store.open(path, sha256, uri, source)
+        return self.store.open(path, sha256.removeprefix("sha256:"), uri, source)
 
     def swap(self, loaded: Loaded) -> None:
         if self.model is not None and self.model.sha256 != loaded.sha256:
@@ -312,20 +321,35 @@ def create_app(site: Site) -> Any:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(site.health())
 
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> JSONResponse:
+        return JSONResponse({"ready": site.model is not None}, status_code=200 if site.model is not None else 503)
+
     return Starlette(routes=[Route("/v1/infer", infer, methods=["POST"]), Route("/v1/model", model, methods=["POST"]),
-                             Route("/v1/health", health, methods=["GET"])])
+                             Route("/v1/health", health, methods=["GET"]), Route("/v2/health/live", live, methods=["GET"]),
+                             Route("/v2/health/ready", ready, methods=["GET"])])
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workloads.edge.site", description=__doc__.split("\n")[0])
-    p.add_argument("--name", required=True, help="site name (reported on /v1/health)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cache-dir", required=True, help="model cache of this site (created if missing)")
-    p.add_argument("--model-uri", help="model to load when the cache has no current model")
-    p.add_argument("--sha256", help="digest of --model-uri (required with it)")
+    env = os.environ.get
+    p.add_argument("--name", default=env("EDGE_SITE"), help="site name, reported on /v1/health (default $EDGE_SITE)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in a pod)")
+    p.add_argument("--port", type=int, default=int(env("EDGE_PORT") or 0) or None, help="port (default $EDGE_PORT)")
+    p.add_argument("--cache-dir", default=env("EDGE_CACHE_DIR"), help="model cache of this site, created if missing "
+                   "(default $EDGE_CACHE_DIR)")
+    p.add_argument("--model-uri", default=env("EDGE_MODEL_URI") or None,
+                   help="model to load when the cache has no current model (default $EDGE_MODEL_URI)")
+    p.add_argument("--sha256", default=env("EDGE_MODEL_DIGEST") or None,
+                   help="digest of --model-uri, required with it (default $EDGE_MODEL_DIGEST)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     a = p.parse_args(argv)
+    missing = [flag for flag, value in (("--name", a.name), ("--port", a.port), ("--cache-dir", a.cache_dir)) if not value]
+    if missing:
+        print(f"error: {', '.join(missing)} required (or $EDGE_SITE, $EDGE_PORT, $EDGE_CACHE_DIR)", file=sys.stderr)
+        return 2
     if bool(a.model_uri) != bool(a.sha256):
         print("error: --model-uri and --sha256 go together (the digest from the model's manifest)", file=sys.stderr)
         return 2
