@@ -133,7 +133,7 @@ def run_edge_demo(out: Path, model_dir: Path, data_dir: Path, cfg: EdgeDemoConfi
                          bad.outcome == "rolled back" and bad.failed_wave == 0 and bad.rolled_back == [canary]
                          and after[canary]["model"]["sha256"] == models.current.sha256,
                          f"outcome {bad.outcome}, failed wave {bad.failed_wave}, rolled back {bad.rolled_back}, "
-                         f"canary agreement {bad.gates[0].get('agreement') if bad.gates else None}")
+                         f"canary agreement {bad.gates[0].get('agreement', float('nan')) if bad.gates else float('nan'):.3f}")
             untouched = [n for n, _ in names if n != canary and after[n]["model"]["sha256"] == before[n]["model"]["sha256"]
                          and after[n]["reloads"] == before[n]["reloads"]]
             report.check("non-canary sites untouched by the bad rollout", len(untouched) == cfg.sites - 1,
