@@ -74,7 +74,7 @@ class EdgeReport:
 
 def _rollout_json(r: RolloutResult) -> dict[str, Any]:
     return {"model": asdict(r.model), "outcome": r.outcome, "waves": r.waves, "failed_wave": r.failed_wave,
-            "rolled_back": r.rolled_back, "deferred": list(r.deferred), "gates": r.gates}
+            "rolled_back": r.rolled_back, "rollback_failed": r.rollback_failed, "deferred": list(r.deferred), "gates": r.gates}
 
 
 def _health_all(ctl: Controller) -> dict[str, dict[str, Any]]:

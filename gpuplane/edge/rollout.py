@@ -229,6 +229,8 @@ class RolloutResult:
     """Sites whose link was down when their wave came (and have not caught up yet)."""
     failed_wave: int | None = None
     rolled_back: list[str] = field(default_factory=list)
+    rollback_failed: list[str] = field(default_factory=list)
+    """Sites that took the model, failed, and could not be rolled back (link down): they keep it for now."""
 
 
 class Controller:
@@ -276,13 +278,18 @@ class Controller:
         result.gates.append({"site": name, "wave": wave, **figures})
         return bool(figures["passed"])
 
-    def _rollback(self, name: str, to: ModelRef, why: str) -> None:
-        code, body = self.links[name].load(to)
+    def _rollback(self, name: str, to: ModelRef, why: str) -> bool:
+        try:
+            code, body = self.links[name].load(to)
+        except LinkDown as err:  # the link dropped after the gate: the site keeps the new model until it is back
+            self.note(name, "rollback", self.records[name].sha256, f"to {to.label} NOT DONE ({err}): {why}")
+            return False
         if code != 200:
             self.note(name, "rollback", body.get("sha256"), f"to {to.label} FAILED: {code} {body.get('error')}")
-            return
+            return False
         self.records[name].rollbacks += 1
         self.note(name, "rollback", body["sha256"], f"to {to.label} ({body['source']}): {why}")
+        return True
 
     def rollout(self, model: ModelRef, policy: Policy, previous: dict[str, ModelRef],
                 before_wave: Callable[[int, list[str]], None] | None = None) -> RolloutResult:
@@ -308,8 +315,10 @@ class Controller:
             if failed:
                 result.outcome, result.failed_wave = "rolled back", i
                 for name in took:
-                    self._rollback(name, previous[name], f"gate failed at wave {i}")
-                    result.rolled_back.append(name)
+                    if self._rollback(name, previous[name], f"gate failed at wave {i}"):
+                        result.rolled_back.append(name)
+                    else:
+                        result.rollback_failed.append(name)
                 return result
         result.outcome = "completed"
         return result

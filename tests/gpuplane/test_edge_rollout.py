@@ -167,3 +167,19 @@ def test_a_gate_on_fewer_examples_than_its_minimum_fails(fleet) -> None:
     result = ctl.rollout(GOOD, Policy(canary=("a1",), gate=Gate(min_examples=5)), PREVIOUS)
     assert result.outcome == "rolled back" and result.gates[0]["agreement"] == 1.0 and result.gates[0]["requests"] == 4
     assert sites["a1"].model == OLD.sha256
+
+
+def test_a_rollback_that_finds_the_link_down_is_recorded_not_raised(fleet) -> None:
+    ctl, sites = fleet
+    real_infer = sites["a1"].infer
+
+    def infer_then_cut(history: list[int], k: int) -> tuple[int, dict]:
+        reply = real_infer(history, k)
+        sites["a1"].cut = True  # the link drops right after the gate's last answer
+        return reply
+
+    sites["a1"].infer = infer_then_cut  # type: ignore[method-assign]
+    result = ctl.rollout(BAD, POLICY, PREVIOUS)
+    assert result.outcome == "rolled back" and ctl.records["a1"].rollbacks == 0
+    assert (result.rolled_back, result.rollback_failed) == ([], ["a1"])
+    assert "NOT DONE" in ctl.records["a1"].events[-1].detail and sites["a1"].model == BAD.sha256
