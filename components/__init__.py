@@ -4,8 +4,8 @@ Names are loaded lazily so that ``components.catalog`` (used by policies and the
 does not pull in the Pulumi provider SDKs.
 
 Layout (components/README.md): one folder per capability (``cluster``, ``node_pool``,
-``training``, ``training_job``, ``inference``, ``two_tier``, ``feature_store``, ``model_registry``,
-``model_pipeline``, ``observability``), each with ``spec.py``, one module per backend and
+``training``, ``training_job``, ``federation``, ``inference``, ``two_tier``, ``feature_store``, ``model_registry``,
+``model_pipeline``, ``observability``, ``batch_job``, ``edge``), each with ``spec.py``, one module per backend and
 ``component.py``; ``aws``, ``gcp`` and ``kubernetes`` hold building blocks the capabilities share;
 ``catalog``, ``errors`` and ``features`` are the bottom layer.
 """
@@ -24,6 +24,8 @@ _EXPORTS = {
     "SpotTrainingClusterArgs": "components.training",
     "TrainingJob": "components.training_job",
     "TrainingJobArgs": "components.training_job",
+    "TrainingFederation": "components.federation",
+    "TrainingFederationArgs": "components.federation",
     "InferenceEndpoint": "components.inference",
     "InferenceEndpointArgs": "components.inference",
     "TwoTierEndpoint": "components.two_tier",
@@ -35,6 +37,10 @@ _EXPORTS = {
     "ModelRegistryArgs": "components.model_registry",
     "ModelPipeline": "components.model_pipeline",
     "ModelPipelineArgs": "components.model_pipeline",
+    "BatchJob": "components.batch_job",
+    "BatchJobArgs": "components.batch_job",
+    "EdgeDeployment": "components.edge",
+    "EdgeDeploymentArgs": "components.edge",
     "ComponentInputError": "components.errors",
 }
 

@@ -11,7 +11,17 @@ from components.features import FeatureSupport
 
 def all_supports() -> dict[str, list[FeatureSupport]]:
     """Component name -> the FeatureSupport of each of its implementations."""
-    from components import feature_store, inference, model_pipeline, model_registry, node_pool, observability, training
+    from components import (
+        batch_job,
+        edge,
+        feature_store,
+        inference,
+        model_pipeline,
+        model_registry,
+        node_pool,
+        observability,
+        training,
+    )
 
     return {
         "GpuNodePool": [node_pool.feature_support(i) for i in node_pool.IMPLEMENTATIONS],
@@ -24,6 +34,8 @@ def all_supports() -> dict[str, list[FeatureSupport]]:
         "Observability": [observability.FEATURES],
         "ModelRegistry": list(model_registry.FEATURES.values()),
         "ModelPipeline": list(model_pipeline.FEATURES.values()),
+        "BatchJob": list(batch_job.FEATURES.values()),
+        "EdgeDeployment": list(edge.FEATURES.values()),
     }
 
 

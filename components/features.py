@@ -52,9 +52,19 @@ class Feature(StrEnum):
     BUCKET_EVENTS = "bucket-events"
     SCHEDULED_RETRAINING = "scheduled-retraining"
     CANARY_ROLLOUT = "canary-rollout"
+    # batch jobs
+    SCHEDULED_RUNS = "scheduled-runs"
+    RETRY_EXIT_CODES = "retry-exit-codes"
     # observability
     GPU_METRICS = "gpu-metrics"
     MANAGED_PROMETHEUS = "managed-prometheus"
+    # edge deployment
+    EDGE_WAVES = "edge-waves"
+    EDGE_GATE = "edge-on-device-gate"
+    EDGE_ROLLBACK = "edge-auto-rollback"
+    EDGE_PRESTAGE = "edge-prestage"
+    EDGE_TENSORRT = "edge-tensorrt"
+    EDGE_OCI_MODEL = "edge-oci-model"
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,9 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.catalog_prices import app as catalog_app
 
     app.add_typer(catalog_app, name="catalog", help="Keep the catalog's prices current: refresh from a public price file, drift, age check.")
+    from gpuplane.dispatch.cli import app as dispatch_app
+
+    app.add_typer(dispatch_app, name="dispatch", help="The cost-aware MultiKueue dispatcher: pick worker clusters by price, notice, quota and data distance.")
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)

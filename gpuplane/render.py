@@ -7,8 +7,10 @@ from collections import defaultdict
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.tree import Tree
 
+from gpuplane.engine.cost import batch_estimates
 from gpuplane.engine.plan import StackPlan
 from gpuplane.engine.runtime import RecordedResource
 
@@ -27,6 +29,8 @@ def _label(r: RecordedResource) -> str:
         budget = summary.get("coldStartBudget")
         if isinstance(budget, dict) and "totalSeconds" in budget:
             parts.append(_cold_start(budget))
+        if "runEstimates" in summary:
+            parts.append(_batch(summary))
         detail = " ".join(parts)
     else:
         parts = [f"{k}={_short(r.inputs[k])}" for k in _KEY_INPUTS if k in r.inputs and r.inputs[k] not in (None, "")]
@@ -42,6 +46,13 @@ def _cold_start(budget: dict[str, Any]) -> str:
     """``coldStart=259s(node 5 + image 100 + fetch 0 + load 64 + engine 90)``; phases shown when present."""
     phases = " + ".join(f"{label} {_short(budget[key])}" for label, key in _PHASES if key in budget)
     return f"coldStart={_short(budget['totalSeconds'])}s" + (f"({phases})" if phases else "")
+
+
+def _batch(s: dict[str, Any]) -> str:
+    """``tasks=20x2602s(cold 102) timeout=3600s/cap 3600s run=$15.13``: a BatchJob's sizing and its run price."""
+    price = f" run=${float(s['usdPerRun']):,.2f}" if s.get("usdPerRun") is not None else ""
+    return (f"tasks={_short(s.get('tasks'))}x{_short(s.get('taskSeconds'))}s(cold {_short(s.get('coldStartSeconds'))}) "
+            f"timeout={_short(s.get('taskTimeoutSeconds'))}s/cap {_short(s.get('taskCapSeconds'))}s{price}")
 
 
 def _short(v: Any) -> str:
@@ -69,15 +80,72 @@ def tree(plan: StackPlan) -> Tree:
 
     def add(node: Tree, parent: str | None) -> None:
         for r in children.get(parent, []):
-            add(node.add(_label(r)), r.urn)
+            child = node.add(_label(r))
+            summary = r.inputs.get("gpuplane")
+            if isinstance(summary, dict) and "runEstimates" in summary:
+                runs = child.add("[dim]one run on each platform[/dim]")
+                for line in batch_estimates(summary):
+                    runs.add(escape(line), highlight=False)
+            add(child, r.urn)
 
     add(root, None)
     return root
 
 
+def edge_rollouts(plan: StackPlan) -> list[tuple[str, dict[str, Any]]]:
+    """(name, plan summary) of every EdgeDeployment in the plan (its ``gpuplane`` input has ``edge: true``)."""
+    return [(r.name, r.inputs["gpuplane"]) for r in plan.resources
+            if isinstance(r.inputs.get("gpuplane"), dict) and r.inputs["gpuplane"].get("edge") is True]
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def print_edge_rollout(name: str, summary: dict[str, Any], console: Console) -> None:
+    """Per wave and per site: bytes, time at the declared bandwidth, egress cost, pre-stage window, disconnect contract.
+
+    Reads the summary as recorded (numbers may arrive as floats, ``None`` values may be absent)."""
+    from rich.table import Table
+
+    model = summary["model"]
+    source = summary.get("source")
+    console.print(f"[bold]edge rollout {name}[/bold]: model {model['digest'][:19]}.. ({_short(model['sizeMib'])} MiB, {model['quantization']}), "
+                  f"{_short(summary['promotedWaves'])} of {len(summary['waves'])} waves promoted; egress "
+                  + (f"${_short(summary['egressUsdPerGib'])}/GiB from {'/'.join(source)}" if source else "not priced"), highlight=False)
+    waves = Table("wave", "sites", "fleet%", "up", "gate p99ms/agree", "MiB", "time", "cost $")
+    for w in summary["waves"]:
+        cost = w.get("costUsd")
+        waves.add_row(f"{_short(w['index'])} {w['name']}", ", ".join(w["sites"]), _short(w["percent"]), "yes" if w["promoted"] else "no",
+                      f"{_short(w['gate']['p99LatencyMs'])}/{_short(w['gate']['minAgreement'])}", f"{w['bytes'] / 2**20:.1f}",
+                      _hours(w["seconds"]), "-" if cost is None else f"{cost:.4f}")
+    console.print(waves)
+    sites = Table("site", "kind", "wave", "runtime", "MiB", "time", "cost $", "pre-stage (UTC)", "offline h", "outage h")
+    unchecked = False
+    for s in summary["sites"]:
+        t, o = s["transfer"], s["offline"]
+        window = t.get("window")
+        prestage = "any time" if window is None else f"{window} x{_short(t['windowsNeeded'])}"
+        hours = o.get("offlineHours")
+        offline = ("unlimited" if hours is None else f"{_short(hours)}") + f" ({o['limitedBy']})" + (" *" if o.get("unchecked") else "")
+        unchecked = unchecked or bool(o.get("unchecked"))
+        cost = t.get("costUsd")
+        sites.add_row(s["name"], s["kind"], _short(s["wave"]), s["runtime"], f"{t['bytes'] / 2**20:.1f}", _hours(t["seconds"]),
+                      "-" if cost is None else f"{cost:.4f}", prestage, offline, _short(o["maxOutageHours"]))
+    console.print(sites)
+    for s in summary["sites"]:
+        console.print(f"  runtime {s['name']}: {s['runtimeReason']}", highlight=False)
+    if unchecked:
+        console.print("  * credentials not declared (credential_validity_hours): not checked", highlight=False)
+    for note in summary.get("notes", []):
+        console.print(f"  note: {note}", highlight=False)
+
+
 def print_tree(plan: StackPlan, console: Console | None = None) -> None:
     console = console or Console()
     console.print(tree(plan))
+    for name, summary in edge_rollouts(plan):
+        print_edge_rollout(name, summary, console)
     if plan.validation_problems:
         console.print(f"[red]{len(plan.validation_problems)} validation problem(s):[/red]")
         for p in plan.validation_problems:
@@ -122,6 +190,9 @@ def markdown(plan: StackPlan) -> str:
             counts[d.type] += 1
         lines.append(f"<details><summary><b>{top.name}</b> <code>{top.type}</code> — {len(descendants)} children</summary>")
         lines.append("")
+        summary = top.inputs.get("gpuplane")
+        if isinstance(summary, dict) and "runEstimates" in summary:
+            lines += ["One run on each platform:", ""] + [f"- {x}" for x in batch_estimates(summary)] + [""]
         lines.append("| type | count |")
         lines.append("| --- | ---: |")
         lines += [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]

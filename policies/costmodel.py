@@ -31,6 +31,10 @@ What is priced, and how:
 - Databases (the ModelRegistry's RDS / Cloud SQL instances): instance-hours from the catalog
   (RDS ``<class>-<engine>-hour``; Cloud SQL ``db-custom`` tiers as vCPU + memory hours), doubled
   for Multi-AZ / REGIONAL, plus provisioned storage, all month (they do not scale to zero).
+- Batch jobs (BatchJob summaries): the planned price of one run on the job's platform (tasks x
+  (cold start + work) at its rate, components/batch_job/planner.py) x ``runsPerMonth``; a Kueue
+  job runs on the cluster's pools, priced there. The summary also prices a run on every other
+  platform (``runEstimates``), which ``gpuplane plan`` prints.
 - Buckets: the usage profile's ``storageGib`` split evenly over the plan's buckets x the
   region's $/GiB-month.
 
@@ -75,6 +79,7 @@ USAGE_KEYS: dict[str, tuple[str, float, float]] = {
     "expectedNodeFraction": ("expected_node_fraction", 0.0, 1.0),
     "onlineReadsPerMonth": ("online_reads_per_month", 0.0, math.inf),
     "onlineStorageGib": ("online_storage_gib", 0.0, math.inf),
+    "rolloutsPerMonth": ("rollouts_per_month", 0.0, math.inf),
 }
 """camelCase key -> (attribute, lowest, highest)."""
 
@@ -91,6 +96,8 @@ class Usage:
     """Online feature lookups per month (request-priced online stores: DynamoDB, Datastore)."""
     online_storage_gib: float = 5.0
     """Data kept in the online store, GiB (when the store's summary does not say)."""
+    rollouts_per_month: float = 4.0
+    """Models a pipeline promotes per month (each is copied to every ``replicate_to`` bucket)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
@@ -292,6 +299,23 @@ def _pool_cost(
     )
 
 
+def _batch_cost(view: ResourceView) -> ResourceCost:
+    """A BatchJob: its planned price per run (cold starts included) x runs per month, spread over the month's hours.
+
+    min 0 (no run), expected at ``runsPerMonth``, max the same (runs are not capped). Kueue jobs on a
+    cluster run on its pools, priced there: 0 here."""
+    s = view.summary
+    if s.get("platform") == "kueue":
+        return ResourceCost(view.urn, view.type, view.name, ZERO, "kueue: its tasks run on the cluster's node pools, priced there")
+    per_run, runs = number(s.get("usdPerRun")), number(s.get("runsPerMonth"))
+    if per_run is None or runs is None:
+        return ResourceCost(view.urn, view.type, view.name, None, "batch job has no planned price per run.")
+    hourly = per_run * runs / HOURS_PER_MONTH
+    est = next((e for e in s.get("runEstimates") or [] if isinstance(e, dict) and e.get("platform") == s.get("platform")), {})
+    basis = f"{_money(per_run)} per run x {runs:g} runs/month ({est.get('reason', 'planned')})"
+    return ResourceCost(view.urn, view.type, view.name, Range(0.0, hourly, hourly), basis)
+
+
 def _replica_hours_per_day(min_r: float, max_r: float, busy: float, tail_seconds: float) -> tuple[Range, str]:
     awake = min(24.0, busy + busy * tail_seconds / 3600.0)
     expected = max(min_r * 24.0, awake if max_r >= 1 else 0.0)
@@ -388,7 +412,7 @@ class _Graph:
         return any(v.component == component and view in self.ancestors(v) for v in self.views)
 
 
-_PRICED_COMPONENTS = {"GpuNodePool", "KubernetesCluster", "SpotTrainingCluster", "InferenceEndpoint", "FeatureStore"}
+_PRICED_COMPONENTS = {"GpuNodePool", "KubernetesCluster", "SpotTrainingCluster", "InferenceEndpoint", "FeatureStore", "BatchJob"}
 
 
 def price_resources(views: Iterable[ResourceView], usage: Usage, catalog: Catalog) -> CostReport:
@@ -459,6 +483,8 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
         return out
     if comp == "KubernetesCluster":
         return _cluster_cost(v, catalog)
+    if comp == "BatchJob":
+        return [_batch_cost(v)]
     if comp == "InferenceEndpoint":
         e = endpoint_facts(s)
         kind = e["platform"] if e["platform"] in ("cloud-run", "sagemaker") else None
@@ -484,6 +510,8 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
                 zonal_redundancy=e["zonalRedundancy"],
             )
         ]
+    if comp == "ModelPipeline" and s.get("replication"):
+        return _replication_cost(v, usage)
     if comp == "FeatureStore":
         return _feature_store_cost(v, catalog, usage)
     if comp is not None:
@@ -652,6 +680,21 @@ def _price_one(v: ResourceView, usage: Usage, catalog: Catalog, graph: _Graph, n
     if t == "gcp:vertex/aiFeatureOnlineStore:AiFeatureOnlineStore":
         return _vertex_store_cost(v, catalog, p, region_of(v))
     return []
+
+
+def _replication_cost(v: ResourceView, usage: Usage) -> list[ResourceCost]:
+    """Train here, serve there: each promoted model copied to another cloud's bucket (egress per rollout, from the plan)."""
+    out = []
+    for r in v.summary.get("replication") or []:
+        if not isinstance(r, dict):
+            continue
+        per = number(r.get("usdPerRollout")) or 0.0
+        h = per * usage.rollouts_per_month / HOURS_PER_MONTH
+        basis = (f"{usage.rollouts_per_month:g} rollouts/month (usage rolloutsPerMonth) x {number(r.get('gibPerRollout')) or 0:g} GiB x "
+                 f"${number(r.get('usdPerGib')) or 0:g}/GiB {r.get('scope')} egress to {r.get('url')} ({r.get('cloud')} {r.get('region')}), "
+                 f"{number(r.get('transferSeconds')) or 0:g} s per copy; {r.get('egressSource')}")
+        out.append(ResourceCost(v.urn, v.type, v.name, Range(h, h, h), basis, f"replication to {r.get('url')}"))
+    return out
 
 
 def _rds_cost(v: ResourceView, catalog: Catalog) -> ResourceCost:

@@ -85,8 +85,8 @@ GPU_TYPES_ALLOWED = ResourceRule(
 def check_pool_max_nodes(view: ResourceView, cfg: Config) -> list[str]:
     limit = float(cfg.get("maxNodesPerPool", 16))
     out: list[str] = []
-    if view.component == "InferenceEndpoint" or view.component == "TrainingJob":
-        return out
+    if view.component in ("InferenceEndpoint", "TrainingJob", "BatchJob"):
+        return out  # replicas / tasks, not pool nodes
     for r in _requests(view):
         if view.type.startswith("gcp:cloudrunv2") or view.type.startswith("aws:sagemaker"):
             continue
@@ -123,7 +123,7 @@ def check_total_gpus(views: list[ResourceView], cfg: Config) -> list[tuple[str |
     for v in views:
         if v.component == "TrainingJob" or (
             v.component == "InferenceEndpoint" and endpoint_facts(v.summary)["platform"] == "knative"
-        ):
+        ) or (v.component == "BatchJob" and v.summary.get("platform") == "kueue"):
             continue  # these run on pools that are counted already
         if v.component == "SpotTrainingCluster" and _has_pool_children(views, v):
             continue

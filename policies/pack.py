@@ -7,7 +7,20 @@ serves ``RULES`` to the Pulumi CLI, ``gpuplane plan`` evaluates them in-process.
 
 from __future__ import annotations
 
-from policies import cost, exemptions, gpu, network, placement, pods, reliability, security, storage, tagging
+from policies import (
+    batch,
+    cost,
+    edge,
+    exemptions,
+    gpu,
+    network,
+    placement,
+    pods,
+    reliability,
+    security,
+    storage,
+    tagging,
+)
 from policies.framework import Config, ResourceRule, Rule
 from policies.resources import ResourceView, label
 
@@ -33,6 +46,9 @@ RULES: list[Rule] = [
     cost.ENDPOINT_SCALE_TO_ZERO,
     cost.IDLE_TIMEOUT_BOUNDS,
     cost.TWO_TIER_STEADY_BOUNDED,
+    # batch
+    batch.BATCH_ON_SPOT,
+    batch.BATCH_TIMEOUT_SET,
     # gpu
     gpu.GPU_TYPES_ALLOWED,
     gpu.GPU_POOL_MAX_NODES,
@@ -46,6 +62,8 @@ RULES: list[Rule] = [
     reliability.SPOT_CHECKPOINTING,
     reliability.GPU_POOL_TAINTED,
     reliability.ENDPOINT_READINESS,
+    # edge
+    edge.EDGE_ARTIFACTS_PINNED,
     # security
     storage.STORAGE_ENCRYPTED,
     storage.STORAGE_NOT_PUBLIC,

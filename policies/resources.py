@@ -394,6 +394,18 @@ def gpu_requests(view: ResourceView, catalog: Catalog) -> list[GpuRequest]:
                 s.get("capacityType"),
             )
         )
+    elif view.component == "BatchJob" and s.get("accelerator") and number(s.get("gpus")):
+        out.append(
+            GpuRequest(
+                s["accelerator"],
+                int(number(s.get("gpus")) or 1),
+                s.get("instanceType"),
+                s.get("cloud"),
+                number(s.get("parallelism")),
+                0.0,
+                s.get("capacityType"),
+            )
+        )
     elif t == "aws:eks/nodeGroup:NodeGroup":
         for it in p.get("instanceTypes") or []:
             found = aws_type(catalog, it)

@@ -17,7 +17,16 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from stacks.config import load_config  # noqa: E402
-from stacks.recipes import feature_store, gpu_platform, inference, model_loop, observability, training, two_tier  # noqa: E402
+from stacks.recipes import (  # noqa: E402
+    batch_jobs,
+    feature_store,
+    gpu_platform,
+    inference,
+    model_loop,
+    observability,
+    training,
+    two_tier,
+)
 
 config = load_config()
 platform = gpu_platform(config, name=f"{pulumi.get_stack()}-cluster")
@@ -27,6 +36,7 @@ two_tier_endpoints = two_tier(config, platform)
 training_cluster, training_jobs = training(config, platform, name=f"{pulumi.get_stack()}-train")
 registry, pipeline = model_loop(config, platform, name=f"{pulumi.get_stack()}-models")
 monitoring = observability(config, platform, name=f"{pulumi.get_stack()}-observability")
+batches = batch_jobs(config, platform)
 
 pulumi.export("cloud", platform.cluster.facts.cloud)
 pulumi.export("region", platform.cluster.facts.region)
@@ -47,3 +57,5 @@ if pipeline is not None:
     pulumi.export("modelPipeline", {"implementation": pipeline.plan.implementation, "namespace": pipeline.plan.namespace, "trigger": pipeline.plan.trigger.kind})
 if monitoring is not None:
     pulumi.export("observability", {"grafana": monitoring.grafana_service, "dashboards": monitoring.dashboards, "alerts": monitoring.alerts})
+if batches:
+    pulumi.export("batchJobs", {n: {"tasks": j.tasks, "usdPerRun": j.usd_per_run, "launch": j.launch} for n, j in batches.items()})

@@ -202,6 +202,10 @@ class TrainingPoolConfig(_Model):
     max_nodes: int = Field(1, ge=1)
     efa: bool = False
     compact_placement: bool | None = None
+    node_vcpus: int | None = Field(None, ge=1)
+    """existing clusters: vCPUs of the pool's GPU nodes (their shape is not in the catalog)."""
+    node_memory_gib: float | None = Field(None, gt=0)
+    """existing clusters: memory of the pool's GPU nodes, GiB."""
 
 
 class TrainingTeamConfig(_Model):
@@ -239,6 +243,55 @@ class TrainingConfig(_Model):
     """Buckets the teams may read training data from (s3:// on AWS, gs:// on GCP)."""
     jobs: list[TrainingJobConfig] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
+
+
+class BatchTriggerConfig(_Model):
+    kind: Literal["bucket-objects", "schedule", "none"]
+    prefix_uri: str | None = None
+    """bucket-objects: the prefix to watch (default: the dataset URI)."""
+    suffix: str | None = None
+    schedule: str | None = None
+    """schedule: five-field cron, UTC."""
+    queue: str | None = None
+    """kueue + bucket-objects: the SQS queue or Pub/Sub subscription the bucket notifies."""
+
+
+class BatchJobConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    platform: Literal["cloud-run", "aws-batch", "sagemaker", "kueue"]
+    image: str
+    """Workload image (workloads/batch/Dockerfile for the reference batch inference)."""
+    dataset_uri: str
+    output_uri: str
+    items: int = Field(ge=1)
+    items_per_second: float = Field(gt=0)
+    """Throughput of one task (items/s): an estimate, or measured with benchmarks/batch_throughput.py."""
+    throughput_basis: Literal["estimate", "measured"] = "estimate"
+    accelerator: str | None = None
+    gpus: int | None = Field(None, ge=0)
+    cpu: float | None = Field(None, gt=0)
+    memory_gib: float | None = Field(None, gt=0)
+    image_size_gib: float | None = Field(None, gt=0)
+    model_size_gib: float | None = Field(None, ge=0)
+    max_attempts: int = Field(3, ge=1)
+    spot: bool | None = None
+    max_task_seconds: int | None = Field(None, ge=60)
+    tasks: int | None = Field(None, ge=1)
+    parallelism: int | None = Field(None, ge=1)
+    model_version: str = "1"
+    reprocess_on_new_model_version: bool = False
+    trigger: BatchTriggerConfig | None = None
+    runs_per_month: float | None = Field(None, ge=0)
+    """Cost model: runs a month (default 30 with a trigger, 1 without)."""
+    region: str | None = None
+    """cloud-run / aws-batch / sagemaker: default the cluster's region."""
+    project: str | None = None
+    """cloud-run: default the cluster's project."""
+    sagemaker_mode: Literal["processing", "transform"] | None = None
+    team: str | None = None
+    """kueue: the training team whose namespace and LocalQueue admit the job (needs gpuplane:training)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """More tags on the job's resources (e.g. a policy exemption with its reason)."""
 
 
 class FeatureStoreConfig(_Model):
@@ -288,6 +341,14 @@ class PipelineCanaryConfig(_Model):
     prometheus_url: str | None = None
 
 
+class PipelineReplicaConfig(_Model):
+    """A serving cloud's bucket the pipeline copies each promoted model to (components/model_pipeline/replication.py)."""
+
+    url: str = Field(pattern=r"^(s3|gs)://")
+    region: str
+    model_size_gib: float = Field(gt=0)
+
+
 class ModelPipelineConfig(_Model):
     """The model loop (components/model_pipeline/): retrain, evaluate, gate, canary."""
 
@@ -307,6 +368,8 @@ class ModelPipelineConfig(_Model):
     endpoint: str | None = None
     """Name of a knative endpoint of this stack to roll promoted models out to."""
     canary: PipelineCanaryConfig | None = None
+    replicate_to: list[PipelineReplicaConfig] = Field(default_factory=list)
+    """Buckets in other clouds/regions each promoted model is copied to (train here, serve there)."""
 
 
 class ObservabilityConfig(_Model):
@@ -342,6 +405,8 @@ class UsageProfile(_Model):
     """Online feature lookups per month (prices request-priced stores: DynamoDB, Datastore)."""
     online_storage_gib: float = Field(5.0, ge=0)
     """Data in the online feature store, GiB."""
+    rollouts_per_month: float = Field(4.0, ge=0)
+    """Models the model pipeline promotes per month (each copied to every replicateTo bucket)."""
 
 
 class StackConfig(_Model):
@@ -361,6 +426,8 @@ class StackConfig(_Model):
     """MLflow tracking and registry for the model loop."""
     model_pipeline: ModelPipelineConfig | None = None
     """The model loop (needs modelRegistry; on a cluster also training)."""
+    batch_jobs: list[BatchJobConfig] = Field(default_factory=list)
+    """Finite batches over datasets (batch inference, feature extraction, evaluation), sharded to fit each platform."""
     observability: ObservabilityConfig | None = None
     """kube-prometheus-stack, GPU/serving/training monitors, dashboards and alerts on the stack's cluster."""
     """The retail feature definition (workloads/features) on the stack's target."""
@@ -380,6 +447,10 @@ class StackConfig(_Model):
         for i, t in enumerate(self.two_tier_endpoints):
             if t.pool not in pools:
                 raise ValueError(f"twoTierEndpoints[{i}].pool '{t.pool}' is not a pool of this stack. Use one of {sorted(pools)}")
+        teams = {t.name for t in self.training.teams} if self.training else set()
+        for i, j in enumerate(self.batch_jobs):
+            if j.platform == "kueue" and j.team not in teams:
+                raise ValueError(f"batchJobs[{i}].team {j.team!r} is not a training team of this stack; a kueue job runs in a team's queue. Use one of {sorted(teams)} (gpuplane:training.teams)")
         mp = self.model_pipeline
         if mp is not None:
             if self.model_registry is None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.batch_job import BatchJob, BatchJobArgs
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.inference import InferenceEndpoint, InferenceEndpointArgs
@@ -21,6 +22,7 @@ from components.training import SpotTrainingCluster, SpotTrainingClusterArgs
 from components.training_job import TrainingJob, TrainingJobArgs
 from components.two_tier import TwoTierEndpoint, TwoTierEndpointArgs
 from stacks.config import (
+    BatchJobConfig,
     ClusterConfig,
     GpuPoolConfig,
     InferenceEndpointConfig,
@@ -224,6 +226,8 @@ def training(stack: StackConfig, platform: Platform, name: str) -> tuple[SpotTra
             pool["instance_type"] = p.instance_type
         if p.compact_placement is not None:
             pool["compact_placement"] = p.compact_placement
+        if p.node_vcpus is not None and p.node_memory_gib is not None:
+            pool.update(node_vcpus=p.node_vcpus, node_memory_gib=p.node_memory_gib)
         pools.append(pool)
     teams = [
         {"name": t.name, **({"namespace": t.namespace} if t.namespace else {}), **({"gpu_quota": dict(t.gpu_quota)} if t.gpu_quota else {})}
@@ -335,6 +339,8 @@ def model_loop(stack: StackConfig, platform: Platform, name: str) -> tuple[Model
         if c.prometheus_url:
             canary["prometheus_url"] = c.prometheus_url
         p_args["canary"] = canary  # type: ignore[typeddict-item]
+    if pc.replicate_to:
+        p_args["replicate_to"] = [{"url": r.url, "region": r.region, "model_size_gib": r.model_size_gib} for r in pc.replicate_to]
     pipeline = ModelPipeline(pc.name, p_args)
     platform.extras["model_pipeline"] = pipeline
     return registry, pipeline
@@ -365,4 +371,50 @@ def observability(stack: StackConfig, platform: Platform, name: str) -> Observab
     for key, value in cfg.model_dump(exclude_none=True).items():
         args[key] = value  # type: ignore[literal-required]
     return Observability(name, args)
+
+
+def batch_job_args(cfg: BatchJobConfig, stack: StackConfig, platform: Platform) -> BatchJobArgs:
+    args: BatchJobArgs = {
+        "platform": cfg.platform,
+        "image": cfg.image,
+        "dataset_uri": cfg.dataset_uri,
+        "output_uri": cfg.output_uri,
+        "items": cfg.items,
+        "items_per_second": cfg.items_per_second,
+        "throughput_basis": cfg.throughput_basis,
+        "max_attempts": cfg.max_attempts,
+        "model_version": cfg.model_version,
+        "reprocess_on_new_model_version": cfg.reprocess_on_new_model_version,
+        "tags": {**stack.tags, **cfg.tags},
+    }
+    optional = {
+        "accelerator": cfg.accelerator, "gpus": cfg.gpus, "cpu": cfg.cpu, "memory_gib": cfg.memory_gib, "image_size_gib": cfg.image_size_gib,
+        "model_size_gib": cfg.model_size_gib, "spot": cfg.spot, "max_task_seconds": cfg.max_task_seconds, "tasks": cfg.tasks,
+        "parallelism": cfg.parallelism, "runs_per_month": cfg.runs_per_month, "sagemaker_mode": cfg.sagemaker_mode,
+    }
+    args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
+    if cfg.trigger is not None:
+        args["trigger"] = {k: v for k, v in cfg.trigger.model_dump().items() if v is not None}  # type: ignore[typeddict-item]
+    cluster = platform.cluster
+    if cfg.platform == "kueue":
+        tc, _ = platform.extras["training"]
+        args.update(training_cluster=tc, team=cfg.team or "")
+        if cfg.spot is None:  # the queue's flavors decide: spot when the training cluster tries spot first
+            args["spot"] = tc.plan.pools[0].capacities[0].capacity == "spot"
+    else:
+        args["region"] = cfg.region or stack.cluster.region or ""
+    if cfg.platform == "cloud-run":
+        args["project"] = cfg.project or stack.cluster.project or ""
+    if cfg.platform == "aws-batch" and cluster.subnet_ids_by_zone and cluster.security_group_id is not None:
+        # The tasks run in the stack's VPC, on the cluster's private subnets and node security group.
+        args["subnet_ids"] = list(cluster.subnet_ids_by_zone.values())  # type: ignore[typeddict-item]
+        args["security_group_ids"] = [cluster.security_group_id]  # type: ignore[typeddict-item]
+    return args
+
+
+def batch_jobs(stack: StackConfig, platform: Platform) -> dict[str, BatchJob]:
+    """The stack's batch jobs (kueue ones in a training team's queue, after the training recipe ran)."""
+    jobs = {j.name: BatchJob(j.name, batch_job_args(j, stack, platform)) for j in stack.batch_jobs}
+    platform.extras["batch_jobs"] = jobs
+    return jobs
 

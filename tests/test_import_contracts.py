@@ -3,7 +3,10 @@
 - The import-linter contracts in pyproject.toml hold (the same check as ``make lint``'s ``lint-imports``).
 - No import circles: none inside ``components/``, none in the whole package. Every import counts,
   including those under ``if TYPE_CHECKING:`` and inside functions (a lazy import still ties two
-  modules together for a reader).
+  modules together for a reader). ``from pkg import sub`` counts as importing ``pkg`` too (its
+  ``__init__`` runs first), so a package whose ``__init__`` imports a submodule that does
+  ``from pkg import sibling`` is a circle, as farm-studio reports it; grimp alone records only
+  ``pkg.sub``.
 - One capability uses another only through its public names: ``components.<capability>``, never
   ``components.<capability>.<module>``.
 """
@@ -27,9 +30,31 @@ def graph() -> grimp.ImportGraph:
     return grimp.build_graph(*PACKAGES, cache_dir=None)
 
 
+def _from_packages(graph: grimp.ImportGraph, importer: str, imported: str) -> set[str]:
+    """The ``X`` of each ``from X import name`` line behind an import of ``imported`` (a package whose
+    submodule was imported by name), when ``X`` is not ``imported`` itself."""
+    found = set()
+    for d in graph.get_import_details(importer=importer, imported=imported):
+        words = d.get("line_contents", "").split()
+        if len(words) >= 3 and words[0] == "from" and words[2] == "import" and words[1] != imported \
+                and imported.startswith(words[1] + "."):
+            found.add(words[1])
+    return found
+
+
+def _successors(graph: grimp.ImportGraph, module: str, modules: set[str]) -> set[str]:
+    direct = graph.find_modules_directly_imported_by(module)
+    out = set(direct)
+    for imported in direct:
+        out |= _from_packages(graph, module, imported)
+    out.discard(module)
+    return out & modules
+
+
 def import_cycles(graph: grimp.ImportGraph, scope: str | None = None) -> list[list[str]]:
     """Groups of modules that import each other in a loop (strongly connected components), within ``scope``."""
     modules = {m for m in graph.modules if scope is None or m == scope or m.startswith(scope + ".")}
+    succ = {m: sorted(_successors(graph, m, modules)) for m in modules}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -40,7 +65,7 @@ def import_cycles(graph: grimp.ImportGraph, scope: str | None = None) -> list[li
         if root in index:
             continue
         # Tarjan's algorithm, iterative: (module, its remaining successors)
-        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root) & modules)))]
+        work = [(root, iter(succ[root]))]
         index[root] = low[root] = counter
         counter += 1
         stack.append(root)
@@ -54,7 +79,7 @@ def import_cycles(graph: grimp.ImportGraph, scope: str | None = None) -> list[li
                     counter += 1
                     stack.append(nxt)
                     on_stack.add(nxt)
-                    work.append((nxt, iter(sorted(graph.find_modules_directly_imported_by(nxt) & modules))))
+                    work.append((nxt, iter(succ[nxt])))
                     advanced = True
                     break
                 if nxt in on_stack:
@@ -84,10 +109,11 @@ def _describe(graph: grimp.ImportGraph, cycles: list[list[str]]) -> str:
         members = set(group)
         lines.append("circle: " + ", ".join(group))
         for m in group:
-            for n in sorted(graph.find_modules_directly_imported_by(m) & members):
+            for n in sorted(graph.find_modules_directly_imported_by(m)):
                 details = graph.get_import_details(importer=m, imported=n)
                 where = ", ".join(f"line {d['line_number']}" for d in details) or "?"
-                lines.append(f"    {m} -> {n} ({where})")
+                for target in sorted(({n} | _from_packages(graph, m, n)) & members - {m}):
+                    lines.append(f"    {m} -> {target} ({where})")
     return "\n".join(lines)
 
 
@@ -108,6 +134,19 @@ def test_the_cycle_finder_finds_a_circle() -> None:
     assert import_cycles(g, "p") == []
     g.add_import(importer="p.c", imported="p.a")
     assert import_cycles(g, "p") == [["p.a", "p.b", "p.c"]]
+
+
+def test_the_cycle_finder_sees_a_package_and_its_own_submodule() -> None:
+    """``p/__init__`` imports ``p.a``; ``p.a`` does ``from p import b``: grimp records only ``p.a -> p.b``, but
+    ``p``'s ``__init__`` runs for it, so ``p`` and ``p.a`` are a circle. ``import p.b`` is not."""
+    g = grimp.ImportGraph()
+    for m in ("p", "p.a", "p.b"):
+        g.add_module(m)
+    g.add_import(importer="p", imported="p.a", line_number=1, line_contents="from p.a import run")
+    g.add_import(importer="p.a", imported="p.b", line_number=1, line_contents="import p.b")
+    assert import_cycles(g, "p") == []
+    g.add_import(importer="p.a", imported="p.b", line_number=2, line_contents="from p import b")
+    assert import_cycles(g, "p") == [["p", "p.a"]]
 
 
 def test_no_import_circles_in_components(graph: grimp.ImportGraph) -> None:

@@ -86,3 +86,14 @@ def bucket_statements(bucket_name: str, key_arn: str | None, partition: str) -> 
     if key_arn:
         statements.append({"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": key_arn})
     return statements
+
+
+def prefix_statements(bucket_name: str, prefix: str, write: bool, partition: str) -> list[dict[str, Any]]:
+    """Read (and with ``write``, write and delete) the objects under one prefix, and list the bucket (pure)."""
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] if write else ["s3:GetObject"]
+    objects = f"arn:{partition}:s3:::{bucket_name}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}*"
+    return [
+        {"Effect": "Allow", "Action": actions, "Resource": objects},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:{partition}:s3:::{bucket_name}"},
+    ]
+

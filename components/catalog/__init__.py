@@ -1,7 +1,7 @@
 """The GPU catalog: facts as data, one loader, shared lookups.
 
 Components, policies, the cost model and the simulator all read GPU, instance, region, price,
-notice-window, storage-bandwidth and engine-start facts from here and nowhere else. The facts live in CSV files under
+notice-window, storage-bandwidth, egress and engine-start facts from here and nowhere else. The facts live in CSV files under
 ``data/``; every price row carries ``source`` and ``fetched_at``.
 
 The loader is strict, because catalogs in the wild carry placeholder prices (700.0), duplicate
@@ -26,16 +26,20 @@ from pathlib import Path
 from components.catalog.records import (
     CAPACITIES,
     DATA_DIR,
+    EGRESS_SCOPES,
     HOURS_PER_MONTH,
     MAX_PLAUSIBLE_GIB_PER_SECOND,
     MAX_PLAUSIBLE_USD_PER_HOUR,
     SENTINEL_PRICES,
     SERVING_RUNTIMES,
     Accelerator,
+    BatchLimit,
     Capacity,
     CatalogError,
     Cloud,
     CloudFacts,
+    EdgeGpu,
+    Egress,
     EngineStart,
     InstanceType,
     Offering,
@@ -138,6 +142,9 @@ class Catalog:
         self.serverless: dict[tuple[str, str, str, str], ServerlessRate] = {}
         self.storage: dict[str, StorageBandwidth] = {}
         self.engine_starts: dict[str, EngineStart] = {}
+        self.batch_limits: dict[tuple[str, str], BatchLimit] = {}
+        self.egress_rows: dict[tuple[str, str], Egress] = {}
+        self.edge_gpus: dict[str, EdgeGpu] = {}
         # price rows exactly as shipped, for the cost model's "basis" text
         self.price_rows: dict[tuple[str, ...], PriceRow] = {}
         self._load()
@@ -160,6 +167,9 @@ class Catalog:
         self._load_serverless()
         self._load_storage()
         self._load_engine_starts()
+        self._load_batch_limits()
+        self._load_egress()
+        self._load_edge_gpus()
 
     def _load_accelerators(self) -> None:
         rows = _Rows(self._path("accelerators.csv"), ["name", "memory_gib", "bf16_dense_tflops", "interconnect"])
@@ -389,6 +399,47 @@ class Catalog:
         if missing:
             raise CatalogError(f"serving_runtimes.csv: no row for {missing}. Add one per runtime.")
 
+    def _load_batch_limits(self) -> None:
+        rows = _Rows(self._path("batch_limits.csv"), ["platform", "limit", "value", "unit", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            platform, limit = rows.text(line, r, "platform"), rows.text(line, r, "limit")
+            _unique(seen, (platform, limit), rows, line)
+            unit = rows.choice(line, r, "unit", ("seconds", "tasks", "attempts", "instances", "megabytes", "gpus"))
+            value = rows.number(line, r, "value", positive=unit != "gpus")
+            self.batch_limits[(platform, limit)] = BatchLimit(platform, limit, value, unit, rows.text(line, r, "source"), self._date(rows, line, r))
+
+    def _load_egress(self) -> None:
+        rows = _Rows(self._path("egress.csv"), ["cloud", "scope", "usd_per_gib", "gib_per_second", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            cloud = rows.choice(line, r, "cloud", ("aws", "gcp", "kubernetes"))
+            scope = rows.choice(line, r, "scope", EGRESS_SCOPES)
+            _unique(seen, (cloud, scope), rows, line)
+            usd = rows.number(line, r, "usd_per_gib", positive=False)
+            if not 0.0 <= usd < 1.0:
+                raise rows.fail(line, f"column 'usd_per_gib' = {usd:g} is not a plausible egress price (clouds charge cents per GiB). Check the unit: USD per GiB.")
+            rate = rows.number(line, r, "gib_per_second")
+            if rate > MAX_PLAUSIBLE_GIB_PER_SECOND:
+                raise rows.fail(line, f"column 'gib_per_second' = {rate:g} is above {MAX_PLAUSIBLE_GIB_PER_SECOND:g} GiB/s. Check the unit: GiB per second.")
+            self.egress_rows[(cloud, scope)] = Egress(cloud, scope, usd, rate, rows.text(line, r, "source"), self._date(rows, line, r))  # type: ignore[arg-type]
+        missing = [(c, s) for c in ("aws", "gcp", "kubernetes") for s in EGRESS_SCOPES if (c, s) not in self.egress_rows]
+        if missing:
+            raise CatalogError(f"egress.csv: no row for {missing}. Add one per (cloud, scope).")
+
+    def _load_edge_gpus(self) -> None:
+        rows = _Rows(self._path("edge_gpus.csv"), ["name", "architecture", "compute_capability", "tensorrt", "source", "fetched_at"])
+        seen: dict[tuple[str, ...], int] = {}
+        for line, r in rows:
+            name = rows.text(line, r, "name")
+            _unique(seen, (name,), rows, line)
+            tensorrt = rows.choice(line, r, "tensorrt", ("true", "false")) == "true"
+            note = r.get("note", "")
+            if not tensorrt and not note:
+                raise rows.fail(line, "column 'note' is blank on a GPU without TensorRT. Say why TensorRT does not run on it.")
+            self.edge_gpus[name] = EdgeGpu(name, rows.text(line, r, "architecture"), rows.text(line, r, "compute_capability"), tensorrt, note,
+                                           rows.text(line, r, "source"), self._date(rows, line, r))
+
     # -- lookups -------------------------------------------------------------------------------
     def accelerator(self, name: str) -> Accelerator:
         """The accelerator by canonical name; KeyError lists the known names."""
@@ -461,9 +512,36 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown storage path {path!r}; known: {', '.join(sorted(self.storage))}") from None
 
+    def batch_limit(self, platform: str, limit: str) -> BatchLimit:
+        """A batch platform's hard limit (batch_limits.csv); KeyError lists the known ones."""
+        try:
+            return self.batch_limits[(platform, limit)]
+        except KeyError:
+            raise KeyError(f"no batch limit {limit!r} for {platform!r}; known: {sorted(self.batch_limits)}") from None
+
+    def egress_scope(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> str:
+        """How far data goes from (cloud, region) to (cloud, region): one of ``EGRESS_SCOPES``."""
+        if src_cloud != dst_cloud:
+            return "other-cloud"
+        if src_region == dst_region:
+            return "same-region"
+        a, b = self.regions.get((src_cloud, src_region or "")), self.regions.get((dst_cloud, dst_region or ""))
+        if a is not None and b is not None and a.jurisdiction == b.jurisdiction:
+            return "same-jurisdiction"
+        return "other-jurisdiction"
+
+    def egress(self, src_cloud: str, src_region: str | None, dst_cloud: str, dst_region: str | None) -> Egress:
+        """Price and throughput of moving data from a source region to a destination region (egress.csv)."""
+        cloud = src_cloud if src_cloud in ("aws", "gcp") else "kubernetes"
+        return self.egress_rows[(cloud, self.egress_scope(src_cloud, src_region, dst_cloud, dst_region))]
+
     def engine_start(self, runtime: str) -> EngineStart:
         """Engine start of a serving runtime (serving_runtimes.csv)."""
         return self.engine_starts[runtime]
+
+    def edge_gpu(self, name: str) -> EdgeGpu | None:
+        """An edge GPU by the name a site declares (edge_gpus.csv), or None when unknown."""
+        return self.edge_gpus.get(name)
 
     def gpu_memory_gib(self, accelerator: str) -> float:
         return self.accelerator(accelerator).memory_gib
@@ -483,11 +561,13 @@ __all__ = [
     "CAPACITIES",
     "HOURS_PER_MONTH",
     "Accelerator",
+    "BatchLimit",
     "Capacity",
     "Catalog",
     "CatalogError",
     "Cloud",
     "CloudFacts",
+    "EdgeGpu",
     "EngineStart",
     "InstanceType",
     "Offering",

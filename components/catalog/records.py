@@ -141,6 +141,30 @@ class StorageBandwidth:
     fetched_at: str
 
 
+EGRESS_SCOPES = ("same-region", "same-jurisdiction", "other-jurisdiction", "other-cloud")
+"""How far data moves, from the source's point of view: inside its region, to another region of the same
+cloud in the same data-residency area, to another area, or out to another cloud (the internet)."""
+
+
+@dataclass(frozen=True)
+class Egress:
+    """What moving data out of a region costs and how fast it goes (egress.csv), per source cloud and scope."""
+
+    cloud: Cloud
+    """The cloud the data leaves (the source bills the egress)."""
+    scope: str
+    """One of ``EGRESS_SCOPES``."""
+    usd_per_gib: float
+    """Egress price per GiB (first volume tier)."""
+    gib_per_second: float
+    """Sustained copy throughput budgeted for the path (conservative)."""
+    source: str
+    fetched_at: str
+
+    def transfer_seconds(self, gib: float) -> float:
+        return gib / self.gib_per_second if gib > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class EngineStart:
     """Time a serving runtime takes from process start to ready, excluding weight loading."""
@@ -148,5 +172,38 @@ class EngineStart:
     runtime: str
     """``reference``, ``vllm`` or ``custom``."""
     seconds: int
+    source: str
+    fetched_at: str
+
+
+@dataclass(frozen=True)
+class BatchLimit:
+    """A hard limit of a batch platform (batch_limits.csv), with where it is documented."""
+
+    platform: str
+    """``cloud-run``, ``aws-batch``, ``sagemaker-processing``, ``sagemaker-transform``, ``lambda`` or ``kueue``."""
+    limit: str
+    """e.g. ``gpu-task-timeout``, ``max-array-size``."""
+    value: float
+    unit: str
+    """``seconds``, ``tasks``, ``attempts``, ``instances``, ``megabytes`` or ``gpus``."""
+    source: str
+    fetched_at: str
+
+
+@dataclass(frozen=True)
+class EdgeGpu:
+    """A GPU an edge site may declare (``EdgeDeployment`` sites), with what its architecture runs."""
+
+    name: str
+    """Name a site declares, e.g. ``jetson-orin-nano``, ``T4``."""
+    architecture: str
+    """NVIDIA architecture, e.g. ``Ampere``."""
+    compute_capability: str
+    """CUDA compute capability, e.g. ``8.7``."""
+    tensorrt: bool
+    """Whether a current TensorRT (the one gpuplane's edge TensorRT image ships) builds engines for it."""
+    note: str
+    """Why not, when ``tensorrt`` is false; else empty."""
     source: str
     fetched_at: str

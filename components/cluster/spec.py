@@ -104,6 +104,9 @@ class ClusterFacts:
     """``karpenter``, ``cluster-autoscaler``, ``gke`` or ``none``."""
     private_nodes: bool = True
     tags: dict[str, str] = field(default_factory=dict)
+    kubeconfig_known: bool = True
+    """False for an existing cluster reached through the provider's own discovery (no ``kubeconfig``
+    given): the program has no credentials for it that it could hand to another cluster."""
 
     @property
     def uses_karpenter(self) -> bool:
@@ -239,6 +242,7 @@ def plan_cluster(name: str, args: KubernetesClusterArgs, catalog: Catalog | None
         autoscaler=autoscaler if cloud == "aws" else ("gke" if cloud == "gcp" else "none"),
         private_nodes=bool(args.get("private_nodes", True)),
         tags=dict(args.get("tags") or {}),
+        kubeconfig_known=cloud != "kubernetes" or args.get("kubeconfig") is not None,
     )
     return ClusterPlan(
         facts=facts,

@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 from components.cluster import KubernetesCluster
 from components.feature_store.spec import FeatureStoreArgs, FeatureStorePlan
 from components.gcp.iam import WorkloadIdentity, workload_identity_sa
+from components.gcp.storage import grant_object_admin, private_bucket
 
 
 def _opts(parent: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -27,20 +28,8 @@ def store_labels(plan: FeatureStorePlan) -> dict[str, str]:
 def create_bucket(parent: pulumi.Resource, name: str, plan: FeatureStorePlan, args: FeatureStoreArgs) -> gcp.storage.Bucket:
     """A private GCS bucket: uniform access, public access prevention, versioning, optional CMEK."""
     kms = args.get("kms_key_name") if plan.target == "gcp" else None
-    return gcp.storage.Bucket(
-        f"{name}-bucket",
-        gcp.storage.BucketArgs(
-            location=(plan.region or "US").upper(),
-            project=plan.gcp_project,
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=kms) if kms else None,
-            force_destroy=not plan.deletion_protection,
-            labels=store_labels(plan),
-        ),
-        opts=_opts(parent),
-    )
+    return private_bucket(f"{name}-bucket", region=plan.region, project=plan.gcp_project, kms_key_name=kms,
+                          force_destroy=not plan.deletion_protection, labels=store_labels(plan), opts=_opts(parent))
 
 
 def bucket_access_identity(
@@ -49,9 +38,5 @@ def bucket_access_identity(
 ) -> WorkloadIdentity:
     """A Workload Identity service account for the pods, object admin on the bucket."""
     identity = workload_identity_sa(parent, f"{name}-feast", cluster, plan.namespace, ksa, roles)
-    gcp.storage.BucketIAMMember(
-        f"{name}-feast-bucket",
-        gcp.storage.BucketIAMMemberArgs(bucket=bucket_name, role="roles/storage.objectAdmin", member=identity.member),
-        opts=_opts(parent),
-    )
+    grant_object_admin(f"{name}-feast-bucket", bucket_name, identity.member, _opts(parent))
     return identity

@@ -18,10 +18,13 @@ from components.inference.planner import (
 )
 from components.inference.spec import (
     BUDGET_PHASES,
+    CLOUD_RUN_GPUS,
+    CLOUD_RUN_INSTANCE_START_SECONDS,
     FEATURES,
     LIVENESS_PATH,
     METRICS_PATH,
     READINESS_PATH,
+    SAGEMAKER_INSTANCE_START_SECONDS,
     SERVING_PORT,
     TYPE_TOKEN,
     VLLM_IMAGE,
@@ -38,10 +41,13 @@ from components.inference.spec import (
 
 __all__ = [
     "BUDGET_PHASES",
+    "CLOUD_RUN_GPUS",
+    "CLOUD_RUN_INSTANCE_START_SECONDS",
     "FEATURES",
     "LIVENESS_PATH",
     "METRICS_PATH",
     "READINESS_PATH",
+    "SAGEMAKER_INSTANCE_START_SECONDS",
     "SERVING_PORT",
     "TYPE_TOKEN",
     "VLLM_IMAGE",

@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.inference.canary import apply_knative_canary
-from components.inference.planner import server_command
+from components.inference.planner import knative_serving_version, server_command
 from components.inference.spec import EndpointPlan
 from components.kubernetes.charts import chart_args
 from components.kubernetes.storage import sync_init_container
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 KNATIVE_OPERATOR_REPO = "https://knative.github.io/operator"
 KNATIVE_OPERATOR_CHART = "knative-operator"
 KNATIVE_OPERATOR_VERSION = "v1.23.0"
-KNATIVE_SERVING_VERSION = "1.23"
 MODEL_DIR = "/models"
 TOKEN_DIR = "/var/run/secrets/gpuplane"
 PROBE_PERIOD_SECONDS = 5
@@ -71,10 +70,12 @@ REQUIRED_FEATURES = {
 PIPELINE_OWNED_PATHS = ("spec.traffic", "spec.template.metadata.name", "spec.template.spec.initContainers[0].command")
 
 
-def knative_serving_spec(max_revision_timeout_seconds: int, progress_deadline_seconds: int) -> dict[str, Any]:
-    """The ``KnativeServing`` spec: Kourier ingress, pod-spec features, timeouts for GPU cold starts."""
+def knative_serving_spec(max_revision_timeout_seconds: int, progress_deadline_seconds: int,
+                         kubernetes_version: str | None = None) -> dict[str, Any]:
+    """The ``KnativeServing`` spec: the Serving release the cluster's Kubernetes runs, Kourier ingress, pod-spec
+    features, timeouts for GPU cold starts."""
     return {
-        "version": KNATIVE_SERVING_VERSION,
+        "version": knative_serving_version(kubernetes_version),
         "ingress": {"kourier": {"enabled": True}},
         "config": {
             "network": {"ingress-class": "kourier.ingress.networking.knative.dev"},
@@ -82,7 +83,7 @@ def knative_serving_spec(max_revision_timeout_seconds: int, progress_deadline_se
             "autoscaler": {"enable-scale-to-zero": "true", "scale-to-zero-grace-period": "30s", "stable-window": "60s"},
             "defaults": {"max-revision-timeout-seconds": str(max(600, max_revision_timeout_seconds))},
             "deployment": {"progress-deadline": f"{max(600, progress_deadline_seconds)}s"},
-            # Queue-proxy request metrics are off ("none") by default in 1.23; the canary gate and the
+            # Queue-proxy request metrics are off ("none") by default in 1.21 and 1.23; the canary gate and the
             # endpoints dashboard read them from each revision pod's http-usermetric port (9091).
             "observability": {"request-metrics-protocol": "prometheus"},
         },
@@ -114,7 +115,8 @@ def _install_knative(endpoint: pulumi.ComponentResource, name: str, plan: Endpoi
         api_version="operator.knative.dev/v1beta1",
         kind="KnativeServing",
         metadata=k8s.meta.v1.ObjectMetaArgs(name="knative-serving", namespace="knative-serving"),
-        spec=knative_serving_spec(plan.timeouts.request_timeout_seconds, plan.timeouts.progress_deadline_seconds),
+        spec=knative_serving_spec(plan.timeouts.request_timeout_seconds, plan.timeouts.progress_deadline_seconds,
+                                  getattr(getattr(cluster, "plan", None), "kubernetes_version", None)),
         opts=pulumi.ResourceOptions(parent=endpoint, provider=cluster.k8s_provider, depends_on=[operator, ns]),
     )
     addons["knative-serving"] = [operator_ns, operator, ns, serving]

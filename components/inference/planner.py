@@ -50,6 +50,30 @@ _RUNTIME_KEYS = set(ServingRuntimeArgs.__annotations__)
 _VLLM_ONLY = ("served_model_name", "gpu_memory_utilization", "max_model_len", "weights_loader", "extra_args")
 _CUSTOM_ONLY = ("command", "args", "port", "readiness_path", "liveness_path", "protocol")
 
+KNATIVE_SERVING_VERSION = "1.23"
+# The oldest Kubernetes each Serving minor runs on: knative.dev/pkg version/version.go (defaultMinimumVersion /
+# DefaultKubernetesMinVersion) at the pkg commit each serving release's go.mod requires; below it the controller
+# exits with "Version check failed" (found by running knative.dev/serving v0.50.0's controller on the sandbox's
+# Kubernetes 1.33). Operator 1.23 bundles Serving 1.20-1.23 (it installs `spec.version` major.minor).
+KNATIVE_SERVING_MIN_KUBERNETES = {"1.21": (1, 33), "1.22": (1, 34), "1.23": (1, 34)}
+
+
+def knative_serving_version(kubernetes_version: str | None) -> str:
+    """The newest Serving minor the operator bundles that runs on ``kubernetes_version`` (``1.33`` -> ``1.21``);
+    ``KNATIVE_SERVING_VERSION`` when the version is unknown or new enough. ``ValueError`` below every minor."""
+    if not kubernetes_version:
+        return KNATIVE_SERVING_VERSION
+    try:
+        have = tuple(int(x) for x in kubernetes_version.removeprefix("v").split(".")[:2])
+    except ValueError:
+        return KNATIVE_SERVING_VERSION
+    fits = [v for v, need in KNATIVE_SERVING_MIN_KUBERNETES.items() if have >= need]
+    if not fits:
+        oldest = min(KNATIVE_SERVING_MIN_KUBERNETES.values())
+        raise ValueError(f"Knative Serving {min(KNATIVE_SERVING_MIN_KUBERNETES)} and newer need Kubernetes "
+                         f"{oldest[0]}.{oldest[1]} or newer; the cluster runs {kubernetes_version}")
+    return max(fits, key=lambda v: tuple(int(x) for x in v.split(".")))
+
 
 def _str_list(p: Problems, path: str, value: object) -> tuple[str, ...]:
     if value is None:
@@ -215,6 +239,14 @@ def plan_endpoint(name: str, args: InferenceEndpointArgs, catalog: Catalog | Non
         else:
             cloud, region = cluster.facts.cloud, cluster.facts.region
             tags = {**cluster.facts.tags, **tags}
+            version = getattr(getattr(cluster, "plan", None), "kubernetes_version", None)
+            if args.get("knative", "install") == "install":
+                try:
+                    knative_serving_version(version)
+                except ValueError as e:
+                    p.add("cluster.kubernetes_version", version, f"is too old for Knative Serving: {e}.",
+                          "raise the cluster's kubernetes_version to 1.33 or newer, or install Knative yourself "
+                          "and set knative='existing'.")
         if pool is not None and not isinstance(pool, GpuNodePool):
             p.add("pool", pool, "is not a GpuNodePool.", "pass a GpuNodePool of the same cluster, or drop it for CPU.")
             pool = None

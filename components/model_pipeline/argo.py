@@ -245,7 +245,7 @@ def _patch(service: str, namespace: str, ops: list[dict[str, Any]]) -> dict[str,
 def workflow_template(
     plan: ModelPipelinePlan, image: Any, checkpoint_url: str, tracking_uri: str, extra_env: dict[str, str], endpoint: dict[str, str] | None
 ) -> dict[str, Any]:
-    """The WorkflowTemplate: train -> evaluate -> promote (gate) [-> champion -> canary -> bake -> verify -> full | rollback]."""
+    """The WorkflowTemplate: train -> evaluate -> promote (gate) [-> replicate to other clouds] [-> champion -> canary -> bake -> verify -> full | rollback]."""
     jobset = train_jobset(plan, image, checkpoint_url, extra_env)
     export = export_url(checkpoint_url).replace(RUN_PLACEHOLDER, RUN)
     steps: list[list[dict[str, Any]]] = [
@@ -336,6 +336,13 @@ def workflow_template(
             # Rollback keeps the champion's tag on the champion (the challenger stays tagged at 0 % for a look).
             {"name": "rollback", "resource": _patch(svc, ns, [{"op": "add", "path": "/spec/traffic", "value": _traffic(svc, 100, 0)}])},
         ]
+    if plan.replicas:
+        # Train here, serve there (replication.py): copy the promoted export to each serving cloud's bucket.
+        at = next(i for i, group in enumerate(steps) if group[0]["name"] == "promote") + 1
+        steps.insert(at, [{"name": f"replicate-{i}", "template": f"replicate-{i}", "when": "{{steps.promote.exitCode}} == 0"} for i in range(len(plan.replicas))])
+        for i, r in enumerate(plan.replicas):
+            command = ["python", "-m", "workloads.pipeline.replicate", "--src", export, "--dst", f"{r.url}/{RUN}", "--also", f"{r.url}/champion"]
+            templates.append({"name": f"replicate-{i}", "container": {**_container(image, command), "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}})
     if plan.credentials_secret:
         for t in templates:
             if "container" in t:

@@ -19,6 +19,7 @@ import pulumi
 from components.errors import ComponentInputError, Problems
 from components.features import Feature, FeatureSupport
 from components.inference import InferenceEndpoint
+from components.model_pipeline.replication import ReplicaArgs, ReplicaPlan, plan_replicas
 from components.model_registry import ModelRegistry
 from components.training import SpotTrainingCluster
 from components.training_job import plan_training_job
@@ -146,6 +147,9 @@ class ModelPipelineArgs(TypedDict, total=False):
     """The endpoint to roll promoted models out to (Knative). Default: none (register and promote only)."""
     canary: NotRequired[CanaryArgs]
     """The rollout; see CanaryArgs. Only with ``endpoint``."""
+    replicate_to: NotRequired[list[ReplicaArgs]]
+    """Buckets in other clouds or regions that each promoted model is copied to (train here, serve there);
+    see components/model_pipeline/replication.py. Default: none."""
     credentials_secret: NotRequired[str]
     """kubernetes: a Secret in the team's namespace whose keys become the environment of the evaluate and publish
     pods, for buckets no workload identity covers (MinIO: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -205,6 +209,8 @@ class ModelPipelinePlan:
     """The TrainingJobPlan of the train step (named RUN_PLACEHOLDER); None locally."""
     credentials_secret: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    replicas: tuple[ReplicaPlan, ...] = ()
+    """Copies of each promoted model to other clouds' buckets, priced (replication.py)."""
 
     @property
     def service_account(self) -> str:
@@ -242,6 +248,7 @@ class ModelPipelinePlan:
             "rollout": None
             if c is None
             else {"endpoint": self.endpoint, "percent": c.percent, "windowSeconds": c.window_seconds, "maxErrorRate": c.max_error_rate, "maxP99Ms": c.max_p99_ms},
+            "replication": [r.summary() for r in self.replicas],
             "argo": {"workflows": ARGO_WORKFLOWS_VERSION, "events": ARGO_EVENTS_VERSION, "installed": self.install_argo},
             "tags": dict(self.tags),
         }
@@ -468,6 +475,9 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
             p.add("credentials_secret", creds, f"applies only to the kubernetes target ({target} pods use workload identity).", "remove it.")
         elif not isinstance(creds, str) or not _DNS_LABEL.match(creds):
             p.add("credentials_secret", creds, "is not a valid Secret name.", "give the name of a Secret in the team's namespace.")
+    replicas = plan_replicas(p, args.get("replicate_to"), cloud, region)
+    if replicas and target == "local":
+        p.add("replicate_to", [r.url for r in replicas], "needs a cluster target (the copy is a workflow step).", "set target to the training cluster's kind, or drop replicate_to.")
     p.extend(features.check(requested))
     tags = {**(tc.plan.tags if isinstance(tc, SpotTrainingCluster) else {}), **dict(args.get("tags") or {})}
     p.raise_if_any()
@@ -492,6 +502,7 @@ def plan_model_pipeline(name: str, args: ModelPipelineArgs) -> ModelPipelinePlan
         features=features,
         job=job,
         credentials_secret=creds if isinstance(creds, str) else None,
+        replicas=replicas,
     )
 
 

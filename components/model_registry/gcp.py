@@ -59,34 +59,19 @@ def create_registry_cloud(component: pulumi.ComponentResource, name: str, plan: 
     import pulumi_random as random
 
     from components.gcp.iam import workload_identity_sa
+    from components.gcp.storage import grant_object_admin, private_bucket
 
     opts = pulumi.ResourceOptions(parent=component)
     kms = plan.extra.get("kms_key_name")
     a = plan.artifacts
     if a.create:
-        bucket = gcp.storage.Bucket(
-            f"{name}-artifacts",
-            gcp.storage.BucketArgs(
-                location=(plan.region or "US").upper(),
-                project=plan.gcp_project,
-                uniform_bucket_level_access=True,
-                public_access_prevention="enforced",
-                versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-                encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=kms) if kms else None,
-                force_destroy=not plan.deletion_protection,
-                labels=_labels(plan),
-            ),
-            opts=opts,
-        )
+        bucket = private_bucket(f"{name}-artifacts", region=plan.region, project=plan.gcp_project, kms_key_name=kms,
+                                force_destroy=not plan.deletion_protection, labels=_labels(plan), opts=opts)
         bucket_name: pulumi.Output[str] = bucket.name
     else:
         bucket_name = pulumi.Output.from_input(a.bucket or "")
     identity = workload_identity_sa(component, f"{name}-server", cluster, plan.namespace, plan.service_account, ())
-    grant = gcp.storage.BucketIAMMember(
-        f"{name}-server-artifacts",
-        gcp.storage.BucketIAMMemberArgs(bucket=bucket_name, role="roles/storage.objectAdmin", member=identity.member),
-        opts=opts,
-    )
+    grant = grant_object_admin(f"{name}-server-artifacts", bucket_name, identity.member, opts)
     network: Any = cluster.network  # set by the GKE implementation (components/cluster/gke.py)
     peering_range = gcp.compute.GlobalAddress(
         f"{name}-sql-range",

@@ -6,6 +6,16 @@ backends ``eks.py``, ``gke.py``, ``kueue.py``; ``component.py``: the ComponentRe
 """
 
 from components.training.component import SpotTrainingCluster
+from components.training.kueue import (
+    KUEUE_CHART,
+    cluster_queue_manifest,
+    custom_resource,
+    flavor_quota,
+    kueue_values,
+    local_queue_manifest,
+    namespaces_selector,
+    resource_flavor_manifest,
+)
 from components.training.planner import plan_training_cluster
 from components.training.spec import (
     BUCKET_URL,
@@ -58,6 +68,7 @@ __all__ = [
     "JOBSET_API",
     "JOBSET_VERSION",
     "KUEUE_API",
+    "KUEUE_CHART",
     "KUEUE_VERSION",
     "LABEL_CAPACITY",
     "LABEL_TRAINING_POOL",
@@ -75,10 +86,17 @@ __all__ = [
     "TrainingClusterPlan",
     "TrainingPoolArgs",
     "TrainingPoolPlan",
+    "cluster_queue_manifest",
+    "custom_resource",
     "default_grace_seconds",
     "dns_label",
     "feature_support",
+    "flavor_quota",
     "grace_margin_seconds",
     "is_int",
+    "kueue_values",
+    "local_queue_manifest",
+    "namespaces_selector",
     "plan_training_cluster",
+    "resource_flavor_manifest",
 ]

@@ -26,6 +26,7 @@ imports neither.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -71,11 +72,32 @@ def resource_flavor(plan: TrainingClusterPlan, pool_name: str, capacity: str) ->
     labels = dict(pool.node_selector)
     if plan.facts.cloud in ("aws", "gcp"):
         labels["gpuplane.dev/capacity-type"] = capacity.replace("_", "-")
+    return resource_flavor_manifest(cap.flavor, labels, pool.tolerations)
+
+
+def resource_flavor_manifest(name: str, node_labels: dict[str, str] | None, tolerations: Iterable[dict[str, str]] = ()) -> dict[str, Any]:
+    """A ResourceFlavor by name, selecting nodes by labels; ``node_labels=None``: a flavor that only
+    counts quota and selects no nodes (a MultiKueue manager's, whose jobs run on the workers)."""
+    spec: dict[str, Any] = {}
+    if node_labels is not None:
+        spec = {"nodeLabels": dict(node_labels), "tolerations": [dict(t) for t in tolerations]}
     return {
         "apiVersion": KUEUE_API,
         "kind": "ResourceFlavor",
-        "metadata": {"name": cap.flavor, "labels": {"app.kubernetes.io/managed-by": "gpuplane"}},
-        "spec": {"nodeLabels": labels, "tolerations": [dict(t) for t in pool.tolerations]},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "gpuplane"}},
+        "spec": spec,
+    }
+
+
+def flavor_quota(name: str, gpus: int, vcpus: float, memory_gib: float) -> dict[str, Any]:
+    """One flavor's entry in a ClusterQueue resource group (cpu, memory, GPUs)."""
+    return {
+        "name": name,
+        "resources": [
+            {"name": "cpu", "nominalQuota": int(vcpus)},
+            {"name": "memory", "nominalQuota": _quantity_gib(memory_gib)},
+            {"name": "nvidia.com/gpu", "nominalQuota": int(gpus)},
+        ],
     }
 
 
@@ -93,40 +115,19 @@ def _flavor_quotas(plan: TrainingClusterPlan, gpu_share: dict[str, int] | None) 
                     gpus = min(gpu_share.get(pool.name, 0), c.gpus)
                     nodes = gpus // pool.gpus_per_node if pool.gpus_per_node else 0
                     vcpus, mem = nodes * pool.vcpus_per_node, nodes * pool.memory_gib_per_node
-                flavors.append(
-                    {
-                        "name": c.flavor,
-                        "resources": [
-                            {"name": "cpu", "nominalQuota": int(vcpus)},
-                            {"name": "memory", "nominalQuota": _quantity_gib(mem)},
-                            {"name": "nvidia.com/gpu", "nominalQuota": int(gpus)},
-                        ],
-                    }
-                )
+                flavors.append(flavor_quota(c.flavor, gpus, vcpus, mem))
     return flavors
 
 
 def cluster_queues(plan: TrainingClusterPlan) -> list[dict[str, Any]]:
     """The ClusterQueue(s): one shared, or one per team plus the unclaimed rest, in a cohort."""
-    fungibility = {"whenCanBorrow": "MayStopSearch", "whenCanPreempt": "TryNextFlavor"}
-    covered = ["cpu", "memory", "nvidia.com/gpu"]
 
     def queue(qname: str, selector: dict[str, Any], flavors: list[dict[str, Any]], per_team: bool) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "namespaceSelector": selector,
-            "queueingStrategy": "BestEffortFIFO",
-            "resourceGroups": [{"coveredResources": covered, "flavors": flavors}],
-            "flavorFungibility": fungibility,
-            "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any" if per_team else "Never"},
-        }
-        if plan.cohort:
-            spec["cohortName"] = plan.cohort
-        return {"apiVersion": KUEUE_API, "kind": "ClusterQueue", "metadata": {"name": qname, "labels": {"app.kubernetes.io/managed-by": "gpuplane"}}, "spec": spec}
+        return cluster_queue_manifest(qname, selector, flavors, cohort=plan.cohort, reclaim_within_cohort=per_team)
 
     if not plan.per_team_queues:
         namespaces = sorted({t.namespace for t in plan.teams})
-        selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}
-        return [queue(plan.name, selector, _flavor_quotas(plan, None), False)]
+        return [queue(plan.name, namespaces_selector(namespaces), _flavor_quotas(plan, None), False)]
     queues = [
         queue(t.cluster_queue, {"matchLabels": {"kubernetes.io/metadata.name": t.namespace}}, _flavor_quotas(plan, t.gpu_quota), True)
         for t in plan.teams
@@ -138,17 +139,61 @@ def cluster_queues(plan: TrainingClusterPlan) -> list[dict[str, Any]]:
     return queues
 
 
+def namespaces_selector(namespaces: Iterable[str]) -> dict[str, Any]:
+    """A ClusterQueue namespaceSelector admitting exactly these namespaces."""
+    return {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(namespaces))}]}
+
+
+def cluster_queue_manifest(
+    name: str,
+    namespace_selector: dict[str, Any],
+    flavors: list[dict[str, Any]],
+    *,
+    cohort: str | None = None,
+    reclaim_within_cohort: bool = False,
+    admission_checks: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A ClusterQueue: one resource group over cpu, memory and GPUs with ``flavors`` (``flavor_quota``) in fallback order.
+
+    ``admission_checks`` names AdmissionChecks every workload must pass (v1beta2's
+    ``admissionChecksStrategy``), e.g. a MultiKueue manager's.
+    """
+    spec: dict[str, Any] = {
+        "namespaceSelector": namespace_selector,
+        "queueingStrategy": "BestEffortFIFO",
+        "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": flavors}],
+        "flavorFungibility": {"whenCanBorrow": "MayStopSearch", "whenCanPreempt": "TryNextFlavor"},
+        "preemption": {"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any" if reclaim_within_cohort else "Never"},
+    }
+    if cohort:
+        spec["cohortName"] = cohort
+    checks = list(admission_checks)
+    if checks:
+        spec["admissionChecksStrategy"] = {"admissionChecks": [{"name": c} for c in checks]}
+    return {"apiVersion": KUEUE_API, "kind": "ClusterQueue", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "gpuplane"}}, "spec": spec}
+
+
 def local_queue(plan: TrainingClusterPlan, team: TeamPlan) -> dict[str, Any]:
+    return local_queue_manifest(team.local_queue, team.namespace, team.cluster_queue, team.name)
+
+
+def local_queue_manifest(name: str, namespace: str, cluster_queue: str, team: str) -> dict[str, Any]:
+    """A team's LocalQueue in its namespace, pointing at a ClusterQueue."""
     return {
         "apiVersion": KUEUE_API,
         "kind": "LocalQueue",
-        "metadata": {"name": team.local_queue, "namespace": team.namespace, "labels": {"app.kubernetes.io/managed-by": "gpuplane", "gpuplane.dev/team": team.name}},
-        "spec": {"clusterQueue": team.cluster_queue},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "gpuplane", "gpuplane.dev/team": team}},
+        "spec": {"clusterQueue": cluster_queue},
     }
 
 
-def kueue_values() -> dict[str, Any]:
-    """Helm values for Kueue: the chart's default configuration plus waitForPodsReady."""
+def kueue_values(multikueue: dict[str, Any] | None = None, feature_gates: dict[str, bool] | None = None) -> dict[str, Any]:
+    """Helm values for Kueue: the chart's default configuration plus waitForPodsReady.
+
+    ``multikueue``: the Configuration's ``multiKueue`` section for a MultiKueue manager
+    (``dispatcherName``, ``incrementalDispatcherConfig``); None on any other cluster.
+    ``feature_gates``: Kueue feature gates to set (``featureGates``); None: the release's defaults.
+    """
     config = {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
         "kind": "Configuration",
@@ -165,6 +210,10 @@ def kueue_values() -> dict[str, Any]:
         },
         "integrations": {"frameworks": ["batch/job", "jobset.x-k8s.io/jobset"]},
     }
+    if multikueue is not None:
+        config["multiKueue"] = dict(multikueue)
+    if feature_gates:
+        config["featureGates"] = dict(feature_gates)
     # One Kueue per cluster, its objects named as upstream's own manifests name them
     # (kueue-controller-manager, ...). Without the override they are named after the release, which
     # Pulumi suffixes with 9 random characters: "<training cluster>-kueue-0123abcd-controller-manager-
@@ -182,7 +231,7 @@ def jobset_values() -> dict[str, Any]:
 # Resources
 
 
-def _custom(name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def custom_resource(name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
     return k8s.apiextensions.CustomResource(
         name,
         api_version=manifest["apiVersion"],
@@ -218,12 +267,12 @@ def create_training_platform(component: pulumi.ComponentResource, name: str, pla
     ready: list[pulumi.Resource] = list(releases)
     for pool in plan.pools:
         for c in pool.capacities:
-            ready.append(_custom(f"{name}-flavor-{pool.name}-{c.capacity.replace('_', '-')}", resource_flavor(plan, pool.name, c.capacity), after))
+            ready.append(custom_resource(f"{name}-flavor-{pool.name}-{c.capacity.replace('_', '-')}", resource_flavor(plan, pool.name, c.capacity), after))
     flavors = list(ready[len(releases):])
     queue_opts = pulumi.ResourceOptions(parent=component, provider=provider, depends_on=releases + flavors)
     for q in cluster_queues(plan):
         suffix = q["metadata"]["name"].removeprefix(name).lstrip("-") or "queue"
-        ready.append(_custom(f"{name}-cq-{suffix}" if suffix != "queue" else f"{name}-queue", q, queue_opts))
+        ready.append(custom_resource(f"{name}-cq-{suffix}" if suffix != "queue" else f"{name}-queue", q, queue_opts))
     queues = list(ready[len(releases) + len(flavors):])
     for team in plan.teams:
         ns = k8s.core.v1.Namespace(
@@ -238,7 +287,7 @@ def create_training_platform(component: pulumi.ComponentResource, name: str, pla
             automount_service_account_token=True,
             opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns, *cloud.depends_on]),
         )
-        lq = _custom(f"{name}-{team.name}-local-queue", local_queue(plan, team), pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns, *releases, *queues]))
+        lq = custom_resource(f"{name}-{team.name}-local-queue", local_queue(plan, team), pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns, *releases, *queues]))
         ready += [ns, sa, lq]
     return ready
 
@@ -249,10 +298,16 @@ __all__ = [
     "KUEUE_API",
     "KUEUE_VERSION",
     "CloudTraining",
+    "cluster_queue_manifest",
     "cluster_queues",
     "create_cloud_resources",
     "create_training_platform",
+    "custom_resource",
+    "flavor_quota",
     "kueue_values",
     "local_queue",
+    "local_queue_manifest",
+    "namespaces_selector",
     "resource_flavor",
+    "resource_flavor_manifest",
 ]

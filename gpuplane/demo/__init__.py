@@ -12,16 +12,20 @@ Steps (each prints a rule, a live status line and its time; outputs go under one
 5. serving behind the local scale-to-zero activator, with a synthetic 24 h day of OIP v2
    requests (held-out users' histories) replayed in about a minute, idle gaps included so the
    server scales to zero and cold-starts again (``traffic/requests.csv``);
-6. static-for-peak against scale-to-zero cost on the same day, with the simulator, catalog L4
+6. the same day through the two-tier router: a steady server and a scale-to-zero burst tier;
+7. static-for-peak against scale-to-zero cost on the same day, with the simulator, catalog L4
    prices and the measured cold start;
-7. the model loop (``gpuplane pipeline`` on the demo's data and model, ``pipeline/``): a new day
+8. the model loop (``gpuplane pipeline`` on the demo's data and model, ``pipeline/``): a new day
    of events, fine-tune, evaluation, MLflow registry, gate, canary through the router, 100 %;
    a shuffled-label model the gate rejects, a faulty server the canary rolls back (full mode;
    quick mode skips it with a note);
-8. edge sites (``gpuplane edge demo`` on the exported model, ``edge/``): six local sites serving
-   its ONNX export with onnxruntime; a bad model rolled back at the canary, the int8 model rolled
-   out in gated waves with one site cut off and catching up;
-9. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
+9. batch inference over the event log (``python -m workloads.batch``, ``batch/``): 3 task
+   processes, one SIGKILLed mid-shard and resumed, output byte-identical to an uninterrupted run;
+   the same data delivered again is skipped by the exactly-once manifest;
+10. edge sites (``gpuplane edge demo`` on the exported model, ``edge/``): six local sites serving
+    its ONNX export with onnxruntime; a bad model rolled back at the canary, the int8 model rolled
+    out in gated waves with one site cut off and catching up;
+11. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
 
 Contract: :func:`run_demo` returns 0 when every step that ran succeeded, 1 when one failed
 (each failure is named, and the steps that needed it are skipped, not failed), 130 on Ctrl-C
@@ -46,6 +50,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from gpuplane.demo.batch import step_batch
 from gpuplane.demo.config import FULL, QUICK, DemoConfig
 from gpuplane.demo.edge import step_edge
 from gpuplane.demo.procs import Processes
@@ -75,10 +80,11 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("two-tier", "The day through the two-tier router: steady server + scale-to-zero burst tier", step_two_tier),
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
     ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
+    ("batch", "Batch inference: 3 tasks, one killed mid-shard and resumed; a redelivery skipped", step_batch),
     ("edge", "Edge sites: ONNX rollout in gated waves, bad model rolled back, a site cut off", step_edge),
 )
 OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "traces", "logs", "report.md",
-                "report.json", "report.png", "pipeline", "edge")
+                "report.json", "report.png", "pipeline", "batch", "edge")
 """What the demo writes in its folder (and removes from a previous run first)."""
 
 

@@ -51,6 +51,18 @@ RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "aws:sagemaker/endpointConfiguration:EndpointConfiguration": (
         ("productionVariants[].instanceType", "sagemaker", "ProductionVariantInstanceType"),
     ),
+    "aws:batch/computeEnvironment:ComputeEnvironment": (
+        ("type", "batch", "CEType"),
+        ("computeResources.type", "batch", "CRType"),
+        ("computeResources.allocationStrategy", "batch", "CRAllocationStrategy"),
+        ("computeResources.instanceTypes[]", "ec2", "InstanceType"),
+    ),
+    "aws:batch/jobQueue:JobQueue": (("state", "batch", "JQState"),),
+    "aws:batch/jobDefinition:JobDefinition": (
+        ("type", "batch", "JobDefinitionType"),
+        ("platformCapabilities[]", "batch", "PlatformCapability"),
+        ("retryStrategy.evaluateOnExits[].action", "batch", "RetryAction"),
+    ),
 }
 
 _KARPENTER_NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"

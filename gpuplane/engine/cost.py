@@ -223,6 +223,37 @@ def _components(run: ProgramRun, report: CostReport) -> list[tuple[str, str, int
     return [tuple(r) for r in rows.values()]  # type: ignore[misc]
 
 
+def batch_estimates(summary: dict[str, Any]) -> list[str]:
+    """One line per platform: a run's price and wall time where it fits, why not where it does not."""
+    lines = []
+    for e in summary.get("runEstimates") or []:
+        if not isinstance(e, dict):
+            continue
+        if not e.get("fits"):
+            lines.append(f"{e.get('platform')}: does not fit: {e.get('reason')}")
+        elif e.get("usdPerRun") is None:
+            lines.append(f"{e.get('platform')}: {_plain(e.get('tasks'))} tasks, not priced ({e.get('reason')})")
+        else:
+            wall = float(e.get("wallSeconds") or 0) / 60
+            lines.append(f"{e.get('platform')}: ${float(e['usdPerRun']):,.2f} per run, {_plain(e.get('tasks'))} tasks x "
+                         f"{_plain(e.get('taskSeconds'))} s (cold start {_plain(e.get('coldStartSeconds'))} s), {wall:,.0f} min wall, {e.get('resource')} in {e.get('region')}")
+    return lines
+
+
+def _plain(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _batch_runs(run: ProgramRun) -> list[str]:
+    """A section per BatchJob: the price of one run on every platform that fits."""
+    out: list[str] = []
+    for r in run.resources:
+        s = r.inputs.get("gpuplane") if r.type == "gpuplane:index:BatchJob" else None
+        if isinstance(s, dict):
+            out += [f"**BatchJob `{r.name}`**: one run on each platform", "", *[f"- {x}" for x in batch_estimates(s)], ""]
+    return out
+
+
 def render_pr_comment(
     stack: str,
     run: ProgramRun,
@@ -249,6 +280,7 @@ def render_pr_comment(
         lines += ["", "| cloud | expected monthly | max monthly |", "| --- | ---: | ---: |"]
         lines += [f"| {c} | {_usd(v['expected'])} | {_usd(v['max'])} |" for c, v in sorted(by_cloud.items())]
     lines += ["", cost_markdown(cost)]
+    lines += _batch_runs(run)
     if diff is not None:
         lines.append(diff.markdown())
     if policy is not None:

@@ -146,6 +146,10 @@ def _to_json_schema(node: Any) -> Any:
             out[key] = _to_json_schema(value)
         elif key in ("description", "format", "x-kubernetes-validations", "example", "externalDocs"):
             continue  # documentation, or CEL rules we cannot evaluate offline
+        elif key == "pattern" and isinstance(value, str):
+            # Go's RE2 takes inline flags anywhere ("^(?i)[a-z]..." in Kueue's AdmissionCheck CRD);
+            # Python's re only at the start.
+            out[key] = re.sub(r"^\^(\(\?[a-zA-Z]+\))", r"\1^", value)
         else:
             out[key] = copy.deepcopy(value)
     if node.get("x-kubernetes-int-or-string"):

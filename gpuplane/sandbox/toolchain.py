@@ -126,6 +126,10 @@ BINARIES: tuple[Binary, ...] = (
 KUEUE_VERSION = "v0.19.2"
 JOBSET_VERSION = "v0.12.0"
 KARPENTER_VERSION = "v1.14.1"
+# Knative Serving v1.21.2 (module v0.48.2): the sandbox runs Kubernetes 1.33, and 1.21 is the newest Serving
+# release whose minimum is 1.33 (1.22 and 1.23 need 1.34; knative.dev/pkg version/version.go), the one gpuplane
+# installs through the pinned knative-operator chart 1.23.0 on a 1.33 cluster (components/inference/knative.py).
+KNATIVE_SERVING_VERSION = "v0.48.2"
 BINARIES += (
     Binary("kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", "sigs.k8s.io/kueue", KUEUE_VERSION,
            (f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",), controller=True),
@@ -133,6 +137,8 @@ BINARIES += (
            (f"-X sigs.k8s.io/jobset/pkg/version.GitVersion={JOBSET_VERSION}",), controller=True),
     Binary("karpenter-kwok", "karpenter", "sigs.k8s.io/karpenter/kwok", "sigs.k8s.io/karpenter", KARPENTER_VERSION,
            controller=True),
+    Binary("knative-serving-controller", "knative-serving", "knative.dev/serving/cmd/controller", "knative.dev/serving",
+           KNATIVE_SERVING_VERSION, controller=True),
 )
 CONTROLLER_BINARIES = tuple(b.name for b in BINARIES if b.controller)
 SANDBOX_BINARIES = tuple(b.name for b in BINARIES if b.sandbox)

@@ -1,10 +1,11 @@
 """``gpuplane simulate``: the cost and cold-start simulator on the command line.
 
-Two commands on a ``typer.Typer`` app named ``app`` (the main CLI mounts it as ``simulate``):
+Commands on a ``typer.Typer`` app named ``app`` (the main CLI mounts it as ``simulate``):
 
 - ``inference``: simulate a synthetic or real trace under every policy family, write
   ``report.md``, ``report.json`` and ``frontier.png`` under ``--out`` and print a table;
-- ``training``: expected time and cost of a checkpointed job on spot vs on-demand.
+- ``training``: expected time and cost of a checkpointed job on spot vs on-demand;
+- ``dispatch``: replay a job trace across worker clusters under MultiKueue dispatch policies.
 
 Any input error exits with status 2 and one line naming the problem and the fix.
 """
@@ -388,6 +389,84 @@ def training(
         )
     for line in lines:
         typer.echo(line)
+
+
+@app.command()
+def dispatch(
+    trace: Annotated[Path | None, typer.Option(help="Job trace CSV (job_id,submit_s,flavor,gpus,hours,capacity,data_region,data_gib). Default: a synthetic week.")] = None,
+    workers: Annotated[Path | None, typer.Option(help="Workers JSON: [{name, cloud, region, quota: {flavor: gpus}, usd_per_gpu_hour: {flavor: $}}]. Default: the reference federation (catalog prices).")] = None,
+    policy: Annotated[list[str] | None, typer.Option(help="Policy to run (repeat): all_at_once, incremental, cost_aware. Default: all three.")] = None,
+    days: Annotated[float, typer.Option(help="Synthetic trace length, days.")] = 7.0,
+    jobs_per_day: Annotated[float, typer.Option(help="Synthetic trace's mean job arrivals per day.")] = 100.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic trace and the preemption draws.")] = 0,
+    incremental_step: Annotated[int, typer.Option(help="Workers added per Incremental round (Kueue default 3).")] = 3,
+    patience_s: Annotated[float, typer.Option(help="Seconds cost-aware waits for a full nominee before moving the job.")] = 30.0,
+    preemptions_per_hour: Annotated[float, typer.Option(help="Spot preemption rate per running hour.")] = 0.05,
+    checkpoint_s: Annotated[float, typer.Option(help="Emergency checkpoint time; a shorter notice loses work.")] = 60.0,
+    policy_config: Annotated[Path | None, typer.Option(help="Policy config JSON whose allowed-regions excludes workers.")] = None,
+    write_trace: Annotated[Path | None, typer.Option(help="Also write the trace replayed as CSV here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Replay a job trace against dispatch policies with spot interruptions: cost, wait and completion per policy."""
+    from components.catalog import load_catalog
+    from gpuplane.dispatch.ranking import Residency
+    from gpuplane.simulate.dispatch import (
+        POLICIES,
+        DispatchSimError,
+        SimWorker,
+        read_jobs,
+        reference_workers,
+        simulate_dispatch,
+        synthetic_jobs,
+        write_jobs,
+    )
+
+    cat = load_catalog()
+    try:
+        ws = reference_workers(cat) if workers is None else _read_workers(workers, cat, SimWorker)
+        jobs = read_jobs(trace) if trace is not None else synthetic_jobs(days, jobs_per_day, tuple(sorted({f for w in ws for f in w.quota})), seed=seed)
+        if write_trace is not None:
+            write_jobs(write_trace, jobs)
+        residency = Residency()
+        if policy_config is not None:
+            residency = Residency.from_policy_config(json.loads(policy_config.read_text()), str(policy_config))
+        chosen = policy or list(POLICIES)
+        results = [
+            simulate_dispatch(jobs, ws, p, cat, residency=residency, incremental_step=incremental_step, patience_s=patience_s,
+                              preemptions_per_hour=preemptions_per_hour, checkpoint_s=checkpoint_s, seed=seed)
+            for p in chosen
+        ]
+    except (DispatchSimError, *_INPUT_ERRORS) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    source = str(trace) if trace is not None else f"synthetic: {days:g} days, {jobs_per_day:g} jobs/day, seed {seed} (gpuplane/simulate/dispatch.py synthetic_jobs)"
+    if as_json:
+        typer.echo(json.dumps({"trace": source, "jobs": len(jobs), "workers": [w.__dict__ for w in ws], "results": [r.to_dict() for r in results]}, indent=2, default=float))
+        return
+    table = Table(title=f"{len(jobs):,} jobs on {len(ws)} workers ({source})")
+    for col in ("policy", "cost $", "compute $", "egress $", "wait mean h", "wait p95 h", "completion mean h", "completion p95 h", "preemptions", "moved"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in results:
+        table.add_row(r.policy, f"{r.cost_usd:,.0f}", f"{r.compute_usd:,.0f}", f"{r.egress_usd:,.0f}", f"{r.wait_mean_h:.2f}", f"{r.wait_p95_h:.2f}",
+                      f"{r.completion_mean_h:.2f}", f"{r.completion_p95_h:.2f}", str(r.preemptions), str(r.moves))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    for r in results:
+        typer.echo(f"{r.policy}: GPU-hours per worker {r.per_worker_gpu_hours}")
+
+
+def _read_workers(path: Path, cat: object, cls: type) -> list:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        _fail(f"--workers {path}: {e}. To fix: pass a JSON list of workers.")
+    out = []
+    for i, w in enumerate(raw if isinstance(raw, list) else []):
+        missing = [k for k in ("name", "cloud", "region", "quota", "usd_per_gpu_hour") if k not in w]
+        if missing:
+            _fail(f"--workers {path}: worker [{i}] lacks {missing}. To fix: give name, cloud, region, quota and usd_per_gpu_hour.")
+        out.append(cls(w["name"], w["cloud"], w["region"], cat.notice_seconds(w["cloud"]), dict(w["quota"]), dict(w["usd_per_gpu_hour"])))  # type: ignore[attr-defined]
+    if not out:
+        _fail(f"--workers {path}: no workers. To fix: list at least one.")
+    return out
 
 
 def main() -> None:  # pragma: no cover - convenience entry for `python -m gpuplane.simulate.cli`

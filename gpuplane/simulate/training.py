@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from components.checkpointing import young_daly_interval as _young_daly
+
 
 class TrainingModelError(ValueError):
     """A training-model parameter is out of range; the message names it and the fix."""
@@ -100,12 +102,12 @@ class SpotJob:
 
 
 def young_daly_interval(checkpoint_hours: float, mtbf_hours: float) -> float:
-    """Young/Daly first-order optimal work between checkpoints: sqrt(2·C·MTBF)."""
+    """Young/Daly first-order optimal work between checkpoints: sqrt(2·C·MTBF) (components.checkpointing)."""
     if checkpoint_hours < 0 or mtbf_hours <= 0:
         raise TrainingModelError(
             f"young_daly_interval: need checkpoint_hours ≥ 0 and mtbf_hours > 0 (got {checkpoint_hours}, {mtbf_hours})"
         )
-    return math.sqrt(2.0 * checkpoint_hours * mtbf_hours)
+    return _young_daly(checkpoint_hours, mtbf_hours)
 
 
 def _segments(work: float, tau: float) -> tuple[int, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import cost, gpu, pack, placement, pods, reliability, security, storage, tagging
+from policies import batch, cost, edge, gpu, pack, placement, pods, reliability, security, storage, tagging
 from policies.framework import Rule
 from tests.policies.fixtures import (
     TAGS,
@@ -39,6 +39,9 @@ TRAIN_POOL = component("GpuNodePool", training_pool_summary(capacityType="spot")
 ENDPOINT = component("InferenceEndpoint", endpoint_summary(), "recs")
 TRAINING = component("SpotTrainingCluster", training_cluster_summary(), "tc")
 CLUSTER = component("KubernetesCluster", cluster_summary(), "k")
+BATCH_SUMMARY = {"platform": "aws-batch", "cloud": "aws", "region": "us-east-1", "accelerator": "A10G", "gpus": 1, "spot": True,
+                 "maxAttempts": 3, "taskTimeoutSeconds": 3600, "parallelism": 4, "tags": dict(TAGS)}
+BATCH_JOB = component("BatchJob", BATCH_SUMMARY, "embed")
 TWO_TIER_SUMMARY = {
     "implementation": "knative+cloud-run",
     "steady": {"endpoint": "tt-steady", "minScale": 1, "maxScale": 2},
@@ -102,6 +105,16 @@ SSE_OK = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES
 PAB_OK = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
 
 
+EDGE_DIGEST = "sha256:" + "a" * 64
+CONFIG_MAP, DEPLOYMENT = "kubernetes:core/v1:ConfigMap", "kubernetes:apps/v1:Deployment"
+EDGE_CONFIG = view(CONFIG_MAP, {"metadata": {"name": "recs"}, "data": {"EDGE_MODEL_URI": "oci://r/m", "EDGE_MODEL_DIGEST": EDGE_DIGEST, "EDGE_RUNTIME": "onnxruntime"}}, "cm")
+EDGE_SERVER = view(DEPLOYMENT, {
+    "metadata": {"name": "recs", "labels": {"gpuplane.dev/edge-site": "a"}},
+    "spec": {"template": {"spec": {"containers": [{"name": "edge-server", "image": "r/edge@" + "sha256:" + "c" * 64,
+                                                   "envFrom": [{"configMapRef": {"name": "recs"}}]}]}}},
+}, "d")
+
+
 def c(cls: str, summary: dict[str, Any], name: str, **kw: Any):
     return component(cls, summary, name, **kw)
 
@@ -152,6 +165,10 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         {},
     ),
     ("zero-ok", cost.ENDPOINT_SCALE_TO_ZERO, [ENDPOINT, view(KSVC, KNATIVE, "svc")], {}),
+    ("batch-spot-ok", batch.BATCH_ON_SPOT, [BATCH_JOB], {}),
+    ("batch-on-demand", batch.BATCH_ON_SPOT, [c("BatchJob", mutate(BATCH_SUMMARY, "spot", False), "embed")], {}),
+    ("batch-timeout-ok", batch.BATCH_TIMEOUT_SET, [BATCH_JOB], {}),
+    ("batch-timeout-missing", batch.BATCH_TIMEOUT_SET, [view("aws:batch/jobDefinition:JobDefinition", {"type": "container"}, "jd")], {}),
     ("two-tier-ok", cost.TWO_TIER_STEADY_BOUNDED, [TWO_TIER, ENDPOINT], {}),
     ("two-tier-steady-large", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {}),
     ("two-tier-steady-allowed", cost.TWO_TIER_STEADY_BOUNDED, [c("TwoTierEndpoint", mutate(TWO_TIER_SUMMARY, "steady.minScale", 3), "tt")], {"maxSteadyReplicas": 3}),
@@ -695,4 +712,12 @@ CASES: list[tuple[str, Rule, list, dict[str, Any]]] = [
         ],
         {},
     ),
+    # -- edge ------------------------------------------------------------------------------------
+    ("edge-ok", edge.EDGE_ARTIFACTS_PINNED, [EDGE_CONFIG, EDGE_SERVER, c("EdgeDeployment", {"edge": True, "model": {"uri": "oci://r/m", "digest": EDGE_DIGEST}}, "recs")], {}),
+    ("edge-unpinned-config", edge.EDGE_ARTIFACTS_PINNED, [view(CONFIG_MAP, mutate(EDGE_CONFIG.props, "data.EDGE_MODEL_DIGEST", ""), "cm")], {}),
+    ("edge-unpinned-summary", edge.EDGE_ARTIFACTS_PINNED, [c("EdgeDeployment", {"edge": True, "model": {"uri": "s3://m/model.onnx"}}, "recs")], {}),
+    ("edge-image-tag", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.image", "r/edge:latest"), "d")], {}),
+    ("edge-image-tag-allowed", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.image", "r/edge:latest"), "d")], {"checkImages": False}),
+    ("edge-tensorrt-no-gpu", edge.EDGE_ARTIFACTS_PINNED, [view(DEPLOYMENT, mutate(EDGE_SERVER.props, "spec.template.spec.containers.0.env", [
+        {"name": "EDGE_RUNTIME", "value": "tensorrt"}, {"name": "EDGE_MODEL_URI", "value": "oci://r/m"}, {"name": "EDGE_MODEL_DIGEST", "value": EDGE_DIGEST}]), "d")], {}),
 ]

@@ -261,12 +261,32 @@ EXPECTED: dict[str, list[str]] = {
     "tags-config": [
         "aws:s3/bucket 'ckpt' lacks the tags ['owner'] (at tags). Add them (stack config gpuplane:tags reaches every component), or set defaults in the required-tags config and run it at enforcement level remediate."
     ],
+    "batch-spot-ok": [],
+    "batch-on-demand": [
+        "BatchJob 'embed' tolerates retries (maxAttempts 3) but runs on on-demand capacity on aws-batch. Set spot: True (tasks commit progress and exit 75 to be retried), or set max_attempts to 1 if the job must not be interrupted."
+    ],
+    "batch-timeout-ok": [],
+    "batch-timeout-missing": [
+        "aws:batch/jobDefinition 'jd' sets no task timeout (timeout.attemptDurationSeconds). Set one, at most 24 h, so a stuck task does not hold its GPU."
+    ],
     "exempt-valid-ok": [],
     "exempt-no-reason": [
         "aws:s3/bucket 'b': Tag 'gpuplane/exempt' has no reason, so it is not honoured. Add 'gpuplane/exempt-reason' (label form 'gpuplane-exempt-reason') saying why."
     ],
     "exempt-unknown-policy": [
-        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'cluster-hardened', 'deletion-protection', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-scope', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'helm-release-rendered', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'network-ingress-restricted', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'two-tier-steady-bounded', 'workload-identity'].",
+        "gcp:storage/bucket 'data': Tag 'gpuplane-exempt' names unknown policies ['no-such-policy']. Use names from the pack: ['allowed-regions', 'batch-on-spot', 'batch-timeout-set', 'cluster-hardened', 'deletion-protection', 'edge-artifacts-pinned', 'endpoint-private-or-authenticated', 'endpoint-readiness', 'endpoint-scale-to-zero', 'exemption-scope', 'exemption-valid', 'gpu-offered-in-region', 'gpu-pool-max-nodes', 'gpu-pool-tainted', 'gpu-total-max', 'gpu-types-allowed', 'helm-release-rendered', 'idle-timeout-bounds', 'imdsv2-required', 'multinode-compact-placement', 'network-ingress-restricted', 'no-privileged-pods', 'required-tags', 'spot-checkpointing', 'stack-budget', 'storage-encrypted', 'storage-not-public', 'training-data-colocated', 'training-on-spot', 'two-tier-steady-bounded', 'workload-identity'].",
+    ],
+    "edge-ok": [],
+    "edge-unpinned-config": [
+        "kubernetes:core/v1:ConfigMap 'cm' data: EDGE_MODEL_URI 'oci://r/m' has no sha256 digest (EDGE_MODEL_DIGEST ''). Give the model's sha256 digest in EDGE_MODEL_DIGEST."
+    ],
+    "edge-unpinned-summary": ["EdgeDeployment 'recs': model 's3://m/model.onnx' is not pinned (digest None). Give its sha256 digest."],
+    "edge-image-tag": [
+        "kubernetes:apps/v1:Deployment 'd' spec.template.spec.containers[0]: image 'r/edge:latest' is a tag, which can move between waves. Use a digest reference (repo@sha256:...)."
+    ],
+    "edge-image-tag-allowed": [],
+    "edge-tensorrt-no-gpu": [
+        "kubernetes:apps/v1:Deployment 'd' spec.template.spec.containers[0]: EDGE_RUNTIME=tensorrt without an nvidia.com/gpu limit; TensorRT needs the site's GPU. Add an nvidia.com/gpu limit, or set EDGE_RUNTIME to onnxruntime."
     ],
 }
 

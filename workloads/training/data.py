@@ -77,9 +77,16 @@ def read_table(path: Path, columns: list[str]) -> pa.Table:
         ) from err
 
 
+HISTORY_COLUMNS = ["user_id", "item_id", "event_timestamp"]
+
+
 def user_histories(events_path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     """(user ids, their item histories) with consecutive repeats collapsed, in time order."""
-    table = read_table(events_path, ["user_id", "item_id", "event_timestamp"])
+    return histories_of(read_table(events_path, HISTORY_COLUMNS))
+
+
+def histories_of(table: pa.Table) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``user_histories`` of an events table already read (``HISTORY_COLUMNS`` at least); users ascending."""
     users = table["user_id"].to_numpy()
     items = table["item_id"].to_numpy()
     ts = table["event_timestamp"].cast("int64").to_numpy()

@@ -182,3 +182,32 @@ def test_rejected_endpoint_registers_nothing():
 
     with pytest.raises(ComponentInputError):
         run(program)
+
+
+@pytest.mark.parametrize(("kubernetes", "serving"), [("1.33", "1.21"), ("1.34", "1.23"), ("1.35", "1.23"),
+                                                     ("v1.33.13", "1.21"), (None, "1.23")])
+def test_knative_serving_release_follows_the_clusters_kubernetes(kubernetes, serving):
+    """Serving 1.22 and 1.23 refuse Kubernetes 1.33 (knative.dev/pkg version/version.go, seen on the sandbox's
+    1.33.13 with v0.50.0's controller: "Version check failed"); gpuplane's default cluster is 1.33."""
+    from components.inference.planner import knative_serving_version
+
+    assert knative_serving_version(kubernetes) == serving
+
+
+def test_knative_on_a_default_cluster_installs_a_serving_release_that_runs_on_it():
+    def program():
+        cluster = KubernetesCluster("local", {"cloud": "existing"})
+        InferenceEndpoint("recs", {"platform": "knative", "cluster": cluster, "image": IMAGE})
+
+    serving = run(program).one("kubernetes:operator.knative.dev/v1beta1:KnativeServing")
+    assert serving.inputs["spec"]["version"] == "1.21"
+
+
+def test_knative_install_on_a_cluster_older_than_every_serving_release_is_refused():
+    def program():
+        cluster = KubernetesCluster("old", {"cloud": "gcp", "region": "us-central1", "project": "p",
+                                            "kubernetes_version": "1.31"})
+        InferenceEndpoint("recs", {"platform": "knative", "cluster": cluster, "image": IMAGE})
+
+    with pytest.raises(ComponentInputError, match=r"cluster.kubernetes_version.*1\.31.*1\.33 or newer"):
+        run(program)

@@ -1,0 +1,89 @@
+"""``python -m workloads.batch``'s bad input: one message per problem naming the field and the fix, exit 2,
+nothing written (workloads/batch/__main__.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.workloads.test_serving_support import write_model_dir
+from workloads.batch.__main__ import main
+from workloads.batch.taskenv import PLATFORMS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def no_task_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for p in PLATFORMS.values():
+        for var in (p.index_var, p.count_var, p.run_var):
+            monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("model"))
+
+
+def errors(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+
+
+def test_a_task_without_a_task_index_says_where_it_comes_from(tmp_path: Path, model_dir: Path, no_task_env: None,
+                                                              capsys: pytest.CaptureFixture[str]):
+    code = main(["--data", str(tmp_path), "--output", str(tmp_path / "out"), "--model-dir", str(model_dir)])
+    [message] = errors(capsys)
+    assert code == 2
+    assert "CLOUD_RUN_TASK_INDEX, AWS_BATCH_JOB_ARRAY_INDEX, JOB_COMPLETION_INDEX is set" in message
+    assert "--task-index N --task-count M" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, no_task_env: None, capsys: pytest.CaptureFixture[str]):
+    code = main(["run", "--data", "ftp9://bucket/events", "--output", "nope://x", "--model-dir", str(tmp_path / "m"),
+                 "--tasks", "0", "--chunk-items", "0"])
+    found = errors(capsys)
+    assert code == 2
+    assert any("--data='ftp9://bucket/events': the scheme 'ftp9' is unknown" in e and "s3://, gs://" in e
+               for e in found), found
+    assert any("--output='nope://x': the scheme 'nope' is unknown" in e for e in found), found
+    assert any(f"--model-dir {tmp_path / 'm'}: not a training export" in e and "--export-dir" in e for e in found)
+    assert "error: --tasks 0: must be at least 1" in found
+    assert "error: --chunk-items 0: must be at least 1" in found
+    assert len(found) == 5, found
+
+
+def test_a_bad_fault_drill_names_the_format(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]):
+    from workloads.data.generate import GenerateConfig, generate
+
+    generate(tmp_path / "data", GenerateConfig(users=5, items=10, days=1, seed=0))
+    code = main(["run", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "out"), "--model-dir",
+                 str(model_dir), "--tasks", "2", "--kill", "one:two"])
+    assert code == 2
+    assert errors(capsys) == ["error: --kill 'one:two': expected TASK:CHUNKS[:SIGNAL], e.g. 1:2:KILL or 0:1:TERM"]
+
+
+def test_the_module_runs_as_a_program(tmp_path: Path):
+    r = subprocess.run([sys.executable, "-m", "workloads.batch", "task", "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "--task-index" in r.stdout and "--platform" in r.stdout
+
+
+@pytest.mark.slow  # imports the image checker (the plan engine) and walks the import closure: ~15 s on 2 busy cores
+def test_the_training_image_holds_the_batch_workload_and_its_packages(tmp_path: Path):
+    """BatchJob runs `python -m workloads.batch` in gpuplane-training (entrypoint overridden): every file of
+    its import closure is COPYed and every package it imports is installed (tests/workloads/test_images.py);
+    without the COPY of workloads/batch the same check fails."""
+    from tests.workloads.test_images import Spec, check, readme_images
+
+    spec = Spec("ghcr.io/gpuplane/training:0.1.0", ("python", "-m", "workloads.batch"),
+                ("task", "--data", "s3://b/events/", "--output", "s3://b/out", "--model-dir", "/model"), "batch")
+    images = readme_images()
+    assert check(spec, images) == []
+    training = (ROOT / images["gpuplane-training"]["Dockerfile"]).read_text()
+    (tmp_path / "Dockerfile").write_text("\n".join(line for line in training.splitlines() if "workloads/batch" not in line))
+    images["gpuplane-training"] = {**images["gpuplane-training"], "Dockerfile": str(tmp_path / "Dockerfile")}
+    assert any("workloads/batch/task.py" in p and "does not COPY" in p for p in check(spec, images))
