@@ -21,6 +21,7 @@ SMOKE: dict[str, list[str]] = {
     "batch_throughput": ["--users", "60", "--items", "50", "--days", "1", "--repeats", "1", "--concurrency", "4",
                          "--objects", "3"],
     "dispatch": ["--workloads", "20", "--clusters", "3", "--days", "0.5", "--jobs-per-day", "20", "--runs", "1"],
+    "edge_inference": ["--requests", "20", "--repeats", "1"],
     "engine_vs_plan": ["--runs", "1", "--no-up"],  # needs the sandbox toolchain: smoke-run in the engine lane
     "features_bench": ["--users", "50", "--items", "40", "--days", "2", "--iterations", "3", "--batch-sizes", "1,4"],
     "gpu_h200": ["--preset", "tiny", "--steps", "10", "--batch-size", "4", "--no-compile"],  # SIGTERM at a logged step (every 10)

@@ -8,6 +8,7 @@
     gpuplane demo                            # the whole reference pipeline, locally
     gpuplane catalog refresh --from FILE --source TEXT   # price rows from a public price file
     gpuplane sandbox up                      # a local cluster with simulated GPU nodes
+    gpuplane edge demo                       # edge sites on loopback, a model rolled out in gated waves
 
 Exit codes: 0 success, 1 a mandatory policy violation or invalid plan, 2 a config or usage
 error (one line on stderr, no traceback).
@@ -209,6 +210,9 @@ def _mount_optional(app: typer.Typer) -> None:
     from gpuplane.pipeline.cli import pipeline_command
 
     app.command("pipeline")(pipeline_command)
+    from gpuplane.edge.cli import app as edge_app
+
+    app.add_typer(edge_app, name="edge", help="Edge inference: simulated sites serving ONNX models, rolled out in gated waves.")
     _mount_sandbox(app)
 
 

@@ -22,7 +22,10 @@ Steps (each prints a rule, a live status line and its time; outputs go under one
 9. batch inference over the event log (``python -m workloads.batch``, ``batch/``): 3 task
    processes, one SIGKILLed mid-shard and resumed, output byte-identical to an uninterrupted run;
    the same data delivered again is skipped by the exactly-once manifest;
-10. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
+10. edge sites (``gpuplane edge demo`` on the exported model, ``edge/``): six local sites serving
+    its ONNX export with onnxruntime; a bad model rolled back at the canary, the int8 model rolled
+    out in gated waves with one site cut off and catching up;
+11. the report: ``report.md``, ``report.json``, ``report.png``; key figures printed at the end.
 
 Contract: :func:`run_demo` returns 0 when every step that ran succeeded, 1 when one failed
 (each failure is named, and the steps that needed it are skipped, not failed), 130 on Ctrl-C
@@ -49,6 +52,7 @@ from rich.console import Console
 
 from gpuplane.demo.batch import step_batch
 from gpuplane.demo.config import FULL, QUICK, DemoConfig
+from gpuplane.demo.edge import step_edge
 from gpuplane.demo.procs import Processes
 from gpuplane.demo.report import DemoReport, StepRecord, key_figures, write_report
 from gpuplane.demo.steps import (
@@ -77,9 +81,10 @@ STEPS: tuple[tuple[str, str, Callable[[Context], str]], ...] = (
     ("cost", "Static-for-peak vs scale-to-zero cost (simulator, catalog prices)", step_cost),
     ("loop", "The model loop: a new day, retrain, MLflow, gate, canary, rollback", step_loop),
     ("batch", "Batch inference: 3 tasks, one killed mid-shard and resumed; a redelivery skipped", step_batch),
+    ("edge", "Edge sites: ONNX rollout in gated waves, bad model rolled back, a site cut off", step_edge),
 )
 OUTPUT_NAMES = ("plans", "data", "feature_repo", "checkpoints", "model", "traffic", "traces", "logs", "report.md",
-                "report.json", "report.png", "pipeline", "batch")
+                "report.json", "report.png", "pipeline", "batch", "edge")
 """What the demo writes in its folder (and removes from a previous run first)."""
 
 
