@@ -18,14 +18,14 @@ EXPECTED: dict[str, list[str]] = {
         "The stack's max hourly cost is $1.82/h, over the budget of $1.00/h (maxHourlyUsd). Dearest: p $1.53/h, k (system nodes) $0.19/h, k (control plane) $0.10/h. Lower their maxNodes / maxReplicas, use spot, or raise maxHourlyUsd."
     ],
     "budget-monthly": [
-        "The stack's expected monthly cost is $492, over the budget of $100 (maxMonthlyUsd; usage {'trainingHoursPerMonth': 200.0, 'endpointBusyHoursPerDay': 6.0, 'storageGib': 500.0, 'expectedNodeFraction': 0.25, 'onlineReadsPerMonth': 10000000.0, 'onlineStorageGib': 5.0}). Dearest: p $1.53/h, k (system nodes) $0.19/h, k (control plane) $0.10/h. Scale pools to zero when idle, use spot, or raise maxMonthlyUsd."
+        "The stack's expected monthly cost is $492, over the budget of $100 (maxMonthlyUsd; usage {'trainingHoursPerMonth': 200.0, 'endpointBusyHoursPerDay': 6.0, 'storageGib': 500.0, 'expectedNodeFraction': 0.25, 'onlineReadsPerMonth': 10000000.0, 'onlineStorageGib': 5.0, 'rolloutsPerMonth': 4.0}). Dearest: p $1.53/h, k (system nodes) $0.19/h, k (control plane) $0.10/h. Scale pools to zero when idle, use spot, or raise maxMonthlyUsd."
     ],
     "budget-unknown": [
         "The budget cannot be checked: the price of GpuNodePool 'p' is unknown (p5.48xlarge is not offered in eu-central-1 in the catalog). Add the price to the catalog, or set allowUnknownPrices: true."
     ],
     "budget-unknown-allowed": [],
     "budget-bad-usage": [
-        "The stack-budget policy config is wrong: usage profile: unknown key 'trainingHours'. Use one of ['endpointBusyHoursPerDay', 'expectedNodeFraction', 'onlineReadsPerMonth', 'onlineStorageGib', 'storageGib', 'trainingHoursPerMonth']."
+        "The stack-budget policy config is wrong: usage profile: unknown key 'trainingHours'. Use one of ['endpointBusyHoursPerDay', 'expectedNodeFraction', 'onlineReadsPerMonth', 'onlineStorageGib', 'rolloutsPerMonth', 'storageGib', 'trainingHoursPerMonth']."
     ],
     "spot-ok": [],
     "spot-on-demand-pool": [
