@@ -44,6 +44,7 @@ def up(
     port: int = typer.Option(cluster.DEFAULT_PORT, "--port", "-p", help="kube-apiserver's port; the sandbox uses this and the next five."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build missing programs first (`make engine`)."),
     timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for each step."),
+    karpenter: bool = typer.Option(False, "--karpenter", help="Also run Karpenter's kwok provider (catalog instance types)."),
 ) -> None:
     """Start the sandbox (idempotent per state folder; a running one is reported, not restarted)."""
     layout = _layout(name, port)
@@ -61,6 +62,14 @@ def up(
                             "see the output above, fix it, then run `make engine`")
         typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + 5} ...")
         seconds = cluster.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
+        if karpenter:
+            from gpuplane.sandbox import karpenter as karpenter_provider
+
+            try:
+                karpenter_provider.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
+            except BaseException:
+                cluster.down(layout)
+                raise
     except toolchain.ToolchainError as e:
         raise _fail(str(e)) from None
     except cluster.SandboxError as e:

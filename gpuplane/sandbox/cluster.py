@@ -244,7 +244,7 @@ def status(layout: Layout) -> dict[str, Any]:
     alive = {n: _alive(e) for n, e in pids.items()}
     if not pids:
         state = "stopped"
-    elif all(alive.values()) and set(pids) == set(START_ORDER):
+    elif all(alive.values()) and set(START_ORDER) <= set(pids):  # plus any controllers started with it
         state = "running"
     elif any(alive.values()):
         state = "partial"
