@@ -273,3 +273,70 @@ def up(layout: Any, bindir: Path, echo: Callable[[str], None] = print, timeout_s
             pids.pop(NAME)
             cluster._write_pids(layout, pids)
         raise
+
+
+# -- what gpuplane emits for the sandbox's Karpenter, and what a test or a benchmark asks it -----------------
+
+
+def pool_args(accelerator: str = "L4", capacity_type: str = "spot", max_nodes: int = 2,
+              scale_down_delay_seconds: int = 300) -> dict[str, Any]:
+    """``GpuNodePool`` args (less ``cluster``) for a Karpenter pool on the sandbox."""
+    return {"accelerator": accelerator, "capacity_type": capacity_type, "max_nodes": max_nodes,
+            "karpenter": {"node_class": dict(NODE_CLASS), "region": REGION},
+            "scale_down_delay_seconds": scale_down_delay_seconds}
+
+
+def node_pool_object(name: str, **kw: Any) -> dict[str, Any]:
+    """The NodePool a sandbox ``GpuNodePool`` named ``name`` emits (gpuplane's own planner and spec), without Pulumi."""
+    from components.cluster import ClusterFacts
+    from components.node_pool import plan_node_pool
+    from components.node_pool.karpenter import k8s_name, karpenter_node_pool_spec
+
+    facts = ClusterFacts(cloud="kubernetes", name="sandbox", region=None, zones=(), autoscaler="none")
+    plan = plan_node_pool(name, pool_args(**kw), facts)  # type: ignore[arg-type]
+    assert plan.node_class is not None
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": k8s_name(name)},
+            "spec": karpenter_node_pool_spec(plan, plan.node_class)}
+
+
+def gpu_pod(name: str, pool: str, gpus: int = 1, namespace: str = "default") -> dict[str, Any]:
+    """A pod that fits only a node of GpuNodePool ``pool`` (its selector, its GPU taint's toleration, a GPU)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"nodeSelector": {"gpuplane.dev/pool": pool},
+                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+                                      "effect": "NoSchedule"}],
+                     "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi",
+                                                                "nvidia.com/gpu": str(gpus)},
+                                                   "limits": {"nvidia.com/gpu": str(gpus)}}}],
+                     "terminationGracePeriodSeconds": 0}}
+
+
+def cheapest(candidates: list[str], capacity_type: str, catalog: Catalog | None = None, region: str = REGION) -> str:
+    """The candidate type with the lowest catalog price at ``capacity_type`` (what Karpenter should launch)."""
+    catalog = catalog or load_catalog()
+    priced = [(p, n) for n in candidates if (p := catalog.price("aws", n, region, capacity_type)) is not None]  # type: ignore[arg-type]
+    return min(priced)[1]
+
+
+def nodeclaims(layout: Any, pool: str | None = None) -> list[dict[str, Any]]:
+    """The NodeClaims (of NodePool ``pool`` when given)."""
+    from gpuplane.sandbox.cluster import api
+
+    query = f"?labelSelector=karpenter.sh/nodepool%3D{pool}" if pool else ""
+    code, body = api(layout, "GET", f"/apis/karpenter.sh/v1/nodeclaims{query}")
+    return list(body.get("items", [])) if code == 200 and isinstance(body, dict) else []
+
+
+def condition(obj: dict[str, Any], kind: str) -> bool:
+    """``status.conditions[type=kind].status == "True"``."""
+    return any(c.get("type") == kind and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
+
+
+def events(layout: Any, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+    """Events about one object (``kind``/``name``; NodeClaims and Nodes are reported in ``default``)."""
+    from gpuplane.sandbox.cluster import api
+
+    sel = f"involvedObject.kind%3D{kind},involvedObject.name%3D{name}"
+    code, body = api(layout, "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector={sel}")
+    return list(body.get("items", [])) if code == 200 and isinstance(body, dict) else []
