@@ -140,3 +140,23 @@ def test_relay_serves_an_all_interfaces_program_on_loopback_only(tmp_path):
         relay.wait(10)
         host.terminate()
         host.wait(10)
+
+
+def test_demo_objects_let_karpenter_make_nodes_that_kueues_flavors_select():
+    from gpuplane.demo.sandbox import indexed_job, training_objects
+
+    objs = training_objects()
+    pools = {p["metadata"]["name"]: p["spec"] for p in objs["node_pools"]}
+    assert list(pools) == ["train-a10g-spot", "train-a10g-on-demand"]
+    assert pools["train-a10g-spot"]["weight"] > pools["train-a10g-on-demand"]["weight"], "spot first"
+    for spec in pools.values():
+        assert spec["template"]["spec"]["nodeClassRef"] == karpenter.NODE_CLASS
+    flavors = [o for o in objs["kueue"] if o["kind"] == "ResourceFlavor"]
+    assert len(flavors) == 2
+    for f in flavors:
+        labels = pools[f["metadata"]["name"]]["template"]["metadata"]["labels"]
+        assert f["spec"]["nodeLabels"].items() <= labels.items(), f"{f['metadata']['name']} selects the pool's nodes"
+    job = indexed_job(objs["jobset"][0])
+    assert job["kind"] == "Job" and job["metadata"] == {"name": "recs-gpt", "namespace": "recs"}
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["parallelism"] == 2
+    assert "suspend" not in job["spec"]
