@@ -61,9 +61,13 @@ HOST = "127.0.0.1"
 _CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 
+HEALTH = "karpenter-health"
+
+
 def ports(layout: Any) -> dict[str, int]:
-    """``karpenter-metrics`` (base+10, inside its namespace) and ``karpenter`` (health probes, base+11)."""
-    return {"karpenter-metrics": layout.port + 10, NAME: layout.port + 11}
+    """``karpenter-metrics`` (base+10, inside its namespace) and ``karpenter-health`` (health probes, base+11), as
+    ``Layout.ports`` names them in a sandbox with controllers."""
+    return {"karpenter-metrics": layout.port + 10, HEALTH: layout.port + 11}
 
 
 def instance_types(catalog: Catalog | None = None, region: str = REGION) -> list[dict[str, Any]]:
@@ -117,11 +121,11 @@ def command(layout: Any, bindir: Path, jail: bool | None = None) -> list[str]:
     program = [
         "env", *(f"{k}={v}" for k, v in environment(layout).items()), str(bindir / PROGRAM),
         f"--instance-types-file-path={instance_types_file(layout)}",
-        f"--metrics-port={p['karpenter-metrics']}", f"--health-probe-port={p[NAME]}",
+        f"--metrics-port={p['karpenter-metrics']}", f"--health-probe-port={p[HEALTH]}",
         "--disable-leader-election=true", f"--feature-gates={FEATURE_GATES}", "--log-level=info",
     ]
     if jail if jail is not None else netns.available():
-        return netns.relay_argv(program, inward=[layout.port], outward=[p[NAME]])
+        return netns.relay_argv(program, inward=[layout.port], outward=[p[HEALTH]])
     return program
 
 
@@ -179,7 +183,7 @@ def prepare(layout: Any, bindir: Path) -> None:
 def ready(layout: Any) -> bool:
     """Karpenter's readiness probe answers 200 (its caches synced and its CRDs known)."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{ports(layout)[NAME]}/readyz", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{HOST}:{ports(layout)[HEALTH]}/readyz", timeout=2) as r:
             return bool(r.status == 200)
     except OSError:
         return False
@@ -234,7 +238,7 @@ def start(
     step(f"{len(objs)} Karpenter CRDs established, KWOKNodeClass '{NODE_CLASS['name']}'")
     jail = netns.available()
     launch(NAME, command(layout, bindir, jail), executable(layout, bindir, jail))
-    wait(f"Karpenter /readyz on {HOST}:{ports(layout)[NAME]}", lambda: ready(layout))
+    wait(f"Karpenter /readyz on {HOST}:{ports(layout)[HEALTH]}", lambda: ready(layout))
     step(f"Karpenter (kwok provider) ready, {len(instance_types())} instance types from the catalog"
          + ("" if jail else f"; NOT loopback-only: without root its ports {sorted(ports(layout).values())} listen on every interface"))
 

@@ -76,7 +76,7 @@ def test_command_without_root_runs_the_operator_directly():
     argv = karpenter.command(LAYOUT, Path("/bin"), jail=False)
     assert argv[0] == "env" and argv[2] == "/bin/karpenter-kwok"
     assert karpenter.executable(LAYOUT, Path("/bin"), jail=False) == "/bin/karpenter-kwok"
-    assert karpenter.ports(LAYOUT) == {"karpenter-metrics": 20010, "karpenter": 20011}
+    assert karpenter.ports(LAYOUT) == {"karpenter-metrics": 20010, "karpenter-health": 20011}
 
 
 def test_crds_are_nodepool_nodeclaim_and_kwoknodeclass():
