@@ -13,10 +13,15 @@ image's ``python -m workloads.training.launch``: 0 done, 75 preempted after a ch
 stopped by SIGTERM, 2 usage error); ``TrainingJob(command=...)`` overrides it for other images.
 ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` is set a few seconds below the pod's grace period, so
 torchrun's agent lets workers finish their checkpoint (its default is 30 s). The Job's
-podFailurePolicy ignores exit 75 and pods with a ``DisruptionTarget`` condition (restart
-without counting), fails the Job on exit 2 (the JobSet then fails instead of retrying) and
-counts anything else; the JobSet restarts the gang on ``BackoffLimitExceeded`` up to
-``max_restarts``.
+podFailurePolicy ignores exit 75 (every rank stops on the notice; each pod restarts without
+counting), fails the Job on a pod with a ``DisruptionTarget`` condition (its node was preempted,
+drained or deleted: the other ranks cannot go on without it) and on exit 2, and counts anything
+else. The JobSet then restarts the whole gang on a disruption without counting it against
+``max_restarts`` (``RestartJobSetAndIgnoreMaxRestarts``, matched by the Job controller's failure
+message "... has condition DisruptionTarget ..."), fails on exit 2 instead of retrying, and
+restarts the gang on ``BackoffLimitExceeded`` up to ``max_restarts``. (Ignoring the disrupted pod
+instead, as this module once did, left the gang with one rank replaced alone: checked against the
+real Job and JobSet controllers in the sandbox, tests/engine/test_kueue_jobset.py.)
 
 The manifests are pure functions (tested against the upstream API shapes). Assumes the training
 cluster installed Kueue and JobSet (SpotTrainingCluster's ``ready``); creates nothing else.
@@ -40,6 +45,10 @@ METRICS_PORT = 9090
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 CONTAINER = "trainer"
+DISRUPTED_PATTERN = "has condition DisruptionTarget"
+"""What the Job controller writes in the Job's failure message when a FailJob rule matched a pod's
+``DisruptionTarget`` condition ("Pod <ns>/<pod> has condition DisruptionTarget matching FailJob rule at index 1",
+kubernetes pkg/controller/job/pod_failure_policy.go)."""
 SHUTDOWN_MARGIN_SECONDS = 5
 """torchrun's agent SIGKILLs workers this long before the kubelet would SIGKILL the pod."""
 
@@ -144,7 +153,7 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
         "podFailurePolicy": {
             "rules": [
                 {"action": "Ignore", "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [75]}},
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                 {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [2]}},
             ]
         },
@@ -156,6 +165,9 @@ def jobset_manifest(plan: TrainingJobPlan, image: Any, checkpoint_url: Any, extr
             "maxRestarts": plan.max_restarts,
             "restartStrategy": "BlockingRecreate",  # old pods gone before the gang re-forms on the same port
             "rules": [
+                # First match wins: a lost node restarts the whole gang, not counted; exit 2 fails the JobSet.
+                {"name": "restartGangOnDisruption", "action": "RestartJobSetAndIgnoreMaxRestarts",
+                 "onJobFailureReasons": ["PodFailurePolicy"], "onJobFailureMessagePatterns": [DISRUPTED_PATTERN]},
                 {"name": "failOnUsageError", "action": "FailJobSet", "onJobFailureReasons": ["PodFailurePolicy"]},
                 {"name": "restartGang", "action": "RestartJobSet", "onJobFailureReasons": ["BackoffLimitExceeded"]},
             ],

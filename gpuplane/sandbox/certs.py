@@ -93,3 +93,23 @@ def write_pki(folder: Path) -> dict[str, Path]:
         if name.endswith(".key"):
             paths[name].chmod(0o600)
     return paths
+
+
+def write_serving_cert(folder: Path, pki: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[Path, Path]:
+    """A serving certificate for ``names``, issued by the sandbox CA in ``pki``, as ``folder/tls.crt`` and
+    ``folder/tls.key`` (the file names controller-runtime's webhook server and cert watcher read). Kept when
+    both files exist and the CA is the one that issued them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    crt, key_file = folder / "tls.crt", folder / "tls.key"
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    if crt.is_file() and key_file.is_file() and x509.load_pem_x509_certificate(crt.read_bytes()).issuer == ca.subject:
+        return crt, key_file
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki / 'ca.key'} is not the sandbox's EC CA key")
+    key = _key()
+    cert = _cert(_name("gpuplane-sandbox-webhooks"), key, ca.subject, ca_key, server_names=names)
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(_pem_key(key))
+    key_file.chmod(0o600)
+    return crt, key_file

@@ -4,7 +4,9 @@
     eval $(gpuplane sandbox env)             # KUBECONFIG, a local Pulumi backend, PATH with pulumi/kubectl/helm
     kubectl get nodes -L gpuplane.dev/pool
     gpuplane sandbox down                    # stops everything; --purge also deletes the state folder
-    gpuplane sandbox up --name b --port 16453   # a second sandbox beside the first
+    gpuplane sandbox up --name b --port 16463   # a second sandbox beside the first
+    gpuplane sandbox up --controllers        # also the real Kueue and JobSet controller managers
+    gpuplane sandbox jobs                    # what Kueue decided about each job (admitted, pending and why)
 
 Exit codes: 0 success; 1 the sandbox failed while starting (its log is named); 2 a usage or set-up
 problem (one line: cause and fix), with nothing left running.
@@ -31,9 +33,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return fail(message, code)
 
 
-def _layout(name: str, port: int | None = None) -> cluster.Layout:
+def _layout(name: str, port: int | None = None, controllers: bool | None = None) -> cluster.Layout:
     try:
-        return cluster.load_layout(name, port)
+        return cluster.load_layout(name, port, controllers=controllers)
     except cluster.SandboxError as e:
         raise _fail(str(e)) from None
 
@@ -41,35 +43,32 @@ def _layout(name: str, port: int | None = None) -> cluster.Layout:
 @app.command()
 def up(
     name: str = NameOpt,
-    port: int = typer.Option(cluster.DEFAULT_PORT, "--port", "-p", help="kube-apiserver's port; the sandbox uses this and the next five."),
+    port: int = typer.Option(cluster.DEFAULT_PORT, "--port", "-p", help="kube-apiserver's port; the sandbox uses this and the next five (eleven with --controllers)."),
+    controllers: bool = typer.Option(False, "--controllers", help="Also run the Kueue and JobSet controller managers "
+                                     "(their CRDs and webhooks from the pinned charts), which admit and run what gpuplane's "
+                                     "TrainingJob and SpotTrainingCluster emit, and Karpenter's kwok provider, which "
+                                     "provisions nodes for the NodePools a Karpenter GpuNodePool emits."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build missing programs first (`make engine`)."),
     timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for each step."),
-    karpenter: bool = typer.Option(False, "--karpenter", help="Also run Karpenter's kwok provider (catalog instance types)."),
 ) -> None:
     """Start the sandbox (idempotent per state folder; a running one is reported, not restarted)."""
-    layout = _layout(name, port)
+    layout = _layout(name, port, controllers)
     bindir = toolchain.bin_dir()
+    wanted = toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset", "karpenter-kwok") if controllers else ())
     try:
         # Cheap checks first, so a running sandbox or a busy port is reported before any build.
         if cluster.status(layout)["state"] in ("running", "partial", "stale") or cluster.busy_ports(layout):
             cluster.preflight(layout, bindir)
-        if build and toolchain.missing(toolchain.SANDBOX_BINARIES, bindir):
+        if build and toolchain.missing(wanted, bindir):
             typer.echo(f"building the sandbox's programs into {bindir} (once) ...")
-            results = toolchain.build(toolchain.SANDBOX_BINARIES)
+            results = toolchain.build(toolchain.missing(wanted, bindir))
             failed = [r for r in results if r.status in ("failed", "blocked")]
             if failed:
                 raise _fail(f"{failed[0].name} did not build: {failed[0].detail.splitlines()[-1] if failed[0].detail else ''}; "
                             "see the output above, fix it, then run `make engine`")
-        typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + 5} ...")
+        typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + len(layout.ports) - 1}"
+                   f"{' with Kueue and JobSet' if controllers else ''} ...")
         seconds = cluster.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
-        if karpenter:
-            from gpuplane.sandbox import karpenter as karpenter_provider
-
-            try:
-                karpenter_provider.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
-            except BaseException:
-                cluster.down(layout)
-                raise
     except toolchain.ToolchainError as e:
         raise _fail(str(e)) from None
     except cluster.SandboxError as e:
@@ -123,3 +122,29 @@ def env(name: str = NameOpt) -> None:
                     f"{'' if name == cluster.DEFAULT_NAME else ' --name ' + name}` first")
     for line in cluster.env_lines(layout, toolchain.bin_dir(), cluster.passphrase(layout)):
         typer.echo(line)
+
+
+@app.command()
+def jobs(
+    name: str = NameOpt,
+    namespace: str = typer.Option(None, "--namespace", help="Only this namespace (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """What Kueue decided about each job: admitted (flavors), pending or inadmissible (Kueue's message), evicted,
+    finished. Exit 0, or 1 when a job is inadmissible (it would wait forever)."""
+    from gpuplane.sandbox import jobs as kjobs
+
+    layout = _layout(name)
+    if cluster.status(layout)["state"] != "running":
+        raise _fail(f"sandbox '{name}' is not running; start it with `gpuplane sandbox up --controllers"
+                    f"{'' if name == cluster.DEFAULT_NAME else ' --name ' + name}`")
+    try:
+        rows = kjobs.job_rows(kjobs.list_workloads(layout, namespace))
+    except cluster.SandboxError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        for line in kjobs.format_rows(rows):
+            typer.echo(line)
+    raise typer.Exit(1 if any(r.state == "inadmissible" for r in rows) else 0)

@@ -3,7 +3,9 @@
 Contract:
 
 - A sandbox has a ``name`` and a base ``port``; it owns six consecutive loopback ports (``Layout``):
-  kube-apiserver (``port``), etcd client and peer, kube-controller-manager, kube-scheduler, kwok.
+  kube-apiserver (``port``), etcd client and peer, kube-controller-manager, kube-scheduler, kwok;
+  with ``controllers`` (``up --controllers``, kept in ``sandbox.json``), twelve: then Kueue's webhook and
+  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` and ``karpenter.py`` run them).
   Several sandboxes run side by side with different names and ports.
 - Its state folder (``state_root()/<name>``, outside the clone) holds the PKI, the kubeconfig, etcd's
   data, every process's log, ``pids.json`` (written as each process starts), and a local Pulumi file
@@ -67,18 +69,34 @@ class Layout:
     """kube-apiserver's secure port; the next five ports belong to the other programs."""
     root: Path | None = None
     """State root (default ``state_root()``)."""
+    controllers: bool = False
+    """Also run Kueue, JobSet and Karpenter's kwok provider (``up --controllers``); six more ports."""
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
             raise SandboxError(f"--name {self.name!r} is not a sandbox name; use letters, digits, '-' and '_'")
-        if not 1024 <= self.port <= 65535 - 5:
-            raise SandboxError(f"--port {self.port} is out of range; give a base port from 1024 to 65530 (six ports from it are used)")
+        span = len(self.ports)
+        if not 1024 <= self.port <= 65536 - span:
+            raise SandboxError(f"--port {self.port} is out of range; give a base port from 1024 to {65536 - span} "
+                               f"({span} ports from it are used)")
 
     @property
     def ports(self) -> dict[str, int]:
         p = self.port
-        return {"kube-apiserver": p, "etcd": p + 1, "etcd-peer": p + 2, "kube-controller-manager": p + 3,
+        base = {"kube-apiserver": p, "etcd": p + 1, "etcd-peer": p + 2, "kube-controller-manager": p + 3,
                 "kube-scheduler": p + 4, "kwok": p + 5}
+        if not self.controllers:
+            return base
+        return {**base, "kueue-webhook": p + 6, "kueue": p + 7, "jobset-webhook": p + 8, "jobset": p + 9,
+                "karpenter-metrics": p + 10, "karpenter-health": p + 11}
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """The programs a running sandbox of this layout has, in start order."""
+        from gpuplane.sandbox.controllers import NAMES
+        from gpuplane.sandbox.karpenter import NAME as KARPENTER
+
+        return START_ORDER + ((*NAMES, KARPENTER) if self.controllers else ())
 
     @property
     def dir(self) -> Path:
@@ -223,7 +241,8 @@ def _alive(entry: dict[str, Any]) -> bool:
 
 def _stop(entries: dict[str, dict[str, Any]], timeout_s: float = 15.0) -> list[str]:
     """SIGTERM each live process group (reverse start order), then SIGKILL what is left. Returns survivors."""
-    order = [n for n in reversed(START_ORDER) if n in entries] + [n for n in entries if n not in START_ORDER]
+    # Controllers first (they talk to the API server), then the base programs in reverse start order.
+    order = [n for n in entries if n not in START_ORDER] + [n for n in reversed(START_ORDER) if n in entries]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         live = [n for n in order if _alive(entries[n])]
         for n in live:
@@ -244,14 +263,14 @@ def status(layout: Layout) -> dict[str, Any]:
     alive = {n: _alive(e) for n, e in pids.items()}
     if not pids:
         state = "stopped"
-    elif all(alive.values()) and set(START_ORDER) <= set(pids):  # plus any controllers started with it
+    elif all(alive.values()) and set(pids) == set(layout.processes):
         state = "running"
     elif any(alive.values()):
         state = "partial"
     else:
         state = "stale"
     return {"state": state, "processes": {n: {"pid": pids[n]["pid"], "alive": alive[n]} for n in pids},
-            "ports": layout.ports, "dir": str(layout.dir), "server": layout.server}
+            "ports": layout.ports, "dir": str(layout.dir), "server": layout.server, "controllers": layout.controllers}
 
 
 # -- HTTP to the API server -----------------------------------------------------------------------
@@ -263,11 +282,12 @@ def _ssl(layout: Layout) -> ssl.SSLContext:
     return ctx
 
 
-def api(layout: Layout, method: str, path: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+def api(layout: Layout, method: str, path: str, body: Any = None, timeout: float = 5.0,
+        content_type: str = "application/json") -> tuple[int, Any]:
     """One request to the sandbox's API server as admin; returns (status, parsed JSON or text)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(layout.server + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+                                 headers={"Content-Type": content_type, "Accept": "application/json"})
     try:
         with urllib.request.urlopen(req, context=_ssl(layout), timeout=timeout) as r:
             raw, code = r.read().decode(), r.status
@@ -311,11 +331,17 @@ def preflight(layout: Layout, bindir: Path) -> None:
     if busy:
         listed = ", ".join(f"{p} ({who})" for who, p in busy)
         raise SandboxError(f"port {listed} on {HOST} is in use; stop what holds it or pick another base port with "
-                           f"`gpuplane sandbox up --port N` (it uses N..N+5)")
+                           f"`gpuplane sandbox up --port N` (it uses N..N+{len(layout.ports) - 1})")
     gone = toolchain.missing(toolchain.SANDBOX_BINARIES, bindir)
     if gone:
         raise SandboxError(f"{', '.join(gone)} not built (looked in {bindir}); run `make engine` "
                            "(or `gpuplane sandbox up` without --no-build)")
+    if layout.controllers:
+        from gpuplane.sandbox.controllers import missing
+
+        why = missing(bindir)
+        if why:
+            raise SandboxError(why)
 
 
 def passphrase(layout: Layout) -> str:
@@ -336,28 +362,46 @@ def _prepare(layout: Layout) -> None:
     write_pki(layout.path("pki"))
     layout.kubeconfig.write_text(kubeconfig_text(layout))
     layout.kubeconfig.chmod(0o600)
-    layout.path("kwok.yaml").write_text("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n")
+    kwok = "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
+    if layout.controllers:
+        from gpuplane.sandbox.controllers import KWOK_POD_STAGES
+
+        kwok += "---\n" + KWOK_POD_STAGES
+    layout.path("kwok.yaml").write_text(kwok)
     passphrase(layout)
-    layout.path("sandbox.json").write_text(json.dumps({"name": layout.name, "port": layout.port}) + "\n")
+    layout.path("sandbox.json").write_text(json.dumps({"name": layout.name, "port": layout.port,
+                                                       "controllers": layout.controllers}) + "\n")
 
 
-def load_layout(name: str = DEFAULT_NAME, port: int | None = None, root: Path | None = None) -> Layout:
-    """The layout of sandbox ``name``: ``port`` if given, else the one it was last started with, else the default."""
-    if port is None:
-        saved = Layout(name, DEFAULT_PORT, root).path("sandbox.json")
+def load_layout(name: str = DEFAULT_NAME, port: int | None = None, root: Path | None = None,
+                controllers: bool | None = None) -> Layout:
+    """The layout of sandbox ``name``: ``port`` and ``controllers`` if given, else what it was last started with
+    (``sandbox.json``), else the defaults."""
+    saved: dict[str, Any] = {}
+    if port is None or controllers is None:
         try:
-            port = int(json.loads(saved.read_text())["port"])
-        except (OSError, ValueError, KeyError):
+            saved = dict(json.loads(Layout(name, DEFAULT_PORT, root).path("sandbox.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            saved = {}
+    if port is None:
+        try:
+            port = int(saved["port"])
+        except (KeyError, ValueError, TypeError):
             port = DEFAULT_PORT
-    return Layout(name, port, root)
+    if controllers is None:
+        controllers = bool(saved.get("controllers", False))
+    return Layout(name, port, root, controllers)
 
 
-def _start(layout: Layout, name: str, argv: list[str], pids: dict[str, dict[str, Any]]) -> subprocess.Popen[bytes]:
+def _start(layout: Layout, name: str, argv: list[str], pids: dict[str, dict[str, Any]],
+           exe: str | None = None) -> subprocess.Popen[bytes]:
+    """Start one program in its own process group; ``exe``: what its command line starts with once it runs,
+    when a wrapper execs it (default ``argv[0]``)."""
     log = layout.path("logs", f"{name}.log").open("ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=layout.dir)
     log.close()
-    pids[name] = {"pid": proc.pid, "exe": argv[0], "port": layout.ports.get(name)}
+    pids[name] = {"pid": proc.pid, "exe": exe or argv[0], "port": layout.ports.get(name)}
     _write_pids(layout, pids)
     return proc
 
@@ -419,6 +463,16 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
         _wait("the default service account", lambda: api(
             layout, "GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, timeout_s, dead)
         step("controller-manager and scheduler running")
+        if layout.controllers:
+            from gpuplane.sandbox import controllers
+
+            def launch(name: str, argv: list[str], exe: str) -> None:
+                procs[name] = _start(layout, name, argv, pids, exe)
+
+            controllers.start(layout, bindir, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
+            from gpuplane.sandbox import karpenter
+
+            karpenter.start(layout, bindir, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
     except BaseException:
         left = _stop(pids)
         if not left:

@@ -3,7 +3,8 @@
 Contract:
 
 - Program: ``karpenter-kwok`` (sigs.k8s.io/karpenter/kwok at ``toolchain.KARPENTER_VERSION``), built by the
-  toolchain. It runs as a sandbox process named ``karpenter`` (``pids.json``, ``logs/karpenter.log``;
+  toolchain. ``gpuplane sandbox up --controllers`` starts it after Kueue and JobSet (``start``, called by
+  ``cluster.up``). It runs as a sandbox process named ``karpenter`` (``pids.json``, ``logs/karpenter.log``;
   ``gpuplane sandbox down`` stops it) with the sandbox's admin kubeconfig (``KUBECONFIG``: the operator has no
   flag for it), leader election off, every feature gate that needs more CRDs off, its metrics on base+10 and
   its health probes on base+11 (``ports``).
@@ -23,8 +24,9 @@ Contract:
   the module's source in the Go module cache (what the toolchain built from; nothing is copied into the clone),
   and one KWOKNodeClass ``default`` (``NODE_CLASS``) for gpuplane's NodePools to refer to
   (``GpuNodePool(karpenter={"node_class": NODE_CLASS, "region": REGION})``).
-- Pure parts (``ports``, ``instance_types``, ``command``, ``environment``, ``crd_paths``) are unit-tested;
-  ``prepare``, ``ready``, ``start`` and ``up`` talk to the filesystem or the sandbox.
+- Pure parts (``ports``, ``instance_types``, ``command``, ``environment``, ``crd_paths``, ``node_pool_object``,
+  ``gpu_pod``, ``cheapest``) are unit-tested; ``prepare``, ``ready``, ``start`` and the queries talk to the
+  filesystem or the sandbox.
 """
 
 from __future__ import annotations
@@ -241,42 +243,6 @@ def start(
     wait(f"Karpenter /readyz on {HOST}:{ports(layout)[HEALTH]}", lambda: ready(layout))
     step(f"Karpenter (kwok provider) ready, {len(instance_types())} instance types from the catalog"
          + ("" if jail else f"; NOT loopback-only: without root its ports {sorted(ports(layout).values())} listen on every interface"))
-
-
-def up(layout: Any, bindir: Path, echo: Callable[[str], None] = print, timeout_s: float = 90.0) -> None:
-    """Start the provider beside a running sandbox (``gpuplane sandbox up --karpenter``); on failure it is stopped."""
-    import time
-
-    from gpuplane.sandbox import cluster
-
-    started = time.monotonic()
-    pids = cluster._read_pids(layout)
-    if NAME in pids and cluster._alive(pids[NAME]):
-        echo(f"  Karpenter already runs (pid {pids[NAME]['pid']})")
-        return
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def launch(name: str, argv: list[str], exe: str) -> None:
-        procs[name] = cluster._start(layout, name, argv, pids)
-        pids[name]["exe"] = exe
-        cluster._write_pids(layout, pids)
-
-    def dead() -> str | None:
-        for n, p in procs.items():
-            if p.poll() is not None:
-                return (f"{n} exited while starting (code {p.returncode}): {cluster._last_log_line(layout, n)} "
-                        f"(full log: {layout.path('logs', n + '.log')})")
-        return None
-
-    try:
-        start(layout, bindir, launch, lambda what, check: cluster._wait(what, check, timeout_s, dead),
-              lambda msg: echo(f"  {msg} ({time.monotonic() - started:.1f} s)"))
-    except BaseException:
-        if NAME in pids:
-            cluster._stop({NAME: pids[NAME]})
-            pids.pop(NAME)
-            cluster._write_pids(layout, pids)
-        raise
 
 
 # -- what gpuplane emits for the sandbox's Karpenter, and what a test or a benchmark asks it -----------------

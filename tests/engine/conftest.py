@@ -30,10 +30,11 @@ def run_gpuplane(*args: str, env: dict[str, str], timeout: float = 300) -> subpr
 
 
 def free_base_port(start: int = 26443) -> int:
-    for base in range(start, 60000, 10):
-        if all(cluster.port_free(p) for p in range(base, base + 6)):
+    """A base port with twelve free ports from it (what a sandbox with controllers owns)."""
+    for base in range(start, 60000, 20):
+        if all(cluster.port_free(p) for p in range(base, base + 12)):
             return base
-    raise RuntimeError("no six free consecutive loopback ports")
+    raise RuntimeError("no twelve free consecutive loopback ports")
 
 
 @dataclass
@@ -68,16 +69,17 @@ def require_toolchain() -> None:
         pytest.skip(why)
 
 
-def start(name: str, root: Path, port: int | None = None) -> Sandbox:
+def start(name: str, root: Path, port: int | None = None, controllers: bool = False) -> Sandbox:
     """Start a sandbox on the first free base port from ``port``; another test session on this machine
     may take ports between the check and the start, so a port-in-use refusal moves on to the next ones."""
     env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(root)}
     port = free_base_port(port or 26443)
+    extra = ("--controllers",) if controllers else ()
     for _ in range(5):
-        up = run_gpuplane("sandbox", "up", "--name", name, "--port", str(port), "--no-build", env=env)
+        up = run_gpuplane("sandbox", "up", "--name", name, "--port", str(port), "--no-build", *extra, env=env)
         if not (up.returncode == 2 and "is in use" in up.stderr):
             break
-        port = free_base_port(port + 10)
+        port = free_base_port(port + 20)
     assert up.returncode == 0, f"sandbox up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}"
     m = re.search(r"is up in ([0-9.]+) s", up.stdout)
     exp = run_gpuplane("sandbox", "env", "--name", name, env=env)
@@ -107,6 +109,26 @@ def sandbox(sandbox_root: Path) -> Iterator[Sandbox]:
     sb = start("engine", sandbox_root)
     print(f"\nsandbox 'engine' up in {sb.up_seconds:.1f} s on port {sb.port}; env: "
           + " ".join(shlex.quote(f"{k}={sb.env[k]}") for k in ("KUBECONFIG", "PULUMI_BACKEND_URL")))
+    try:
+        yield sb
+    finally:
+        down = stop(sb)
+        assert down.returncode == 0, f"sandbox down failed: {down.stderr}"
+
+
+@pytest.fixture(scope="session")
+def controllers_sandbox(sandbox_root: Path) -> Iterator[Sandbox]:
+    """A sandbox of its own running the Kueue and JobSet controller managers (`up --controllers`)."""
+    require_toolchain()
+    from gpuplane.sandbox import controllers
+
+    why = controllers.missing(toolchain.bin_dir())
+    if why:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    sb = start("controllers", sandbox_root, controllers=True)
+    print(f"\nsandbox 'controllers' (Kueue, JobSet) up in {sb.up_seconds:.1f} s on port {sb.port}")
     try:
         yield sb
     finally:

@@ -230,7 +230,19 @@ def test_jobset_matches_the_upstream_shape(job_plan):
     assert js["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "train"
     assert js["spec"]["network"] == {"enableDNSHostnames": True, "subdomain": "gpt", "publishNotReadyAddresses": True}
     rules = js["spec"]["failurePolicy"]["rules"]
-    assert [(r["action"], r["onJobFailureReasons"]) for r in rules] == [("FailJobSet", ["PodFailurePolicy"]), ("RestartJobSet", ["BackoffLimitExceeded"])]
+    assert [(r["action"], r["onJobFailureReasons"]) for r in rules] == [
+        ("RestartJobSetAndIgnoreMaxRestarts", ["PodFailurePolicy"]), ("FailJobSet", ["PodFailurePolicy"]), ("RestartJobSet", ["BackoffLimitExceeded"])]
+    # Only a disrupted pod's failure message matches the first rule; an exit-2 failure falls through to FailJobSet.
+    assert rules[0]["onJobFailureMessagePatterns"] == ["has condition DisruptionTarget"]
+    assert re.search(rules[0]["onJobFailureMessagePatterns"][0], "Pod recs/gpt-worker-0-1-x has condition DisruptionTarget matching FailJob rule at index 1")
+    assert not re.search(rules[0]["onJobFailureMessagePatterns"][0], "Container trainer for pod recs/gpt-worker-0-0-x failed with exit code 2 matching FailJob rule at index 2")
+
+
+def test_a_disrupted_pod_fails_the_job_so_the_jobset_restarts_the_whole_gang(job_plan):
+    js = jobset_manifest(job_plan, "img:1", "s3://bucket/recs/gpt")
+    rules = js["spec"]["replicatedJobs"][0]["template"]["spec"]["podFailurePolicy"]["rules"]
+    assert rules[1] == {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[2]["action"] == "FailJob" and rules[2]["onExitCodes"]["values"] == [2]
 
 
 def test_jobset_job_template_is_a_valid_batch_job_with_exit_75_ignored(job_plan):
