@@ -2,8 +2,8 @@
 
 Steps, each printed as it happens:
 
-1. a sandbox of its own (``gpuplane sandbox up --controllers`` when this build runs Kueue and JobSet there, else
-   ``--karpenter``), name ``demo``, on the first free base port from 56443, state in a temporary folder;
+1. a sandbox of its own with Kueue, JobSet and Karpenter's kwok provider (``gpuplane sandbox up --controllers``),
+   name ``demo``, on the first free base port from 56443, state in a temporary folder;
 2. what gpuplane emits for the ``aws-dev`` stack's training (``gpuplane:training``), planned as on an EKS cluster with
    Karpenter in us-east-1 (the catalog region the sandbox's Karpenter offers): for each training pool and capacity
    type the ``GpuNodePool``'s NodePool (gpuplane's own planner and spec; ``nodeClassRef`` the sandbox's
@@ -13,16 +13,14 @@ Steps, each printed as it happens:
    NodeClaims and nodes Karpenter created (type, capacity type, zone, catalog price) and where the pods run;
 4. ``gpuplane sandbox down --purge``, whatever happened.
 
-Without Kueue and JobSet in the sandbox (this build's ``sandbox up`` has no ``--controllers``), step 2 submits no
-Kueue objects and the job's pods are created as one Indexed Job with the JobSet's pod template, so Karpenter's part
-still shows; the output says so. ``run_sandbox_demo`` returns 0 when the job's pods all ran on Karpenter's nodes,
-1 otherwise, 2 when the toolchain is missing.
+``run_sandbox_demo`` returns 0 when Kueue admitted the job and its pods all run on Karpenter's nodes, 1 otherwise
+(Kueue's conditions on the Workload are printed), 2 when the toolchain is missing.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,26 +83,21 @@ def training_objects() -> dict[str, list[dict[str, Any]]]:
                                "spec": karpenter_node_pool_spec(np_plan, np_plan.node_class)})
     flavors = [resource_flavor(plan, pool.name, c.capacity) for pool in plan.pools for c in pool.capacities]
     namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": t.namespace}} for t in plan.teams]
+    # The team's workload identity (SpotTrainingCluster makes it; the job's pods run as it).
+    accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": t.service_account, "namespace": t.namespace}}
+                for t in plan.teams]
     queues = [*cluster_queues(plan), *(local_queue(plan, t) for t in plan.teams)]
     job = plan_training_job(JOB, job_args, plan)  # type: ignore[arg-type]
     svc = headless_service(job)
     service = {"apiVersion": "v1", "kind": "Service", **svc}
     jobset = jobset_manifest(job, job_args["image"], "s3://gpuplane-demo-checkpoints/recs-gpt")
-    return {"node_pools": node_pools, "namespaces": namespaces, "kueue": [*flavors, *queues], "service": [service],
+    return {"node_pools": node_pools, "namespaces": [*namespaces, *accounts], "kueue": [*flavors, *queues], "service": [service],
             "jobset": [jobset], "plan": [{"nodes": job.nodes, "namespace": job.team.namespace}]}
-
-
-def indexed_job(jobset: dict[str, Any]) -> dict[str, Any]:
-    """The JobSet's worker Job as a plain Indexed Job (no Kueue label), for a sandbox without JobSet's controller."""
-    job_tpl = copy.deepcopy(jobset["spec"]["replicatedJobs"][0]["template"])
-    job_tpl["metadata"] = {"name": jobset["metadata"]["name"], "namespace": jobset["metadata"]["namespace"]}
-    job_tpl.setdefault("spec", {}).pop("suspend", None)
-    return {"apiVersion": "batch/v1", "kind": "Job", **job_tpl}
 
 
 def _path(obj: dict[str, Any]) -> str:
     group_version, kind = obj["apiVersion"], obj["kind"]
-    plural = {"Namespace": "namespaces", "Service": "services", "Job": "jobs", "NodePool": "nodepools",
+    plural = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Service": "services", "Job": "jobs", "NodePool": "nodepools",
               "ResourceFlavor": "resourceflavors", "ClusterQueue": "clusterqueues", "LocalQueue": "localqueues",
               "JobSet": "jobsets"}[kind]
     base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
@@ -112,28 +105,19 @@ def _path(obj: dict[str, Any]) -> str:
     return f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
 
 
-def _controllers_supported() -> bool:
-    proc = subprocess.run([sys.executable, "-m", "gpuplane.cli", "sandbox", "up", "--help"], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-    return "--controllers" in proc.stdout
-
-
 def run_sandbox_demo(echo: Callable[[str], None] = print, timeout_s: float = 240.0) -> int:
-    from gpuplane.sandbox import cluster, karpenter, toolchain
+    from gpuplane.sandbox import cluster, toolchain
     from gpuplane.sandbox.cluster import api
 
-    gone = toolchain.missing([*toolchain.SANDBOX_BINARIES, karpenter.PROGRAM])
-    controllers = _controllers_supported()
-    if controllers:
-        gone += toolchain.missing(["kueue", "jobset"])
+    gone = toolchain.missing([*toolchain.SANDBOX_BINARIES, *toolchain.CONTROLLER_BINARIES, "helm"])
     if gone:
         echo(f"the sandbox's programs are not built ({', '.join(gone)}); run `make engine`")
         return 2
     home = Path(tempfile.mkdtemp(prefix="gpuplane-demo-sandbox-"))
     env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(home)}
     port = next(b for b in range(56443, 64000, 20) if all(cluster.port_free(p) for p in range(b, b + 12)))
-    flag = "--controllers" if controllers else "--karpenter"
-    echo(f"== 1. sandbox '{NAME}' with {'Kueue, JobSet and ' if controllers else ''}Karpenter's kwok provider ({flag})")
+    flag = "--controllers"
+    echo(f"== 1. sandbox '{NAME}' with Kueue, JobSet and Karpenter's kwok provider ({flag})")
     up = subprocess.run([sys.executable, "-m", "gpuplane.cli", "sandbox", "up", "--name", NAME, "--port", str(port),
                          "--no-build", flag], cwd=REPO, env=env, capture_output=True, text=True, check=False)
     echo(up.stdout.rstrip())
@@ -142,21 +126,23 @@ def run_sandbox_demo(echo: Callable[[str], None] = print, timeout_s: float = 240
         if up.returncode != 0:
             echo(f"sandbox up failed ({up.returncode}): {up.stderr.strip()}")
             return 1
-        return _run(layout, controllers, echo, timeout_s, api)
+        return _run(layout, echo, timeout_s, api)
     finally:
         down = subprocess.run([sys.executable, "-m", "gpuplane.cli", "sandbox", "down", "--name", NAME, "--purge"],
                               cwd=REPO, env=env, capture_output=True, text=True, check=False)
         echo(f"== 4. {down.stdout.strip() or down.stderr.strip()}")
+        if down.returncode == 0:
+            shutil.rmtree(home, ignore_errors=True)
 
 
-def _run(layout: Any, controllers: bool, echo: Callable[[str], None], timeout_s: float, api: Any) -> int:
+def _run(layout: Any, echo: Callable[[str], None], timeout_s: float, api: Any) -> int:
     from components.catalog import load_catalog
     from gpuplane.sandbox import karpenter
 
     objs = training_objects()
     jobset = objs["jobset"][0]
     ns, size = objs["plan"][0]["namespace"], objs["plan"][0]["nodes"]
-    steps = ["node_pools", "namespaces", *(["kueue"] if controllers else []), "service"]
+    steps = ["node_pools", "namespaces", "kueue", "service"]
     echo(f"== 2. what gpuplane emits for stack {STACK}'s training: "
          + ", ".join(f"{len(objs[s])} {s.replace('_', ' ')}" for s in steps) + f", TrainingJob {JOB} ({size} nodes)")
     for step in steps:
@@ -168,9 +154,7 @@ def _run(layout: Any, controllers: bool, echo: Callable[[str], None], timeout_s:
             echo(f"   {obj['kind']:<15} {obj['metadata']['name']}" + (
                 f"  weight {obj['spec'].get('weight', '-')}, {obj['spec']['template']['spec']['requirements'][1]['values'][0]}"
                 if obj["kind"] == "NodePool" else ""))
-    submitted = jobset if controllers else indexed_job(jobset)
-    if not controllers:
-        echo("   (no Kueue/JobSet in this sandbox: the JobSet's worker Job is submitted as a plain Indexed Job)")
+    submitted = jobset
     started = time.monotonic()
     code, body = api(layout, "POST", _path(submitted), submitted)
     if code != 201:
@@ -181,7 +165,7 @@ def _run(layout: Any, controllers: bool, echo: Callable[[str], None], timeout_s:
     deadline, admitted_shown = time.monotonic() + timeout_s, False
     pods: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        if controllers and not admitted_shown:
+        if not admitted_shown:
             _, wl = api(layout, "GET", f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/workloads")
             for w in wl.get("items", []) if isinstance(wl, dict) else []:
                 adm = w.get("status", {}).get("admission")
@@ -208,10 +192,10 @@ def _run(layout: Any, controllers: bool, echo: Callable[[str], None], timeout_s:
     for p in pods:
         echo(f"   pod {p['metadata']['name']}: {p.get('status', {}).get('phase')} on {p['spec'].get('nodeName', '-')}")
     karpenter_nodes = {c.get("status", {}).get("nodeName") for c in claims}
-    ok = len(pods) >= size and all(p["spec"].get("nodeName") in karpenter_nodes for p in pods)
+    ok = admitted_shown and len(pods) >= size and all(p["spec"].get("nodeName") in karpenter_nodes for p in pods)
     echo(f"   {'all' if ok else 'NOT all'} {size} pods of {JOB} run on nodes Karpenter created "
          f"({time.monotonic() - started:.1f} s after submission)")
-    if not ok and controllers and not admitted_shown:
+    if not ok and not admitted_shown:
         _, wl = api(layout, "GET", f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/workloads")
         for w in wl.get("items", []) if isinstance(wl, dict) else []:
             echo(f"   Kueue: Workload {w['metadata']['name']}: " + "; ".join(
@@ -223,4 +207,4 @@ if __name__ == "__main__":
     raise SystemExit(run_sandbox_demo())
 
 
-__all__ = ["indexed_job", "run_sandbox_demo", "training_objects"]
+__all__ = ["run_sandbox_demo", "training_objects"]

@@ -1,8 +1,8 @@
 """Scale from zero and back with the real Karpenter (kwok provider) on the sandbox, provisioning from the NodePool
 that `pulumi up` of a `GpuNodePool` emitted.
 
-A sandbox of its own (`gpuplane sandbox up --karpenter`, session fixture ``karpenter_sandbox``) runs Karpenter fed
-with the catalog's instance types. The program: an existing `KubernetesCluster` (the sandbox's kubeconfig) and a spot
+A sandbox of its own (`gpuplane sandbox up --controllers`, session fixture ``karpenter_sandbox``, apart from the plain
+one) runs Karpenter fed with the catalog's instance types (and Kueue and JobSet, unused here). The program: an existing `KubernetesCluster` (the sandbox's kubeconfig) and a spot
 L4 `GpuNodePool` with ``karpenter`` (the sandbox's KWOKNodeClass) and a short ``scale_down_delay_seconds``; `pulumi up`
 runs under the real CLI and Kubernetes provider (tests/engine/pulumi_lane.py). Then a pending GPU pod must make
 Karpenter create a NodeClaim and a node of the cheapest type the NodePool allows (checked against the catalog), Ready
@@ -46,15 +46,15 @@ def _free_base(start: int = 36443) -> int:
 
 @pytest.fixture(scope="session")
 def karpenter_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A sandbox with Karpenter's kwok provider (`gpuplane sandbox up --karpenter`), apart from the plain one."""
-    gone = toolchain.missing([*toolchain.SANDBOX_BINARIES, karpenter.PROGRAM])
+    """A sandbox with the controllers (`gpuplane sandbox up --controllers`: Karpenter's kwok provider among them)."""
+    gone = toolchain.missing([*toolchain.SANDBOX_BINARIES, *toolchain.CONTROLLER_BINARIES, "helm"])
     if gone or karpenter.module_dir() is None:
         _skip_or_fail(f"not built: {', '.join(gone) or karpenter.MODULE + ' source'} (in {toolchain.bin_dir()}); run `make engine`")
     root = tmp_path_factory.mktemp("karpenter-sandboxes")
     env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(root)}
     port = _free_base()
-    up = run_gpuplane("sandbox", "up", "--name", "karp", "--port", str(port), "--no-build", "--karpenter", env=env)
-    assert up.returncode == 0, f"sandbox up --karpenter failed ({up.returncode}):\n{up.stdout}\n{up.stderr}"
+    up = run_gpuplane("sandbox", "up", "--name", "karp", "--port", str(port), "--no-build", "--controllers", env=env)
+    assert up.returncode == 0, f"sandbox up --controllers failed ({up.returncode}):\n{up.stdout}\n{up.stderr}"
     print("\n" + up.stdout)
     exp = run_gpuplane("sandbox", "env", "--name", "karp", env=env)
     sb = Sandbox("karp", port, exports(exp.stdout, env), float("nan"), cluster.load_layout("karp", port, root))

@@ -143,7 +143,7 @@ def test_relay_serves_an_all_interfaces_program_on_loopback_only(tmp_path):
 
 
 def test_demo_objects_let_karpenter_make_nodes_that_kueues_flavors_select():
-    from gpuplane.demo.sandbox import indexed_job, training_objects
+    from gpuplane.demo.sandbox import training_objects
 
     objs = training_objects()
     pools = {p["metadata"]["name"]: p["spec"] for p in objs["node_pools"]}
@@ -156,7 +156,8 @@ def test_demo_objects_let_karpenter_make_nodes_that_kueues_flavors_select():
     for f in flavors:
         labels = pools[f["metadata"]["name"]]["template"]["metadata"]["labels"]
         assert f["spec"]["nodeLabels"].items() <= labels.items(), f"{f['metadata']['name']} selects the pool's nodes"
-    job = indexed_job(objs["jobset"][0])
-    assert job["kind"] == "Job" and job["metadata"] == {"name": "recs-gpt", "namespace": "recs"}
-    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["parallelism"] == 2
-    assert "suspend" not in job["spec"]
+    jobset = objs["jobset"][0]
+    pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs["namespaces"] if o["kind"] == "ServiceAccount"}
+    assert (jobset["metadata"]["namespace"], pod["serviceAccountName"]) in accounts, "the pods' service account exists"
+    assert jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "train"
