@@ -31,7 +31,7 @@ def test_a_sandbox_with_controllers_owns_twelve_consecutive_ports(tmp_path):
     assert sorted(layout.ports.values()) == list(range(20000, 20012))
     assert {k: layout.ports[k] for k in ("kueue-webhook", "kueue", "jobset-webhook", "jobset")} == {
         "kueue-webhook": 20006, "kueue": 20007, "jobset-webhook": 20008, "jobset": 20009}
-    assert layout.processes == (*cluster.START_ORDER, "kueue", "jobset")
+    assert layout.processes == (*cluster.START_ORDER, "kueue", "jobset", "karpenter")
     assert len(cluster.Layout("p", 20000, tmp_path).ports) == 6
     with pytest.raises(cluster.SandboxError, match=r"--port 65530 is out of range.*12 ports"):
         cluster.Layout("c", 65530, tmp_path, controllers=True)
