@@ -80,7 +80,7 @@ def pod_to_ready_node(layout: Any, repeats: int) -> list[tuple[float, float, str
             raise SystemExit(f"creating pod {name} failed ({code}): {body}")
 
         def node_ready() -> str | None:
-            for claim in karpenter.nodeclaims(layout, POOL):
+            for claim in karpenter.nodeclaims(api, layout, POOL):
                 node = claim.get("status", {}).get("nodeName")
                 if node and karpenter.condition(api(layout, "GET", f"/api/v1/nodes/{node}")[1], "Ready"):
                     return str(node)
@@ -95,7 +95,7 @@ def pod_to_ready_node(layout: Any, repeats: int) -> list[tuple[float, float, str
         samples.append((ready_s, bound_s, itype))
         print(f"  (a) repeat {i + 1}: node {itype} Ready {ready_s:.2f} s, pod bound {bound_s:.2f} s", flush=True)
         api(layout, "DELETE", f"/api/v1/namespaces/default/pods/{name}?gracePeriodSeconds=0")
-        _until(lambda node=node: not karpenter.nodeclaims(layout, POOL) and api(layout, "GET", f"/api/v1/nodes/{node}")[0] == 404,
+        _until(lambda node=node: not karpenter.nodeclaims(api, layout, POOL) and api(layout, "GET", f"/api/v1/nodes/{node}")[0] == 404,
                240, "the pool back at zero", every=0.5)
     api(layout, "DELETE", f"/apis/karpenter.sh/v1/nodepools/{POOL}")
     return samples

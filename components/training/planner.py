@@ -145,11 +145,29 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
             p.add(f"{path}.name", pname, "is used by another pool.", "give every pool its own name.")
             continue
         seen_pools.add(pname)  # type: ignore[arg-type]
+        _check_node_labels(p, path, spec, facts)
         # Capacity types the implementation lacks were reported above; plan node pools for the rest.
         node_fallback = [c for c in fallback if c == "on_demand" or (c == "spot" and support.supports(Feature.SPOT))]
         plan = _plan_pool(p, name, path, spec, node_fallback, facts, catalog)
         if plan is not None:
             pools.append(plan)
+
+    if facts.cloud not in ("aws", "gcp") and len(pools) > 1:
+        # One flavor per pool: pools that select the same nodes would let Kueue admit an H100 job onto L4s.
+        by_selector: dict[tuple[tuple[str, str], ...], str] = {}
+        index = {spec.get("name"): i for i, spec in enumerate(pool_args) if isinstance(spec, dict)}
+        for pool in pools:
+            key = tuple(sorted(pool.node_selector.items()))
+            if key in by_selector:
+                i = index[pool.name]
+                p.add(
+                    f"pools[{i}].node_labels",
+                    pool_args[i].get("node_labels"),
+                    f"select the same nodes as pool {by_selector[key]!r} ({dict(key)}): on an existing cluster a pool's "
+                    "flavor and jobs find its nodes only by these labels, so Kueue could admit one pool's job onto the other's nodes.",
+                    "give each pool node_labels its nodes alone carry, e.g. {'nvidia.com/gpu.product': 'NVIDIA-L4'}.",
+                )
+            by_selector.setdefault(key, pool.name)
 
     # -- teams and queues ----------------------------------------------------------------------
     sa_name = args.get("service_account_name", DEFAULT_SERVICE_ACCOUNT)
@@ -258,6 +276,17 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
     )
 
 
+def _check_node_labels(p: Problems, path: str, spec: TrainingPoolArgs, facts: ClusterFacts) -> None:
+    labels = spec.get("node_labels")
+    if labels is None:
+        return
+    if facts.cloud in ("aws", "gcp"):
+        p.add(f"{path}.node_labels", labels, f"applies only to an existing cluster: on {facts.cloud} gpuplane labels the nodes it creates "
+              f"({LABEL_TRAINING_POOL}=<pool>).", "remove it.")
+    elif not isinstance(labels, dict) or not labels or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in labels.items()):
+        p.add(f"{path}.node_labels", labels, "must map label keys to values.", "give e.g. {'nvidia.com/gpu.product': 'NVIDIA-L4'}.")
+
+
 def _plan_bucket(p: Problems, b: CheckpointBucketArgs, facts: ClusterFacts, requested: list[tuple[Feature, str, object]]) -> BucketPlan:
     for key in sorted(set(b) - _BUCKET_KEYS):
         p.add(f"checkpoint_bucket.{key}", b[key], "is not a field of checkpoint_bucket.", f"use one of {sorted(_BUCKET_KEYS)}.")  # type: ignore[literal-required]
@@ -333,6 +362,9 @@ def _plan_pool(p: Problems, name: str, path: str, spec: TrainingPoolArgs, fallba
         if facts.cloud in ("aws", "gcp"):
             # Existing clusters keep their owner's labels: their pool selects nodes by GPU presence.
             np_args["labels"] = {LABEL_TRAINING_POOL: pname}
+        elif isinstance(spec.get("node_labels"), dict) and spec.get("node_labels"):
+            # ... plus the owner's labels that tell this pool's nodes apart (GpuNodePool selects by them).
+            np_args["labels"] = dict(spec["node_labels"])
         if facts.tags:
             np_args["tags"] = dict(facts.tags)
         try:

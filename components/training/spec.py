@@ -9,7 +9,9 @@
   node groups and GKE get one pool per capacity type) and at queue level as the order of the
   Kueue ResourceFlavors in the ClusterQueue (``flavorFungibility`` tries the next flavor
   before preempting). Every pool node carries ``gpuplane.dev/training-pool=<pool>`` (the job
-  selects it) and ``gpuplane.dev/capacity-type`` (the flavor selects it).
+  selects it) and ``gpuplane.dev/capacity-type`` (the flavor selects it). On an existing cluster,
+  whose nodes gpuplane does not label, a pool's flavor and jobs select its nodes by the owner's
+  ``node_labels`` (required with several pools, which would otherwise select the same nodes).
 - Queues: Kueue (``kueue.x-k8s.io/v1beta2``) ResourceFlavors per (pool, capacity type), one
   shared ClusterQueue, or one ClusterQueue per team in a cohort when teams have GPU quotas
   (the unassigned rest goes to a lend-only ``<name>-shared`` queue), and a LocalQueue per team
@@ -135,6 +137,11 @@ class TrainingPoolArgs(TypedDict, total=False):
     """vCPUs per node. Required on an existing cluster (no catalog type); default: the catalog's."""
     node_memory_gib: float
     """Memory per node in GiB. Required on an existing cluster; default: the catalog's."""
+    node_labels: dict[str, str]
+    """Existing cluster only: labels the owner's nodes of this pool carry, which tell them apart from its other
+    GPU nodes, e.g. ``{"nvidia.com/gpu.product": "NVIDIA-L4"}`` (NVIDIA GPU feature discovery) or the owner's own
+    pool label. The pool's Kueue ResourceFlavor and its jobs' pods select them (with ``nvidia.com/gpu.present``).
+    Required when the cluster has more than one pool. Default: every GPU node of the cluster."""
 
 
 class TeamArgs(TypedDict, total=False):

@@ -180,7 +180,7 @@ def _run(layout: Any, echo: Callable[[str], None], timeout_s: float, api: Any) -
             break
         time.sleep(1.0)
     catalog = load_catalog()
-    claims = karpenter.nodeclaims(layout)
+    claims = karpenter.nodeclaims(api, layout)
     for c in claims:
         node = c.get("status", {}).get("nodeName", "-")
         labels = c["metadata"].get("labels", {})

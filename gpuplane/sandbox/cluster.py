@@ -469,10 +469,13 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
             def launch(name: str, argv: list[str], exe: str) -> None:
                 procs[name] = _start(layout, name, argv, pids, exe)
 
-            controllers.start(layout, bindir, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
             from gpuplane.sandbox import karpenter
 
-            karpenter.start(layout, bindir, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
+            try:
+                controllers.start(layout, bindir, api, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
+                karpenter.start(layout, bindir, api, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
+            except controllers.ControllerError as e:
+                raise SandboxError(str(e)) from None
     except BaseException:
         left = _stop(pids)
         if not left:

@@ -303,9 +303,11 @@ def prepare(layout: Any) -> None:
     Path(layout.path("jobset.yaml")).write_text(yaml.safe_dump(jobset_config(layout), sort_keys=False))
 
 
-def _apply(layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-    from gpuplane.sandbox.cluster import api
+Api = Callable[..., tuple[int, Any]]
+"""``cluster.api``: one request to the sandbox's API server (passed in: this module does not import cluster.py)."""
 
+
+def _apply(api: Api, layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     return api(layout, "PATCH", f"{path}/{body['metadata']['name']}?fieldManager=gpuplane-sandbox&force=true", body,
                timeout=60, content_type="application/apply-patch+yaml")
 
@@ -327,10 +329,8 @@ PROBE_JOBSET: dict[str, Any] = {
 }
 
 
-def webhooks_answer(layout: Any) -> str | None:
+def webhooks_answer(layout: Any, api: Api) -> str | None:
     """None when dry-run creates show both managers' webhooks acted; else what is missing."""
-    from gpuplane.sandbox.cluster import api
-
     code, cq = api(layout, "POST", "/apis/kueue.x-k8s.io/v1beta2/clusterqueues?dryRun=All", PROBE_CLUSTER_QUEUE, timeout=10)
     if code != 201 or "kueue.x-k8s.io/resource-in-use" not in (cq.get("metadata", {}).get("finalizers") or []):
         return f"a dry-run ClusterQueue was not defaulted by Kueue's webhook ({code}: {str(cq)[:200]})"
@@ -349,29 +349,27 @@ def _ready(port: int) -> bool:
 def start(
     layout: Any,
     bindir: Path,
+    api: Api,
     launch: Callable[[str, list[str], str], None],
     wait: Callable[[str, Callable[[], bool]], None],
     step: Callable[[str], None],
 ) -> None:
     """Install the CRDs, start both managers (``launch(name, argv, exe)``), write the webhook configurations
-    and wait until the webhooks answer. ``wait(what, check)`` raises when a started process dies."""
-    from gpuplane.sandbox.cluster import SandboxError, api
-
+    and wait until the webhooks answer. ``wait(what, check)`` raises when a started process dies or time runs
+    out; a problem of this module's own is a ``ControllerError``."""
     why = missing(bindir)
     if why:
-        raise SandboxError(why)
+        raise ControllerError(why)
     charts = charts_dir()
-    assert charts is not None  # missing() checked it
+    if charts is None:  # missing() found them a moment ago
+        raise ControllerError("the chart archives' folder went away; set GPUPLANE_CHARTS_DIR")
     prepare(layout)
     ca = Path(layout.path("pki", "ca.crt")).read_bytes()
-    try:
-        crds, hooks = sandbox_objects(layout, bindir, charts, ca)
-    except ControllerError as e:
-        raise SandboxError(str(e)) from None
+    crds, hooks = sandbox_objects(layout, bindir, charts, ca)
     for crd in crds:
-        code, body = _apply(layout, _CRDS, crd)
+        code, body = _apply(api, layout, _CRDS, crd)
         if code not in (200, 201):
-            raise SandboxError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
+            raise ControllerError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
 
     def established() -> bool:
         for crd in crds:
@@ -390,18 +388,20 @@ def start(
         wait(f"{c.name} /readyz on {HOST}:{layout.ports[c.name]}", lambda c=c: _ready(layout.ports[c.name]))
         step(f"{c.name} ready (webhooks on {HOST}:{layout.ports[c.name + '-webhook']})")
     for hook in hooks:
-        code, body = _apply(layout, _HOOKS[hook["kind"]], hook)
+        code, body = _apply(api, layout, _HOOKS[hook["kind"]], hook)
         if code not in (200, 201):
-            raise SandboxError(f"writing {hook['kind']} {hook['metadata']['name']} failed ({code}): {str(body)[:300]}")
+            raise ControllerError(f"writing {hook['kind']} {hook['metadata']['name']} failed ({code}): {str(body)[:300]}")
     last: list[str | None] = [None]
 
     def answered() -> bool:
-        last[0] = webhooks_answer(layout)
+        last[0] = webhooks_answer(layout, api)
         return last[0] is None
 
     try:
         wait("the controllers' webhooks", answered)
-    except SandboxError as e:
-        raise SandboxError(f"{e}: {last[0]}") from None
+    except Exception as e:
+        if "timed out" not in str(e):
+            raise
+        raise ControllerError(f"{e}: {last[0]}") from None
     step("Kueue and JobSet webhooks answer")
 

@@ -26,7 +26,7 @@ Contract:
   (``GpuNodePool(karpenter={"node_class": NODE_CLASS, "region": REGION})``).
 - Pure parts (``ports``, ``instance_types``, ``command``, ``environment``, ``crd_paths``, ``node_pool_object``,
   ``gpu_pod``, ``cheapest``) are unit-tested; ``prepare``, ``ready``, ``start`` and the queries talk to the
-  filesystem or the sandbox.
+  filesystem or the sandbox (through ``cluster.api``, passed in: this module does not import cluster.py).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import yaml
 
 from components.catalog import Catalog, load_catalog
 from gpuplane.sandbox import netns, toolchain
+from gpuplane.sandbox.controllers import Api, ControllerError
 from gpuplane.sandbox.nodes import PODS_PER_NODE, REGION
 
 NAME = "karpenter"
@@ -173,12 +174,10 @@ def missing(bindir: Path) -> str | None:
 
 
 def prepare(layout: Any, bindir: Path) -> None:
-    """Write the instance-type file; raise ``SandboxError`` when the program or the module source is missing."""
-    from gpuplane.sandbox.cluster import SandboxError
-
+    """Write the instance-type file; raise ``ControllerError`` when the program or the module source is missing."""
     why = missing(bindir)
     if why:
-        raise SandboxError(why)
+        raise ControllerError(why)
     instance_types_file(layout).write_text(json.dumps(instance_types(), indent=1) + "\n")
 
 
@@ -191,37 +190,31 @@ def ready(layout: Any) -> bool:
         return False
 
 
-def _apply(layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-    from gpuplane.sandbox.cluster import api
-
-    code, got = api(layout, "POST", path, body)
-    if code == 409:
-        name = body["metadata"]["name"]
-        _, current = api(layout, "GET", f"{path}/{name}")
-        body = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-        code, got = api(layout, "PUT", f"{path}/{name}", body)
-    return code, got
+def _apply(api: Api, layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """Server-side apply (created or brought up to date)."""
+    return api(layout, "PATCH", f"{path}/{body['metadata']['name']}?fieldManager=gpuplane-sandbox&force=true", body,
+               timeout=60, content_type="application/apply-patch+yaml")
 
 
 def start(
     layout: Any,
     bindir: Path,
+    api: Api,
     launch: Callable[[str, list[str], str], None],
     wait: Callable[[str, Callable[[], bool]], None],
     step: Callable[[str], None],
 ) -> None:
     """Install the CRDs and the node class, start the provider (``launch(name, argv, exe)``) and wait until it is
-    ready. ``wait(what, check)`` raises when a started process dies."""
-    from gpuplane.sandbox.cluster import SandboxError, api
-
+    ready. ``wait(what, check)`` raises when a started process dies or time runs out; a problem of this module's own
+    is a ``ControllerError``."""
     prepare(layout, bindir)
     moddir = module_dir()
     assert moddir is not None  # prepare checked it
     objs = crds(moddir)
     for crd in objs:
-        code, body = _apply(layout, _CRDS, crd)
+        code, body = _apply(api, layout, _CRDS, crd)
         if code not in (200, 201):
-            raise SandboxError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
+            raise ControllerError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
 
     def established() -> bool:
         for crd in objs:
@@ -234,9 +227,9 @@ def start(
     wait("Karpenter's CRDs Established", established)
     node_class = {"apiVersion": f"{NODE_CLASS['group']}/v1alpha1", "kind": NODE_CLASS["kind"],
                   "metadata": {"name": NODE_CLASS["name"]}, "spec": {}}
-    code, body = _apply(layout, f"/apis/{NODE_CLASS['group']}/v1alpha1/kwoknodeclasses", node_class)
+    code, body = _apply(api, layout, f"/apis/{NODE_CLASS['group']}/v1alpha1/kwoknodeclasses", node_class)
     if code not in (200, 201):
-        raise SandboxError(f"creating KWOKNodeClass {NODE_CLASS['name']} failed ({code}): {str(body)[:300]}")
+        raise ControllerError(f"creating KWOKNodeClass {NODE_CLASS['name']} failed ({code}): {str(body)[:300]}")
     step(f"{len(objs)} Karpenter CRDs established, KWOKNodeClass '{NODE_CLASS['name']}'")
     jail = netns.available()
     launch(NAME, command(layout, bindir, jail), executable(layout, bindir, jail))
@@ -289,10 +282,8 @@ def cheapest(candidates: list[str], capacity_type: str, catalog: Catalog | None 
     return min(priced)[1]
 
 
-def nodeclaims(layout: Any, pool: str | None = None) -> list[dict[str, Any]]:
+def nodeclaims(api: Api, layout: Any, pool: str | None = None) -> list[dict[str, Any]]:
     """The NodeClaims (of NodePool ``pool`` when given)."""
-    from gpuplane.sandbox.cluster import api
-
     query = f"?labelSelector=karpenter.sh/nodepool%3D{pool}" if pool else ""
     code, body = api(layout, "GET", f"/apis/karpenter.sh/v1/nodeclaims{query}")
     return list(body.get("items", [])) if code == 200 and isinstance(body, dict) else []
@@ -303,10 +294,8 @@ def condition(obj: dict[str, Any], kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
 
 
-def events(layout: Any, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+def events(api: Api, layout: Any, kind: str, name: str, namespace: str = "default") -> list[dict[str, Any]]:
     """Events about one object (``kind``/``name``; NodeClaims and Nodes are reported in ``default``)."""
-    from gpuplane.sandbox.cluster import api
-
     sel = f"involvedObject.kind%3D{kind},involvedObject.name%3D{name}"
     code, body = api(layout, "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector={sel}")
     return list(body.get("items", [])) if code == 200 and isinstance(body, dict) else []

@@ -96,7 +96,7 @@ def _until(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:
 
 
 def _evidence(layout: cluster.Layout, claim: str) -> str:
-    return "; ".join(f"{e.get('reason')}: {e.get('message')}" for e in karpenter.events(layout, "NodeClaim", claim))
+    return "; ".join(f"{e.get('reason')}: {e.get('message')}" for e in karpenter.events(cluster.api, layout, "NodeClaim", claim))
 
 
 def test_pending_gpu_pod_scales_the_pool_from_zero_and_back(karpenter_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -119,14 +119,14 @@ def test_pending_gpu_pod_scales_the_pool_from_zero_and_back(karpenter_sandbox: S
         candidates = next(r["values"] for r in spec["template"]["spec"]["requirements"]
                           if r["key"] == "node.kubernetes.io/instance-type")
         expected_type = karpenter.cheapest(candidates, "spot")
-        assert not karpenter.nodeclaims(layout, POOL), "the pool starts at zero nodes"
+        assert not karpenter.nodeclaims(cluster.api, layout, POOL), "the pool starts at zero nodes"
 
         started = time.monotonic()
         code, body = cluster.api(layout, "POST", "/api/v1/namespaces/default/pods", karpenter.gpu_pod("gpu-job", POOL))
         assert code == 201, body
 
         def claim_initialized() -> dict[str, Any] | None:
-            claims = karpenter.nodeclaims(layout, POOL)
+            claims = karpenter.nodeclaims(cluster.api, layout, POOL)
             return claims[0] if claims and karpenter.condition(claims[0], "Initialized") else None
 
         claim = _until("a NodeClaim of the pool Launched, Registered and Initialized", claim_initialized, 180)
@@ -156,9 +156,9 @@ def test_pending_gpu_pod_scales_the_pool_from_zero_and_back(karpenter_sandbox: S
         reasons: set[str] = set()
 
         def node_gone() -> bool:
-            reasons.update(f"{e.get('reason')}: {e.get('message')}" for e in karpenter.events(layout, "NodeClaim", name))
+            reasons.update(f"{e.get('reason')}: {e.get('message')}" for e in karpenter.events(cluster.api, layout, "NodeClaim", name))
             return (cluster.api(layout, "GET", f"/api/v1/nodes/{node_name}")[0] == 404
-                    and not karpenter.nodeclaims(layout, POOL))
+                    and not karpenter.nodeclaims(cluster.api, layout, POOL))
 
         _until("the empty node removed by consolidation", node_gone, DELAY_S + 150, every=1.0)
         removed = time.monotonic() - deleted

@@ -61,10 +61,26 @@ def _admitted(layout, ns: str, job: str):
     return wl if condition(wl, "Admitted").get("status") == "True" else None
 
 
-def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, lane, gpuplane):
+@pytest.fixture
+def nodes(controllers_sandbox) -> Iterator:
+    """``nodes(pool, count)``: kwok GPU nodes for one test (its pool's own nodes), deleted after it. Request it
+    before ``lane``, so the stack is destroyed while its nodes still exist (pods on a deleted node wait for the
+    pod garbage collector's 40 s quarantine)."""
+    made: list[str] = []
+
+    def add(pool: str, count: int) -> dict[str, str]:
+        made.extend(training_lane.add_nodes(controllers_sandbox.layout, pool, count))
+        return {"gpuplane.dev/pool": pool}  # the owner's label that tells this pool's nodes apart: node_labels
+
+    yield add
+    training_lane.delete_nodes(controllers_sandbox.layout, made)
+
+
+def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_reason(controllers_sandbox, nodes, lane, gpuplane):
     layout = controllers_sandbox.layout
     ns = "gang"
-    stack = TrainingStack(name="gang", pools=[{**L4, "max_nodes": 4}], teams=[{"name": "gang"}],
+    pool_nodes = nodes("gang-l4", 4)
+    stack = TrainingStack(name="gang", pools=[{**L4, "max_nodes": 4, "node_labels": pool_nodes}], teams=[{"name": "gang"}],
                           jobs=[{"name": "hold", "team": "gang", "nodes": 1}])
     lane(stack, "up: 1-node job")
     wait_for("the 1-node job admitted and its pod bound",
@@ -94,17 +110,18 @@ def test_a_four_node_training_job_is_admitted_as_one_gang_or_waits_with_kueues_r
     admitted_after = time.monotonic() - started
     assignment = wl["status"]["admission"]["podSetAssignments"]
     assert [(a["count"], a["flavors"]["nvidia.com/gpu"]) for a in assignment] == [(4, "gang-l4-on-demand")], assignment
-    assert len(pods) == 4 and all(p["spec"]["nodeName"] for p in pods)
+    # One pod per node of the pool (a g6.xlarge holds one such pod), none elsewhere: flavor and pods select its nodes.
+    assert bound(pods) == [f"gang-l4-{i}" for i in range(4)], bound(pods)
     cq = training_lane.cluster_queue(layout, "gang")
     usage = {r["name"]: r["total"] for f in cq["status"]["flavorsReservation"] for r in f["resources"]}
     assert usage["nvidia.com/gpu"] == "4", cq["status"]
     print(f"\n  gang of 4 admitted and bound {admitted_after:.1f} s after `pulumi up` removed the 1-node job; nodes {bound(pods)}")
 
 
-def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, lane):
+def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_sandbox, nodes, lane):
     layout = controllers_sandbox.layout
     teams = [{"name": "team-a", "gpu_quota": {"l4": 2}}, {"name": "team-b", "gpu_quota": {"l4": 2}}]
-    stack = TrainingStack(name="coh", pools=[{**L4, "max_nodes": 4}], teams=teams,
+    stack = TrainingStack(name="coh", pools=[{**L4, "max_nodes": 4, "node_labels": nodes("coh-l4", 4)}], teams=teams,
                           jobs=[{"name": "a-big", "team": "team-a", "nodes": 4}])
     lane(stack, "up: team A's 4-node job")
     emitted = {q: training_lane.cluster_queue(layout, q)["spec"] for q in ("coh-team-a", "coh-team-b")}
@@ -136,7 +153,7 @@ def test_a_team_borrows_idle_cohort_quota_and_the_owner_reclaims_it(controllers_
     wait_for("team A's job requeued and waiting",
              lambda: condition(workload_of(layout, "team-a", "a-big"), "QuotaReserved").get("status") == "False"
              and not pods_of(layout, "team-a", "a-big"), timeout=60)
-    assert len(bound(pods_of(layout, "team-b", "b-two"))) == 2
+    assert [n.rsplit("-", 1)[0] for n in bound(pods_of(layout, "team-b", "b-two"))] == ["coh-l4", "coh-l4"]
     print(f"\n  team-a events: {reasons}")
 
 
@@ -280,3 +297,31 @@ def test_spot_first_falls_back_to_on_demand_and_a_lost_spot_node_restarts_the_ga
             api(layout, "DELETE", f"{path}/{body['metadata']['name']}")
         for name in nodes:
             api(layout, "DELETE", f"/api/v1/nodes/{name}")
+
+
+def test_a_controller_that_dies_while_starting_stops_the_sandbox_and_names_its_log(controllers_sandbox, sandbox_root, gpuplane, tmp_path):
+    """`up --controllers` with a kueue that exits at once (the real base programs and JobSet): exit 1, one line
+    naming Kueue's log, and nothing left running or listening."""
+    import os
+
+    from gpuplane.sandbox import cluster, toolchain
+    from tests.engine.conftest import free_base_port
+
+    real = toolchain.bin_dir()
+    fake = tmp_path / "engine" / real.parent.name / "bin"  # the same cache key under another cache root
+    fake.mkdir(parents=True)
+    for f in real.iterdir():
+        if f.name != "kueue":
+            (fake / f.name).symlink_to(f)
+    (fake / "kueue").write_text("#!/bin/sh\necho 'kueue: unable to load the configuration: boom' >&2\nexit 3\n")
+    (fake / "kueue").chmod(0o755)
+    env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(sandbox_root), "GPUPLANE_ENGINE_CACHE": str(tmp_path / "engine")}
+    port = free_base_port(controllers_sandbox.port + 40)
+    up = gpuplane("sandbox", "up", "--name", "dies", "--port", str(port), "--controllers", "--no-build", env=env)
+    layout = cluster.load_layout("dies", port, sandbox_root)
+    assert up.returncode == 1, (up.stdout, up.stderr)
+    error = up.stderr.strip()
+    assert "\n" not in error, error
+    assert f"kueue exited while starting (code 3): kueue: unable to load the configuration: boom (full log: {layout.path('logs', 'kueue.log')})" in error
+    assert cluster.status(layout)["state"] == "stopped" and not layout.pids_file.exists()
+    assert cluster.busy_ports(layout) == []

@@ -71,6 +71,32 @@ def select(work: Path, env: dict[str, str], program: Callable[[], None], stack: 
     return auto.create_or_select_stack(stack_name=stack, project_name="gpuplane-training", program=program, opts=opts)
 
 
+# -- capacity -------------------------------------------------------------------------------------
+
+
+def add_nodes(layout: cluster.Layout, pool: str, count: int, instance_type: str = "g6.xlarge",
+              capacity: str = "on_demand", labels: dict[str, str] | None = None) -> list[str]:
+    """``count`` kwok nodes ``<pool>-<i>`` of a catalog instance type, labelled as gpuplane's sandbox nodes are
+    (gpuplane/sandbox/nodes.py: ``gpuplane.dev/pool=<pool>``, GPU taint, catalog capacity) plus ``labels``."""
+    from gpuplane.sandbox.nodes import SandboxPool, node_objects
+
+    names = []
+    for node in node_objects((SandboxPool(pool, instance_type, capacity, count),)):
+        node["metadata"]["labels"].update(labels or {})
+        code, body = cluster.api(layout, "POST", "/api/v1/nodes", node)
+        assert code == 201, body
+        names.append(str(node["metadata"]["name"]))
+    wait_for(f"{count} {pool} nodes Ready", lambda: all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in (get(layout, f"/api/v1/nodes/{n}").get("status") or {}).get("conditions", []))
+        for n in names))
+    return names
+
+
+def delete_nodes(layout: cluster.Layout, names: list[str]) -> None:
+    for n in names:
+        cluster.api(layout, "DELETE", f"/api/v1/nodes/{n}")
+
+
 # -- evidence ---------------------------------------------------------------------------------------
 
 

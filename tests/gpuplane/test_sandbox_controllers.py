@@ -194,3 +194,58 @@ def test_up_controllers_without_charts_says_where_it_looked(homes, monkeypatch):
     why = controllers.missing(toolchain.bin_dir())
     assert why is not None and "kueue-0.19.2.tgz, jobset-0.12.0.tgz not found" in why and "GPUPLANE_CHARTS_DIR" in why
     assert os.environ["GPUPLANE_CHARTS_DIR"] in why
+
+
+# -- `gpuplane sandbox jobs`: Kueue's verdict per job -------------------------------------------------
+
+
+def _workload(name: str, conditions: list[dict], admission: dict | None = None) -> dict:
+    wl = {"metadata": {"name": f"jobset-{name}-1a2b3", "namespace": "recs",
+                       "ownerReferences": [{"kind": "JobSet", "name": name}]},
+          "spec": {"queueName": "train"}, "status": {"conditions": conditions}}
+    if admission:
+        wl["status"]["admission"] = admission
+    return wl
+
+
+TOO_BIG = ("couldn't assign flavors to pod set worker: insufficient quota for nvidia.com/gpu in flavor train-l4-on-demand, "
+           "previously considered podsets requests (0) + current podset request (3) > maximum capacity (2)")
+WAITING = ("couldn't assign flavors to pod set worker: insufficient unused quota for nvidia.com/gpu in flavor "
+           "train-l4-on-demand, 1 more needed")
+
+
+def test_jobs_show_kueues_verdict_and_quote_its_message():
+    from gpuplane.sandbox.jobs import format_rows, job_rows
+
+    admitted = _workload("ok", [{"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved", "message": "Quota reserved"},
+                                {"type": "Admitted", "status": "True", "reason": "Admitted", "message": "The workload is admitted"}],
+                         {"clusterQueue": "train", "podSetAssignments": [{"name": "worker", "count": 2,
+                                                                          "flavors": {"cpu": "train-l4-on-demand", "nvidia.com/gpu": "train-l4-on-demand"}}]})
+    waiting = _workload("wait", [{"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": WAITING}])
+    hopeless = _workload("big", [{"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": TOO_BIG}])
+    preempted = _workload("pre", [{"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": WAITING},
+                                  {"type": "Evicted", "status": "True", "reason": "Preempted", "message": "Preempted to accommodate a workload"}])
+    rows = job_rows([admitted, waiting, hopeless, preempted])
+    by_job = {r.job: r for r in rows}
+    assert {j: r.state for j, r in by_job.items()} == {
+        "JobSet/ok": "admitted", "JobSet/wait": "pending", "JobSet/big": "inadmissible", "JobSet/pre": "evicted"}
+    assert by_job["JobSet/ok"].flavors["nvidia.com/gpu"] == "train-l4-on-demand" and by_job["JobSet/ok"].cluster_queue == "train"
+    assert by_job["JobSet/big"].message == TOO_BIG
+    lines = format_rows(rows)
+    assert lines[0].split() == ["JOB", "QUEUE", "STATE", "FLAVORS"]
+    assert any(line.split() == ["recs/JobSet/ok", "train", "admitted", "train-l4-on-demand"] for line in lines)
+    assert f"recs/JobSet/big: inadmissible (Pending): {TOO_BIG}" in lines
+    assert f"recs/JobSet/wait: pending (Pending): {WAITING}" in lines
+    assert not any(line.startswith("recs/JobSet/ok:") for line in lines)  # admitted: no message to explain
+
+
+def test_jobs_with_no_workloads_say_so():
+    from gpuplane.sandbox.jobs import format_rows
+
+    assert format_rows([]) == ["no Kueue workloads (no job was submitted to a queue)"]
+
+
+def test_jobs_on_a_sandbox_that_is_not_running_says_how_to_start_it(homes):
+    result = runner.invoke(app, ["sandbox", "jobs", "--name", "t"])
+    assert result.exit_code == 2
+    assert "sandbox 't' is not running" in result.stderr and "gpuplane sandbox up --controllers --name t" in result.stderr

@@ -182,6 +182,10 @@ def test_every_problem_is_reported_at_once():
     (EXISTING, {"pools": [EXISTING_L4], "capacity_fallback": ["spot", "on_demand"], "checkpoint_bucket": {"url": "s3://b"}}, "capacity_fallback", "kubernetes does not support spot"),
     (EXISTING, {"pools": [EXISTING_L4], "checkpoint_bucket": {}}, "checkpoint_bucket", "does not support checkpoint-bucket"),
     (EXISTING, {"pools": [{"name": "gpu", "accelerator": "L4"}]}, "pools[0].node_vcpus", "required on an existing cluster"),
+    (EXISTING, {"pools": [EXISTING_L4, {**EXISTING_L4, "name": "h100", "accelerator": "H100", "accelerators_per_node": 8}], "checkpoint_bucket": {"url": "s3://bucket"}},
+     "pools[1].node_labels", "select the same nodes as pool 'gpu'"),
+    (EXISTING, {"pools": [{**EXISTING_L4, "node_labels": ["l4"]}], "checkpoint_bucket": {"url": "s3://bucket"}}, "pools[0].node_labels", "must map label keys to values"),
+    (KARPENTER, {"pools": [{**A10G, "node_labels": {"x": "y"}}], "checkpoint_bucket": {}}, "pools[0].node_labels", "applies only to an existing cluster"),
     (KARPENTER, {"pools": [A10G], "capacity_fallback": ["reserved", "spot"], "checkpoint_bucket": {}}, "capacity_fallback", "eks does not support reserved-capacity"),
     (AWS, {"pools": [A10G], "checkpoint_bucket": {"url": "gs://wrong-cloud"}}, "checkpoint_bucket.url", "cluster runs on aws"),
     (AWS, {"pools": [A10G], "checkpoint_bucket": {"url": "s3://b", "retention_days": 3}}, "checkpoint_bucket.retention_days", "only to a bucket gpuplane creates"),
@@ -260,3 +264,19 @@ def test_multi_node_pools_default_to_compact_placement_where_supported(facts, po
     plan = plan_training_cluster("train", {"cluster": None, "pools": [pool], "checkpoint_bucket": {}}, facts)  # type: ignore[typeddict-item]
     assert [c.node_plan.compact_placement for c in plan.pools[0].capacities] == [compact, compact]
     assert all(len(c.node_plan.zones) == 1 for c in plan.pools[0].capacities) or not compact
+
+
+def test_pools_of_an_existing_cluster_are_told_apart_by_their_node_labels():
+    from components.training.kueue import resource_flavor
+
+    l4 = {**EXISTING_L4, "node_labels": {"nvidia.com/gpu.product": "NVIDIA-L4"}}
+    h100 = {**EXISTING_L4, "name": "h100", "accelerator": "H100", "accelerators_per_node": 8,
+            "node_labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}
+    plan = plan_training_cluster("train", {"cluster": None, "pools": [l4, h100], "checkpoint_bucket": {"url": "s3://bucket"}}, EXISTING)  # type: ignore[typeddict-item]
+    selectors = {p.name: p.node_selector for p in plan.pools}
+    assert selectors == {"gpu": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.present": "true"},
+                         "h100": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.present": "true"}}
+    # The flavor Kueue admits a job on selects the same nodes as the job's pods and the pool's device plugin.
+    for pool in plan.pools:
+        assert resource_flavor(plan, pool.name, "on_demand")["spec"]["nodeLabels"] == pool.node_selector
+        assert pool.capacities[0].node_plan.scheduling.node_selector == pool.node_selector
