@@ -91,7 +91,7 @@ def training_objects() -> dict[str, list[dict[str, Any]]]:
     svc = headless_service(job)
     service = {"apiVersion": "v1", "kind": "Service", **svc}
     jobset = jobset_manifest(job, job_args["image"], "s3://gpuplane-demo-checkpoints/recs-gpt")
-    return {"node_pools": node_pools, "namespaces": [*namespaces, *accounts], "kueue": [*flavors, *queues], "service": [service],
+    return {"node_pools": node_pools, "namespace_and_accounts": [*namespaces, *accounts], "kueue": [*flavors, *queues], "service": [service],
             "jobset": [jobset], "plan": [{"nodes": job.nodes, "namespace": job.team.namespace}]}
 
 
@@ -142,7 +142,7 @@ def _run(layout: Any, echo: Callable[[str], None], timeout_s: float, api: Any) -
     objs = training_objects()
     jobset = objs["jobset"][0]
     ns, size = objs["plan"][0]["namespace"], objs["plan"][0]["nodes"]
-    steps = ["node_pools", "namespaces", "kueue", "service"]
+    steps = ["node_pools", "namespace_and_accounts", "kueue", "service"]
     echo(f"== 2. what gpuplane emits for stack {STACK}'s training: "
          + ", ".join(f"{len(objs[s])} {s.replace('_', ' ')}" for s in steps) + f", TrainingJob {JOB} ({size} nodes)")
     for step in steps:

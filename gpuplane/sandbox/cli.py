@@ -67,7 +67,7 @@ def up(
                 raise _fail(f"{failed[0].name} did not build: {failed[0].detail.splitlines()[-1] if failed[0].detail else ''}; "
                             "see the output above, fix it, then run `make engine`")
         typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + len(layout.ports) - 1}"
-                   f"{' with Kueue and JobSet' if controllers else ''} ...")
+                   f"{' with Kueue, JobSet and Karpenter' if controllers else ''} ...")
         seconds = cluster.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
     except toolchain.ToolchainError as e:
         raise _fail(str(e)) from None

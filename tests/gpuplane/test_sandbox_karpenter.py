@@ -158,6 +158,17 @@ def test_demo_objects_let_karpenter_make_nodes_that_kueues_flavors_select():
         assert f["spec"]["nodeLabels"].items() <= labels.items(), f"{f['metadata']['name']} selects the pool's nodes"
     jobset = objs["jobset"][0]
     pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
-    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs["namespaces"] if o["kind"] == "ServiceAccount"}
+    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs["namespace_and_accounts"] if o["kind"] == "ServiceAccount"}
     assert (jobset["metadata"]["namespace"], pod["serviceAccountName"]) in accounts, "the pods' service account exists"
     assert jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "train"
+
+
+def test_demo_sandbox_without_the_toolchain_says_what_to_build(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from gpuplane.cli import app
+
+    monkeypatch.setenv("GPUPLANE_ENGINE_CACHE", str(tmp_path))
+    result = CliRunner().invoke(app, ["demo", "--sandbox"])
+    assert result.exit_code == 2, result.output
+    assert "not built" in result.output and "karpenter-kwok" in result.output and "make engine" in result.output
