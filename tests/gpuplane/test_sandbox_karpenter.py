@@ -114,6 +114,9 @@ def test_relay_serves_an_all_interfaces_program_on_loopback_only(tmp_path):
     (tmp_path / "f.txt").write_text("host")
     host = subprocess.Popen([sys.executable, "-m", "http.server", str(inward), "--bind", "127.0.0.1"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while cluster.port_free(inward) and time.monotonic() < deadline:  # the host's server listens first
+        time.sleep(0.05)
     script = tmp_path / "inner.sh"
     script.write_text(f"#!/bin/sh\n{sys.executable} -c \"import urllib.request as u; open('{tmp_path}/in.txt','wb')"
                       f".write(u.urlopen('http://127.0.0.1:{inward}/f.txt').read())\"\n"
