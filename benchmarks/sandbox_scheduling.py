@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -266,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = idle_cpu(layout, args.idle_seconds)
     finally:
         _gpuplane(env, "sandbox", "down", "--name", "bench", "--purge")
+        shutil.rmtree(home, ignore_errors=True)
     print(f"\n(a) pending GPU pod -> Ready kwok node via Karpenter ({a[0][2]}, cheapest spot type the NodePool allows):")
     print(f"    node Ready   {_med([x[0] for x in a])}")
     print(f"    pod bound    {_med([x[1] for x in a])}")
