@@ -385,7 +385,12 @@ def start(
     for c in CONTROLLERS:
         launch(c.name, argv[c.name], executable(c.name, bindir))
     for c in CONTROLLERS:
-        wait(f"{c.name} /readyz on {HOST}:{layout.ports[c.name]}", lambda c=c: _ready(layout.ports[c.name]))
+        port = int(layout.ports[c.name])
+
+        def ready(port: int = port) -> bool:
+            return _ready(port)
+
+        wait(f"{c.name} /readyz on {HOST}:{port}", ready)
         step(f"{c.name} ready (webhooks on {HOST}:{layout.ports[c.name + '-webhook']})")
     for hook in hooks:
         code, body = _apply(api, layout, _HOOKS[hook["kind"]], hook)
