@@ -440,6 +440,10 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
         procs["kube-apiserver"] = _start(layout, "kube-apiserver", argv["kube-apiserver"], pids)
         _wait("kube-apiserver /readyz", lambda: api(layout, "GET", "/readyz")[0] == 200, timeout_s, dead)
         step(f"kube-apiserver ready on {layout.server}")
+        if not layout.controllers:
+            from gpuplane.sandbox import controllers as _controllers
+
+            _controllers.remove_webhooks(layout, api)
         for n in ("kube-controller-manager", "kube-scheduler", "kwok"):
             procs[n] = _start(layout, n, argv[n], pids)
         nodes = node_objects()
