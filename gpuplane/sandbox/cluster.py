@@ -5,7 +5,8 @@ Contract:
 - A sandbox has a ``name`` and a base ``port``; it owns six consecutive loopback ports (``Layout``):
   kube-apiserver (``port``), etcd client and peer, kube-controller-manager, kube-scheduler, kwok;
   with ``controllers`` (``up --controllers``, kept in ``sandbox.json``), twelve: then Kueue's webhook and
-  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` runs them).
+  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` runs them). ``up``
+  without controllers removes the webhook configurations an earlier ``--controllers`` run wrote.
   Several sandboxes run side by side with different names and ports.
 - Its state folder (``state_root()/<name>``, outside the clone) holds the PKI, the kubeconfig, etcd's
   data, every process's log, ``pids.json`` (written as each process starts), and a local Pulumi file
