@@ -5,7 +5,8 @@ Contract:
 - A sandbox has a ``name`` and a base ``port``; it owns six consecutive loopback ports (``Layout``):
   kube-apiserver (``port``), etcd client and peer, kube-controller-manager, kube-scheduler, kwok;
   with ``controllers`` (``up --controllers``, kept in ``sandbox.json``), twelve: then Kueue's webhook and
-  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` and ``karpenter.py`` run them).
+  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` and ``karpenter.py`` run
+  them). ``up`` without controllers removes the webhook configurations an earlier ``--controllers`` run wrote.
   Several sandboxes run side by side with different names and ports.
 - Its state folder (``state_root()/<name>``, outside the clone) holds the PKI, the kubeconfig, etcd's
   data, every process's log, ``pids.json`` (written as each process starts), and a local Pulumi file
@@ -441,6 +442,10 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
         procs["kube-apiserver"] = _start(layout, "kube-apiserver", argv["kube-apiserver"], pids)
         _wait("kube-apiserver /readyz", lambda: api(layout, "GET", "/readyz")[0] == 200, timeout_s, dead)
         step(f"kube-apiserver ready on {layout.server}")
+        if not layout.controllers:
+            from gpuplane.sandbox import controllers as _controllers
+
+            _controllers.remove_webhooks(layout, api)
         for n in ("kube-controller-manager", "kube-scheduler", "kwok"):
             procs[n] = _start(layout, n, argv[n], pids)
         nodes = node_objects()
