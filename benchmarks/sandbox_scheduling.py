@@ -112,9 +112,9 @@ def training_plan(size: int) -> Any:
     from components.training.planner import plan_training_cluster
 
     facts = ClusterFacts(cloud="kubernetes", name="sandbox", region=None, zones=(), autoscaler="none")
-    return plan_training_cluster("bench", {"pools": [{**TRAINING_POOL, "max_nodes": size}], "teams": [{"name": NAMESPACE}],
-                                           "capacity_fallback": ["on_demand"],
-                                           "checkpoint_bucket": {"url": "s3://bench-checkpoints"}}, facts)  # type: ignore[arg-type, typeddict-item]
+    args: Any = {"pools": [{**TRAINING_POOL, "max_nodes": size}], "teams": [{"name": NAMESPACE}],
+                 "capacity_fallback": ["on_demand"], "checkpoint_bucket": {"url": "s3://bench-checkpoints"}}
+    return plan_training_cluster("bench", args, facts)
 
 
 def queue_objects(plan: Any) -> list[tuple[str, dict[str, Any]]]:
