@@ -12,7 +12,7 @@ TORCH_INDEX   ?=
 HAVE_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup prometheus test test-demo test-fast test-engine engine demo demo-quick plan bench bench-smoke gpu-check lint clean help
+.PHONY: setup prometheus test test-demo test-fast test-engine engine demo demo-quick demo-sandbox plan bench bench-smoke gpu-check lint clean help
 
 help:
 	@echo "make demo   - run the whole reference pipeline locally (plans, data, training, serving, report)"
@@ -72,7 +72,7 @@ engine: setup
 
 # What the engine lane's tests run today (a cold build of every program takes longer than CI allows).
 ENGINE_TEST_PROGRAMS ?= etcd kube-apiserver kwok kube-controller-manager kube-scheduler kubectl helm \
-  pulumi pulumi-resource-kubernetes pulumi-language-yaml kueue jobset
+  pulumi pulumi-resource-kubernetes pulumi-language-yaml kueue jobset karpenter-kwok
 
 NODE_CACHE := $(HOME)/.cache/gpuplane/node
 test-engine: setup
@@ -90,6 +90,10 @@ demo: setup
 
 demo-quick: setup
 	$(VENV)/bin/gpuplane demo --quick
+
+# The reference TrainingJob on a local sandbox, scheduled by the real Kueue, JobSet and Karpenter (needs `make engine`).
+demo-sandbox: engine
+	$(VENV)/bin/gpuplane demo --sandbox
 
 # Every benchmarks/*.py that is not a helper module, run as a module from the repo root.
 BENCHES := $(filter-out %_common %__init__ gpu_h200,$(basename $(notdir $(wildcard benchmarks/*.py))))

@@ -29,6 +29,7 @@ SMOKE: dict[str, list[str]] = {
     "plan_bench": ["--runs", "1", "--stacks", "local", "--no-scaling"],
     "policy_bench": ["--repeats", "1", "--sizes", "5,10"],
     "router_overhead": ["--requests", "20"],
+    "sandbox_scheduling": ["--repeats", "1", "--gang", "2", "--idle-seconds", "2"],  # sandbox toolchain: engine lane
     "serving_coldstart": ["--model-mb", "1", "--repeats", "1"],
     "serving_throughput": ["--duration", "0.5", "--concurrency", "2", "--models", "tiny", "--load-generator", "python",
                            "--repeats", "1", "--activator-requests", "5"],
@@ -42,7 +43,7 @@ SMOKE: dict[str, list[str]] = {
 }
 """Tiny arguments per script (its own flags; nothing here changes what a full run measures)."""
 
-ENGINE_LANE = frozenset({"engine_vs_plan"})
+ENGINE_LANE = frozenset({"engine_vs_plan", "sandbox_scheduling"})
 """Scripts that need `gpuplane sandbox`'s toolchain: tests/engine/test_benchmark_smoke.py runs them."""
 
 

@@ -165,6 +165,8 @@ def capabilities(
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for every output of the demo."),
     quick: bool = typer.Option(False, "--quick", help="Smaller data, fewer training steps, a 20 s day, no feature-server check."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Instead: the reference TrainingJob on a local sandbox, scheduled "
+                                 "by the real Kueue, JobSet and Karpenter (gpuplane/demo/sandbox.py; needs `make engine`)."),
 ) -> None:
     """Run the reference pipeline locally, with progress output.
 
@@ -174,6 +176,10 @@ def demo(
     traffic is replayed in about a minute; compares static-for-peak with scale-to-zero cost;
     writes report.md and report.png. Exits 1 naming the step that failed.
     """
+    if sandbox:
+        from gpuplane.demo.sandbox import run_sandbox_demo
+
+        raise typer.Exit(run_sandbox_demo(typer.echo))
     from gpuplane.demo import run_demo
 
     code = run_demo(out, quick=quick)

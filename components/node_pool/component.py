@@ -6,7 +6,10 @@ One component, four implementations chosen by the cluster it is attached to:
   NVIDIA AMI type, with a launch template (IMDSv2, disk, EFA interfaces and a cluster placement
   group when asked), the Cluster Autoscaler node-template tags that make scale-from-zero work,
   and the NVIDIA device plugin for the pool's sharing mode.
-- ``karpenter`` (components/node_pool/eks.py): a Karpenter NodePool + EC2NodeClass.
+- ``karpenter`` (components/node_pool/eks.py): a Karpenter NodePool + EC2NodeClass; on an existing
+  cluster that runs Karpenter (``karpenter`` arg, components/node_pool/existing.py), a NodePool that
+  refers to the cluster's own node class (the sandbox's KWOKNodeClass). The NodePool spec is shared
+  (components/node_pool/karpenter.py).
 - ``gke-node-pool`` (components/node_pool/gke.py): a GKE node pool with guest accelerators,
   driver installation, sharing config, spot, compact placement and autoscaling.
 - ``existing-device-plugin`` (components/node_pool/existing.py): for an existing cluster it
@@ -58,12 +61,12 @@ class GpuNodePool(pulumi.ComponentResource):
         plan = plan_node_pool(name, args, cluster.facts)  # raises before anything is registered
         super().__init__(TYPE_TOKEN, name, {"gpuplane": plan.summary()}, opts)
         self.plan, self.scheduling, self.cluster = plan, plan.scheduling, cluster
-        if plan.implementation in ("eks-managed-node-group", "karpenter"):
-            from components.node_pool.eks import create_node_pool
+        if cluster.facts.cloud == "kubernetes":  # an existing cluster: device plugin, or a NodePool for its Karpenter
+            from components.node_pool.existing import create_node_pool
+        elif plan.implementation in ("eks-managed-node-group", "karpenter"):
+            from components.node_pool.eks import create_node_pool  # type: ignore[assignment]
         elif plan.implementation == "gke-node-pool":
             from components.node_pool.gke import create_node_pool  # type: ignore[assignment]
-        else:
-            from components.node_pool.existing import create_node_pool  # type: ignore[assignment]
         create_node_pool(self, name, plan, cluster)
         self.implementation = pulumi.Output.from_input(plan.implementation)
         self.instance_type = pulumi.Output.from_input(plan.instance_type.name if plan.instance_type else None)

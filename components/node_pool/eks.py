@@ -22,14 +22,14 @@ to the cluster's region.
 ``karpenter``: an EC2NodeClass (node role, AL2023 AMI alias, subnets and security groups found
 by the ``karpenter.sh/discovery`` tag, IMDSv2, the root volume) and a NodePool (candidate
 instance types from the catalog, capacity type, zones, taints, a GPU limit, consolidation of
-empty nodes, ``priority`` as weight), plus the device plugin.
+empty nodes after ``scale_down_delay_seconds``, ``priority`` as weight; the spec is shared with
+the existing-cluster backend, ``karpenter.py``), plus the device plugin.
 
 Not done here: GPU driver installation (the NVIDIA AMIs ship it), MIG (see the declarations).
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
@@ -40,6 +40,12 @@ from components.aws.launch_template import IMDS_HOP_LIMIT, ROOT_DEVICE, node_lau
 from components.errors import Problems
 from components.kubernetes.charts import chart_args
 from components.kubernetes.device_plugin import create_device_plugin, release_name
+from components.node_pool.karpenter import (  # noqa: F401  (KARPENTER_CAPACITY_TYPES: re-exported)
+    EC2_NODE_CLASS,
+    KARPENTER_CAPACITY_TYPES,
+    k8s_name,
+    karpenter_node_pool_spec,
+)
 
 if TYPE_CHECKING:
     from components.cluster import KubernetesCluster
@@ -52,7 +58,6 @@ if TYPE_CHECKING:
 EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 """Kubernetes taint effect -> the EKS API's ``TaintEffect`` enum."""
 EKS_CAPACITY_TYPES = {"on_demand": "ON_DEMAND", "spot": "SPOT", "capacity_block": "CAPACITY_BLOCK"}
-KARPENTER_CAPACITY_TYPES = {"on_demand": "on-demand", "spot": "spot", "capacity_block": "reserved"}
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 CA_TAG_PREFIX = "k8s.io/cluster-autoscaler"
 EFA_DEVICE_PLUGIN_REPO = "https://aws.github.io/eks-charts"
@@ -94,12 +99,6 @@ def cluster_autoscaler_tags(plan: NodePoolPlan, cluster_name: str) -> dict[str, 
     return tags
 
 
-def k8s_name(name: str) -> str:
-    """A DNS-1123 name for a Kubernetes object derived from a Pulumi resource name."""
-    out = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return out[:63].rstrip("-") or "pool"
-
-
 def ec2_node_class_spec(plan: NodePoolPlan, cluster_name: str, node_role_name: str) -> dict[str, Any]:
     """``karpenter.k8s.aws/v1`` EC2NodeClass spec for the pool (Karpenter v1 CRD field names)."""
     return {
@@ -126,43 +125,6 @@ def ec2_node_class_spec(plan: NodePoolPlan, cluster_name: str, node_role_name: s
         ],
         "tags": dict(plan.tags),
     }
-
-
-def karpenter_node_pool_spec(plan: NodePoolPlan, node_class_name: str) -> dict[str, Any]:
-    """``karpenter.sh/v1`` NodePool spec: the catalog's candidate types, capacity type, zones,
-    taints, a GPU limit of ``max_nodes x gpus`` and consolidation of empty nodes after 5 minutes."""
-    spec: dict[str, Any] = {
-        "template": {
-            "metadata": {"labels": dict(plan.labels)},
-            "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class_name},
-                "requirements": [
-                    {
-                        "key": "node.kubernetes.io/instance-type",
-                        "operator": "In",
-                        "values": list(plan.candidate_instance_types),
-                    },
-                    {
-                        "key": "karpenter.sh/capacity-type",
-                        "operator": "In",
-                        "values": [KARPENTER_CAPACITY_TYPES[plan.capacity_type]],
-                    },
-                    {"key": "topology.kubernetes.io/zone", "operator": "In", "values": list(plan.zones)},
-                ],
-                "taints": [
-                    {"key": t.key, "value": t.value, "effect": t.effect}
-                    if t.value
-                    else {"key": t.key, "effect": t.effect}
-                    for t in plan.taints
-                ],
-            },
-        },
-        "limits": {"nvidia.com/gpu": plan.max_nodes * plan.gpus_per_node},
-        "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5m"},
-    }
-    if plan.priority:
-        spec["weight"] = plan.priority  # the CRD allows 1-100; 0 means "no weight"
-    return spec
 
 
 def _check(name: str, plan: NodePoolPlan, cluster: KubernetesCluster) -> None:
@@ -320,7 +282,7 @@ def _karpenter_pool(component: pulumi.ComponentResource, name: str, plan: NodePo
         api_version="karpenter.sh/v1",
         kind="NodePool",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name),
-        spec=karpenter_node_pool_spec(plan, object_name),
+        spec=karpenter_node_pool_spec(plan, {**EC2_NODE_CLASS, "name": object_name}),
         opts=pulumi.ResourceOptions(
             parent=component,
             provider=cluster.k8s_provider,

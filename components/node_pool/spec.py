@@ -23,6 +23,7 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 LABEL_POOL = "gpuplane.dev/pool"
 LABEL_ACCELERATOR = "gpuplane.dev/accelerator"
 LABEL_CAPACITY = "gpuplane.dev/capacity-type"
+DEFAULT_SCALE_DOWN_DELAY_SECONDS = 300
 
 
 class TaintArgs(TypedDict):
@@ -45,6 +46,28 @@ class GpuSharingArgs(TypedDict, total=False):
     """Pods per GPU for time-slicing or MPS (2-48). Default 4."""
     mig_profile: str
     """MIG profile for ``mig``, e.g. ``1g.10gb`` (must be offered by the accelerator)."""
+
+
+class KarpenterNodeClassArgs(TypedDict):
+    """A Karpenter node class the cluster already has (the NodePool's ``nodeClassRef``)."""
+
+    group: str
+    """API group of the node class: ``karpenter.k8s.aws`` (EC2NodeClass), ``karpenter.kwok.sh`` (KWOKNodeClass, the sandbox)."""
+    kind: str
+    """Kind of the node class, e.g. ``EC2NodeClass`` or ``KWOKNodeClass``."""
+    name: str
+    """Name of the node class object (cluster-scoped)."""
+
+
+class KarpenterArgs(TypedDict, total=False):
+    """An existing cluster that runs Karpenter: what the pool's NodePool launches."""
+
+    node_class: Required[KarpenterNodeClassArgs]
+    """The node class the NodePool refers to; it must exist in the cluster (gpuplane does not create it)."""
+    cloud: Literal["aws", "gcp"]
+    """Whose instance types the node class launches: the catalog the candidates and prices come from. Default ``aws``."""
+    region: Required[str]
+    """Region of those instance types, e.g. ``us-east-1`` (checked against the catalog)."""
 
 
 class GpuNodePoolArgs(TypedDict, total=False):
@@ -86,6 +109,14 @@ class GpuNodePoolArgs(TypedDict, total=False):
     """What the pool is for; policies hold training pools to spot and compact placement. Default ``general``."""
     tags: dict[str, str]
     """Extra tags/labels on the cloud resources (merged over the cluster's tags)."""
+    karpenter: KarpenterArgs
+    """Existing clusters that run Karpenter: make the pool a ``karpenter.sh/v1`` NodePool referring to the cluster's
+    own node class, with candidates from the catalog of ``karpenter.cloud`` / ``karpenter.region``. Default: none (on an
+    existing cluster the pool then creates no nodes). EKS clusters with ``autoscaler='karpenter'`` do not take it: gpuplane
+    creates their EC2NodeClass."""
+    scale_down_delay_seconds: int
+    """Karpenter pools: seconds a node stays empty before Karpenter removes it (the NodePool's ``consolidateAfter``).
+    Default 300."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +179,10 @@ class NodePoolPlan:
     notice_seconds: int
     """The cloud's preemption notice (catalog)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    scale_down_delay_seconds: int = DEFAULT_SCALE_DOWN_DELAY_SECONDS
+    """Karpenter pools: seconds an empty node lives before Karpenter removes it."""
+    node_class: dict[str, str] | None = None
+    """Karpenter pools on an existing cluster: the cluster's node class (``group``, ``kind``, ``name``); None otherwise."""
 
     def summary(self) -> dict[str, Any]:
         """The plan as the component's registered ``gpuplane`` input: what policies and the cost model read."""
@@ -276,9 +311,26 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
     catalog = catalog or load_catalog()
     p = Problems("GpuNodePool", name)
     impl = _implementation(facts)
-    support = feature_support(impl)
     for key in sorted(set(args) - _KNOWN_KEYS):
         p.add(key, args[key], "is not an argument of GpuNodePool.", f"use one of {sorted(_KNOWN_KEYS)}.")  # type: ignore[literal-required]
+    cloud, region, region_path, node_class = facts.cloud, facts.region, "cluster.region", None
+    if "karpenter" in args:
+        if facts.cloud != "kubernetes":
+            p.add("karpenter", args["karpenter"], f"applies to existing clusters only; on {facts.cloud} gpuplane "
+                  "makes the node class itself.", "remove it (on EKS set autoscaler='karpenter' on the cluster).")
+        else:
+            impl, region_path = "karpenter", "karpenter.region"
+            cloud, region, node_class = _existing_karpenter(args["karpenter"], catalog, p)  # type: ignore[assignment]
+    support = feature_support(impl)
+    delay = args.get("scale_down_delay_seconds", DEFAULT_SCALE_DOWN_DELAY_SECONDS)
+    if "scale_down_delay_seconds" in args and impl != "karpenter":
+        p.add("scale_down_delay_seconds", delay, f"applies only to Karpenter pools (the NodePool's consolidateAfter), "
+              f"not to {impl}.", "remove it, or use a cluster that runs Karpenter.")
+    elif not _is_int(delay) or delay < 0:
+        p.add("scale_down_delay_seconds", delay, "must be a whole number of seconds, 0 or more.", "e.g. 300 (the default).")
+        delay = DEFAULT_SCALE_DOWN_DELAY_SECONDS
+    if node_class is not None and not (_is_int(args.get("priority", 0)) and 0 <= args.get("priority", 0) <= 100):
+        p.add("priority", args.get("priority"), "is outside Karpenter's NodePool weight range.", "use 0 (no weight) to 100.")
 
     # -- accelerator and counts ----------------------------------------------------------------
     acc_name = args.get("accelerator")
@@ -287,7 +339,6 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         p.add("accelerator", acc_name, "is not in the GPU catalog.", f"use one of {sorted(catalog.accelerators)}.")
         p.raise_if_any()
     assert acc is not None  # for the type checker; raise_if_any ended the None case
-    cloud = facts.cloud
     service = {"aws": "ec2", "gcp": "compute"}.get(cloud)
     offered_counts = catalog.gpu_counts(cloud, acc.name, service) if service else []
     count = args.get("accelerators_per_node", offered_counts[0] if offered_counts else 1)
@@ -355,8 +406,8 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
     candidates: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
     price: float | None = None
-    if service and facts.region and count in offered_counts:
-        offers = [o for o in catalog.find_offerings(cloud, acc.name, count, facts.region, capacity, service) if not efa or o.instance_type.supports_efa]
+    if service and region and count in offered_counts:
+        offers = [o for o in catalog.find_offerings(cloud, acc.name, count, region, capacity, service) if not efa or o.instance_type.supports_efa]
         wanted = args.get("instance_type")
         if wanted:
             it = catalog.instance_type(cloud, wanted)
@@ -366,7 +417,7 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         if not offers:
             where = sorted({o.region for o in catalog.find_offerings(cloud, acc.name, count, None, capacity, service) if not efa or o.instance_type.supports_efa})
             what = f"{count} x {acc.name}{' with EFA' if efa else ''} ({capacity.replace('_', '-')})"
-            p.add("cluster.region", facts.region, f"does not offer {what} in the catalog.", f"use a cluster in one of {where}{' or another capacity type' if capacity == 'spot' else ''}." if where else "choose another accelerator or count.")
+            p.add(region_path, region, f"does not offer {what} in the catalog.", f"use a cluster in one of {where}{' or another capacity type' if capacity == 'spot' else ''}." if where else "choose another accelerator or count.")
         else:
             chosen = offers[0]
             instance, candidates, price = chosen.instance_type, tuple(sorted({o.instance_type.name for o in offers})), chosen.price(capacity)
@@ -440,7 +491,7 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         name=name,
         implementation=impl,
         cloud=cloud,
-        region=facts.region,
+        region=region,
         accelerator=acc,
         gpus_per_node=count,
         instance_type=instance,
@@ -464,7 +515,35 @@ def plan_node_pool(name: str, args: GpuNodePoolArgs, facts: ClusterFacts, catalo
         scheduling=scheduling,
         usd_per_node_hour=price,
         notice_seconds=catalog.notice_seconds(cloud),
+        scale_down_delay_seconds=delay,
+        node_class=node_class,
     )
+
+
+def _existing_karpenter(karp: object, catalog: Catalog, p: Problems) -> tuple[str, str | None, dict[str, str] | None]:
+    """Check ``karpenter`` on an existing cluster; returns (catalog cloud, region or None, node class or None)."""
+    if not isinstance(karp, dict):
+        p.add("karpenter", karp, "must be a mapping with node_class and region.", "e.g. {'node_class': {'group': "
+              "'karpenter.kwok.sh', 'kind': 'KWOKNodeClass', 'name': 'default'}, 'region': 'us-east-1'}.")
+        return "aws", None, None
+    for key in sorted(set(karp) - set(KarpenterArgs.__annotations__)):
+        p.add(f"karpenter.{key}", karp[key], "is not a field of karpenter.", f"use {sorted(KarpenterArgs.__annotations__)}.")
+    nc = karp.get("node_class")
+    node_class = None
+    if not isinstance(nc, dict) or any(not isinstance(nc.get(k), str) or not nc.get(k) for k in ("group", "kind", "name")):
+        p.add("karpenter.node_class", nc, "needs group, kind and name, each a non-empty string.",
+              "e.g. {'group': 'karpenter.kwok.sh', 'kind': 'KWOKNodeClass', 'name': 'default'}.")
+    else:
+        node_class = {k: str(nc[k]) for k in ("group", "kind", "name")}
+    cloud = karp.get("cloud", "aws")
+    if cloud not in ("aws", "gcp"):
+        p.add("karpenter.cloud", cloud, "is not a cloud of the catalog.", "use 'aws' or 'gcp'.")
+        return "aws", None, node_class
+    region = karp.get("region")
+    if catalog.region(cloud, region or "") is None:
+        p.add("karpenter.region", region, f"is not a {cloud} region in the catalog.", f"use one of {catalog.region_names(cloud)}.")
+        region = None
+    return cloud, region, node_class
 
 
 def _mig_slices(profile: str) -> int:

@@ -157,17 +157,17 @@ def plan_training_cluster(name: str, args: SpotTrainingClusterArgs, facts: Clust
         by_selector: dict[tuple[tuple[str, str], ...], str] = {}
         index = {spec.get("name"): i for i, spec in enumerate(pool_args) if isinstance(spec, dict)}
         for pool in pools:
-            key = tuple(sorted(pool.node_selector.items()))
-            if key in by_selector:
+            selector = tuple(sorted(pool.node_selector.items()))
+            if selector in by_selector:
                 i = index[pool.name]
                 p.add(
                     f"pools[{i}].node_labels",
                     pool_args[i].get("node_labels"),
-                    f"select the same nodes as pool {by_selector[key]!r} ({dict(key)}): on an existing cluster a pool's "
+                    f"select the same nodes as pool {by_selector[selector]!r} ({dict(selector)}): on an existing cluster a pool's "
                     "flavor and jobs find its nodes only by these labels, so Kueue could admit one pool's job onto the other's nodes.",
                     "give each pool node_labels its nodes alone carry, e.g. {'nvidia.com/gpu.product': 'NVIDIA-L4'}.",
                 )
-            by_selector.setdefault(key, pool.name)
+            by_selector.setdefault(selector, pool.name)
 
     # -- teams and queues ----------------------------------------------------------------------
     sa_name = args.get("service_account_name", DEFAULT_SERVICE_ACCOUNT)

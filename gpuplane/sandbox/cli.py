@@ -46,14 +46,15 @@ def up(
     port: int = typer.Option(cluster.DEFAULT_PORT, "--port", "-p", help="kube-apiserver's port; the sandbox uses this and the next five (eleven with --controllers)."),
     controllers: bool = typer.Option(False, "--controllers", help="Also run the Kueue and JobSet controller managers "
                                      "(their CRDs and webhooks from the pinned charts), which admit and run what gpuplane's "
-                                     "TrainingJob and SpotTrainingCluster emit."),
+                                     "TrainingJob and SpotTrainingCluster emit, and Karpenter's kwok provider, which "
+                                     "provisions nodes for the NodePools a Karpenter GpuNodePool emits."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build missing programs first (`make engine`)."),
     timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for each step."),
 ) -> None:
     """Start the sandbox (idempotent per state folder; a running one is reported, not restarted)."""
     layout = _layout(name, port, controllers)
     bindir = toolchain.bin_dir()
-    wanted = toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset") if controllers else ())
+    wanted = toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset", "karpenter-kwok") if controllers else ())
     try:
         # Cheap checks first, so a running sandbox or a busy port is reported before any build.
         if cluster.status(layout)["state"] in ("running", "partial", "stale") or cluster.busy_ports(layout):
@@ -66,7 +67,7 @@ def up(
                 raise _fail(f"{failed[0].name} did not build: {failed[0].detail.splitlines()[-1] if failed[0].detail else ''}; "
                             "see the output above, fix it, then run `make engine`")
         typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + len(layout.ports) - 1}"
-                   f"{' with Kueue and JobSet' if controllers else ''} ...")
+                   f"{' with Kueue, JobSet and Karpenter' if controllers else ''} ...")
         seconds = cluster.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
     except toolchain.ToolchainError as e:
         raise _fail(str(e)) from None

@@ -5,7 +5,8 @@ Contract:
 - A sandbox has a ``name`` and a base ``port``; it owns six consecutive loopback ports (``Layout``):
   kube-apiserver (``port``), etcd client and peer, kube-controller-manager, kube-scheduler, kwok;
   with ``controllers`` (``up --controllers``, kept in ``sandbox.json``), twelve: then Kueue's webhook and
-  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` runs them).
+  health, JobSet's webhook and health, and two for Karpenter (``controllers.py`` and ``karpenter.py`` run
+  them). ``up`` without controllers removes the webhook configurations an earlier ``--controllers`` run wrote.
   Several sandboxes run side by side with different names and ports.
 - Its state folder (``state_root()/<name>``, outside the clone) holds the PKI, the kubeconfig, etcd's
   data, every process's log, ``pids.json`` (written as each process starts), and a local Pulumi file
@@ -94,8 +95,9 @@ class Layout:
     def processes(self) -> tuple[str, ...]:
         """The programs a running sandbox of this layout has, in start order."""
         from gpuplane.sandbox.controllers import NAMES
+        from gpuplane.sandbox.karpenter import NAME as KARPENTER
 
-        return START_ORDER + (NAMES if self.controllers else ())
+        return START_ORDER + ((*NAMES, KARPENTER) if self.controllers else ())
 
     @property
     def dir(self) -> Path:
@@ -440,6 +442,10 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
         procs["kube-apiserver"] = _start(layout, "kube-apiserver", argv["kube-apiserver"], pids)
         _wait("kube-apiserver /readyz", lambda: api(layout, "GET", "/readyz")[0] == 200, timeout_s, dead)
         step(f"kube-apiserver ready on {layout.server}")
+        if not layout.controllers:
+            from gpuplane.sandbox import controllers as _controllers
+
+            _controllers.remove_webhooks(layout, api)
         for n in ("kube-controller-manager", "kube-scheduler", "kwok"):
             procs[n] = _start(layout, n, argv[n], pids)
         nodes = node_objects()
@@ -468,8 +474,11 @@ def up(layout: Layout, bindir: Path, echo: Callable[[str], None] = print, timeou
             def launch(name: str, argv: list[str], exe: str) -> None:
                 procs[name] = _start(layout, name, argv, pids, exe)
 
+            from gpuplane.sandbox import karpenter
+
             try:
                 controllers.start(layout, bindir, api, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
+                karpenter.start(layout, bindir, api, launch, lambda what, check: _wait(what, check, timeout_s, dead), step)
             except controllers.ControllerError as e:
                 raise SandboxError(str(e)) from None
     except BaseException:

@@ -326,6 +326,16 @@ _CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _HOOKS = {"MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
           "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"}
 
+MANAGED_BY = "app.kubernetes.io/managed-by=gpuplane-sandbox"
+
+
+def remove_webhooks(layout: Any, api: Api) -> None:
+    """Delete the webhook configurations an earlier ``up --controllers`` of this state folder wrote: started
+    without the controllers, their ``failurePolicy: Fail`` webhooks would refuse every pod and JobSet."""
+    for path in _HOOKS.values():
+        api(layout, "DELETE", f"{path}?labelSelector={MANAGED_BY.replace('=', '%3D')}", timeout=15)
+
+
 PROBE_CLUSTER_QUEUE: dict[str, Any] = {
     "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "gpuplane-sandbox-probe"},
     "spec": {"resourceGroups": []},
@@ -395,7 +405,12 @@ def start(
     for c in CONTROLLERS:
         launch(c.name, argv[c.name], executable(c.name, bindir))
     for c in CONTROLLERS:
-        wait(f"{c.name} /readyz on {HOST}:{layout.ports[c.name]}", lambda c=c: _ready(layout.ports[c.name]))
+        port = int(layout.ports[c.name])
+
+        def ready(port: int = port) -> bool:
+            return _ready(port)
+
+        wait(f"{c.name} /readyz on {HOST}:{port}", ready)
         step(f"{c.name} ready (webhooks on {HOST}:{layout.ports[c.name + '-webhook']})")
     for hook in hooks:
         code, body = _apply(api, layout, _HOOKS[hook["kind"]], hook)

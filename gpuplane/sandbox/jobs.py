@@ -49,7 +49,7 @@ def _true(conds: dict[str, dict[str, Any]], kind: str) -> bool:
 def job_row(wl: dict[str, Any]) -> JobRow:
     """One Workload as a row (pure)."""
     meta, status = wl.get("metadata") or {}, wl.get("status") or {}
-    owner = next(iter(meta.get("ownerReferences") or []), {})
+    owner: dict[str, Any] = next(iter(meta.get("ownerReferences") or []), {})
     conds = _conditions(wl)
     flavors: dict[str, str] = {}
     for ps in (status.get("admission") or {}).get("podSetAssignments", []):

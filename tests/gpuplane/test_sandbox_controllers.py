@@ -31,7 +31,7 @@ def test_a_sandbox_with_controllers_owns_twelve_consecutive_ports(tmp_path):
     assert sorted(layout.ports.values()) == list(range(20000, 20012))
     assert {k: layout.ports[k] for k in ("kueue-webhook", "kueue", "jobset-webhook", "jobset")} == {
         "kueue-webhook": 20006, "kueue": 20007, "jobset-webhook": 20008, "jobset": 20009}
-    assert layout.processes == (*cluster.START_ORDER, "kueue", "jobset")
+    assert layout.processes == (*cluster.START_ORDER, "kueue", "jobset", "karpenter")
     assert len(cluster.Layout("p", 20000, tmp_path).ports) == 6
     with pytest.raises(cluster.SandboxError, match=r"--port 65530 is out of range.*12 ports"):
         cluster.Layout("c", 65530, tmp_path, controllers=True)
@@ -249,3 +249,14 @@ def test_jobs_on_a_sandbox_that_is_not_running_says_how_to_start_it(homes):
     result = runner.invoke(app, ["sandbox", "jobs", "--name", "t"])
     assert result.exit_code == 2
     assert "sandbox 't' is not running" in result.stderr and "gpuplane sandbox up --controllers --name t" in result.stderr
+
+
+def test_a_sandbox_started_without_controllers_removes_the_webhooks_an_earlier_run_wrote(tmp_path):
+    calls = []
+    controllers.remove_webhooks(_layout(tmp_path), lambda layout, method, path, **kw: calls.append((method, path)) or (200, {}))
+    assert calls == [
+        ("DELETE", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?labelSelector=app.kubernetes.io/managed-by%3Dgpuplane-sandbox"),
+        ("DELETE", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?labelSelector=app.kubernetes.io/managed-by%3Dgpuplane-sandbox"),
+    ]
+    # ... and only those: what loopback_webhooks writes carries that label.
+    assert controllers.loopback_webhooks(_hooks(), 20006, CA)["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "gpuplane-sandbox"}
