@@ -72,7 +72,7 @@ engine: setup
 
 # What the engine lane's tests run today (a cold build of every program takes longer than CI allows).
 ENGINE_TEST_PROGRAMS ?= etcd kube-apiserver kwok kube-controller-manager kube-scheduler kubectl helm \
-  pulumi pulumi-resource-kubernetes pulumi-language-yaml kueue jobset karpenter-kwok
+  pulumi pulumi-resource-kubernetes pulumi-language-yaml kueue jobset karpenter-kwok knative-serving-controller
 
 NODE_CACHE := $(HOME)/.cache/gpuplane/node
 test-engine: setup

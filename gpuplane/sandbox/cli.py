@@ -48,13 +48,17 @@ def up(
                                      "(their CRDs and webhooks from the pinned charts), which admit and run what gpuplane's "
                                      "TrainingJob and SpotTrainingCluster emit, and Karpenter's kwok provider, which "
                                      "provisions nodes for the NodePools a Karpenter GpuNodePool emits."),
+    knative: bool = typer.Option(False, "--knative", help="Also run Knative Serving's controller (v1.21, no networking "
+                                 "layer): it reconciles an InferenceEndpoint's Knative Service to a Revision, a "
+                                 "PodAutoscaler and a Deployment; Routes never become Ready."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build missing programs first (`make engine`)."),
     timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for each step."),
 ) -> None:
     """Start the sandbox (idempotent per state folder; a running one is reported, not restarted)."""
     layout = _layout(name, port, controllers)
     bindir = toolchain.bin_dir()
-    wanted = toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset", "karpenter-kwok") if controllers else ())
+    wanted = (toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset", "karpenter-kwok") if controllers else ())
+              + (("kubectl", "knative-serving-controller") if knative else ()))
     try:
         # Cheap checks first, so a running sandbox or a busy port is reported before any build.
         if cluster.status(layout)["state"] in ("running", "partial", "stale") or cluster.busy_ports(layout):
@@ -69,6 +73,14 @@ def up(
         typer.echo(f"starting sandbox '{layout.name}' on {cluster.HOST}:{layout.port}-{layout.port + len(layout.ports) - 1}"
                    f"{' with Kueue, JobSet and Karpenter' if controllers else ''} ...")
         seconds = cluster.up(layout, bindir, echo=typer.echo, timeout_s=timeout)
+        if knative:
+            from gpuplane.sandbox import knative as knative_serving
+
+            try:
+                seconds += knative_serving.start(layout, bindir, echo=typer.echo, timeout_s=timeout)
+            except BaseException:
+                cluster.down(layout)
+                raise
     except toolchain.ToolchainError as e:
         raise _fail(str(e)) from None
     except cluster.SandboxError as e:

@@ -264,7 +264,7 @@ def status(layout: Layout) -> dict[str, Any]:
     alive = {n: _alive(e) for n, e in pids.items()}
     if not pids:
         state = "stopped"
-    elif all(alive.values()) and set(pids) == set(layout.processes):
+    elif all(alive.values()) and set(layout.processes) <= set(pids):  # plus optional ones (up --knative)
         state = "running"
     elif any(alive.values()):
         state = "partial"

@@ -14,12 +14,14 @@ Contract:
   ``ko://`` reference in the source (the release build replaces it); tag-to-digest resolution is skipped for
   every registry because no registry is reachable from the sandbox (a real cluster resolves tags).
 - ``start()`` applies the manifests and runs ``knative-serving-controller`` as a sandbox process (its log and
-  pid beside the others, so ``gpuplane sandbox down`` stops it), with ``SYSTEM_NAMESPACE=knative-serving``,
-  the sandbox's admin kubeconfig, and profiling on the sandbox's port
-  (``PROFILING_PORT``). Upstream binds its health probes on ``:8080`` and profiling on ``:<PROFILING_PORT>``
-  on every interface (knative.dev/pkg injection/sharedmain/main.go, injection/health_check.go,
-  observability/runtime/pprof.go: no host is configurable), so one Knative sandbox runs at a time and port
-  8080 must be free.
+  pid beside the others, so ``gpuplane sandbox down`` stops it), with ``SYSTEM_NAMESPACE`` = ``NAMESPACE`` and
+  the sandbox's admin kubeconfig. Upstream binds its health probes on ``:8080`` and profiling on ``:8008`` on
+  every interface, with no host setting (knative.dev/pkg injection/sharedmain/main.go,
+  injection/health_check.go, observability/runtime/pprof.go), so as root it runs in a network namespace of
+  its own behind ``gpuplane.sandbox.netns`` (it reaches the kube-apiserver; nothing of it is reachable from
+  outside, and two sandboxes never clash on 8080). Ready = its reconcilers have taken their leader leases
+  in ``NAMESPACE``. Without root it runs directly (8080 must be free) and ``start`` says it is not
+  loopback-only.
 - What does not run: the webhook (its certificate controller rewrites webhook configurations to a Service
   reference that a sandbox without kube-proxy cannot route), the autoscaler and activator (they need pod
   IPs that answer), and any networking layer (Kourier/Istio/Contour): a Route never becomes Ready. The
@@ -44,6 +46,9 @@ a stack installing Knative through the operator creates for its ``KnativeServing
 PROCESS = "knative-serving-controller"
 HEALTH_PORT = 8080
 """Fixed upstream (knative.dev/pkg ``injection.HealthCheckDefaultPort``), on every interface."""
+LEASES = ("revision", "configuration", "service")
+"""Reconcilers whose leader lease (``controller.knative.dev.serving.pkg.reconciler.<name>.reconciler.00-of-01``)
+means the controller is reconciling."""
 RECIPE = "knative-serving"
 QUEUE_IMAGE = "gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.23.0"
 SKIP_TAG_RESOLVING = ("kind.local,ko.local,dev.local,index.docker.io,docker.io,ghcr.io,gcr.io,registry.k8s.io,"
@@ -108,14 +113,17 @@ def documents(dirs: dict[str, Path]) -> list[dict[str, Any]]:
     return docs
 
 
-def command(bindir: Path) -> list[str]:
-    return [str(bindir / PROCESS)]
+def command(layout: cluster.Layout, bindir: Path, jail: bool) -> list[str]:
+    """The command line ``start`` runs: behind the network-namespace relay when ``jail``."""
+    from gpuplane.sandbox import netns
+
+    program = [str(bindir / PROCESS)]
+    return netns.relay_argv(program, inward=[layout.port], outward=[]) if jail else program
 
 
 def environment(layout: cluster.Layout) -> dict[str, str]:
     return {**os.environ, "SYSTEM_NAMESPACE": NAMESPACE, "KUBECONFIG": str(layout.kubeconfig),
-            "POD_NAME": f"{PROCESS}-{layout.name}", "PROFILING_PORT": str(layout.port + 12),
-            "METRICS_DOMAIN": "knative.dev/serving"}
+            "POD_NAME": f"{PROCESS}-{layout.name}", "METRICS_DOMAIN": "knative.dev/serving"}
 
 
 def _kubectl(bindir: Path, layout: cluster.Layout, *args: str, stdin: str | None = None) -> None:
@@ -143,23 +151,32 @@ def set_config(layout: cluster.Layout, bindir: Path, name: str, data: dict[str, 
     _kubectl(bindir, layout, "-n", NAMESPACE, "patch", "configmap", name, "--type=merge", "-p", json.dumps({"data": data}))
 
 
+def leases_held(layout: cluster.Layout) -> bool:
+    code, body = cluster.api(layout, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases")
+    names = {i["metadata"]["name"] for i in body.get("items", [])} if code == 200 and isinstance(body, dict) else set()
+    return all(f"controller.knative.dev.serving.pkg.reconciler.{n}.reconciler.00-of-01" in names for n in LEASES)
+
+
 def start(layout: cluster.Layout, bindir: Path, echo: Callable[[str], None] = print, timeout_s: float = 90.0) -> float:
     """Apply the manifests and start the controller on a running sandbox; returns seconds taken.
     Raises ``SandboxError`` (one line, with the fix) and leaves the controller stopped on failure."""
+    from gpuplane.sandbox import netns
+
     begin = time.monotonic()
     if not toolchain.is_built(PROCESS, bindir):
         raise cluster.SandboxError(f"{PROCESS} is not built; run `python -m gpuplane.sandbox.toolchain {PROCESS}`")
-    if not cluster.port_free(HEALTH_PORT, "0.0.0.0") or not cluster.port_free(layout.port + 12):
-        raise cluster.SandboxError(f"port {HEALTH_PORT} or {layout.port + 12} is in use; Knative's controller needs "
-                                   "both (8080 is fixed upstream): stop what holds them")
+    jail = netns.available()
+    if not jail and not cluster.port_free(HEALTH_PORT, "0.0.0.0"):
+        raise cluster.SandboxError(f"port {HEALTH_PORT} is in use; Knative's controller binds it (fixed upstream) when it "
+                                   "cannot run in a network namespace of its own (that needs root): stop what holds it")
     apply_manifests(layout, bindir, module_dirs())
     pids: dict[str, dict[str, Any]] = cluster._read_pids(layout)
     log = layout.path("logs", f"{PROCESS}.log").open("ab")
-    argv = command(bindir)
+    argv = command(layout, bindir, jail)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=layout.dir, env=environment(layout))
     log.close()
-    pids[PROCESS] = {"pid": proc.pid, "exe": argv[0], "port": HEALTH_PORT}
+    pids[PROCESS] = {"pid": proc.pid, "exe": argv[0], "port": None}
     cluster._write_pids(layout, pids)
 
     def dead() -> str | None:
@@ -168,13 +185,14 @@ def start(layout: cluster.Layout, bindir: Path, echo: Callable[[str], None] = pr
                     f"{cluster._last_log_line(layout, PROCESS)} (log: {layout.path('logs', PROCESS + '.log')})")
         return None
 
-    import urllib.request
-
     try:
-        cluster._wait(f"{PROCESS} readiness on :{HEALTH_PORT}", lambda: urllib.request.urlopen(
-            f"http://{cluster.HOST}:{HEALTH_PORT}/readiness", timeout=2).status == 200, timeout_s, dead)
+        cluster._wait(f"{PROCESS}'s leader leases in {NAMESPACE}", lambda: leases_held(layout), timeout_s, dead)
     except BaseException:
         cluster._stop({PROCESS: pids[PROCESS]})
+        pids.pop(PROCESS, None)
+        cluster._write_pids(layout, pids)
         raise
-    echo(f"  Knative Serving controller ready ({time.monotonic() - begin:.1f} s)")
-    return time.monotonic() - begin
+    seconds = time.monotonic() - begin
+    echo(f"  Knative Serving {toolchain.KNATIVE_SERVING_VERSION} controller reconciling ({seconds:.1f} s)"
+         + ("" if jail else f"; NOT loopback-only: without root it listens on :{HEALTH_PORT} and :8008 on every interface"))
+    return seconds

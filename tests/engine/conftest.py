@@ -69,12 +69,12 @@ def require_toolchain() -> None:
         pytest.skip(why)
 
 
-def start(name: str, root: Path, port: int | None = None, controllers: bool = False) -> Sandbox:
+def start(name: str, root: Path, port: int | None = None, controllers: bool = False, knative: bool = False) -> Sandbox:
     """Start a sandbox on the first free base port from ``port``; another test session on this machine
     may take ports between the check and the start, so a port-in-use refusal moves on to the next ones."""
     env = {**os.environ, "GPUPLANE_SANDBOX_HOME": str(root)}
     port = free_base_port(port or 26443)
-    extra = ("--controllers",) if controllers else ()
+    extra = (("--controllers",) if controllers else ()) + (("--knative",) if knative else ())
     for _ in range(5):
         up = run_gpuplane("sandbox", "up", "--name", name, "--port", str(port), "--no-build", *extra, env=env)
         if not (up.returncode == 2 and "is in use" in up.stderr):
@@ -142,8 +142,8 @@ def sandboxes(sandbox_root: Path) -> Iterator[tuple]:
     require_toolchain()
     started: list[Sandbox] = []
 
-    def _start(name: str, port: int | None = None) -> Sandbox:
-        sb = start(name, sandbox_root, port)
+    def _start(name: str, port: int | None = None, **flags: bool) -> Sandbox:
+        sb = start(name, sandbox_root, port, **flags)
         started.append(sb)
         return sb
 

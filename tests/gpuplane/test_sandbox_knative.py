@@ -40,5 +40,8 @@ def test_the_controller_runs_with_the_sandbox_kubeconfig_and_namespace(tmp_path:
     layout = cluster.Layout("k", 30443, tmp_path)
     env = knative.environment(layout)
     assert env["SYSTEM_NAMESPACE"] == knative.NAMESPACE and env["KUBECONFIG"] == str(layout.kubeconfig)
-    assert env["PROFILING_PORT"] == str(30443 + 12)
-    assert knative.command(tmp_path) == [str(tmp_path / knative.PROCESS)]
+    assert knative.command(layout, tmp_path, jail=False) == [str(tmp_path / knative.PROCESS)]
+    jailed = knative.command(layout, tmp_path, jail=True)
+    # Behind the relay: the API server's port reaches in, nothing of the controller reaches out.
+    assert jailed[-2:] == ["--", str(tmp_path / knative.PROCESS)] and "--outward" not in jailed
+    assert jailed[jailed.index("--inward") + 1] == "30443"
