@@ -81,6 +81,27 @@ def nfd_fullname(pool: str) -> str:
     return f"{pool[: NFD_NAME_MAX - len('-nfd') - 7].rstrip('-')}-{digest}-nfd"
 
 
+DEVICE_PLUGIN_NAME_MAX = 63 - len("-gpu-feature-discovery")
+"""Longest ``fullname`` that keeps the chart's three DaemonSets apart: it names them ``<fullname>``,
+``<fullname>-mps-control-daemon`` and ``<fullname>-gpu-feature-discovery``, each cut to 63 characters
+(nvidia-device-plugin 0.17.4, templates/daemonset-*.yml)."""
+
+
+def device_plugin_fullname(pool: str) -> str:
+    """The device plugin chart's ``fullnameOverride`` for a pool's release.
+
+    Without it the chart names its DaemonSets after the release (``<release>-nvidia-device-plugin``, cut
+    to 63): from a 20-character pool name on (Pulumi adds 9 random characters to the release), the device
+    plugin's and the MPS daemon's names are cut to the same 63 characters and the second DaemonSet is
+    refused with "already exists" (found in the sandbox with a pool ``batchtc-l4-on-demand``). Unique per
+    pool; long names are cut and keep a short hash."""
+    name = f"{pool}-ndp"
+    if len(name) <= DEVICE_PLUGIN_NAME_MAX:
+        return name
+    digest = hashlib.sha256(pool.encode()).hexdigest()[:6]
+    return f"{pool[: DEVICE_PLUGIN_NAME_MAX - len('-ndp') - 7].rstrip('-')}-{digest}-ndp"
+
+
 HELM_RELEASE_NAME_MAX = 53
 """Helm refuses a longer release name."""
 
@@ -105,6 +126,7 @@ def device_plugin_values(plan: GpuPoolShape, pool: str) -> dict[str, Any]:
         "config": {"map": {"default": yaml.safe_dump(sharing_config(plan), sort_keys=True)}, "default": "default"},
         "migStrategy": "single" if plan.sharing == "mig" else "none",
         "gfd": {"enabled": True},
+        "fullnameOverride": device_plugin_fullname(pool),
         "nfd": {"fullnameOverride": nfd_fullname(pool)},
         "nodeSelector": dict(plan.scheduling.node_selector),
         "tolerations": [dict(t) for t in plan.scheduling.tolerations],

@@ -19,7 +19,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from components.kubernetes.device_plugin import NFD_NAME_MAX, device_plugin_values, nfd_fullname, release_name
+from components.kubernetes.device_plugin import (
+    DEVICE_PLUGIN_NAME_MAX,
+    NFD_NAME_MAX,
+    device_plugin_fullname,
+    device_plugin_values,
+    nfd_fullname,
+    release_name,
+)
 from components.training.kueue import kueue_values
 from gpuplane.engine.mock_outputs import computed_outputs
 from gpuplane.engine.schemas import HELM_RELEASE_TYPE, load_index, release_name_problems, validate_schemas
@@ -67,6 +74,17 @@ def test_nfd_fullname_leaves_room_for_the_master_suffix(pool: str) -> None:
     name = nfd_fullname(pool)
     assert len(name) <= NFD_NAME_MAX and not name.startswith("-") and "--" not in name.replace("a--", "")
     assert nfd_fullname(pool) == name
+
+
+@pytest.mark.parametrize("pool", ["g6", "batchtc-l4-on-demand", "aws-dev-train-a10g-on-demand", "x" * 80])
+def test_the_device_plugin_daemonsets_keep_apart_names(pool: str) -> None:
+    """The chart names its DaemonSets <fullname>, <fullname>-mps-control-daemon, <fullname>-gpu-feature-discovery,
+    each cut to 63 (nvidia-device-plugin 0.17.4): a long release made the first two equal ("already exists")."""
+    full = device_plugin_values(_Pool(), pool)["fullnameOverride"]
+    assert full == device_plugin_fullname(pool) and len(full) <= DEVICE_PLUGIN_NAME_MAX
+    names = {(full + suffix)[:63].rstrip("-") for suffix in ("", "-mps-control-daemon", "-gpu-feature-discovery")}
+    assert len(names) == 3
+    assert device_plugin_fullname(pool + "-b") != full
 
 
 def test_kueue_objects_are_named_kueue_whatever_the_release_name() -> None:
