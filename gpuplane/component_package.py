@@ -559,6 +559,12 @@ def _describe_package(schema: dict[str, Any]) -> None:
     )
     schema.setdefault("license", "Apache-2.0")
     schema.setdefault("keywords", ["category/cloud", "kind/component", "gpu", "kubernetes", "ml"])
+    # Pulumi's Go generator marks an object type as an input (and writes its `...Args` struct) only once a
+    # plain object property came earlier in the same property list (pkg/codegen/go/gen.go,
+    # populateDetailsForPropertyTypes sets `input = true` for the rest of the loop): a plain array of objects
+    # listed first (EdgeDeployment.groups, every TrainingFederation list) referenced `EdgeSiteGroupArgsArgs`
+    # that was never written, and the Go SDK did not compile. Extra input types are written for every type.
+    schema.setdefault("language", {}).setdefault("go", {})["generateExtraInputTypes"] = True
 
 
 @functools.cache
