@@ -20,8 +20,8 @@ def test_the_variables_are_the_platforms_own():
                                                 "CLOUD_RUN_EXECUTION": "r"}
     assert task_env("aws-batch", 1, 3, "r") == {"AWS_BATCH_JOB_ARRAY_INDEX": "1", "AWS_BATCH_JOB_ARRAY_SIZE": "3",
                                                 "AWS_BATCH_JOB_ID": "r:1"}
-    assert task_env("kubernetes", 1, 3, "r") == {"JOB_COMPLETION_INDEX": "1", "GPUPLANE_BATCH_TASK_COUNT": "3",
-                                                 "GPUPLANE_BATCH_RUN_ID": "r"}
+    assert task_env("kubernetes", 1, 3, "r") == {"JOB_COMPLETION_INDEX": "1", "GPUPLANE_TASK_COUNT": "3",
+                                                 "GPUPLANE_RUN_ID": "r"}
 
 
 def test_aws_batch_children_share_the_parent_job_id_as_run_id():
@@ -46,13 +46,13 @@ def test_no_index_anywhere_names_every_variable_and_the_flag():
 
 
 def test_kubernetes_without_a_task_count_names_the_variable_and_the_flag():
-    with pytest.raises(TaskEnvError, match=r"GPUPLANE_BATCH_TASK_COUNT is not set; pass --task-count"):
-        resolve({"JOB_COMPLETION_INDEX": "0", "GPUPLANE_BATCH_RUN_ID": "job-1"})
+    with pytest.raises(TaskEnvError, match=r"GPUPLANE_TASK_COUNT is not set; pass --task-count"):
+        resolve({"JOB_COMPLETION_INDEX": "0", "GPUPLANE_RUN_ID": "job-1"})
 
 
 def test_kubernetes_without_a_run_id_names_the_variable_and_the_flag():
-    with pytest.raises(TaskEnvError, match=r"GPUPLANE_BATCH_RUN_ID is not set; pass --run-id"):
-        resolve({"JOB_COMPLETION_INDEX": "0", "GPUPLANE_BATCH_TASK_COUNT": "2"})
+    with pytest.raises(TaskEnvError, match=r"GPUPLANE_RUN_ID is not set; pass --run-id"):
+        resolve({"JOB_COMPLETION_INDEX": "0", "GPUPLANE_TASK_COUNT": "2"})
 
 
 def test_a_chosen_platform_without_its_index_variable_is_named():
