@@ -24,6 +24,26 @@ from gpuplane.engine.plan import plan_stack, read_stack_config
 from workloads.batch import contract, taskenv
 from workloads.batch.__main__ import _problems, apply_env, parse_args
 
+
+@pytest.fixture(autouse=True)
+def locations_by_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A location is checked by its scheme in fsspec's registry, without loading its filesystem: gcsfs's
+    google.rpc protos clash with those already loaded by Pulumi in this process ("duplicate symbol
+    'google.rpc.Status'"); a task process has no Pulumi (tests/workloads/test_batch_cli.py loads them)."""
+    from fsspec.implementations.local import LocalFileSystem
+    from fsspec.registry import known_implementations
+
+    from workloads.batch.store import StoreError
+
+    def by_scheme(uri: str, field: str) -> tuple[Any, str]:
+        scheme, _, rest = uri.partition("://") if "://" in uri else ("file", "", uri)
+        if scheme not in known_implementations:
+            raise StoreError(f"{field}={uri!r}: the scheme {scheme!r} is unknown")
+        return (LocalFileSystem() if scheme == "file" else object()), rest
+
+    monkeypatch.setattr("workloads.batch.__main__.open_location", by_scheme)
+
+
 WORKLOAD_PLATFORM = {"cloud-run": "cloud-run", "aws-batch": "aws-batch", "kueue": "kubernetes"}
 """BatchJob's platform -> the workload's ``--platform`` name for the same task-index variables."""
 
