@@ -130,3 +130,25 @@ def test_a_bad_batchjob_variable_is_named(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2
     assert errors(capsys) == ["error: GPUPLANE_REPROCESS_ON_NEW_MODEL_VERSION='maybe' is not a boolean; use true or "
                               "false (BatchJob's reprocess_on_new_model_version sets it)"]
+
+
+def test_a_bucket_model_export_is_copied_to_a_local_cache_once():
+    """``--model-dir`` / GPUPLANE_MODEL_URI may be a bucket location (fsspec's memory:// stands in for s3:// / gs://)."""
+    import uuid
+
+    import fsspec
+
+    from workloads.batch.store import StoreError, local_dir
+
+    root = f"memory://models-{uuid.uuid4().hex[:8]}/recs"
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file(f"{root}/config.json", b"{}")
+    with pytest.raises(StoreError, match=r"--model-dir='memory://.*': model.safetensors is not there"):
+        local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    fs.pipe_file(f"{root}/model.safetensors", b"weights")
+    got = local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    assert sorted(p.name for p in got.iterdir()) == ["config.json", "model.safetensors"]
+    assert local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",)) == got  # cached
+    fs.pipe_file(f"{root}/model.safetensors", b"new weights")  # a replaced export is fetched again
+    again = local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    assert again != got and (again / "model.safetensors").read_bytes() == b"new weights"
