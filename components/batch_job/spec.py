@@ -10,7 +10,8 @@ gpuplane-training image, workloads/training/Dockerfile, its entrypoint overridde
 other input from the ``TASK_ENV`` variables below, which are the names ``workloads/batch/contract.py``
 reads (tests/workloads/test_batch_contract.py holds the two lists equal): the dataset, output and
 manifest URIs, the model export's URI (``model_uri``) and version, the reprocess flag, the run id
-(Kubernetes: the Job's name, through the downward API) and the checkpoint interval. Exit code 75 means "interrupted, my progress is committed: run me again,
+(Kubernetes: the Job's name, through the downward API; SageMaker: the pipeline execution id) and
+the checkpoint interval. Exit code 75 means "interrupted, my progress is committed: run me again,
 elsewhere"; every platform maps it to a retry that does not count as a failure where it can.
 
 Exactly once. Every trigger here (EventBridge, Eventarc, Argo Events) delivers at least once, so

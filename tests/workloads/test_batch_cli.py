@@ -152,3 +152,18 @@ def test_a_bucket_model_export_is_copied_to_a_local_cache_once():
     fs.pipe_file(f"{root}/model.safetensors", b"new weights")  # a replaced export is fetched again
     again = local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
     assert again != got and (again / "model.safetensors").read_bytes() == b"new weights"
+
+
+def test_a_triggered_run_says_when_its_object_was_replaced_since_the_event(tmp_path: Path):
+    from workloads.batch.__main__ import _event_note
+    from workloads.batch.dataset import list_objects
+
+    obj = tmp_path / "a.parquet"
+    obj.write_bytes(b"x")
+    now = list_objects(str(obj), "--data")[0].generation  # mtime-<ns>-size-1
+    env = {"GPUPLANE_OBJECT_URI": str(obj), "GPUPLANE_OBJECT_GENERATION": now}
+    assert _event_note(env, str(obj)) == f"triggered by {obj} (generation {now})"
+    stale = {**env, "GPUPLANE_OBJECT_GENERATION": "mtime-1-size-1"}
+    assert _event_note(stale, str(obj)) == (f"triggered by {obj} (generation mtime-1-size-1), replaced since ({now}): "
+                                            "processing the current one")
+    assert _event_note(env, "--data given on the command line") is None
