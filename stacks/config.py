@@ -260,9 +260,11 @@ class BatchJobConfig(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     platform: Literal["cloud-run", "aws-batch", "sagemaker", "kueue"]
     image: str
-    """Workload image (workloads/batch/Dockerfile for the reference batch inference)."""
+    """Workload image: the gpuplane-training image (workloads/training/Dockerfile) for the reference batch inference."""
     dataset_uri: str
     output_uri: str
+    model_uri: str | None = None
+    """The training export the tasks score with (GPUPLANE_MODEL_URI); required with the reference workload."""
     items: int = Field(ge=1)
     items_per_second: float = Field(gt=0)
     """Throughput of one task (items/s): an estimate, or measured with benchmarks/batch_throughput.py."""

@@ -391,6 +391,7 @@ def batch_job_args(cfg: BatchJobConfig, stack: StackConfig, platform: Platform) 
         "accelerator": cfg.accelerator, "gpus": cfg.gpus, "cpu": cfg.cpu, "memory_gib": cfg.memory_gib, "image_size_gib": cfg.image_size_gib,
         "model_size_gib": cfg.model_size_gib, "spot": cfg.spot, "max_task_seconds": cfg.max_task_seconds, "tasks": cfg.tasks,
         "parallelism": cfg.parallelism, "runs_per_month": cfg.runs_per_month, "sagemaker_mode": cfg.sagemaker_mode,
+        "model_uri": cfg.model_uri,
     }
     args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
     if cfg.trigger is not None:

@@ -7,7 +7,11 @@ unsuspends it. ``backoffLimitPerIndex`` = max_attempts - 1 retries a failed task
 ``podFailurePolicy`` ignores the retry exit codes (75: progress committed, run me again) and
 pods with a ``DisruptionTarget`` condition (preempted, evicted), so those do not count, and fails
 the index at once on exit 2 (usage error). Each pod's ``activeDeadlineSeconds`` is the planned
-task timeout.
+task timeout. An Indexed Job gives a pod only its index, so the container's env also carries the
+task count (``GPUPLANE_TASK_COUNT`` = ``completions``) and the run id (``GPUPLANE_RUN_ID`` from the
+pod label ``batch.kubernetes.io/job-name`` through the downward API: one value for every index and
+retry of a Job, a new one for each Job a CronJob or a Sensor creates); ``pvc://`` URIs (dataset,
+output, manifest, model) become the claims' mount paths.
 
 What creates it:
 - trigger ``none``: the Job itself (``pulumi up`` submits it; Kueue unsuspends it, so
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.batch_job.spec import ENV_OBJECT_GENERATION, ENV_OBJECT_URI, USAGE_EXIT_CODE, BatchJobPlan
+from components.batch_job.spec import ENV_OBJECT_GENERATION, ENV_OBJECT_URI, ENV_RUN_ID, USAGE_EXIT_CODE, BatchJobPlan
 from components.batch_job.triggers import argo_event_bus, argo_event_source, argo_sensor
 from components.kubernetes.charts import chart_args
 
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from components.batch_job.spec import BatchJobArgs
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+"""Set by the Job controller on every pod of a Job (Kubernetes 1.27+): the run id's source."""
 CONTAINER = "batch"
 ARGO_HELM_REPO = "https://argoproj.github.io/argo-helm"
 ARGO_EVENTS_CHART, ARGO_EVENTS_VERSION = "argo-events", "2.4.22"
@@ -51,16 +57,18 @@ def local_uri(uri: str) -> str:
 
 
 def _claims(plan: BatchJobPlan) -> list[str]:
-    uris = (plan.dataset_uri, plan.output_uri, plan.manifest_uri)
+    uris = (plan.dataset_uri, plan.output_uri, plan.manifest_uri, plan.model_uri or "")
     return sorted({u.removeprefix("pvc://").split("/", 1)[0] for u in uris if u.startswith("pvc://")})
 
 
-def env_list(plan: BatchJobPlan) -> list[dict[str, str]]:
-    """The container env: the contract (pvc URIs as mount paths) plus the object slots a Sensor fills."""
-    env = {k: local_uri(v) if v.startswith("pvc://") else v for k, v in plan.task_env().items()}
-    env.setdefault(ENV_OBJECT_URI, "")
-    env.setdefault(ENV_OBJECT_GENERATION, "")
-    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+def env_list(plan: BatchJobPlan) -> list[dict[str, Any]]:
+    """The container env: the contract (pvc URIs as mount paths), the object slots a Sensor fills, and
+    the run id from the pod's Job-name label."""
+    env: dict[str, Any] = {k: {"value": local_uri(v) if v.startswith("pvc://") else v} for k, v in plan.task_env().items()}
+    env.setdefault(ENV_OBJECT_URI, {"value": ""})
+    env.setdefault(ENV_OBJECT_GENERATION, {"value": ""})
+    env[ENV_RUN_ID] = {"valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}}}
+    return [{"name": k, **v} for k, v in sorted(env.items())]
 
 
 def job_spec(plan: BatchJobPlan, image: Any, service_account: str | None = None) -> dict[str, Any]:
@@ -227,4 +235,4 @@ def create_kueue_job(component: pulumi.ComponentResource, name: str, plan: Batch
     return {"job": f"{plan.namespace}/{plan.name}-<per object>", "launch": f"Argo Events {plan.trigger.scheme} notifications from {plan.trigger.queue}"}
 
 
-__all__ = ["CONTAINER", "QUEUE_LABEL", "create_kueue_job", "cronjob_manifest", "env_list", "job_manifest", "job_spec", "local_uri", "sensor_rbac"]
+__all__ = ["CONTAINER", "JOB_NAME_LABEL", "QUEUE_LABEL", "create_kueue_job", "cronjob_manifest", "env_list", "job_manifest", "job_spec", "local_uri", "sensor_rbac"]

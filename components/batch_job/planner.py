@@ -83,9 +83,11 @@ def parse_uri(uri: object) -> tuple[str, str, str] | None:
 
 
 def bucket_access(plan: BatchJobPlan, scheme: str) -> list[tuple[str, str, bool]]:
-    """(bucket, prefix, write) the tasks need on ``scheme`` buckets: read the dataset, write the output and manifest."""
+    """(bucket, prefix, write) the tasks need on ``scheme`` buckets: read the dataset and the model, write the output and manifest."""
     out = []
-    for uri, write in ((plan.dataset_uri, False), (plan.output_uri, True), (plan.manifest_uri, True)):
+    for uri, write in ((plan.dataset_uri, False), (plan.model_uri, False), (plan.output_uri, True), (plan.manifest_uri, True)):
+        if uri is None:
+            continue
         parsed = parse_uri(uri)
         if parsed is not None and parsed[0] == scheme:
             out.append((parsed[1], parsed[2], write))
@@ -295,11 +297,11 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         p.add("platform", platform, "is not a BatchJob platform.", f"use one of {list(PLATFORMS)}.")
         p.raise_if_any()
     if not a.get("image"):
-        p.add("image", a.get("image"), "is required.", "give the workload image (workloads/batch/Dockerfile for the reference batch inference).")
+        p.add("image", a.get("image"), "is required.", "give the workload image (the gpuplane-training image, workloads/training/Dockerfile, for the reference batch inference).")
     dataset = parse_uri(a.get("dataset_uri"))
     schemes = DATASET_SCHEMES[platform]
-    for key in ("dataset_uri", "output_uri", "manifest_uri"):
-        if key == "manifest_uri" and key not in a:
+    for key in ("dataset_uri", "output_uri", "manifest_uri", "model_uri"):
+        if key in ("manifest_uri", "model_uri") and key not in a:
             continue
         uri = parse_uri(a.get(key))
         if uri is None or uri[0] not in schemes:
@@ -418,6 +420,10 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
     if not isinstance(command, list) or not command or not all(isinstance(x, str) and x for x in command):
         p.add("command", command, "must be a non-empty list of strings.", "give e.g. ['python', '-m', 'workloads.batch'], or leave it unset.")
         command = list(REFERENCE_COMMAND)
+    if tuple(command) == REFERENCE_COMMAND and not a.get("model_uri"):
+        p.add("model_uri", a.get("model_uri"), "is required with the reference workload (python -m workloads.batch): it "
+              "scores with the training export it reads from GPUPLANE_MODEL_URI.",
+              f"give the export's location, e.g. {schemes[0]}://bucket/models/recommender (the --export-dir of python -m workloads.training).")
     if p or items is None or ips is None:
         p.raise_if_any()
     facts = {"gpus": gpus, "accelerator": acc, "cpu": cpu, "memory_gib": mem, "region": region, "cloud": cloud,
@@ -480,6 +486,7 @@ def plan_batch_job(name: str, args: BatchJobArgs, catalog: Catalog | None = None
         features=FEATURES[platform], limits=tuple(limits), estimates=tuple(estimates), sagemaker_mode=mode,
         namespace=a.get("namespace", "default"), queue=a.get("queue"), service_account=a.get("service_account"), argo_events=a.get("argo_events", "install"),
         wait_for_completion=bool(a.get("wait_for_completion", False)), cloud_run_gpu_preview=facts["cloud_run_gpu_preview"],
+        model_uri=a.get("model_uri"),
         env=dict(a.get("env") or {}), tags=dict(a.get("tags") or {}),
     )
     return plan

@@ -7,7 +7,8 @@ is a ``aws.sagemaker.Pipeline`` whose definition (JSON, schema version 2020-12-0
 
 - ``processing`` (default): ``Type: Processing``, the CreateProcessingJob request without its name:
   ``ProcessingResources.ClusterConfig`` = one ml.* instance per task (at most 100), the command as
-  ``AppSpecification.ContainerEntrypoint``, the contract env, ``StoppingCondition.MaxRuntimeInSeconds``
+  ``AppSpecification.ContainerEntrypoint``, the contract env (``GPUPLANE_RUN_ID`` = the pipeline
+  execution id), ``StoppingCondition.MaxRuntimeInSeconds``
   = the task timeout (<= 777,600 s). Each instance is one task: it reads ``current_host`` (algo-N)
   and ``hosts`` from /opt/ml/config/resourceconfig.json and reads and writes the URIs itself.
   Step ``RetryPolicies`` retry SageMaker's own faults (internal and capacity errors); the
@@ -37,7 +38,7 @@ import pulumi_aws as aws
 from components.aws.iam import managed_policy_arn, partition_of, service_trust_policy
 from components.aws.s3 import prefix_statements
 from components.batch_job.planner import bucket_access
-from components.batch_job.spec import ENV_MODEL_VERSION, BatchJobPlan
+from components.batch_job.spec import ENV_MODEL_VERSION, ENV_RUN_ID, BatchJobPlan
 from components.batch_job.triggers import eventbridge_schedule, s3_event_pattern
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ def processing_arguments(plan: BatchJobPlan, image: str, role_arn: str) -> dict[
     return {
         "ProcessingResources": {"ClusterConfig": {"InstanceCount": plan.sizing.tasks, "InstanceType": plan.instance_type, "VolumeSizeInGB": VOLUME_GIB}},
         "AppSpecification": app,
-        "Environment": {**plan.task_env(), ENV_MODEL_VERSION: {"Get": "Parameters.ModelVersion"}},
+        # The run id every instance (task) of one execution shares, retries of the step included.
+        "Environment": {**plan.task_env(), ENV_MODEL_VERSION: {"Get": "Parameters.ModelVersion"},
+                        ENV_RUN_ID: {"Get": "Execution.PipelineExecutionId"}},
         "StoppingCondition": {"MaxRuntimeInSeconds": plan.sizing.task_timeout_seconds},
         "RoleArn": role_arn,
     }

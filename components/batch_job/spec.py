@@ -5,7 +5,13 @@ split into N independent tasks. Each task finds its shard from the platform's ta
 (``CLOUD_RUN_TASK_INDEX``, ``AWS_BATCH_JOB_ARRAY_INDEX``, ``JOB_COMPLETION_INDEX``; SageMaker
 Processing: one task per instance, ``current_host`` ``algo-N`` in /opt/ml/config/resourceconfig.json)
 and the task count gpuplane passes in
-``GPUPLANE_TASK_COUNT``. Exit code 75 means "interrupted, my progress is committed: run me again,
+``GPUPLANE_TASK_COUNT``. The reference workload (``REFERENCE_COMMAND``, run in the
+gpuplane-training image, workloads/training/Dockerfile, its entrypoint overridden) takes every
+other input from the ``TASK_ENV`` variables below, which are the names ``workloads/batch/contract.py``
+reads (tests/workloads/test_batch_contract.py holds the two lists equal): the dataset, output and
+manifest URIs, the model export's URI (``model_uri``) and version, the reprocess flag, the run id
+(Kubernetes: the Job's name, through the downward API; SageMaker: the pipeline execution id) and
+the checkpoint interval. Exit code 75 means "interrupted, my progress is committed: run me again,
 elsewhere"; every platform maps it to a retry that does not count as a failure where it can.
 
 Exactly once. Every trigger here (EventBridge, Eventarc, Argo Events) delivers at least once, so
@@ -40,7 +46,7 @@ RETRY_EXIT_CODE = 75
 USAGE_EXIT_CODE = 2
 """The workload contract's usage error: retrying cannot help."""
 REFERENCE_COMMAND = ("python", "-m", "workloads.batch")
-"""The reference batch-inference workload (workloads/batch)."""
+"""The reference batch-inference workload (workloads/batch; its default ``task`` command, every input from ``TASK_ENV``)."""
 DATASET_SCHEMES = {"cloud-run": ("gs",), "aws-batch": ("s3",), "sagemaker": ("s3",), "kueue": ("s3", "gs", "pvc")}
 """Dataset URI schemes each platform's tasks can read with their identity."""
 TASK_INDEX_ENV = {  # where a task reads its index (SageMaker: a file, not a variable)
@@ -59,10 +65,13 @@ ENV_CHECKPOINT = "GPUPLANE_CHECKPOINT_SECONDS"
 ENV_OBJECT_URI = "GPUPLANE_OBJECT_URI"
 ENV_OBJECT_GENERATION = "GPUPLANE_OBJECT_GENERATION"
 ENV_REPROCESS = "GPUPLANE_REPROCESS_ON_NEW_MODEL_VERSION"
-RESERVED_ENV = frozenset(
-    {ENV_DATASET, ENV_OUTPUT, ENV_MANIFEST, ENV_MODEL_VERSION, ENV_TASK_COUNT, ENV_CHECKPOINT, ENV_OBJECT_URI, ENV_OBJECT_GENERATION, ENV_REPROCESS,
-     *(v for v in TASK_INDEX_ENV.values() if not v.startswith("/"))}
-)
+ENV_MODEL_URI = "GPUPLANE_MODEL_URI"
+ENV_RUN_ID = "GPUPLANE_RUN_ID"
+"""kueue: the Job's name (downward API, label batch.kubernetes.io/job-name); elsewhere the platform's execution / job id."""
+TASK_ENV = (ENV_DATASET, ENV_OBJECT_URI, ENV_OBJECT_GENERATION, ENV_OUTPUT, ENV_MANIFEST, ENV_MODEL_URI, ENV_MODEL_VERSION,
+            ENV_REPROCESS, ENV_TASK_COUNT, ENV_RUN_ID, ENV_CHECKPOINT)
+"""Every variable of the workload contract (workloads/batch/contract.py's ``CONTRACT_ENV``), the task index aside."""
+RESERVED_ENV = frozenset({*TASK_ENV, *(v for v in TASK_INDEX_ENV.values() if not v.startswith("/"))})
 HEADROOM = {"estimate": 0.75, "measured": 0.9}
 """Share of a platform's task cap a task may plan to use: an estimated throughput gets more slack."""
 SPOT_GAP_FRACTION = 0.25
@@ -92,9 +101,9 @@ class BatchJobArgs(TypedDict, total=False):
     platform: Required[Literal["cloud-run", "aws-batch", "sagemaker", "kueue"]]
     """Where the tasks run: ``cloud-run`` (Cloud Run Jobs, GCP), ``aws-batch`` (AWS Batch array jobs on spot with on-demand fallback), ``sagemaker`` (SageMaker Processing or Batch Transform, launched as a SageMaker Pipeline) or ``kueue`` (an Indexed Job admitted by Kueue on any gpuplane cluster)."""
     image: Required[pulumi.Input[str]]
-    """Container image of the workload (workloads/batch/Dockerfile for the reference batch inference)."""
+    """Container image of the workload (the gpuplane-training image, workloads/training/Dockerfile, for the reference batch inference)."""
     command: NotRequired[list[str]]
-    """The container command. Default: the reference workload ``python -m workloads.batch``."""
+    """The container command. Default: the reference workload ``python -m workloads.batch`` (its inputs from the contract's env; needs ``model_uri``)."""
     args: NotRequired[list[str]]
     """Extra arguments after the command. Default none."""
     dataset_uri: Required[str]
@@ -130,7 +139,7 @@ class BatchJobArgs(TypedDict, total=False):
     model_size_gib: NotRequired[float]
     """Model weights each task loads, GiB (cold start). Default 1."""
     model_uri: NotRequired[str]
-    """Where the weights come from (``s3://``, ``gs://``, ``pvc://``): picks the cold start's fetch and load path in storage_bandwidth.csv. Default: in the image."""
+    """Where the weights come from (``s3://``, ``gs://``, ``pvc://``), passed to every task as ``GPUPLANE_MODEL_URI``: picks the cold start's fetch and load path in storage_bandwidth.csv. Required with the reference command (the training export it scores with); with your own command, default: in the image."""
     max_attempts: NotRequired[int]
     """Attempts per task, the first included, before the task fails. Default 3."""
     retry_exit_codes: NotRequired[list[int]]
@@ -334,6 +343,8 @@ class BatchJobPlan:
     argo_events: str = "install"
     wait_for_completion: bool = False
     cloud_run_gpu_preview: bool = False
+    model_uri: str | None = None
+    """The weights' location (``GPUPLANE_MODEL_URI``); None: in the image."""
     env: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -343,9 +354,11 @@ class BatchJobPlan:
         return next(e for e in self.estimates if e.platform == self.platform)
 
     def task_env(self) -> dict[str, str]:
-        """The contract's environment on every task (the platform adds its task index)."""
+        """The contract's environment on every task (the platform adds its task index; kueue adds ``GPUPLANE_RUN_ID``)."""
+        model = {ENV_MODEL_URI: self.model_uri} if self.model_uri else {}
         return {
             **self.env,
+            **model,
             ENV_DATASET: self.dataset_uri,
             ENV_OUTPUT: self.output_uri,
             ENV_MANIFEST: self.manifest_uri,

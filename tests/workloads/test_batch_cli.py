@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workloads.test_serving_support import write_model_dir
+from tests.workloads.test_serving_support import one_torch_thread, write_model_dir  # noqa: F401 (a fixture)
 from workloads.batch.__main__ import main
 from workloads.batch.taskenv import PLATFORMS
 
@@ -87,3 +87,83 @@ def test_the_training_image_holds_the_batch_workload_and_its_packages(tmp_path: 
     (tmp_path / "Dockerfile").write_text("\n".join(line for line in training.splitlines() if "workloads/batch" not in line))
     images["gpuplane-training"] = {**images["gpuplane-training"], "Dockerfile": str(tmp_path / "Dockerfile")}
     assert any("workloads/batch/task.py" in p and "does not COPY" in p for p in check(spec, images))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_bare_command_takes_every_input_from_a_batchjob_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  no_task_env: None):
+    """What a BatchJob runs: ``python -m workloads.batch`` with no flags, every input in the contract's
+    variables (workloads/batch/contract.py); a triggered run's object replaces the dataset, the manifest
+    lives where GPUPLANE_MANIFEST_URI says, the run id and count come from GPUPLANE_RUN_ID / _TASK_COUNT."""
+    import json
+    import shutil
+
+    from workloads.batch import contract
+    from workloads.data.generate import GenerateConfig, generate
+
+    generate(tmp_path / "gen", GenerateConfig(users=12, items=50, days=1, seed=0))
+    (tmp_path / "in").mkdir()
+    for name in ("a.parquet", "b.parquet"):
+        shutil.copy(tmp_path / "gen" / "events.parquet", tmp_path / "in" / name)
+    model = write_model_dir(tmp_path / "model", num_items=50, block_size=8)
+    env = {contract.DATASET_URI: str(tmp_path / "in"), contract.OBJECT_URI: str(tmp_path / "in" / "b.parquet"),
+           contract.OBJECT_GENERATION: "", contract.OUTPUT_URI: str(tmp_path / "out"),
+           contract.MANIFEST_URI: str(tmp_path / "markers"), contract.MODEL_URI: str(model), contract.MODEL_VERSION: "7",
+           contract.REPROCESS: "false", contract.TASK_COUNT: "1", contract.RUN_ID: "recs-scores-x7k2q",
+           contract.CHECKPOINT_SECONDS: "600", "JOB_COMPLETION_INDEX": "0"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main([]) == 0
+    summary = json.loads((tmp_path / "out" / "7" / "recs-scores-x7k2q" / "_SUCCESS").read_text())
+    assert [Path(o).name for o in summary["objects"]] == ["b.parquet"] and summary["tasks"] == 1
+    assert sorted(p.suffix for p in (tmp_path / "markers" / "7").iterdir()) == [".claim", ".done"]  # one object
+    assert not (tmp_path / "out" / "_manifest").exists()
+
+
+def test_a_bad_batchjob_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]):
+    from workloads.batch import contract
+
+    monkeypatch.setenv(contract.REPROCESS, "maybe")
+    code = main(["--data", str(tmp_path), "--output", str(tmp_path / "out"), "--model-dir", str(model_dir),
+                 "--task-index", "0", "--task-count", "1", "--run-id", "r"])
+    assert code == 2
+    assert errors(capsys) == ["error: GPUPLANE_REPROCESS_ON_NEW_MODEL_VERSION='maybe' is not a boolean; use true or "
+                              "false (BatchJob's reprocess_on_new_model_version sets it)"]
+
+
+def test_a_bucket_model_export_is_copied_to_a_local_cache_once():
+    """``--model-dir`` / GPUPLANE_MODEL_URI may be a bucket location (fsspec's memory:// stands in for s3:// / gs://)."""
+    import uuid
+
+    import fsspec
+
+    from workloads.batch.store import StoreError, local_dir
+
+    root = f"memory://models-{uuid.uuid4().hex[:8]}/recs"
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file(f"{root}/config.json", b"{}")
+    with pytest.raises(StoreError, match=r"--model-dir='memory://.*': model.safetensors is not there"):
+        local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    fs.pipe_file(f"{root}/model.safetensors", b"weights")
+    got = local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    assert sorted(p.name for p in got.iterdir()) == ["config.json", "model.safetensors"]
+    assert local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",)) == got  # cached
+    fs.pipe_file(f"{root}/model.safetensors", b"new weights")  # a replaced export is fetched again
+    again = local_dir(root, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    assert again != got and (again / "model.safetensors").read_bytes() == b"new weights"
+
+
+def test_a_triggered_run_says_when_its_object_was_replaced_since_the_event(tmp_path: Path):
+    from workloads.batch.__main__ import _event_note
+    from workloads.batch.dataset import list_objects
+
+    obj = tmp_path / "a.parquet"
+    obj.write_bytes(b"x")
+    now = list_objects(str(obj), "--data")[0].generation  # mtime-<ns>-size-1
+    env = {"GPUPLANE_OBJECT_URI": str(obj), "GPUPLANE_OBJECT_GENERATION": now}
+    assert _event_note(env, str(obj)) == f"triggered by {obj} (generation {now})"
+    stale = {**env, "GPUPLANE_OBJECT_GENERATION": "mtime-1-size-1"}
+    assert _event_note(stale, str(obj)) == (f"triggered by {obj} (generation mtime-1-size-1), replaced since ({now}): "
+                                            "processing the current one")
+    assert _event_note(env, "--data given on the command line") is None

@@ -425,6 +425,7 @@ PARSERS = {
     "workloads.pipeline.evaluate": "workloads.pipeline.evaluate",
     "workloads.pipeline.promote": "workloads.pipeline.promote",
     "workloads.training": "workloads.training.config",
+    "workloads.batch": "workloads.batch.__main__",
 }
 """Modules whose ``parse_args()`` (else ``build_parser()``) the argv of a container must satisfy."""
 

@@ -2,8 +2,11 @@
 
 - ``task`` (the default; what a platform runs in each container): this task's shard, its index,
   count and run id from the platform's variables (``taskenv.py``) or ``--task-index``,
-  ``--task-count`` and ``--run-id``. Exit 0 done, 75 stopped after a commit (retry elsewhere),
-  2 bad input, 1 failure.
+  ``--task-count`` and ``--run-id``. Its other inputs default from the variables a ``BatchJob``
+  sets (``contract.py``: ``GPUPLANE_DATASET_URI`` or a triggered run's ``GPUPLANE_OBJECT_URI``,
+  ``GPUPLANE_OUTPUT_URI``, ``GPUPLANE_MODEL_URI``, ...), so the component's bare
+  ``python -m workloads.batch`` is a whole command; a flag wins over its variable. Exit 0 done,
+  75 stopped after a commit (retry elsewhere), 2 bad input, 1 failure.
 - ``run --tasks N``: the local runner (``runner.py``): N task processes with a platform's
   variables, progress, retries of exit 75 up to ``--max-attempts``.
 - ``watch --prefix DIR``: the local bucket trigger (``trigger.py``): a run per new object,
@@ -18,9 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from workloads.batch.store import StoreError, open_location
+from workloads.batch import contract
+from workloads.batch.store import StoreError, is_local, local_dir, open_location
 from workloads.batch.taskenv import PLATFORMS, TaskEnvError, resolve
 from workloads.training.exit_codes import EXIT_OK, EXIT_USAGE
 
@@ -28,17 +33,32 @@ COMMANDS = ("task", "run", "watch")
 EXIT_FAILED = 1
 
 
-def _common(p: argparse.ArgumentParser, data_flag: str = "--data") -> None:
+def _common(p: argparse.ArgumentParser, data_flag: str = "--data", from_env: bool = False) -> None:
+    """The flags every command takes. ``from_env`` (``task``): none is required by the parser, the
+    unset ones default from BatchJob's variables (``contract.FLAG_ENV``), see ``apply_env``."""
+    def env(flag: str) -> str:
+        return f" (default ${contract.FLAG_ENV[flag]})" if from_env else ""
+
     if data_flag == "--data":
-        p.add_argument("--data", required=True,
-                       help="event-log directory, a .parquet object or a folder/prefix of them (path, file://, s3://, gs://)")
-    p.add_argument("--output", required=True, help="output location: manifest, plans and shards (path or URL)")
-    p.add_argument("--model-dir", required=True, type=Path, help="training export (model.safetensors, config.json)")
-    p.add_argument("--model-version", default="",
-                   help="the model's version in the manifest (default: sha- and a hash of the export's files)")
-    p.add_argument("--reprocess", action="store_true",
-                   help="process objects another model version already processed (this version still runs each once)")
+        p.add_argument("--data", required=not from_env,
+                       help="event-log directory, a .parquet object or a folder/prefix of them (path, file://, s3://, gs://)"
+                       + (f" (default ${contract.OBJECT_URI} when set, else ${contract.DATASET_URI})" if from_env else ""))
+    p.add_argument("--output", required=not from_env, help="output location: plans and shards (path or URL)" + env("output"))
+    p.add_argument("--manifest", default=None,
+                   help="the processed-objects manifest's location (default <output>/_manifest)" + env("manifest"))
+    p.add_argument("--model-dir", required=not from_env,
+                   help="training export (model.safetensors, config.json): a path, or a file://, s3:// or gs:// "
+                        "location copied to a local cache" + env("model_dir"))
+    p.add_argument("--model-version", default=None,
+                   help="the model's version in the manifest (default: sha- and a hash of the export's files)"
+                   + env("model_version"))
+    p.add_argument("--reprocess", action="store_true", default=None,
+                   help="process objects another model version already processed (this version still runs each once)"
+                   + env("reprocess"))
     p.add_argument("--chunk-items", type=int, default=64, help="items per model batch and committed chunk (default 64)")
+    p.add_argument("--checkpoint-seconds", type=float, default=None,
+                   help="log when a chunk takes longer than this between commits (default: no check)"
+                   + env("checkpoint_seconds"))
     p.add_argument("--k", type=int, default=10, help="recommendations per user (default 10)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -50,12 +70,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workloads.batch", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("task", help="one task of a run (the default command)")
-    _common(t)
+    _common(t, from_env=True)
     t.add_argument("--platform", default="auto", choices=["auto", *PLATFORMS],
                    help="whose task-index variables to read (default: the one that is set)")
     t.add_argument("--task-index", type=int, default=None, help="this task's index (overrides the platform's)")
-    t.add_argument("--task-count", type=int, default=None, help="tasks in the run (overrides the platform's)")
-    t.add_argument("--run-id", default=None, help="the run's id (overrides the platform's execution / job id)")
+    t.add_argument("--task-count", type=int, default=None,
+                   help=f"tasks in the run (default ${contract.TASK_COUNT}, else the platform's)")
+    t.add_argument("--run-id", default=None,
+                   help=f"the run's id (default ${contract.RUN_ID}, else the platform's execution / job id)")
     r = sub.add_parser("run", help="run all N tasks locally")
     _common(r)
     r.add_argument("--tasks", type=int, required=True, help="task processes (the array size)")
@@ -78,10 +100,39 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line as parsed, ``task`` when no command is named (a BatchJob runs the bare module)."""
+    argv = list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "task")
+    return parser().parse_args(argv)
+
+
+def apply_env(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
+    """Fill the unset flags from BatchJob's variables (``task`` only), then the remaining defaults; a
+    problem per input that is neither given nor set, naming the flag and the variable."""
+    problems: list[str] = []
+    if args.command == "task":
+        values, problems = contract.flag_defaults(env)
+        for key, value in values.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        for key, flag in (("data", "--data"), ("output", "--output"), ("model_dir", "--model-dir")):
+            if getattr(args, key) is None:
+                problems.append(f"{flag} is not given and ${contract.FLAG_ENV[key]} is not set; pass {flag} "
+                                "(a BatchJob sets the variable)")
+    args.manifest = args.manifest or ""
+    args.model_version = args.model_version or ""
+    args.reprocess = bool(args.reprocess)
+    args.checkpoint_seconds = args.checkpoint_seconds or 0.0
+    return problems
+
+
 def _problems(args: argparse.Namespace) -> list[str]:
     problems = []
     for flag, value in (("--data", getattr(args, "data", None)), ("--prefix", getattr(args, "prefix", None)),
-                        ("--output", args.output)):
+                        ("--output", args.output), ("--manifest", args.manifest or None),
+                        ("--model-dir", args.model_dir)):
         if value is not None:
             try:
                 open_location(value, flag)
@@ -89,8 +140,12 @@ def _problems(args: argparse.Namespace) -> list[str]:
                 problems.append(str(err))
     from workloads.batch.runner import model_dir_ok
 
-    if (bad := model_dir_ok(args.model_dir)) is not None:
-        problems.append(bad)
+    if args.model_dir is not None and not any(p.startswith("--model-dir=") for p in problems):
+        fs, local = open_location(args.model_dir, "--model-dir")
+        if is_local(fs) and (bad := model_dir_ok(Path(local))) is not None:  # a bucket one is checked once fetched
+            problems.append(bad.replace(f"--model-dir {local}", f"--model-dir {args.model_dir}"))
+    if args.checkpoint_seconds < 0:
+        problems.append(f"--checkpoint-seconds {args.checkpoint_seconds}: must be 0 (no check) or more")
     for flag, value in (("--chunk-items", args.chunk_items), ("--k", args.k), ("--torch-threads", args.torch_threads),
                         ("--tasks", getattr(args, "tasks", 1)), ("--max-attempts", getattr(args, "max_attempts", 1))):
         if value < 1:
@@ -112,21 +167,42 @@ def _problems(args: argparse.Namespace) -> list[str]:
 
 
 def _task_args(args: argparse.Namespace, data: str):  # type: ignore[no-untyped-def]
+    from workloads.batch.runner import model_dir_ok
     from workloads.batch.task import TaskArgs, model_version_of
 
-    return TaskArgs(data=data, output=args.output, model_dir=args.model_dir,
-                    model_version=args.model_version or model_version_of(args.model_dir),
+    model_dir = local_dir(args.model_dir, "--model-dir", ("model.safetensors", "config.json"), ("items.json",))
+    if (bad := model_dir_ok(model_dir)) is not None:
+        raise StoreError(bad)
+    return TaskArgs(data=data, output=args.output, model_dir=model_dir,
+                    model_version=args.model_version or model_version_of(model_dir),
                     chunk_items=args.chunk_items, k=args.k, reprocess=args.reprocess, device=args.device,
-                    torch_threads=args.torch_threads, chunk_pause_seconds=args.chunk_pause_seconds)
+                    torch_threads=args.torch_threads, chunk_pause_seconds=args.chunk_pause_seconds,
+                    manifest=args.manifest, checkpoint_seconds=args.checkpoint_seconds)
+
+
+def _event_note(env: Mapping[str, str], data: str) -> str | None:
+    """A triggered run's object, and whether it was replaced since its event (then this run processes the
+    generation it lists, and the replacement's own event finds it done)."""
+    uri, generation = contract.get(env, contract.OBJECT_URI), contract.get(env, contract.OBJECT_GENERATION)
+    if uri is None or uri != data:
+        return None
+    if generation is None:
+        return f"triggered by {uri}"
+    from workloads.batch.dataset import list_objects
+
+    try:
+        now = list_objects(uri, "--data")[0].generation
+    except (StoreError, IndexError):
+        return f"triggered by {uri} (generation {generation}); it is gone"
+    if generation.strip('"') in now:
+        return f"triggered by {uri} (generation {generation})"
+    return f"triggered by {uri} (generation {generation}), replaced since ({now}): processing the current one"
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
-        argv.insert(0, "task")
-    p = parser()
-    args = p.parse_args(argv)
-    problems = _problems(args)
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    problems = apply_env(args, os.environ)
+    problems += _problems(args)
     who = None
     if args.command == "task":
         try:
@@ -145,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             stop = StopFlag()  # installed first: a SIGTERM from here on ends in a commit and exit 75
             install_stop_handlers(stop, lambda text: print(f"task {who.index}/{who.count}: {text}", flush=True))
             task_args = _task_args(args, args.data)
+            if (note := _event_note(os.environ, args.data)) is not None:
+                print(f"task {who.index}/{who.count}: {note}", flush=True)
             return run_task(task_args, who, stop=stop, log=lambda text: print(text, flush=True)).code
         if args.command == "run":
             from workloads.batch.runner import KillSpec, run_local

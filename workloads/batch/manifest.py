@@ -1,6 +1,7 @@
 """The exactly-once manifest and a run's plan, as objects under the output location.
 
-Layout under ``--output`` (any fsspec location)::
+Layout under ``--output`` (any fsspec location; the markers under ``--manifest`` when given, which
+replaces ``<output>/_manifest``)::
 
     _manifest/<model_version>/<key>.claim    {"run_id", "uri", "generation", "model_version", "claimed_at"}
     _manifest/<model_version>/<key>.done     {"run_id", "uri", "generation", "model_version", "items", "output"}
@@ -99,9 +100,13 @@ class RunPlan:
 class Manifest:
     """The markers and run folders under one output location."""
 
-    def __init__(self, output: str) -> None:
+    def __init__(self, output: str, manifest: str = "") -> None:
         self.output = output
         self.fs, self.root = open_location(output, "--output")
+        if manifest:  # BatchJob's manifest_uri: markers elsewhere than under the output
+            self.markers_fs, self.markers_root = open_location(manifest, "--manifest")
+        else:
+            self.markers_fs, self.markers_root = self.fs, join(self.root, MANIFEST_DIR)
         self.count_seconds = 0.0
         """Seconds ``plan`` spent counting items (reading objects), as opposed to manifest work."""
 
@@ -109,10 +114,10 @@ class Manifest:
         return join(self.root, model_version, run_id)
 
     def _marker(self, model_version: str, obj: ObjectRef, suffix: str) -> str:
-        return join(self.root, MANIFEST_DIR, model_version, f"{object_key(obj)}.{suffix}")
+        return join(self.markers_root, model_version, f"{object_key(obj)}.{suffix}")
 
     def _read_json(self, path: str) -> dict[str, Any] | None:
-        data = read_bytes(self.fs, path)
+        data = read_bytes(self.markers_fs, path)
         return None if data is None else dict(json.loads(data))
 
     def done_record(self, model_version: str, obj: ObjectRef) -> dict[str, Any] | None:
@@ -124,11 +129,11 @@ class Manifest:
     def markers(self) -> set[tuple[str, str]]:
         """Every marker as (model version, file name), from one listing of ``_manifest/`` (a plan reads this
         once instead of asking about each object: one LIST instead of a request per object and version)."""
-        base = join(self.root, MANIFEST_DIR)
-        if not self.fs.exists(base):
+        base = self.markers_root
+        if not self.markers_fs.exists(base):
             return set()
         found = set()
-        for path in self.fs.find(base):
+        for path in self.markers_fs.find(base):
             parts = path.rstrip("/").split("/")
             found.add((parts[-2], parts[-1]))
         return found
@@ -199,7 +204,7 @@ class Manifest:
             record = {"run_id": plan.run_id, "uri": obj.uri, "generation": obj.generation,
                       "model_version": plan.model_version, "claimed_at": time.time()}
             try:
-                create_exclusive(self.fs, path, (json.dumps(record, sort_keys=True) + "\n").encode())
+                create_exclusive(self.markers_fs, path, (json.dumps(record, sort_keys=True) + "\n").encode())
             except FileExistsError:
                 record = self.claim_record(plan.model_version, obj.ref) or {}
             if record.get("run_id") == plan.run_id:
@@ -211,5 +216,5 @@ class Manifest:
         for obj in members:
             record = {"run_id": plan.run_id, "uri": obj.uri, "generation": obj.generation,
                       "model_version": plan.model_version, "items": items.get(obj.uri, 0), "output": output}
-            write_atomic(self.fs, self._marker(plan.model_version, obj.ref, "done"),
+            write_atomic(self.markers_fs, self._marker(plan.model_version, obj.ref, "done"),
                          (json.dumps(record, sort_keys=True) + "\n").encode())

@@ -89,6 +89,10 @@ def task_command(args: TaskArgs) -> list[str]:
            "--model-dir", str(args.model_dir), "--model-version", args.model_version,
            "--chunk-items", str(args.chunk_items), "--k", str(args.k), "--device", args.device,
            "--torch-threads", str(args.torch_threads), "--chunk-pause-seconds", str(args.chunk_pause_seconds)]
+    if args.manifest:
+        cmd += ["--manifest", args.manifest]
+    if args.checkpoint_seconds:
+        cmd += ["--checkpoint-seconds", str(args.checkpoint_seconds)]
     return [*cmd, "--reprocess"] if args.reprocess else cmd
 
 
@@ -116,7 +120,7 @@ def run_local(args: TaskArgs, tasks: int, *, platform: str = "cloud-run", max_at
         args = TaskArgs(**{**args.__dict__, "model_version": model_version_of(args.model_dir)})
     run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"
     report = RunReport(run_id, args.model_version, tasks)
-    manifest = Manifest(args.output)
+    manifest = Manifest(args.output, args.manifest)
     plan, _ = manifest.plan(data=args.data, run_id=run_id, model_version=args.model_version, tasks=tasks,
                             chunk_items=args.chunk_items, reprocess=args.reprocess)
     report.skipped = [f"{o.uri}: {o.skip}" for o in plan.objects if o.skip]

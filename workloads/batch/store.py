@@ -13,6 +13,9 @@ Contract:
   s3fs sends with ``If-None-Match: *`` and gcsfs with ``ifGenerationMatch=0`` (conditional writes:
   the second writer gets 412 and fsspec raises ``FileExistsError``). The manifest's exactly-once
   claim rests on this.
+- ``local_dir(uri, field, files)`` gives a local folder holding ``files`` of a location: the folder
+  itself for a local path, else a cache folder under the temp dir (one per URI and file generations)
+  the files are copied to, each atomically, once (the model export a task loads from a bucket).
 - ``generation(info)`` is what changes when an object is replaced: GCS's ``generation``, S3's
   ``ETag`` (plus ``VersionId`` when versioning is on), a local file's ``mtime_ns`` and size.
 """
@@ -20,8 +23,11 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -123,5 +129,38 @@ def generation(fs: Any, path: str, info: dict[str, Any]) -> str:
         version = info.get("VersionId")
         return f"etag-{tag}" + (f"-v{version}" if version and version != "null" else "")
     mtime = info.get("mtime") or info.get("created") or 0
+    if hasattr(mtime, "timestamp"):  # a datetime (fsspec's memory filesystem)
+        mtime = mtime.timestamp()
     mtime_ns = int(float(mtime) * 1e9) if not isinstance(mtime, int) else mtime
     return f"mtime-{mtime_ns}-size-{int(info.get('size') or 0)}"
+
+
+def local_dir(uri: str, field: str, files: tuple[str, ...], optional: tuple[str, ...] = ()) -> Path:
+    """A local folder holding ``files`` (and those of ``optional`` that exist) of location ``uri``.
+
+    A local path or ``file://`` URL is returned as is (checking it is the caller's job); a bucket
+    location is copied to ``<tmp>/gpuplane-batch-models/<hash>/``, the hash of the URI and of every
+    file's generation (a replaced export is fetched again), unless already there. Raises
+    ``StoreError`` naming ``field`` when a required file is missing."""
+    fs, root = open_location(uri, field)
+    if is_local(fs):
+        return Path(root)
+    found: dict[str, str] = {}
+    for name in files + optional:
+        path = join(root, name)
+        try:
+            found[name] = generation(fs, path, fs.info(path))
+        except FileNotFoundError:
+            if name not in optional:
+                raise StoreError(f"{field}={uri!r}: {name} is not there; point it at the --export-dir of python -m "
+                                 "workloads.training, copied to the bucket") from None
+    key = hashlib.sha256("\n".join([uri, *(f"{k}={v}" for k, v in sorted(found.items()))]).encode()).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / "gpuplane-batch-models" / key
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in found:
+        target = cache / name
+        if not target.is_file():
+            tmp = cache / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            fs.get_file(join(root, name), str(tmp))
+            os.replace(tmp, target)
+    return cache

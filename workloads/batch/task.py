@@ -76,6 +76,11 @@ class TaskArgs:
     """torch intra-op threads (part of what makes a chunk's floats reproducible: keep it fixed per run)."""
     chunk_pause_seconds: float = 0.0
     """Pause after each committed chunk: for fault drills and demos, so an injected kill lands mid-shard."""
+    manifest: str = ""
+    """The processed-objects manifest's location; empty: ``<output>/_manifest``."""
+    checkpoint_seconds: float = 0.0
+    """The longest a chunk should take between commits (BatchJob's Young/Daly interval); 0: no check.
+    A slower chunk is logged once with the fix (a smaller ``chunk_items``): a preemption loses at most a chunk."""
 
 
 def model_version_of(model_dir: Path) -> str:
@@ -179,7 +184,7 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
         log(f"{tag}: {text}")
 
     t_manifest = time.perf_counter()
-    manifest = Manifest(args.output)
+    manifest = Manifest(args.output, args.manifest)
     plan, wrote = manifest.plan(data=args.data, run_id=who.run_id, model_version=args.model_version,
                                 tasks=who.count, chunk_items=args.chunk_items, reprocess=args.reprocess)
     if wrote:
@@ -231,7 +236,9 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
     if resumed:
         say(f"resuming at chunk {first}/{n_chunks}: {first} committed by an earlier attempt")
     say(f"items {start}..{stop_at - 1} of {total} ({len(items)} items, {n_chunks} chunks of {plan.chunk_items})")
+    warned_slow = False
     for c in range(first, n_chunks):
+        t_chunk = time.perf_counter()
         if stop.is_set():
             say(f"stopped ({stop.reason}) before chunk {c}/{n_chunks}; {c} committed; exiting {EXIT_PREEMPTED}")
             return TaskResult(EXIT_PREEMPTED, items=min(c * plan.chunk_items, len(items)), chunks=c,
@@ -240,6 +247,12 @@ def run_task(args: TaskArgs, who: TaskIdentity, *, stop: StopFlag | None = None,
         predictions = runner.predict([PredictJob((item.history,), args.k) for item in batch])  # one row per item
         write_atomic(fs, join(parts, _chunk_name(c)), _lines(batch, predictions))
         done_items = min((c + 1) * plan.chunk_items, len(items))
+        took = time.perf_counter() - t_chunk
+        if args.checkpoint_seconds and took > args.checkpoint_seconds and not warned_slow:
+            warned_slow = True
+            say(f"chunk {c} took {took:.1f} s, above the checkpoint interval of {args.checkpoint_seconds:g} s "
+                f"(GPUPLANE_CHECKPOINT_SECONDS): a preemption would lose more work than planned; lower --chunk-items "
+                f"(a new run) or the job's checkpoint_seconds")
         say(f"chunk {c + 1}/{n_chunks} committed ({done_items}/{len(items)} items)")
         if on_chunk is not None:
             on_chunk(c + 1, n_chunks)

@@ -6,26 +6,34 @@ Standard library only (read before torch loads). Each platform sets its own vari
 | --- | --- | --- | --- |
 | ``cloud-run`` (Cloud Run Jobs) | ``CLOUD_RUN_TASK_INDEX`` | ``CLOUD_RUN_TASK_COUNT`` | ``CLOUD_RUN_EXECUTION`` |
 | ``aws-batch`` (array job child) | ``AWS_BATCH_JOB_ARRAY_INDEX`` | ``AWS_BATCH_JOB_ARRAY_SIZE`` | ``AWS_BATCH_JOB_ID`` without its ``:index`` |
-| ``kubernetes`` (Indexed Job) | ``JOB_COMPLETION_INDEX`` | ``GPUPLANE_BATCH_TASK_COUNT`` | ``GPUPLANE_BATCH_RUN_ID`` |
+| ``kubernetes`` (Indexed Job) | ``JOB_COMPLETION_INDEX`` | ``GPUPLANE_TASK_COUNT`` | ``GPUPLANE_RUN_ID`` |
 
 Sources: Cloud Run container contract (jobs environment variables); AWS Batch user guide, "AWS
 Batch job environment variables"; Kubernetes, "Indexed Job for parallel processing". A Kubernetes
-Indexed Job sets only the index, so the Job's manifest sets ``GPUPLANE_BATCH_TASK_COUNT`` to its
-``completions`` and ``GPUPLANE_BATCH_RUN_ID`` from the pod label ``batch.kubernetes.io/job-name``
-(downward API). ``GPUPLANE_BATCH_RUN_ID`` and ``GPUPLANE_BATCH_TASK_COUNT`` override the platform's
-value on every platform; ``--task-index`` / ``--task-count`` / ``--run-id`` override everything.
+Indexed Job sets only the index, so the Job's manifest (BatchJob's kueue backend) sets
+``GPUPLANE_TASK_COUNT`` to its ``completions`` and ``GPUPLANE_RUN_ID`` from the pod label
+``batch.kubernetes.io/job-name`` (downward API). ``GPUPLANE_RUN_ID`` and ``GPUPLANE_TASK_COUNT``
+(``contract.py``; BatchJob sets the count on every platform) override the platform's value on
+every platform; ``--task-index`` / ``--task-count`` / ``--run-id`` override everything.
 
-``--platform auto`` picks the one platform whose index variable is set; none set and no
-``--task-index`` is a ``TaskEnvError`` naming the variables and the flag.
+SageMaker Processing sets no index variable: each instance is one task, and
+``/opt/ml/config/resourceconfig.json`` names it (``current_host``, ``algo-1`` .. ``algo-N``) among
+``hosts``; the run id is ``GPUPLANE_RUN_ID`` (BatchJob sets it to the pipeline execution id, shared
+by the step's retries). It is used when no platform's index variable is set and the file exists.
+
+``--platform auto`` picks the one platform whose index variable is set; none set, no SageMaker
+file and no ``--task-index`` is a ``TaskEnvError`` naming the variables and the flag.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-RUN_ID_VAR = "GPUPLANE_BATCH_RUN_ID"
-TASK_COUNT_VAR = "GPUPLANE_BATCH_TASK_COUNT"
+from workloads.batch.contract import RUN_ID as RUN_ID_VAR
+from workloads.batch.contract import TASK_COUNT as TASK_COUNT_VAR
 
 
 class TaskEnvError(ValueError):
@@ -95,19 +103,49 @@ def detect_platform(env: Mapping[str, str]) -> str | None:
     return found[0] if found else None
 
 
+SAGEMAKER_RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
+
+
+def sagemaker_place(path: str | Path) -> tuple[int, int] | None:
+    """(index, count) of this SageMaker Processing instance from its resource config; None without the file."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise TaskEnvError(f"{path}: not SageMaker's resource config ({err}); pass --task-index / --task-count") from None
+    hosts = sorted(raw.get("hosts") or [], key=lambda h: (len(h), h))  # algo-1, algo-2, ..., algo-10
+    current = raw.get("current_host")
+    if current not in hosts:
+        raise TaskEnvError(f"{path}: current_host {current!r} is not among hosts {hosts}; pass --task-index / --task-count")
+    return hosts.index(current), len(hosts)
+
+
 def resolve(env: Mapping[str, str], *, platform: str = "auto", index: int | None = None, count: int | None = None,
-            run_id: str | None = None) -> TaskIdentity:
-    """This task's identity from flags (first), then the environment of ``platform`` (or the detected one)."""
+            run_id: str | None = None, sagemaker_config: str | Path = SAGEMAKER_RESOURCE_CONFIG) -> TaskIdentity:
+    """This task's identity from flags (first), then the environment of ``platform`` (or the detected one),
+    then SageMaker's resource config."""
     if platform != "auto" and platform not in PLATFORMS:
         raise TaskEnvError(f"--platform {platform!r} is unknown; use auto or one of {', '.join(PLATFORMS)}")
     name = detect_platform(env) if platform == "auto" else platform
     p = PLATFORMS.get(name) if name else None
     problems = []
+    if index is None and p is None and (place := sagemaker_place(sagemaker_config)) is not None:
+        index = place[0]
+        count = count if count is not None else (_int(env, TASK_COUNT_VAR, "task count") or place[1])
+        run_id = run_id or env.get(RUN_ID_VAR) or None
+        if not run_id:
+            raise TaskEnvError(f"no run id: SageMaker Processing, and {RUN_ID_VAR} is not set (BatchJob sets it to the "
+                               "pipeline execution id); pass --run-id ID (the same for every task of one run and its retries)")
+        if count < 1 or not 0 <= index < count:
+            raise TaskEnvError(f"task index {index} of {count} tasks is out of range; the index must be in 0..count-1")
+        return TaskIdentity(index=index, count=count, run_id=run_id, platform="sagemaker")
     if index is None:
         if p is None:
             names = ", ".join(q.index_var for q in PLATFORMS.values())
-            raise TaskEnvError(f"no task index: none of {names} is set; run this under Cloud Run Jobs, an AWS Batch "
-                               f"array job or a Kubernetes Indexed Job, or pass --task-index N --task-count M "
+            raise TaskEnvError(f"no task index: none of {names} is set and there is no {SAGEMAKER_RESOURCE_CONFIG}; run "
+                               f"this under Cloud Run Jobs, an AWS Batch array job, a Kubernetes Indexed Job or SageMaker "
+                               f"Processing, or pass --task-index N --task-count M "
                                f"(python -m workloads.batch run --tasks M starts all M locally)")
         index = _int(env, p.index_var, "task index")
         if index is None:

@@ -21,8 +21,8 @@ from gpuplane.engine.runtime import ProgramRun
 from gpuplane.engine.schemas import custom_resource_problems
 from tests.helpers import run, validate_all_core_objects, validate_k8s
 
-GS = {"dataset_uri": "gs://data/in", "output_uri": "gs://data/out"}
-S3 = {"dataset_uri": "s3://data/in", "output_uri": "s3://data/out"}
+GS = {"dataset_uri": "gs://data/in", "output_uri": "gs://data/out", "model_uri": "gs://data/model"}
+S3 = {"dataset_uri": "s3://data/in", "output_uri": "s3://data/out", "model_uri": "s3://data/model"}
 CLOUD_RUN = {"platform": "cloud-run", "image": "img", "items": 1_000_000, "items_per_second": 100.0, "region": "us-central1", "project": "p", **GS}
 BATCH = {"platform": "aws-batch", "image": "img", "items": 1_000_000, "items_per_second": 50.0, "region": "us-east-1",
          "subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"], "max_task_seconds": 3600, **S3}
@@ -240,13 +240,18 @@ def test_kueue_job_on_an_existing_cluster_validates_as_a_real_job_object():
     def program() -> None:
         cluster = KubernetesCluster("sandbox", {"cloud": "existing"})
         plan = plan_batch_job("batch", {"platform": "kueue", "cluster": cluster, **KUEUE, "gpus": 0, "cpu": 1, "memory_gib": 1,  # type: ignore[typeddict-item]
-                                        "dataset_uri": "pvc://data/in", "output_uri": "pvc://data/out"})
+                                        "dataset_uri": "pvc://data/in", "output_uri": "pvc://data/out", "model_uri": "pvc://models/recs"})
         body = job_manifest(plan, "img")
         validate_k8s(body)
         pod = body["spec"]["template"]["spec"]
-        assert pod["volumes"] == [{"name": "pvc-0", "persistentVolumeClaim": {"claimName": "data"}}]
-        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+        assert pod["volumes"] == [{"name": "pvc-0", "persistentVolumeClaim": {"claimName": "data"}},
+                                  {"name": "pvc-1", "persistentVolumeClaim": {"claimName": "models"}}]
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
         assert env["GPUPLANE_DATASET_URI"] == "/mnt/data/in" and "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+        assert env["GPUPLANE_MODEL_URI"] == "/mnt/models/recs"
+        # An Indexed Job gives a pod only its index: the count and the run id (the Job's name) are in the env.
+        assert env["GPUPLANE_TASK_COUNT"] == str(body["spec"]["completions"])
+        assert env["GPUPLANE_RUN_ID"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}
 
     run(program)
 

@@ -15,8 +15,8 @@ from components.catalog import load_catalog
 from components.checkpointing import young_daly_interval
 from components.errors import ComponentInputError
 
-GS = {"dataset_uri": "gs://data/in", "output_uri": "gs://data/out"}
-S3 = {"dataset_uri": "s3://data/in", "output_uri": "s3://data/out"}
+GS = {"dataset_uri": "gs://data/in", "output_uri": "gs://data/out", "model_uri": "gs://data/model"}
+S3 = {"dataset_uri": "s3://data/in", "output_uri": "s3://data/out", "model_uri": "s3://data/model"}
 BASE: dict[str, dict[str, Any]] = {
     "cloud-run": {"platform": "cloud-run", "image": "img", "region": "us-central1", "project": "p", **GS},
     "aws-batch": {"platform": "aws-batch", "image": "img", "region": "us-east-1", "subnet_ids": ["s"], "security_group_ids": ["g"], **S3},
