@@ -41,6 +41,7 @@ def _program(charts: Path, node_labels: dict[str, str], tasks: int) -> Callable[
         BatchJob("scores", {
             "platform": "kueue", "training_cluster": tc, "team": NS, "image": "ghcr.io/gpuplane/training:0.1.0",
             "dataset_uri": "s3://gpuplane-sandbox-events/events", "output_uri": "s3://gpuplane-sandbox-events/scores",
+            "model_uri": "s3://gpuplane-sandbox-events/models/recommender",
             "items": 300, "items_per_second": 1.0, "max_task_seconds": 600, "tasks": tasks, "parallelism": 2,
             "accelerator": "L4", "gpus": 1, "spot": False,
         })
@@ -100,6 +101,10 @@ def test_batch_job_on_kueue_is_admitted_runs_every_index_and_completes(controlle
         name = job["metadata"]["name"]
         assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == tasks
         assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+        # The workload's contract (workloads/batch/contract.py): the task count and the run id reach every task.
+        env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["GPUPLANE_TASK_COUNT"]["value"] == str(tasks)
+        assert env["GPUPLANE_RUN_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['batch.kubernetes.io/job-name']"
         started = time.monotonic()
         wl = wait_for("Kueue admits the Job", lambda: (lambda w: w if condition(w, "Admitted").get("status") == "True"
                                                         else None)(_workload(layout, name)))
@@ -112,6 +117,9 @@ def test_batch_job_on_kueue_is_admitted_runs_every_index_and_completes(controlle
             for pod in _pods(layout, name):
                 idx = int(pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
                 if pod["status"].get("phase") == "Running" and idx not in done:
+                    penv = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+                    # The Job controller gives each pod its index, where the workload reads it (workloads/batch/taskenv.py).
+                    assert "batch.kubernetes.io/job-completion-index" in str(penv["JOB_COMPLETION_INDEX"]), penv
                     assert pod["spec"]["nodeName"].startswith("batch-l4-"), pod["spec"]["nodeName"]
                     _exit_zero(layout, pod)
                     done.add(idx)
