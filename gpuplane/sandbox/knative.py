@@ -143,14 +143,6 @@ def apply_manifests(layout: cluster.Layout, bindir: Path, dirs: dict[str, Path])
                                     "podautoscalers.autoscaling.internal.knative.dev")])
 
 
-def set_config(layout: cluster.Layout, bindir: Path, name: str, data: dict[str, str]) -> None:
-    """Merge ``data`` into the controller's ConfigMap ``name`` (what the operator does from a ``KnativeServing``
-    resource's ``spec.config.<name without config->``)."""
-    import json
-
-    _kubectl(bindir, layout, "-n", NAMESPACE, "patch", "configmap", name, "--type=merge", "-p", json.dumps({"data": data}))
-
-
 def leases_held(layout: cluster.Layout) -> bool:
     code, body = cluster.api(layout, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases")
     names = {i["metadata"]["name"] for i in body.get("items", [])} if code == 200 and isinstance(body, dict) else set()
