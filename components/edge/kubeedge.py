@@ -19,9 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.edge.manifests import CONTAINER, MODEL_DIGEST_ANNOTATION, SITE_LABEL, clusters, deployment
+from components.edge.manifests import (
+    CONTAINER,
+    MODEL_DIGEST_ANNOTATION,
+    SITE_LABEL,
+    create_node_group_objects,
+    deployment,
+)
 from components.edge.spec import ENV_KEYS, EdgePlan, SitePlan
 
 API_VERSION = "apps.kubeedge.io/v1alpha1"
@@ -58,18 +63,7 @@ def edge_application(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dic
 
 
 def create_kubeedge_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
-    created: list[pulumi.Resource] = []
-    for i, (kubeconfig, by_runtime) in enumerate(clusters(plan, "kubeedge")):
-        provider = k8s.Provider(f"{name}-kubeedge-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
-        opts = pulumi.ResourceOptions(parent=component, provider=provider)
-        ns = k8s.core.v1.Namespace(f"{name}-kubeedge-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
-        created += [provider, ns]
-        for runtime, sites in by_runtime.items():
-            app = edge_application(plan, sites, runtime)
-            created.append(k8s.apiextensions.CustomResource(
-                f"{name}-kubeedge-{i}-{runtime}", api_version=app["apiVersion"], kind=app["kind"], metadata=app["metadata"], spec=app["spec"],
-                opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns])))
-    return created
+    return create_node_group_objects(component, name, plan, "kubeedge", edge_application)
 
 
 __all__ = ["API_VERSION", "create_kubeedge_sites", "edge_application"]

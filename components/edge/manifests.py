@@ -7,13 +7,16 @@ docstring) reaches the container as environment: ``envFrom`` the ConfigMap where
 the objects itself, explicit ``env`` where a controller overrides values per node group. The pod
 template carries the model digest and a hash of the contract, so a change of model or gate rolls
 the pods (maxUnavailable 0: the old pod serves until the new one is ready). The model cache is a
-PersistentVolumeClaim, so a recreated pod finds its model and fallback without the link. Creates nothing.
+PersistentVolumeClaim, so a recreated pod finds its model and fallback without the link. The dict builders
+create nothing; ``create_node_group_objects`` is the one resource-creating helper, shared by the node-group
+backends (KubeEdge, OpenYurt), which may not import each other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from components.edge.spec import ENV_KEYS, EdgePlan, SitePlan
@@ -143,3 +146,25 @@ def clusters(plan: EdgePlan, kind: str) -> list[tuple[Any, dict[str, list[SitePl
 
 
 __all__ = ["CONTAINER", "MODEL_DIGEST_ANNOTATION", "cache_claim", "clusters", "config_map", "deployed", "deployment", "labels", "service", "serving_digest"]
+
+
+def create_node_group_objects(component: Any, name: str, plan: EdgePlan, kind: str,
+                              build: Callable[[EdgePlan, list[SitePlan], str], dict[str, Any]]) -> list[Any]:
+    """The node-group backends' resources (KubeEdge, OpenYurt): per cluster of ``kind`` sites, a provider on its
+    kubeconfig, the namespace, and one object per runtime made by ``build(plan, sites, runtime)``."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    created: list[Any] = []
+    for i, (kubeconfig, by_runtime) in enumerate(clusters(plan, kind)):
+        provider = k8s.Provider(f"{name}-{kind}-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True,
+                                opts=pulumi.ResourceOptions(parent=component))
+        opts = pulumi.ResourceOptions(parent=component, provider=provider)
+        ns = k8s.core.v1.Namespace(f"{name}-{kind}-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
+        created += [provider, ns]
+        for runtime, sites in by_runtime.items():
+            obj = build(plan, sites, runtime)
+            created.append(k8s.apiextensions.CustomResource(
+                f"{name}-{kind}-{i}-{runtime}", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"],
+                spec=obj["spec"], opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns])))
+    return created

@@ -15,9 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.edge.manifests import MODEL_DIGEST_ANNOTATION, SITE_LABEL, WAVE_LABEL, clusters, deployment
+from components.edge.manifests import (
+    MODEL_DIGEST_ANNOTATION,
+    SITE_LABEL,
+    WAVE_LABEL,
+    create_node_group_objects,
+    deployment,
+)
 from components.edge.spec import ENV_KEYS, EdgePlan, SitePlan
 
 API_VERSION = "apps.openyurt.io/v1beta1"
@@ -53,18 +58,7 @@ def yurt_app_set(plan: EdgePlan, sites: list[SitePlan], runtime: str) -> dict[st
 
 
 def create_openyurt_sites(component: pulumi.ComponentResource, name: str, plan: EdgePlan) -> list[pulumi.Resource]:
-    created: list[pulumi.Resource] = []
-    for i, (kubeconfig, by_runtime) in enumerate(clusters(plan, "openyurt")):
-        provider = k8s.Provider(f"{name}-openyurt-{i}-provider", kubeconfig=kubeconfig, enable_config_map_mutable=True, opts=pulumi.ResourceOptions(parent=component))
-        opts = pulumi.ResourceOptions(parent=component, provider=provider)
-        ns = k8s.core.v1.Namespace(f"{name}-openyurt-{i}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.namespace), opts=opts)
-        created += [provider, ns]
-        for runtime, sites in by_runtime.items():
-            app = yurt_app_set(plan, sites, runtime)
-            created.append(k8s.apiextensions.CustomResource(
-                f"{name}-openyurt-{i}-{runtime}", api_version=app["apiVersion"], kind=app["kind"], metadata=app["metadata"], spec=app["spec"],
-                opts=pulumi.ResourceOptions(parent=component, provider=provider, depends_on=[ns])))
-    return created
+    return create_node_group_objects(component, name, plan, "openyurt", yurt_app_set)
 
 
 __all__ = ["API_VERSION", "create_openyurt_sites", "yurt_app_set"]

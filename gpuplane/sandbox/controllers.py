@@ -317,7 +317,8 @@ Api = Callable[..., tuple[int, Any]]
 """``cluster.api``: one request to the sandbox's API server (passed in: this module does not import cluster.py)."""
 
 
-def _apply(api: Api, layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+def server_side_apply(api: Api, layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """Server-side apply of ``body`` under ``path`` (created or brought up to date)."""
     return api(layout, "PATCH", f"{path}/{body['metadata']['name']}?fieldManager=gpuplane-sandbox&force=true", body,
                timeout=60, content_type="application/apply-patch+yaml")
 
@@ -387,7 +388,7 @@ def start(
     ca = Path(layout.path("pki", "ca.crt")).read_bytes()
     crds, hooks = sandbox_objects(layout, bindir, charts, ca)
     for crd in crds:
-        code, body = _apply(api, layout, _CRDS, crd)
+        code, body = server_side_apply(api, layout, _CRDS, crd)
         if code not in (200, 201):
             raise ControllerError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
 
@@ -413,7 +414,7 @@ def start(
         wait(f"{c.name} /readyz on {HOST}:{port}", ready)
         step(f"{c.name} ready (webhooks on {HOST}:{layout.ports[c.name + '-webhook']})")
     for hook in hooks:
-        code, body = _apply(api, layout, _HOOKS[hook["kind"]], hook)
+        code, body = server_side_apply(api, layout, _HOOKS[hook["kind"]], hook)
         if code not in (200, 201):
             raise ControllerError(f"writing {hook['kind']} {hook['metadata']['name']} failed ({code}): {str(body)[:300]}")
     last: list[str | None] = [None]

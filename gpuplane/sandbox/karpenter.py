@@ -43,7 +43,7 @@ import yaml
 
 from components.catalog import Catalog, load_catalog
 from gpuplane.sandbox import netns, toolchain
-from gpuplane.sandbox.controllers import Api, ControllerError
+from gpuplane.sandbox.controllers import Api, ControllerError, server_side_apply
 from gpuplane.sandbox.nodes import PODS_PER_NODE, REGION
 
 NAME = "karpenter"
@@ -190,12 +190,6 @@ def ready(layout: Any) -> bool:
         return False
 
 
-def _apply(api: Api, layout: Any, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-    """Server-side apply (created or brought up to date)."""
-    return api(layout, "PATCH", f"{path}/{body['metadata']['name']}?fieldManager=gpuplane-sandbox&force=true", body,
-               timeout=60, content_type="application/apply-patch+yaml")
-
-
 def start(
     layout: Any,
     bindir: Path,
@@ -212,7 +206,7 @@ def start(
     assert moddir is not None  # prepare checked it
     objs = crds(moddir)
     for crd in objs:
-        code, body = _apply(api, layout, _CRDS, crd)
+        code, body = server_side_apply(api, layout, _CRDS, crd)
         if code not in (200, 201):
             raise ControllerError(f"installing CRD {crd['metadata']['name']} failed ({code}): {str(body)[:300]}")
 
@@ -227,7 +221,7 @@ def start(
     wait("Karpenter's CRDs Established", established)
     node_class = {"apiVersion": f"{NODE_CLASS['group']}/v1alpha1", "kind": NODE_CLASS["kind"],
                   "metadata": {"name": NODE_CLASS["name"]}, "spec": {}}
-    code, body = _apply(api, layout, f"/apis/{NODE_CLASS['group']}/v1alpha1/kwoknodeclasses", node_class)
+    code, body = server_side_apply(api, layout, f"/apis/{NODE_CLASS['group']}/v1alpha1/kwoknodeclasses", node_class)
     if code not in (200, 201):
         raise ControllerError(f"creating KWOKNodeClass {NODE_CLASS['name']} failed ({code}): {str(body)[:300]}")
     step(f"{len(objs)} Karpenter CRDs established, KWOKNodeClass '{NODE_CLASS['name']}'")
