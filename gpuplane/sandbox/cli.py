@@ -58,7 +58,7 @@ def up(
     layout = _layout(name, port, controllers)
     bindir = toolchain.bin_dir()
     wanted = (toolchain.SANDBOX_BINARIES + (("helm", "kueue", "jobset", "karpenter-kwok") if controllers else ())
-              + (("kubectl", "knative-serving-controller") if knative else ()))
+              + (("knative-serving-controller",) if knative else ()))
     try:
         # Cheap checks first, so a running sandbox or a busy port is reported before any build.
         if cluster.status(layout)["state"] in ("running", "partial", "stale") or cluster.busy_ports(layout):

@@ -50,6 +50,7 @@ LEASES = ("revision", "configuration", "service")
 """Reconcilers whose leader lease (``controller.knative.dev.serving.pkg.reconciler.<name>.reconciler.00-of-01``)
 means the controller is reconciling."""
 RECIPE = "knative-serving"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 QUEUE_IMAGE = "gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.23.0"
 SKIP_TAG_RESOLVING = ("kind.local,ko.local,dev.local,index.docker.io,docker.io,ghcr.io,gcr.io,registry.k8s.io,"
                       "public.ecr.aws,nvcr.io,quay.io,us-docker.pkg.dev,europe-docker.pkg.dev")
@@ -126,21 +127,38 @@ def environment(layout: cluster.Layout) -> dict[str, str]:
             "POD_NAME": f"{PROCESS}-{layout.name}", "METRICS_DOMAIN": "knative.dev/serving"}
 
 
-def _kubectl(bindir: Path, layout: cluster.Layout, *args: str, stdin: str | None = None) -> None:
-    proc = subprocess.run([str(bindir / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args], input=stdin,
-                          capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise cluster.SandboxError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()[:300]}")
+def _collection(doc: dict[str, Any]) -> str:
+    """The API path of the collection ``doc`` belongs to (the kinds ``documents`` yields)."""
+    kind = doc["kind"]
+    if kind == "Namespace":
+        return "/api/v1/namespaces"
+    if kind == "CustomResourceDefinition":
+        return CRDS
+    if kind == "ConfigMap":
+        return f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+    raise cluster.SandboxError(f"unexpected {kind} among Knative's manifests; the sandbox applies only CRDs and ConfigMaps")
 
 
-def apply_manifests(layout: cluster.Layout, bindir: Path, dirs: dict[str, Path]) -> None:
-    import json
+def apply_manifests(layout: cluster.Layout, dirs: dict[str, Path], timeout_s: float = 60.0) -> None:
+    """Server-side apply of ``documents(dirs)`` (the sandbox controllers' helper), then wait for the CRDs."""
+    from gpuplane.sandbox.controllers import server_side_apply
 
-    body = {"apiVersion": "v1", "kind": "List", "items": documents(dirs)}
-    _kubectl(bindir, layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(body))
-    _kubectl(bindir, layout, "wait", "--for=condition=Established", "--timeout=60s",
-             *[f"crd/{n}" for n in ("services.serving.knative.dev", "revisions.serving.knative.dev",
-                                    "podautoscalers.autoscaling.internal.knative.dev")])
+    docs = documents(dirs)
+    for doc in docs:
+        code, body = server_side_apply(cluster.api, layout, _collection(doc), doc)
+        if code not in (200, 201):
+            raise cluster.SandboxError(f"applying {doc['kind']} {doc['metadata']['name']} failed ({code}): {str(body)[:300]}")
+    crds = [d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"]
+
+    def established() -> bool:
+        for name in crds:
+            code, body = cluster.api(layout, "GET", f"{CRDS}/{name}")
+            conds = body.get("status", {}).get("conditions", []) if code == 200 and isinstance(body, dict) else []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                return False
+        return True
+
+    cluster._wait("Knative's CRDs Established", established, timeout_s, lambda: None)
 
 
 def leases_held(layout: cluster.Layout) -> bool:
@@ -161,7 +179,7 @@ def start(layout: cluster.Layout, bindir: Path, echo: Callable[[str], None] = pr
     if not jail and not cluster.port_free(HEALTH_PORT, "0.0.0.0"):
         raise cluster.SandboxError(f"port {HEALTH_PORT} is in use; Knative's controller binds it (fixed upstream) when it "
                                    "cannot run in a network namespace of its own (that needs root): stop what holds it")
-    apply_manifests(layout, bindir, module_dirs())
+    apply_manifests(layout, module_dirs(), timeout_s)
     pids: dict[str, dict[str, Any]] = cluster._read_pids(layout)
     log = layout.path("logs", f"{PROCESS}.log").open("ab")
     argv = command(layout, bindir, jail)
